@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building and running seqbench needs. Idempotent: quiet when all is present.
+#   - Debian packages: OpenMPI (for the `mpi` feature), clang headers, pkg-config
+#   - a Python venv with torch==2.11.0 (the libtorch that tch 0.24 binds) and numpy
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=env.sh
+source "$here/env.sh"
+
+TORCH_VERSION=2.11.0
+DEB_PACKAGES=(openmpi-bin libopenmpi-dev libclang-dev pkg-config)
+
+log() { echo "[setup] $*" >&2; }
+
+missing_debs=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_debs+=("$p")
+done
+if ((${#missing_debs[@]})); then
+  log "installing Debian packages: ${missing_debs[*]}"
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing_debs[@]}" >/dev/null
+fi
+
+venv_ok() {
+  [[ -x "$SEQBENCH_VENV/bin/python" ]] &&
+    "$SEQBENCH_VENV/bin/python" -c "import torch, numpy, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null
+}
+if ! venv_ok; then
+  log "creating Python venv with torch==$TORCH_VERSION in $SEQBENCH_VENV (a few GB, ~2 min)"
+  mkdir -p "$SEQBENCH_HOME"
+  python3 -m venv "$SEQBENCH_VENV"
+  "$SEQBENCH_VENV/bin/python" -m pip install -q --upgrade pip
+  "$SEQBENCH_VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
+  venv_ok || { log "torch $TORCH_VERSION did not import from $SEQBENCH_VENV"; exit 1; }
+fi
+
+if ! command -v cargo >/dev/null; then
+  log "cargo not found: install the Rust toolchain (rustup) first"
+  exit 1
+fi

@@ -1,0 +1,257 @@
+//! Command line: `run`, `plan`, `report`, `models`, and the hidden `exec-job`.
+use crate::dispatch::{self, local::ChildExecutor, progress::Progress};
+use crate::error::{InputError, EXIT_JOBS_FAILED};
+use crate::job::Job;
+use crate::store::{self, RunDir};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "seqbench",
+    version,
+    about = "Benchmark sequence architectures: accuracy, throughput, memory and FLOPs side by side",
+    after_help = "Examples:\n  seqbench plan suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500\n  seqbench report results/quick/20261123-201500\n  seqbench models"
+)]
+pub struct Cli {
+    /// More log output (repeat for debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a suite: expand it into jobs, run each in its own process, write records and report.
+    #[command(after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500")]
+    Run {
+        /// The suite file (YAML).
+        suite: PathBuf,
+        /// Results root; the run goes to OUT/<suite name>/<run id>/.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Continue a run: run only the jobs that have no record in RUN_DIR yet.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// Jobs run concurrently (each gets cores/N libtorch threads unless the suite sets threads).
+        #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: u64,
+        /// Print the jobs that would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the jobs a suite expands to (id, task, model, swept parameters, seed) and the count.
+    Plan {
+        suite: PathBuf,
+    },
+    /// (Re)build the report of a run directory.
+    Report {
+        run_dir: PathBuf,
+    },
+    /// List the registered models and tasks.
+    Models,
+    /// Internal: run one job read from stdin (JSON), write its output on stdout (JSON).
+    #[command(hide = true)]
+    ExecJob,
+}
+
+fn init_tracing(verbose: u8, default: &str) {
+    let level = match verbose {
+        0 => default,
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+pub fn main() -> Result<ExitCode> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
+        }
+    };
+    match cli.command {
+        Command::ExecJob => {
+            init_tracing(cli.verbose, "info");
+            crate::runner::exec_job_stdio()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { suite, out, resume, jobs, dry_run } => {
+            init_tracing(cli.verbose, "warn");
+            run(&suite, &out, resume.as_deref(), jobs as usize, dry_run)
+        }
+        Command::Plan { suite } => {
+            let (_, jobs) = load_jobs(&suite)?;
+            print!("{}", plan_text(&jobs));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { run_dir } => {
+            init_tracing(cli.verbose, "warn");
+            let run = RunDir::open(&run_dir)?;
+            let report = crate::report::build(&run)?;
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", report.markdown);
+            eprintln!("report: {}", run.path.join("report.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models => {
+            print!("{}", models_text());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_jobs(path: &Path) -> Result<(crate::suite::Suite, Vec<Job>)> {
+    let suite = crate::suite::load(path)?;
+    let jobs = crate::suite::expand(&suite)?;
+    Ok((suite, jobs))
+}
+
+/// One line per job: id, task, model, seed and the swept parameter values.
+pub fn plan_text(jobs: &[Job]) -> String {
+    let mut out = String::new();
+    for job in jobs {
+        let params = job.flat_params();
+        let swept: Vec<String> = job
+            .swept
+            .iter()
+            .map(|k| format!("{k}={}", params.get(k).map(crate::report::frame::param_text).unwrap_or_default()))
+            .collect();
+        out += &format!(
+            "{}  {:<12} {:<14} seed={:<3} steps={} batch={} {}\n",
+            job.job_id,
+            job.task.label,
+            job.model.label,
+            job.seed,
+            job.train.steps.map_or_else(|| format!("{} epochs", job.train.epochs.unwrap_or(0.0)), |s| s.to_string()),
+            job.train.batch_size,
+            swept.join(" ")
+        );
+    }
+    out += &format!("{} jobs\n", jobs.len());
+    out
+}
+
+fn models_text() -> String {
+    let mut out = String::from("Models (arch):\n");
+    for a in crate::models::registry() {
+        out += &format!("  {:<12} {}\n", a.name, a.description);
+    }
+    out += "\nTasks:\n";
+    for t in crate::tasks::registry() {
+        out += &format!("  {:<12} {}\n", t.name, t.description);
+    }
+    out
+}
+
+fn run(suite_path: &Path, out: &Path, resume: Option<&Path>, slots: usize, dry_run: bool) -> Result<ExitCode> {
+    let (suite, jobs) = load_jobs(suite_path)?;
+    let run = match resume {
+        Some(dir) => {
+            let run = RunDir::open(dir)?;
+            if let Some(name) = run.suite_name() {
+                if name != suite.name() {
+                    return Err(InputError::new(format!(
+                        "is a run of suite `{name}`, not of `{}` ({})",
+                        suite.name(),
+                        suite_path.display()
+                    ))
+                    .in_file(dir)
+                    .into());
+                }
+            }
+            Some(run)
+        }
+        None => None,
+    };
+    let done: HashSet<String> = match &run {
+        Some(r) => store::read_records(&r.records_path())?.0.into_iter().map(|r| r.job_id).collect(),
+        None => HashSet::new(),
+    };
+    let total = jobs.len();
+    let todo: Vec<Job> = jobs.iter().filter(|j| !done.contains(&j.job_id)).cloned().collect();
+    if dry_run {
+        print!("{}", plan_text(&todo));
+        if !done.is_empty() {
+            println!("({} of {total} jobs already have records)", total - todo.len());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = match run {
+        Some(r) => r,
+        None => RunDir::create(out, suite.name())?,
+    };
+    let _lock = run.lock()?;
+    write_run_files(&run, &suite, &jobs)?;
+    let mut writer = run.record_writer()?;
+    let cores = crate::env_info::cpu_cores();
+    eprintln!(
+        "seqbench: {} jobs to run ({} already recorded), {} at a time → {}",
+        todo.len(),
+        total - todo.len(),
+        slots,
+        run.path.display()
+    );
+    let mut progress = Progress::new(todo.len());
+    let executor = Arc::new(ChildExecutor {
+        exe: std::env::current_exe().context("locating the seqbench binary")?,
+        run_dir: run.path.clone(),
+        run_id: run.run_id(),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let outcome = runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, |r| writer.append(r), &mut progress))?;
+
+    let report = crate::report::build(&run)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}", report.markdown);
+    eprintln!("report: {}", run.path.join("report.md").display());
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: {} jobs finished. Resume with:\n  seqbench run {} --resume {}",
+            outcome.finished,
+            suite_path.display(),
+            run.path.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if outcome.not_ok > 0 {
+        eprintln!("{} of {} jobs did not end ok (see the report's \"Jobs not ok\")", outcome.not_ok, outcome.finished);
+        return Ok(ExitCode::from(EXIT_JOBS_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `suite.resolved.yaml` (suite with presets inlined + every job) and `env.json`, written
+/// before any job starts. A resumed run keeps its first env.json and adds a dated one.
+fn write_run_files(run: &RunDir, suite: &crate::suite::Suite, jobs: &[Job]) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Resolved<'a> {
+        source: String,
+        suite: crate::suite::SuiteFile,
+        jobs: &'a [Job],
+    }
+    let resolved = Resolved { source: suite.path.display().to_string(), suite: suite.resolved_file(), jobs };
+    store::write_atomic(&run.path.join(store::RESOLVED), serde_yaml::to_string(&resolved)?.as_bytes())?;
+    let env = serde_json::to_string_pretty(&crate::env_info::EnvInfo::collect())?;
+    let env_path = run.path.join(store::ENV);
+    let env_path = if env_path.exists() {
+        run.path.join(format!("env.{}.json", chrono::Local::now().format("%Y%m%d-%H%M%S")))
+    } else {
+        env_path
+    };
+    store::write_atomic(&env_path, env.as_bytes())?;
+    Ok(())
+}

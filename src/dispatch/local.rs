@@ -1,0 +1,175 @@
+//! The local executor: each job runs in its own `seqbench exec-job` child process, so a panic,
+//! abort, out-of-memory kill or hang is confined to that job and becomes its record.
+use super::Executor;
+use crate::job::Job;
+use crate::record::{JobOutput, Record, Status};
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+/// Lines of stderr kept in a failed job's record (the whole stream is in its log file).
+const STDERR_TAIL_LINES: usize = 20;
+
+pub struct ChildExecutor {
+    /// The seqbench binary (normally the running one).
+    pub exe: PathBuf,
+    pub run_dir: PathBuf,
+    pub run_id: String,
+}
+
+fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("signal {sig}")
+    } else {
+        format!("signal {sig} ({name})")
+    }
+}
+
+/// Decides status and reason from how the child ended. `output` is its parsed stdout.
+pub fn classify(
+    exit: Option<std::process::ExitStatus>,
+    timed_out: Option<f64>,
+    output: Option<JobOutput>,
+    stderr_tail: &str,
+) -> (Status, Option<String>, Option<JobOutput>) {
+    if let Some(limit) = timed_out {
+        return (Status::Timeout, Some(format!("exceeded the time limit of {limit} s and was killed")), None);
+    }
+    let Some(exit) = exit else {
+        return (Status::Failed, Some("could not wait for the job process".into()), None);
+    };
+    if let Some(sig) = exit.signal() {
+        let mut reason = format!("job process killed by {}", signal_name(sig));
+        if sig == libc::SIGKILL {
+            reason += " — often the kernel's out-of-memory killer";
+        }
+        return (Status::Crashed, Some(reason), None);
+    }
+    let last_line = stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+    match exit.code() {
+        Some(0) => match output {
+            Some(out) => (out.status, out.reason.clone(), Some(out)),
+            None => (Status::Failed, Some("job process exited 0 but wrote no record".into()), None),
+        },
+        Some(101) if stderr_tail.contains("panicked at") => {
+            let msg = stderr_tail
+                .lines()
+                .skip_while(|l| !l.contains("panicked at"))
+                .nth(1)
+                .unwrap_or(&last_line)
+                .trim()
+                .to_string();
+            (Status::Panic, Some(format!("panic: {msg}")), None)
+        }
+        Some(code) => (Status::Failed, Some(format!("exit code {code}: {last_line}")), None),
+        None => (Status::Failed, Some("job process ended without an exit code".into()), None),
+    }
+}
+
+impl Executor for ChildExecutor {
+    async fn execute(&self, job: Job, threads: u64) -> Record {
+        let mut record = Record::new(&job, &self.run_id, Status::Failed);
+        record.started_at = chrono::Local::now().to_rfc3339();
+        let started = Instant::now();
+        let log_rel = format!("logs/{}.log", job.job_id);
+        let log_path = self.run_dir.join(&log_rel);
+        let result = run_child(&self.exe, &job, threads, log_path).await;
+        record.wall_s = started.elapsed().as_secs_f64();
+        record.finished_at = chrono::Local::now().to_rfc3339();
+        record.log_file = Some(log_rel);
+        match result {
+            Ok((exit, timed_out, output, tail)) => {
+                let (status, reason, output) = classify(exit, timed_out, output, &tail);
+                record.status = status;
+                record.reason = reason;
+                if let Some(out) = output {
+                    record.measurements = out.measurements;
+                }
+                if status != Status::Ok {
+                    record.stderr_tail = Some(tail);
+                }
+            }
+            Err(e) => {
+                record.status = Status::Failed;
+                record.reason = Some(format!("could not run the job process: {e:#}"));
+            }
+        }
+        record
+    }
+}
+
+type ChildResult = (Option<std::process::ExitStatus>, Option<f64>, Option<JobOutput>, String);
+
+async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) -> anyhow::Result<ChildResult> {
+    if let Some(dir) = log_path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut child = Command::new(exe)
+        .arg("exec-job")
+        .env(crate::runner::THREADS_ENV, threads.to_string())
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let job_json = serde_json::to_vec(job)?;
+    let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&job_json).await;
+        // dropping stdin closes it: the child reads to EOF
+    });
+    let out_reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf).await;
+        buf
+    });
+    let err_reader = tokio::spawn(async move {
+        let mut log = tokio::fs::File::create(&log_path).await.ok();
+        let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(f) = log.as_mut() {
+                let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+            }
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        if let Some(f) = log.as_mut() {
+            let _ = f.flush().await;
+        }
+        Vec::from(tail).join("\n")
+    });
+    let limit = job.train.timeout_s;
+    let (exit, timed_out) = match tokio::time::timeout(Duration::from_secs_f64(limit), child.wait()).await {
+        Ok(status) => (status.ok(), None),
+        Err(_) => {
+            let _ = child.kill().await;
+            (None, Some(limit))
+        }
+    };
+    let _ = writer.await;
+    let stdout = out_reader.await.unwrap_or_default();
+    let tail = err_reader.await.unwrap_or_default();
+    let output = serde_json::from_slice::<JobOutput>(&stdout).ok();
+    Ok((exit, timed_out, output, tail))
+}

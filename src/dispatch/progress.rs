@@ -1,0 +1,88 @@
+//! Progress of a run on stderr: one line per finished job with its headline numbers, the count
+//! of failures and an ETA. Plain lines work on a terminal and in batch logs alike.
+use crate::job::Job;
+use crate::record::{Record, Status};
+use std::time::Instant;
+
+pub struct Progress {
+    total: usize,
+    done: usize,
+    failed: usize,
+    started: Instant,
+    quiet: bool,
+}
+
+pub fn human_rate(x: f64) -> String {
+    match x {
+        x if x >= 1e9 => format!("{:.2}G", x / 1e9),
+        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
+}
+
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Self {
+        Progress { total, done: 0, failed: 0, started: Instant::now(), quiet: false }
+    }
+
+    pub fn quiet(total: usize) -> Self {
+        Progress { quiet: true, ..Progress::new(total) }
+    }
+
+    pub fn started(&mut self, job: &Job) {
+        if !self.quiet {
+            tracing::debug!("start {} {}/{} seed={}", job.job_id, job.task.label, job.model.label, job.seed);
+        }
+    }
+
+    pub fn finished(&mut self, r: &Record) {
+        self.done += 1;
+        if r.status != Status::Ok {
+            self.failed += 1;
+        }
+        if self.quiet {
+            return;
+        }
+        let m = &r.measurements;
+        let mut line = format!(
+            "[{:>w$}/{}] {:<8} {} {} seed={} ({})",
+            self.done,
+            self.total,
+            r.status.as_str(),
+            r.task_label,
+            r.model,
+            r.seed,
+            r.job_id,
+            w = self.total.to_string().len()
+        );
+        if let Some(acc) = m.accuracy {
+            line += &format!("  acc {:.1}%", 100.0 * acc);
+        }
+        if let Some(t) = m.train_tokens_per_s {
+            line += &format!("  train {} tok/s", human_rate(t));
+        }
+        line += &format!("  {}", human_duration(r.wall_s));
+        if let Some(reason) = &r.reason {
+            line += &format!("  — {}", reason.lines().next().unwrap_or_default());
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if self.done < self.total {
+            let eta = elapsed / self.done as f64 * (self.total - self.done) as f64;
+            line += &format!("  [ETA {}]", human_duration(eta));
+        }
+        if self.failed > 0 {
+            line += &format!("  [{} not ok]", self.failed);
+        }
+        eprintln!("{line}");
+    }
+}

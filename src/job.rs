@@ -1,0 +1,189 @@
+//! A job: one (task, model, training setup, seed) with every parameter resolved. It is what the
+//! coordinator hands to a worker (as JSON) and what `job_id` is computed from.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Training and measurement settings; `defaults:` in a suite, overridable per task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// `auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Parameter and activation dtype. Only `float32` for now.
+    pub dtype: String,
+    /// Optimizer steps. Exclusive with `epochs`; default 1000 when neither is given.
+    pub steps: Option<u64>,
+    /// Passes over the training split, converted to steps with the batch size.
+    pub epochs: Option<f64>,
+    pub batch_size: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Linear learning-rate warm-up at the start of training.
+    pub lr_warmup_steps: u64,
+    /// Gradient-norm clipping; 0 disables it.
+    pub grad_clip: f64,
+    /// First steps (and inference batches) left out of throughput: allocation, caches, JIT.
+    pub measure_warmup_steps: u64,
+    /// Evaluate on the test split every N steps (recorded in the loss curve); 0: only at the end.
+    pub eval_interval: u64,
+    /// Wall-clock limit for the whole job, in seconds.
+    pub timeout_s: f64,
+    /// libtorch intra-op threads; 0: cores divided by concurrent jobs.
+    pub threads: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            device: "auto".into(),
+            dtype: "float32".into(),
+            steps: None,
+            epochs: None,
+            batch_size: 32,
+            lr: 1e-3,
+            weight_decay: 0.1,
+            optimizer: Optimizer::Adamw,
+            schedule: Schedule::Cosine,
+            lr_warmup_steps: 0,
+            grad_clip: 1.0,
+            measure_warmup_steps: 5,
+            eval_interval: 0,
+            timeout_s: 3600.0,
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    Adamw,
+    Adam,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    Cosine,
+}
+
+/// A device request as written in a suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRequest {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceRequest {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(DeviceRequest::Auto),
+            "cpu" => Ok(DeviceRequest::Cpu),
+            "cuda" => Ok(DeviceRequest::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceRequest::Cuda)
+                .ok_or_else(|| format!("unknown device `{other}`; expected auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks values serde cannot: ranges and the device syntax. Returns (key, message).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        DeviceRequest::parse(&self.device).map_err(|m| ("device", m))?;
+        if self.dtype != "float32" {
+            return Err(("dtype", format!("unsupported dtype `{}`; expected float32", self.dtype)));
+        }
+        match (self.steps, self.epochs) {
+            (Some(_), Some(_)) => return Err(("epochs", "give either steps or epochs, not both".into())),
+            (Some(0), _) => return Err(("steps", "must be at least 1".into())),
+            (_, Some(e)) if !(e > 0.0 && e.is_finite()) => {
+                return Err(("epochs", format!("must be a positive number, got {e}")))
+            }
+            _ => {}
+        }
+        if self.batch_size == 0 {
+            return Err(("batch_size", "must be at least 1".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(("lr", format!("must be a positive number, got {}", self.lr)));
+        }
+        if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
+            return Err(("weight_decay", "weight_decay and grad_clip must be ≥ 0".into()));
+        }
+        if !(self.timeout_s > 0.0 && self.timeout_s.is_finite()) {
+            return Err(("timeout_s", format!("must be a positive number of seconds, got {}", self.timeout_s)));
+        }
+        Ok(())
+    }
+
+    /// Optimizer steps for a training split of `train_examples`.
+    pub fn total_steps(&self, train_examples: usize) -> u64 {
+        match (self.steps, self.epochs) {
+            (Some(s), _) => s,
+            (None, Some(e)) => ((e * train_examples as f64) / self.batch_size as f64).ceil().max(1.0) as u64,
+            (None, None) => 1000,
+        }
+    }
+}
+
+/// What a task or model was built from: registry name, display label, resolved parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// Registry name (`mqar`, `lstm`, …).
+    pub kind: String,
+    /// Display name: the suite's `name:` for the entry, or the registry name.
+    pub label: String,
+    /// Every parameter, defaults filled in (the typed config serialized).
+    pub params: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Stable hash of everything that determines the result (see [`Job::compute_id`]).
+    pub job_id: String,
+    pub suite: String,
+    pub task: Component,
+    pub model: Component,
+    pub train: TrainConfig,
+    pub seed: u64,
+    /// Keys (`task.seq_len`, `model.d_model`, `train.lr`) swept in the suite, for the report.
+    pub swept: Vec<String>,
+    /// Dataset directory given in the suite, if any (see tasks::data).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Job {
+    /// sha256 over the canonical JSON of task, model, training config and seed; labels and the
+    /// suite name are left out so that renaming does not break resume or comparison.
+    pub fn compute_id(task: &Component, model: &Component, train: &TrainConfig, seed: u64) -> String {
+        let identity = serde_json::json!({
+            "task": [&task.kind, &task.params],
+            "model": [&model.kind, &model.params],
+            "train": train,
+            "seed": seed,
+        });
+        // serde_json's maps are ordered by key, so this text is canonical.
+        let digest = Sha256::digest(identity.to_string().as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Every parameter as `task.x`, `model.y`, `train.z` → scalar.
+    pub fn flat_params(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut out = BTreeMap::new();
+        crate::params::flatten("task", &self.task.params, &mut out);
+        crate::params::flatten("model", &self.model.params, &mut out);
+        crate::params::flatten("train", &self.train, &mut out);
+        out
+    }
+}

@@ -1,0 +1,128 @@
+//! The shared backbone: token embedding (+ optional learned positions) → N pre-norm blocks
+//! (norm → mixer → residual → norm → MLP → residual) → final norm → per-token head.
+use super::{Mixer, SeqModel};
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Tensor};
+
+/// Fields every architecture shares; each arch config repeats them (serde's `flatten` would
+/// disable `deny_unknown_fields`) and converts with `backbone()`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BackboneConfig {
+    pub d_model: i64,
+    pub n_layers: i64,
+    /// MLP hidden width as a multiple of d_model; 0 removes the MLP sub-block.
+    pub mlp_ratio: i64,
+    pub dropout: f64,
+    /// Learned absolute position embeddings (attention needs them; recurrences do not).
+    pub learned_positions: bool,
+}
+
+impl BackboneConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.d_model < 1 {
+            return Err(("d_model", format!("must be at least 1, got {}", self.d_model)));
+        }
+        if self.n_layers < 1 {
+            return Err(("n_layers", format!("must be at least 1, got {}", self.n_layers)));
+        }
+        if self.mlp_ratio < 0 {
+            return Err(("mlp_ratio", format!("must be ≥ 0, got {}", self.mlp_ratio)));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(("dropout", format!("must be in [0, 1), got {}", self.dropout)));
+        }
+        Ok(())
+    }
+}
+
+struct Mlp {
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+}
+
+struct Block {
+    norm1: nn::LayerNorm,
+    mixer: Box<dyn Mixer>,
+    norm2: nn::LayerNorm,
+    mlp: Option<Mlp>,
+}
+
+pub struct Backbone {
+    cfg: BackboneConfig,
+    embed: nn::Embedding,
+    positions: Option<nn::Embedding>,
+    blocks: Vec<Block>,
+    norm_f: nn::LayerNorm,
+    head: nn::Linear,
+    num_classes: i64,
+}
+
+impl Backbone {
+    /// `make_mixer(path, layer_index)` builds the mixer of each block under `blocks.{i}.mixer`.
+    pub fn new(
+        vs: &nn::Path,
+        cfg: BackboneConfig,
+        io: &super::TaskIo,
+        make_mixer: &dyn Fn(&nn::Path, i64) -> Box<dyn Mixer>,
+    ) -> Self {
+        let d = cfg.d_model;
+        let ln = || nn::LayerNormConfig::default();
+        let embed = nn::embedding(vs / "embed", io.vocab_size, d, Default::default());
+        let positions = cfg
+            .learned_positions
+            .then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
+        let blocks = (0..cfg.n_layers)
+            .map(|i| {
+                let bp = vs / "blocks" / i;
+                let mlp = (cfg.mlp_ratio > 0).then(|| Mlp {
+                    fc1: nn::linear(&bp / "mlp" / "fc1", d, cfg.mlp_ratio * d, Default::default()),
+                    fc2: nn::linear(&bp / "mlp" / "fc2", cfg.mlp_ratio * d, d, Default::default()),
+                });
+                Block {
+                    norm1: nn::layer_norm(&bp / "norm1", vec![d], ln()),
+                    mixer: make_mixer(&(&bp / "mixer"), i),
+                    norm2: nn::layer_norm(&bp / "norm2", vec![d], ln()),
+                    mlp,
+                }
+            })
+            .collect();
+        Backbone {
+            cfg,
+            embed,
+            positions,
+            blocks,
+            norm_f: nn::layer_norm(vs / "norm_f", vec![d], ln()),
+            head: nn::linear(vs / "head", d, io.num_classes, Default::default()),
+            num_classes: io.num_classes,
+        }
+    }
+}
+
+impl SeqModel for Backbone {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = self.embed.forward(xs);
+        if let Some(pos) = &self.positions {
+            let idx = Tensor::arange(xs.size()[1], (tch::Kind::Int64, xs.device()));
+            h = h + pos.forward(&idx).unsqueeze(0);
+        }
+        let p = self.cfg.dropout;
+        for block in &self.blocks {
+            let mixed = block.mixer.forward_t(&block.norm1.forward(&h), train);
+            h = h + mixed.dropout(p, train);
+            if let Some(mlp) = &block.mlp {
+                let y = mlp.fc2.forward(&mlp.fc1.forward(&block.norm2.forward(&h)).gelu("none"));
+                h = h + y.dropout(p, train);
+            }
+        }
+        self.head.forward(&self.norm_f.forward(&h))
+    }
+
+    /// Per block: mixer + MLP (4·r·d²); plus the head (2·d·classes). Norms, residuals and the
+    /// embedding lookup are O(d) and left out.
+    fn flops_per_token(&self, seq_len: i64) -> f64 {
+        let d = self.cfg.d_model as f64;
+        let mlp = 4.0 * self.cfg.mlp_ratio as f64 * d * d;
+        let blocks: f64 = self.blocks.iter().map(|b| b.mixer.flops_per_token(seq_len) + mlp).sum();
+        blocks + 2.0 * d * self.num_classes as f64
+    }
+}

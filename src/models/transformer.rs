@@ -1,0 +1,115 @@
+//! Pre-norm transformer: multi-head self-attention through libtorch's
+//! `scaled_dot_product_attention` (flash / memory-efficient kernels where available), causal
+//! when the task is, with learned absolute positions.
+use super::backbone::{Backbone, BackboneConfig};
+use super::{ArchInfo, Mixer, SeqModel, TaskIo, Validate};
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Tensor};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformerConfig {
+    pub d_model: i64,
+    pub n_layers: i64,
+    /// Attention heads; must divide d_model.
+    pub n_heads: i64,
+    pub mlp_ratio: i64,
+    pub dropout: f64,
+}
+
+impl Default for TransformerConfig {
+    fn default() -> Self {
+        TransformerConfig { d_model: 64, n_layers: 2, n_heads: 4, mlp_ratio: 4, dropout: 0.0 }
+    }
+}
+
+impl TransformerConfig {
+    fn backbone(&self) -> BackboneConfig {
+        BackboneConfig {
+            d_model: self.d_model,
+            n_layers: self.n_layers,
+            mlp_ratio: self.mlp_ratio,
+            dropout: self.dropout,
+            learned_positions: true,
+        }
+    }
+}
+
+impl Validate for TransformerConfig {
+    fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
+        self.backbone().validate()?;
+        if self.n_heads < 1 || self.d_model % self.n_heads != 0 {
+            return Err((
+                "n_heads",
+                format!("must be ≥ 1 and divide d_model = {}, got {}", self.d_model, self.n_heads),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub struct Attention {
+    qkv: nn::Linear,
+    out: nn::Linear,
+    n_heads: i64,
+    d_model: i64,
+    causal: bool,
+    dropout: f64,
+}
+
+impl Attention {
+    pub fn new(vs: &nn::Path, cfg: &TransformerConfig, causal: bool) -> Self {
+        let d = cfg.d_model;
+        Attention {
+            qkv: nn::linear(vs / "qkv", d, 3 * d, Default::default()),
+            out: nn::linear(vs / "out", d, d, Default::default()),
+            n_heads: cfg.n_heads,
+            d_model: d,
+            causal,
+            dropout: cfg.dropout,
+        }
+    }
+}
+
+impl Mixer for Attention {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let (b, l, d) = xs.size3().expect("attention input is (batch, seq, d_model)");
+        let head_dim = d / self.n_heads;
+        // (b, l, 3d) → (3, b, heads, l, head_dim)
+        let qkv = self.qkv.forward(xs).view([b, l, 3, self.n_heads, head_dim]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let p = if train { self.dropout } else { 0.0 };
+        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, self.causal, None, false);
+        self.out.forward(&y.transpose(1, 2).reshape([b, l, d]))
+    }
+
+    /// Projections 8·d² (q, k, v, out) plus scores and weighted sum 4·d·n, where n is the number
+    /// of keys a query attends to: L, or (L+1)/2 on average when causal.
+    fn flops_per_token(&self, seq_len: i64) -> f64 {
+        let d = self.d_model as f64;
+        let keys = if self.causal { (seq_len as f64 + 1.0) / 2.0 } else { seq_len as f64 };
+        8.0 * d * d + 4.0 * d * keys
+    }
+}
+
+fn resolve(combo: &crate::params::ParamMap, io: &TaskIo) -> Result<serde_json::Value, crate::params::ParamError> {
+    super::resolve_typed::<TransformerConfig>(combo, io)
+}
+
+pub fn build_transformer(vs: &nn::Path, cfg: &TransformerConfig, io: &TaskIo) -> Box<dyn SeqModel> {
+    let causal = io.causal;
+    let make = |p: &nn::Path, _i: i64| Box::new(Attention::new(p, cfg, causal)) as Box<dyn Mixer>;
+    Box::new(Backbone::new(vs, cfg.backbone(), io, &make))
+}
+
+fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
+    let cfg: TransformerConfig = serde_json::from_value(params.clone())?;
+    Ok(build_transformer(vs, &cfg, io))
+}
+
+pub const INFO: ArchInfo = ArchInfo {
+    name: "transformer",
+    description: "pre-norm transformer, SDPA attention (causal when the task is), learned positions",
+    resolve,
+    build,
+};

@@ -1,0 +1,93 @@
+//! Measurement helpers: device selection and synchronisation, step timing statistics, memory.
+use crate::job::DeviceRequest;
+use anyhow::{bail, Result};
+use std::time::Instant;
+use tch::Device;
+
+/// Resolves the suite's device request. `SEQBENCH_DEVICE` (set by a dispatcher that pins a
+/// worker to one GPU) takes precedence over `auto`.
+pub fn select_device(request: &str) -> Result<Device> {
+    let pinned = std::env::var("SEQBENCH_DEVICE").ok();
+    let request = match (DeviceRequest::parse(request), pinned.as_deref()) {
+        (Ok(DeviceRequest::Auto), Some(p)) => DeviceRequest::parse(p).map_err(anyhow::Error::msg)?,
+        (r, _) => r.map_err(anyhow::Error::msg)?,
+    };
+    match request {
+        DeviceRequest::Cpu => Ok(Device::Cpu),
+        DeviceRequest::Auto => Ok(Device::cuda_if_available()),
+        DeviceRequest::Cuda(i) => {
+            let n = tch::Cuda::device_count();
+            if !tch::Cuda::is_available() {
+                bail!("device cuda:{i} requested but CUDA is not available to libtorch on this machine");
+            }
+            if i as i64 >= n {
+                bail!("device cuda:{i} requested but only {n} CUDA device(s) are visible");
+            }
+            Ok(Device::Cuda(i))
+        }
+    }
+}
+
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+        Device::Cpu => "cpu".into(),
+    }
+}
+
+/// Waits for queued kernels so that a timer read after it covers the work.
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Runs `f` and returns its result with the elapsed seconds, device synchronised.
+pub fn timed<T>(device: Device, f: impl FnOnce() -> T) -> (T, f64) {
+    synchronize(device);
+    let start = Instant::now();
+    let out = f();
+    synchronize(device);
+    (out, start.elapsed().as_secs_f64())
+}
+
+/// Median and 10th/90th percentiles (nearest rank) of `samples`; None when empty.
+pub fn percentiles(samples: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut s: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)];
+    let median = if s.len() % 2 == 1 { s[s.len() / 2] } else { 0.5 * (s[s.len() / 2 - 1] + s[s.len() / 2]) };
+    Some((median, at(0.1), at(0.9)))
+}
+
+/// A field of /proc/self/status in bytes (e.g. `VmHWM`, the peak resident set).
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    let kb: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_known_samples() {
+        let s: Vec<f64> = (1..=11).map(f64::from).collect();
+        assert_eq!(percentiles(&s), Some((6.0, 2.0, 10.0)));
+        assert_eq!(percentiles(&[4.0, 2.0]).map(|p| p.0), Some(3.0));
+        assert_eq!(percentiles(&[]), None);
+    }
+
+    #[test]
+    fn reads_peak_rss() {
+        let hwm = proc_status_bytes("VmHWM").expect("VmHWM on Linux");
+        assert!(hwm > 1 << 20);
+    }
+}

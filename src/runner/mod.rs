@@ -1,0 +1,36 @@
+//! The job process: `seqbench exec-job` reads a job (JSON) on stdin, trains and measures, and
+//! writes one [`JobOutput`](crate::record::JobOutput) (JSON) on stdout. Running each job in its
+//! own process means a panic, abort, OOM kill or hang costs that job only.
+pub mod measure;
+mod train;
+
+use crate::job::Job;
+use crate::record::JobOutput;
+use anyhow::{Context, Result};
+use std::io::{Read, Write};
+
+/// Environment variable through which the coordinator passes the intra-op thread count.
+pub const THREADS_ENV: &str = "SEQBENCH_THREADS";
+
+/// Entry point of `seqbench exec-job`.
+pub fn exec_job_stdio() -> Result<()> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading the job from stdin")?;
+    let job: Job = serde_json::from_str(&input).context("stdin is not a seqbench job (JSON)")?;
+    let threads = std::env::var(THREADS_ENV).ok().and_then(|t| t.parse().ok()).unwrap_or(job.train.threads);
+    let output = run_job(&job, threads)?;
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, &output)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Runs one job in this process. `threads` = 0 leaves libtorch's default.
+pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+        tch::set_num_interop_threads(1);
+    }
+    train::train_and_evaluate(job)
+}

@@ -1,0 +1,267 @@
+//! Train with the configured optimizer and schedule, evaluate on the test split, and measure
+//! training and inference throughput, memory, parameters and FLOPs.
+use super::measure::{self, percentiles, proc_status_bytes, timed};
+use crate::job::{Job, Optimizer, Schedule, TrainConfig};
+use crate::record::{CurvePoint, JobOutput, Measurements, Status};
+use crate::rng::SplitMix64;
+use crate::tasks::{TokenSplit, IGNORE};
+use anyhow::{anyhow, Context, Result};
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// Cycles through a split in a fresh random order every epoch.
+struct Batcher {
+    order: Vec<usize>,
+    pos: usize,
+    rng: SplitMix64,
+}
+
+impl Batcher {
+    fn new(n: usize, seed: u64) -> Self {
+        let mut b = Batcher { order: (0..n).collect(), pos: n, rng: SplitMix64::new(seed ^ 0xBA7C_4E5) };
+        b.reshuffle_if_done();
+        b
+    }
+
+    fn reshuffle_if_done(&mut self) {
+        if self.pos >= self.order.len() {
+            self.rng.shuffle(&mut self.order);
+            self.pos = 0;
+        }
+    }
+
+    fn next_indices(&mut self, batch: usize) -> Vec<usize> {
+        (0..batch)
+            .map(|_| {
+                self.reshuffle_if_done();
+                self.pos += 1;
+                self.order[self.pos - 1]
+            })
+            .collect()
+    }
+}
+
+/// (inputs, targets) as (batch, seq) int64 tensors on `device`.
+fn batch_tensors(split: &TokenSplit, indices: &[usize], device: Device) -> (Tensor, Tensor) {
+    let mut xs = Vec::with_capacity(indices.len() * split.seq_len);
+    let mut ys = Vec::with_capacity(indices.len() * split.seq_len);
+    for &i in indices {
+        let (x, y) = split.example(i);
+        xs.extend_from_slice(x);
+        ys.extend_from_slice(y);
+    }
+    let shape = [indices.len() as i64, split.seq_len as i64];
+    (Tensor::from_slice(&xs).view(shape).to_device(device), Tensor::from_slice(&ys).view(shape).to_device(device))
+}
+
+/// Mean cross-entropy over labelled positions. logits: (b, l, c), targets: (b, l).
+fn loss_fn(logits: &Tensor, targets: &Tensor) -> Tensor {
+    let c = logits.size()[2];
+    logits.view([-1, c]).cross_entropy_loss::<Tensor>(&targets.view([-1]), None, tch::Reduction::Mean, IGNORE, 0.0)
+}
+
+fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
+    let warm = cfg.lr_warmup_steps;
+    if step < warm {
+        return cfg.lr * (step + 1) as f64 / warm as f64;
+    }
+    match cfg.schedule {
+        Schedule::Constant => cfg.lr,
+        Schedule::Cosine => {
+            let progress = (step - warm) as f64 / (total.saturating_sub(warm)).max(1) as f64;
+            cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
+}
+
+fn build_optimizer(vs: &nn::VarStore, cfg: &TrainConfig, lr: f64) -> Result<nn::Optimizer> {
+    let opt = match cfg.optimizer {
+        Optimizer::Adamw => nn::adamw(0.9, 0.999, cfg.weight_decay).build(vs, lr),
+        Optimizer::Adam => nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, lr),
+        Optimizer::Sgd => nn::sgd(0.9, 0.0, cfg.weight_decay, false).build(vs, lr),
+    };
+    opt.context("building the optimizer")
+}
+
+struct Evaluation {
+    loss: f64,
+    accuracy: f64,
+    exact_match: f64,
+}
+
+/// Accuracy over labelled positions and exact match over examples, on every test example
+/// (the last partial batch included).
+fn evaluate(model: &dyn crate::models::SeqModel, split: &TokenSplit, batch: usize, device: Device) -> Evaluation {
+    tch::no_grad(|| {
+        let (mut loss_sum, mut labelled, mut correct, mut exact, mut scored) = (0.0, 0i64, 0i64, 0i64, 0i64);
+        for start in (0..split.n).step_by(batch) {
+            let idx: Vec<usize> = (start..(start + batch).min(split.n)).collect();
+            let (x, y) = batch_tensors(split, &idx, device);
+            let logits = model.forward_t(&x, false);
+            let mask = y.ne(IGNORE);
+            let n_lab = mask.sum(Kind::Int64).int64_value(&[]);
+            if n_lab > 0 {
+                loss_sum += loss_fn(&logits, &y).double_value(&[]) * n_lab as f64;
+            }
+            let hits = logits.argmax(-1, false).eq_tensor(&y).logical_and(&mask);
+            let per_example_hits = hits.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
+            let per_example_labels = mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
+            let has_labels = per_example_labels.gt(0);
+            exact += per_example_hits.eq_tensor(&per_example_labels).logical_and(&has_labels).sum(Kind::Int64).int64_value(&[]);
+            scored += has_labels.sum(Kind::Int64).int64_value(&[]);
+            correct += hits.sum(Kind::Int64).int64_value(&[]);
+            labelled += n_lab;
+        }
+        Evaluation {
+            loss: loss_sum / labelled.max(1) as f64,
+            accuracy: correct as f64 / labelled.max(1) as f64,
+            exact_match: exact as f64 / scored.max(1) as f64,
+        }
+    })
+}
+
+/// Forward-only throughput on a full batch of test examples: warm-up, then timed passes.
+fn inference_throughput(
+    model: &dyn crate::models::SeqModel,
+    split: &TokenSplit,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Option<(f64, f64, f64)> {
+    let batch = cfg.batch_size as usize;
+    let idx: Vec<usize> = (0..batch).map(|i| i % split.n).collect();
+    let (x, _) = batch_tensors(split, &idx, device);
+    let tokens = (batch * split.seq_len) as f64;
+    let timed_passes = 20;
+    let samples: Vec<f64> = tch::no_grad(|| {
+        (0..cfg.measure_warmup_steps + timed_passes)
+            .map(|_| timed(device, || model.forward_t(&x, false)).1)
+            .skip(cfg.measure_warmup_steps as usize)
+            .map(|secs| tokens / secs)
+            .collect()
+    });
+    percentiles(&samples)
+}
+
+pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
+    let cfg = &job.train;
+    let device = measure::select_device(&cfg.device)?;
+    let baseline_rss = proc_status_bytes("VmRSS");
+    tch::manual_seed(job.seed as i64);
+    let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow!("unknown task {}", job.task.kind))?;
+    let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;
+    let data = (task.build)(&job.task.params, job.seed).context("building the task data")?;
+
+    let vs = nn::VarStore::new(device);
+    let model = (arch.build)(&vs.root(), &job.model.params, &data.io)?;
+    let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let total_steps = cfg.total_steps(data.train.n);
+    let peak_lr = data.lr_override.unwrap_or(cfg.lr);
+    let mut opt = build_optimizer(&vs, cfg, peak_lr)?;
+    let lr_cfg = TrainConfig { lr: peak_lr, ..cfg.clone() };
+
+    let batch = cfg.batch_size as usize;
+    let tokens_per_step = (batch * data.train.seq_len) as f64;
+    let mut batcher = Batcher::new(data.train.n, job.seed);
+    let window = total_steps.div_ceil(100).max(1);
+    let (mut curve, mut window_sum, mut window_n) = (Vec::new(), 0.0, 0u64);
+    let mut losses = Vec::with_capacity(total_steps as usize);
+    let mut step_rates = Vec::with_capacity(total_steps as usize);
+    let mut status = Status::Ok;
+    let mut reason = None;
+    let started = Instant::now();
+    let log_every = (total_steps / 10).max(1);
+
+    for step in 0..total_steps {
+        let idx = batcher.next_indices(batch);
+        let (x, y) = batch_tensors(&data.train, &idx, device);
+        opt.set_lr(learning_rate(&lr_cfg, step, total_steps));
+        let (loss, secs) = timed(device, || {
+            let loss = loss_fn(&model.forward_t(&x, true), &y);
+            opt.zero_grad();
+            loss.backward();
+            if cfg.grad_clip > 0.0 {
+                opt.clip_grad_norm(cfg.grad_clip);
+            }
+            opt.step();
+            loss
+        });
+        let loss = loss.double_value(&[]);
+        if step >= cfg.measure_warmup_steps {
+            step_rates.push(tokens_per_step / secs);
+        }
+        if !loss.is_finite() {
+            status = Status::Diverged;
+            reason = Some(format!("training loss became {loss} at step {step}"));
+            tracing::warn!("{}", reason.as_deref().unwrap_or_default());
+            break;
+        }
+        losses.push(loss);
+        window_sum += loss;
+        window_n += 1;
+        let last = step + 1 == total_steps;
+        if window_n == window || last {
+            let eval_now = cfg.eval_interval > 0 && ((step + 1) % cfg.eval_interval == 0 || last);
+            let eval_accuracy = eval_now.then(|| evaluate(model.as_ref(), &data.test, batch, device).accuracy);
+            curve.push(CurvePoint { step: step + 1, loss: window_sum / window_n as f64, eval_accuracy });
+            (window_sum, window_n) = (0.0, 0);
+        }
+        if (step + 1) % log_every == 0 {
+            tracing::info!("step {}/{total_steps} loss {loss:.4}", step + 1);
+        }
+    }
+    let train_s = started.elapsed().as_secs_f64();
+
+    let mut m = Measurements {
+        device: Some(measure::device_name(device)),
+        threads: Some(tch::get_num_threads() as u64),
+        n_params: Some(n_params as u64),
+        flops_per_token: Some(model.flops_per_token(data.io.seq_len)),
+        steps: Some(losses.len() as u64),
+        train_s: Some(train_s),
+        baseline_rss_bytes: baseline_rss,
+        loss_curve: curve,
+        ..Default::default()
+    };
+    let tail = losses.len().div_ceil(10).max(1);
+    m.train_loss = (!losses.is_empty()).then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);
+    if let Some((med, p10, p90)) = percentiles(&step_rates) {
+        (m.train_tokens_per_s, m.train_tokens_per_s_p10, m.train_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
+    }
+    if status == Status::Ok {
+        let eval = evaluate(model.as_ref(), &data.test, batch, device);
+        (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
+        if let Some((med, p10, p90)) = inference_throughput(model.as_ref(), &data.test, cfg, device) {
+            (m.infer_tokens_per_s, m.infer_tokens_per_s_p10, m.infer_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
+        }
+    }
+    match device {
+        Device::Cpu => {
+            m.peak_mem_bytes = proc_status_bytes("VmHWM");
+            m.mem_kind = Some("cpu_peak_rss".into());
+        }
+        _ => m.mem_kind = Some("cuda_not_measured".into()),
+    }
+    Ok(JobOutput { status, reason, measurements: m })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_with_warmup() {
+        let cfg = TrainConfig { lr: 1.0, lr_warmup_steps: 10, ..Default::default() };
+        assert!((learning_rate(&cfg, 0, 110) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(&cfg, 10, 110) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(&cfg, 60, 110) - 0.5).abs() < 1e-12);
+        assert!(learning_rate(&cfg, 109, 110) < 0.01);
+    }
+
+    #[test]
+    fn batcher_visits_every_example_once_per_epoch() {
+        let mut b = Batcher::new(10, 3);
+        let mut seen = b.next_indices(10);
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+}

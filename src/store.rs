@@ -1,0 +1,189 @@
+//! Run directories: `results/<suite>/<run-id>/` with `suite.resolved.yaml`, `env.json`,
+//! `records.jsonl` (one record per line, appended and fsync'd as each job ends), `logs/`, and
+//! the report. A lock file keeps two coordinators out of one run directory.
+use crate::error::InputError;
+use crate::record::Record;
+use anyhow::{Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub const RECORDS: &str = "records.jsonl";
+pub const RESOLVED: &str = "suite.resolved.yaml";
+pub const ENV: &str = "env.json";
+pub const LOCK: &str = "run.lock";
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// A new run directory `out/<suite>/<YYYYmmdd-HHMMSS>[-N]`.
+    pub fn create(out: &Path, suite: &str) -> Result<Self> {
+        let parent = out.join(suite);
+        std::fs::create_dir_all(&parent).map_err(|e| {
+            InputError::new(format!("cannot create the results directory: {e}")).in_file(&parent)
+        })?;
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+        for n in 1..1000 {
+            let name = if n == 1 { stamp.clone() } else { format!("{stamp}-{n}") };
+            let path = parent.join(&name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(RunDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(InputError::new(format!("cannot create run directory: {e}")).in_file(&path).into()),
+            }
+        }
+        anyhow::bail!("could not find a free run directory name under {}", parent.display())
+    }
+
+    /// An existing run directory (for resume and report).
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.join(RESOLVED).is_file() && !path.join(RECORDS).is_file() {
+            return Err(InputError::new(format!("not a seqbench run directory (no {RESOLVED} or {RECORDS})"))
+                .in_file(path)
+                .into());
+        }
+        Ok(RunDir { path: path.to_path_buf() })
+    }
+
+    pub fn run_id(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    pub fn records_path(&self) -> PathBuf {
+        self.path.join(RECORDS)
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.path.join("logs")
+    }
+
+    /// Suite name recorded in `suite.resolved.yaml`, if readable.
+    pub fn suite_name(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.path.join(RESOLVED)).ok()?;
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+        v.get("suite")?.get("name")?.as_str().map(str::to_string)
+    }
+
+    /// Takes the run's lock, or says who holds it. A lock left by a dead process on this host is
+    /// taken over.
+    pub fn lock(&self) -> Result<RunLock> {
+        let path = self.path.join(LOCK);
+        let me = format!("{} {}", crate::env_info::hostname(), std::process::id());
+        for _ in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(me.as_bytes())?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    if lock_is_stale(&holder) {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    return Err(InputError::new(format!(
+                        "run directory is in use by another seqbench (host and pid: {holder}); remove {LOCK} if that process is gone"
+                    ))
+                    .in_file(&self.path)
+                    .into());
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+        anyhow::bail!("could not take the lock {}", path.display())
+    }
+
+    /// Opens `records.jsonl` for appending. A torn last line (a crash mid-write) is cut off and
+    /// kept in `records.jsonl.torn` so that every remaining line is a whole record.
+    pub fn record_writer(&self) -> Result<RecordWriter> {
+        let path = self.records_path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)?;
+        if !text.is_empty() && text.last() != Some(&b'\n') {
+            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let torn = path.with_extension("jsonl.torn");
+            OpenOptions::new().create(true).append(true).open(&torn)?.write_all(&text[keep..])?;
+            file.set_len(keep as u64)?;
+            file.seek(SeekFrom::End(0))?;
+            tracing::warn!("set aside a partial last line of {} in {}", path.display(), torn.display());
+        }
+        Ok(RecordWriter { file })
+    }
+}
+
+fn lock_is_stale(holder: &str) -> bool {
+    let mut parts = holder.split_whitespace();
+    let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok())) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    host == crate::env_info::hostname() && unsafe { libc::kill(pid, 0) } != 0
+}
+
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub struct RecordWriter {
+    file: File,
+}
+
+impl RecordWriter {
+    /// Appends one record as a line and fsyncs, so a finished job survives any later crash.
+    pub fn append(&mut self, record: &Record) -> Result<()> {
+        let mut line = serde_json::to_string(record)?;
+        line.push('\n');
+        self.file.write_all(line.as_bytes())?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+}
+
+/// Reads every whole record. Lines that do not parse (a torn last line, manual edits) are
+/// skipped and reported in the returned warnings.
+pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut records = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => records.push(r),
+            Err(e) => warnings.push(format!("{}:{}: skipped an unreadable record: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok((records, warnings))
+}

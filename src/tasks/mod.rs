@@ -1,0 +1,58 @@
+//! Tasks: each turns its typed config into train/test token data and declares what the model
+//! must consume and produce ([`TaskIo`]). Generators are deterministic by seed.
+pub mod fault;
+pub mod mqar;
+
+use crate::models::TaskIo;
+use crate::params::{ParamError, ParamMap};
+
+/// A split of a token task: `n` examples of `seq_len` inputs and per-position targets.
+/// Targets equal to [`IGNORE`] carry no label (excluded from loss and accuracy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSplit {
+    pub inputs: Vec<i64>,
+    pub targets: Vec<i64>,
+    pub n: usize,
+    pub seq_len: usize,
+}
+
+/// Target value that is excluded from loss and accuracy (PyTorch's `ignore_index` default).
+pub const IGNORE: i64 = -100;
+
+impl TokenSplit {
+    pub fn example(&self, i: usize) -> (&[i64], &[i64]) {
+        let r = i * self.seq_len..(i + 1) * self.seq_len;
+        (&self.inputs[r.clone()], &self.targets[r])
+    }
+}
+
+pub struct TaskData {
+    pub train: TokenSplit,
+    pub test: TokenSplit,
+    pub io: TaskIo,
+    /// Test-only: the `fault` task sets a NaN learning rate here to provoke divergence.
+    pub lr_override: Option<f64>,
+}
+
+pub struct TaskInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Parameters as written (one sweep combination) → full typed config as JSON.
+    pub resolve: fn(&ParamMap) -> Result<serde_json::Value, ParamError>,
+    /// Shapes the model must handle, from the resolved config alone (no data built).
+    pub io: fn(&serde_json::Value) -> anyhow::Result<TaskIo>,
+    /// Builds the data; `seed` is the job's seed (tasks may take their own data seed).
+    pub build: fn(&serde_json::Value, u64) -> anyhow::Result<TaskData>,
+}
+
+pub fn registry() -> &'static [TaskInfo] {
+    &[mqar::INFO, fault::INFO]
+}
+
+pub fn find(name: &str) -> Option<&'static TaskInfo> {
+    registry().iter().find(|t| t.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    registry().iter().map(|t| t.name).collect()
+}
