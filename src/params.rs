@@ -151,7 +151,7 @@ mod tests {
     fn resolve_names_the_key() {
         let err = resolve::<Cfg>(&map("widht: 3")).unwrap_err();
         assert_eq!(err.key, "widht");
-        assert!(err.message.contains("expected one of"), "{}", err.message);
+        assert!(err.message.contains("expected `width`"), "{}", err.message);
         let err = resolve::<Cfg>(&map("width: abc")).unwrap_err();
         assert_eq!(err.key, "width");
         assert!(err.message.contains("invalid type"), "{}", err.message);

@@ -1,6 +1,6 @@
 //! Pre-norm transformer: multi-head self-attention through libtorch's
 //! `scaled_dot_product_attention` (flash / memory-efficient kernels where available), causal
-//! when the task is, with learned absolute positions.
+//! when the task is, with rotary (default) or learned absolute positions.
 use super::backbone::{Backbone, BackboneConfig};
 use super::{ArchInfo, Mixer, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
@@ -15,11 +15,22 @@ pub struct TransformerConfig {
     pub n_heads: i64,
     pub mlp_ratio: i64,
     pub dropout: f64,
+    /// Position information: rotary embeddings on queries and keys, learned absolute
+    /// embeddings added to the input, or none.
+    pub positions: Positions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Positions {
+    Rope,
+    Learned,
+    None,
 }
 
 impl Default for TransformerConfig {
     fn default() -> Self {
-        TransformerConfig { d_model: 64, n_layers: 2, n_heads: 4, mlp_ratio: 4, dropout: 0.0 }
+        TransformerConfig { d_model: 64, n_layers: 2, n_heads: 4, mlp_ratio: 4, dropout: 0.0, positions: Positions::Rope }
     }
 }
 
@@ -30,7 +41,7 @@ impl TransformerConfig {
             n_layers: self.n_layers,
             mlp_ratio: self.mlp_ratio,
             dropout: self.dropout,
-            learned_positions: true,
+            learned_positions: self.positions == Positions::Learned,
         }
     }
 }
@@ -38,6 +49,9 @@ impl TransformerConfig {
 impl Validate for TransformerConfig {
     fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
         self.backbone().validate()?;
+        if self.n_heads >= 1 && self.positions == Positions::Rope && (self.d_model / self.n_heads) % 2 != 0 {
+            return Err(("positions", "rope needs an even head dimension (d_model / n_heads)".into()));
+        }
         if self.n_heads < 1 || self.d_model % self.n_heads != 0 {
             return Err((
                 "n_heads",
@@ -55,6 +69,19 @@ pub struct Attention {
     d_model: i64,
     causal: bool,
     dropout: f64,
+    rope: bool,
+}
+
+/// Rotary position embedding (GPT-NeoX "rotate half" layout) applied to x: (b, heads, l, hd).
+pub fn apply_rope(x: &Tensor) -> Tensor {
+    let (l, hd) = (x.size()[2], x.size()[3]);
+    let opts = (tch::Kind::Float, x.device());
+    let inv_freq = (Tensor::arange_start_step(0, hd, 2, opts) * (-(10_000f64.ln()) / hd as f64)).exp();
+    let angles = Tensor::arange(l, opts).unsqueeze(1) * inv_freq.unsqueeze(0); // (l, hd/2)
+    let angles = Tensor::cat(&[&angles, &angles], 1).to_kind(x.kind()); // (l, hd)
+    let halves = x.chunk(2, -1);
+    let rotated = Tensor::cat(&[&(-&halves[1]), &halves[0]], -1);
+    x * angles.cos() + rotated * angles.sin()
 }
 
 impl Attention {
@@ -67,6 +94,7 @@ impl Attention {
             d_model: d,
             causal,
             dropout: cfg.dropout,
+            rope: cfg.positions == Positions::Rope,
         }
     }
 }
@@ -77,7 +105,10 @@ impl Mixer for Attention {
         let head_dim = d / self.n_heads;
         // (b, l, 3d) → (3, b, heads, l, head_dim)
         let qkv = self.qkv.forward(xs).view([b, l, 3, self.n_heads, head_dim]).permute([2, 0, 3, 1, 4]);
-        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let (mut q, mut k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        if self.rope {
+            (q, k) = (apply_rope(&q), apply_rope(&k));
+        }
         let p = if train { self.dropout } else { 0.0 };
         let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, self.causal, None, false);
         self.out.forward(&y.transpose(1, 2).reshape([b, l, d]))
@@ -109,7 +140,7 @@ fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Resu
 
 pub const INFO: ArchInfo = ArchInfo {
     name: "transformer",
-    description: "pre-norm transformer, SDPA attention (causal when the task is), learned positions",
+    description: "pre-norm transformer, SDPA attention (causal when the task is), RoPE or learned positions",
     resolve,
     build,
 };

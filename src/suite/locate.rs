@@ -115,7 +115,7 @@ mod tests {
         assert_eq!(loc.find("name"), Some((1, 1)));
         assert_eq!(loc.find("models[0].d_model"), Some((4, 5)));
         assert_eq!(loc.find("models[1].arch"), Some((5, 5)));
-        assert_eq!(loc.find("models[0].d_model[1]"), Some((4, 20)));
+        assert_eq!(loc.find("models[0].d_model[1]"), Some((4, 19)));
         // unknown path falls back to the enclosing entry
         assert_eq!(loc.find("models[1].nope"), Some((5, 5)));
     }
