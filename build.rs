@@ -9,9 +9,7 @@ use std::process::Command;
 
 fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn torch_version(lib_dir: &Path) -> Option<String> {
@@ -40,11 +38,9 @@ fn main() {
     println!("cargo:rustc-env=SEQBENCH_LIBTORCH_DIR={lib_dir}");
     println!("cargo:rustc-env=SEQBENCH_TORCH_VERSION={version}");
 
-    let mut commit = command_output("git", &["rev-parse", "--short=12", "HEAD"])
-        .unwrap_or_else(|| "unknown".to_string());
-    if command_output("git", &["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty())
-    {
+    let mut commit =
+        command_output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
+    if command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
         commit.push_str("-dirty");
     }
     println!("cargo:rustc-env=SEQBENCH_GIT_COMMIT={commit}");

@@ -28,7 +28,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a suite: expand it into jobs, run each in its own process, write records and report.
-    #[command(after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500")]
+    #[command(
+        after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500"
+    )]
     Run {
         /// The suite file (YAML).
         suite: PathBuf,
@@ -46,13 +48,9 @@ pub enum Command {
         dry_run: bool,
     },
     /// Print the jobs a suite expands to (id, task, model, swept parameters, seed) and the count.
-    Plan {
-        suite: PathBuf,
-    },
+    Plan { suite: PathBuf },
     /// (Re)build the report of a run directory.
-    Report {
-        run_dir: PathBuf,
-    },
+    Report { run_dir: PathBuf },
     /// List the registered models and tasks.
     Models,
     /// Internal: run one job read from stdin (JSON), write its output on stdout (JSON).
@@ -68,7 +66,8 @@ fn init_tracing(verbose: u8, default: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 pub fn main() -> Result<ExitCode> {
@@ -210,7 +209,8 @@ fn run(suite_path: &Path, out: &Path, resume: Option<&Path>, slots: usize, dry_r
         run_id: run.run_id(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let outcome = runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, |r| writer.append(r), &mut progress))?;
+    let outcome =
+        runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, |r| writer.append(r), &mut progress))?;
 
     let report = crate::report::build(&run)?;
     for w in &report.warnings {

@@ -71,16 +71,12 @@ pub fn count_combinations(map: &ParamMap) -> usize {
 
 /// Keys whose value is a list of more than one element.
 pub fn swept_keys(map: &ParamMap) -> Vec<String> {
-    map.iter()
-        .filter(|(_, v)| matches!(v, Value::Sequence(items) if items.len() > 1))
-        .map(|(k, _)| k.clone())
-        .collect()
+    map.iter().filter(|(_, v)| matches!(v, Value::Sequence(items) if items.len() > 1)).map(|(k, _)| k.clone()).collect()
 }
 
 /// Deserializes one combination (no lists left) into a typed config.
 pub fn resolve<C: DeserializeOwned>(combo: &ParamMap) -> Result<C, ParamError> {
-    let mapping: serde_yaml::Mapping =
-        combo.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect();
+    let mapping: serde_yaml::Mapping = combo.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect();
     serde_path_to_error::deserialize(Value::Mapping(mapping)).map_err(|err| {
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };

@@ -34,9 +34,8 @@ impl RunDir {
     /// A new run directory `out/<suite>/<YYYYmmdd-HHMMSS>[-N]`.
     pub fn create(out: &Path, suite: &str) -> Result<Self> {
         let parent = out.join(suite);
-        std::fs::create_dir_all(&parent).map_err(|e| {
-            InputError::new(format!("cannot create the results directory: {e}")).in_file(&parent)
-        })?;
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| InputError::new(format!("cannot create the results directory: {e}")).in_file(&parent))?;
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
         for n in 1..1000 {
             let name = if n == 1 { stamp.clone() } else { format!("{stamp}-{n}") };
@@ -44,7 +43,9 @@ impl RunDir {
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(RunDir { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(InputError::new(format!("cannot create run directory: {e}")).in_file(&path).into()),
+                Err(e) => {
+                    return Err(InputError::new(format!("cannot create run directory: {e}")).in_file(&path).into())
+                }
             }
         }
         anyhow::bail!("could not find a free run directory name under {}", parent.display())

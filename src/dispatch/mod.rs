@@ -125,10 +125,17 @@ mod tests {
         let mut seen = Vec::new();
         let mut progress = progress::Progress::quiet(7);
         let outcome = rt
-            .block_on(run_jobs((0..7).map(job).collect(), exec.clone(), 3, 6, |r| {
-                seen.push(r.seed);
-                Ok(())
-            }, &mut progress))
+            .block_on(run_jobs(
+                (0..7).map(job).collect(),
+                exec.clone(),
+                3,
+                6,
+                |r| {
+                    seen.push(r.seed);
+                    Ok(())
+                },
+                &mut progress,
+            ))
             .unwrap();
         seen.sort();
         assert_eq!(seen, (0..7).collect::<Vec<_>>());

@@ -68,9 +68,8 @@ impl Backbone {
         let d = cfg.d_model;
         let ln = || nn::LayerNormConfig::default();
         let embed = nn::embedding(vs / "embed", io.vocab_size, d, Default::default());
-        let positions = cfg
-            .learned_positions
-            .then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
+        let positions =
+            cfg.learned_positions.then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
         let blocks = (0..cfg.n_layers)
             .map(|i| {
                 let bp = vs / "blocks" / i;

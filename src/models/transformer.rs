@@ -30,7 +30,14 @@ pub enum Positions {
 
 impl Default for TransformerConfig {
     fn default() -> Self {
-        TransformerConfig { d_model: 64, n_layers: 2, n_heads: 4, mlp_ratio: 4, dropout: 0.0, positions: Positions::Rope }
+        TransformerConfig {
+            d_model: 64,
+            n_layers: 2,
+            n_heads: 4,
+            mlp_ratio: 4,
+            dropout: 0.0,
+            positions: Positions::Rope,
+        }
     }
 }
 

@@ -50,12 +50,25 @@ pub fn records_frame(records: &[&Record], param_keys: &[String]) -> Result<DataF
         text("reason", &|r| r.reason.clone().unwrap_or_default()),
     ];
     for key in param_keys {
-        columns.push(text(key, &|r| r.params.get(key).map(param_text).unwrap_or_default()));
+        columns.push(param_column(key, records));
     }
     for (name, get) in METRICS {
         columns.push(Column::new((*name).into(), records.iter().map(|r| get(r)).collect::<Vec<Option<f64>>>()));
     }
     Ok(DataFrame::new(records.len(), columns)?)
+}
+
+/// A parameter column typed so that it sorts naturally: integers, else floats, else text.
+fn param_column(key: &str, records: &[&Record]) -> Column {
+    let values: Vec<Option<&serde_json::Value>> = records.iter().map(|r| r.params.get(key)).collect();
+    let present = || values.iter().flatten();
+    if present().all(|v| v.is_i64()) {
+        Column::new(key.into(), values.iter().map(|v| v.and_then(|v| v.as_i64())).collect::<Vec<_>>())
+    } else if present().all(|v| v.is_number()) {
+        Column::new(key.into(), values.iter().map(|v| v.and_then(|v| v.as_f64())).collect::<Vec<_>>())
+    } else {
+        Column::new(key.into(), values.iter().map(|v| v.map(param_text)).collect::<Vec<_>>())
+    }
 }
 
 /// Groups by task, model and `param_keys`; for each metric `<m>_mean` and `<m>_std` over the
@@ -64,7 +77,8 @@ pub fn summary_frame(records: &DataFrame, param_keys: &[String]) -> Result<DataF
     let mut keys: Vec<Expr> = vec![col("task"), col("model")];
     keys.extend(param_keys.iter().map(|k| col(k.as_str())));
     let ok = col("status").eq(lit("ok"));
-    let mut aggs = vec![len().cast(DataType::UInt32).alias("runs"), ok.clone().cast(DataType::UInt32).sum().alias("runs_ok")];
+    let mut aggs =
+        vec![len().cast(DataType::UInt32).alias("runs"), ok.clone().cast(DataType::UInt32).sum().alias("runs_ok")];
     for (name, _) in METRICS {
         let m = col(*name).filter(ok.clone());
         aggs.push(m.clone().mean().alias(format!("{name}_mean")));
@@ -86,8 +100,5 @@ pub fn f64_at(df: &DataFrame, name: &str, row: usize) -> Option<f64> {
 }
 
 pub fn str_at(df: &DataFrame, name: &str, row: usize) -> String {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.get(row).ok().and_then(|v| v.get_str().map(str::to_string)))
-        .unwrap_or_default()
+    df.column(name).ok().and_then(|c| c.get(row).ok().and_then(|v| v.get_str().map(str::to_string))).unwrap_or_default()
 }

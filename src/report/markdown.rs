@@ -52,7 +52,11 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> String {
         .map(String::from),
     );
     let mut out = row_line(&header);
-    let align: Vec<String> = header.iter().enumerate().map(|(i, _)| if i <= param_keys.len() { "---".into() } else { "---:".into() }).collect();
+    let align: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i <= param_keys.len() { "---".into() } else { "---:".into() })
+        .collect();
     out += &row_line(&align);
     for row in 0..df.height() {
         if str_at(df, "task", row) != task {
@@ -82,7 +86,8 @@ pub fn failures_table(records: &[&Record]) -> String {
     if failed.is_empty() {
         return "All jobs ended `ok`.\n".into();
     }
-    let mut out = row_line(&["job".into(), "task".into(), "model".into(), "seed".into(), "status".into(), "reason".into()]);
+    let mut out =
+        row_line(&["job".into(), "task".into(), "model".into(), "seed".into(), "status".into(), "reason".into()]);
     out += "| --- | --- | --- | ---: | --- | --- |\n";
     for r in failed {
         let reason = r.reason.as_deref().unwrap_or("").replace('|', "\\|").replace('\n', " ");

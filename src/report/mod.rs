@@ -35,7 +35,8 @@ pub fn render(title: &str, records: &[Record]) -> Result<(String, DataFrame, Dat
     let mut records_df = frame::records_frame(&all, &keys)?;
     let summary = frame::summary_frame(&records_df, &keys)?;
     let ok = records.iter().filter(|r| r.status == crate::record::Status::Ok).count();
-    let mut md = format!("# seqbench report: {title}\n\n{} jobs, {ok} ok, {} not ok.\n", records.len(), records.len() - ok);
+    let mut md =
+        format!("# seqbench report: {title}\n\n{} jobs, {ok} ok, {} not ok.\n", records.len(), records.len() - ok);
     let tasks: BTreeSet<&str> = records.iter().map(|r| r.task_label.as_str()).collect();
     for task in tasks {
         let in_task: Vec<&Record> = records.iter().filter(|r| r.task_label == task).collect();

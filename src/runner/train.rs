@@ -107,7 +107,11 @@ fn evaluate(model: &dyn crate::models::SeqModel, split: &TokenSplit, batch: usiz
             let per_example_hits = hits.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
             let per_example_labels = mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
             let has_labels = per_example_labels.gt(0);
-            exact += per_example_hits.eq_tensor(&per_example_labels).logical_and(&has_labels).sum(Kind::Int64).int64_value(&[]);
+            exact += per_example_hits
+                .eq_tensor(&per_example_labels)
+                .logical_and(&has_labels)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
             scored += has_labels.sum(Kind::Int64).int64_value(&[]);
             correct += hits.sum(Kind::Int64).int64_value(&[]);
             labelled += n_lab;
@@ -223,7 +227,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         ..Default::default()
     };
     let tail = losses.len().div_ceil(10).max(1);
-    m.train_loss = (!losses.is_empty()).then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);
+    m.train_loss =
+        (!losses.is_empty()).then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);
     if let Some((med, p10, p90)) = percentiles(&step_rates) {
         (m.train_tokens_per_s, m.train_tokens_per_s_p10, m.train_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
     }
@@ -231,7 +236,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
         if let Some((med, p10, p90)) = inference_throughput(model.as_ref(), &data.test, cfg, device) {
-            (m.infer_tokens_per_s, m.infer_tokens_per_s_p10, m.infer_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
+            (m.infer_tokens_per_s, m.infer_tokens_per_s_p10, m.infer_tokens_per_s_p90) =
+                (Some(med), Some(p10), Some(p90));
         }
     }
     match device {

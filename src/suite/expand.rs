@@ -63,11 +63,7 @@ fn train_spec(suite: &Suite, task: &Entry) -> Result<TrainSpec, InputError> {
 }
 
 fn resolved_train(spec: &TrainSpec) -> Vec<TrainConfig> {
-    params::expand(&spec.map)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| params::resolve(c).ok())
-        .collect()
+    params::expand(&spec.map).unwrap_or_default().iter().filter_map(|c| params::resolve(c).ok()).collect()
 }
 
 fn prefixed(prefix: &str, keys: Vec<String>) -> Vec<String> {
@@ -86,13 +82,14 @@ pub fn expand(suite: &Suite) -> Result<Vec<Job>, InputError> {
         let task_swept = prefixed("task", params::swept_keys(&task.params));
         let train_swept = prefixed("train", params::swept_keys(&spec.map));
         for model in &suite.models {
-            let arch = crate::models::find(&model.kind).ok_or_else(|| model.key_error("arch", "unknown architecture"))?;
+            let arch =
+                crate::models::find(&model.kind).ok_or_else(|| model.key_error("arch", "unknown architecture"))?;
             let model_combos = params::expand(&model.params).map_err(|e| locate(model, "", e))?;
             let count = task_combos.len() * model_combos.len() * trains.len() * spec.seeds.len();
             if jobs.len() + count > MAX_JOBS {
-                return Err(suite.origin.error(format!(
-                    "the sweeps expand to more than {MAX_JOBS} jobs; narrow them or split the suite"
-                )));
+                return Err(suite
+                    .origin
+                    .error(format!("the sweeps expand to more than {MAX_JOBS} jobs; narrow them or split the suite")));
             }
             let mut swept = task_swept.clone();
             swept.extend(prefixed("model", params::swept_keys(&model.params)));

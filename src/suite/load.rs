@@ -37,10 +37,7 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path, locator: &Loca
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
-        let line_col = inner
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .or_else(|| locator.find(&key));
+        let line_col = inner.location().map(|l| (l.line(), l.column())).or_else(|| locator.find(&key));
         InputError::new(message).in_file(path).at_key(key).at(line_col)
     })
 }
@@ -120,9 +117,9 @@ fn model_entry(raw: &ParamMap, origin: Origin, suite_path: &Path) -> Result<Entr
         let (preset_arch, preset_params, preset_origins) = load_preset(preset, &origin, suite_path)?;
         if let Some(a) = &arch {
             if *a != preset_arch {
-                return Err(origin.child("arch").error(format!(
-                    "preset `{preset}` is a `{preset_arch}` model but this entry says arch `{a}`"
-                )));
+                return Err(origin
+                    .child("arch")
+                    .error(format!("preset `{preset}` is a `{preset_arch}` model but this entry says arch `{a}`")));
             }
         }
         arch = Some(preset_arch);
@@ -152,10 +149,9 @@ fn task_entry(raw: &ParamMap, origin: Origin) -> Result<Entry, InputError> {
         origin.error(format!("task entry needs `task:` (one of: {})", crate::tasks::names().join(", ")))
     })?;
     if crate::tasks::find(&task).is_none() {
-        return Err(origin.child("task").error(format!(
-            "unknown task `{task}`; expected one of: {}",
-            crate::tasks::names().join(", ")
-        )));
+        return Err(origin
+            .child("task")
+            .error(format!("unknown task `{task}`; expected one of: {}", crate::tasks::names().join(", "))));
     }
     let overrides = match params.remove("overrides") {
         None => ParamMap::new(),
@@ -204,8 +200,8 @@ fn load_preset(
     }
     params.remove("description");
     params.remove("name");
-    let arch = take_string(&mut params, "arch", &p_origin)?
-        .ok_or_else(|| p_origin.error("a model preset needs `arch:`"))?;
+    let arch =
+        take_string(&mut params, "arch", &p_origin)?.ok_or_else(|| p_origin.error("a model preset needs `arch:`"))?;
     let origins = origins_for(&params, &p_origin);
     Ok((arch, params, origins))
 }

@@ -51,10 +51,7 @@ impl Origin {
     }
 
     pub fn error(&self, message: impl Into<String>) -> InputError {
-        InputError::new(message)
-            .in_file(self.file.as_ref())
-            .at_key(&self.path)
-            .at(self.locator.find(&self.path))
+        InputError::new(message).in_file(self.file.as_ref()).at_key(&self.path).at(self.locator.find(&self.path))
     }
 }
 
@@ -104,8 +101,7 @@ impl Suite {
             m.insert(kind_key.into(), e.kind.clone().into());
             m.insert("name".into(), e.label.clone().into());
             if !e.overrides.is_empty() {
-                let o: serde_yaml::Mapping =
-                    e.overrides.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect();
+                let o: serde_yaml::Mapping = e.overrides.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect();
                 m.insert("overrides".into(), serde_yaml::Value::Mapping(o));
             }
             m

@@ -30,7 +30,14 @@ pub struct FaultConfig {
 }
 
 fn tiny() -> mqar::MqarConfig {
-    mqar::MqarConfig { vocab_size: 16, seq_len: 8, num_kv_pairs: 2, train_examples: 64, test_examples: 16, ..Default::default() }
+    mqar::MqarConfig {
+        vocab_size: 16,
+        seq_len: 8,
+        num_kv_pairs: 2,
+        train_examples: 64,
+        test_examples: 16,
+        ..Default::default()
+    }
 }
 
 fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {

@@ -63,7 +63,10 @@ impl MqarConfig {
             ));
         }
         if self.num_kv_pairs > self.vocab_size / 2 - 1 {
-            return Err(("num_kv_pairs", format!("exceeds the {} distinct keys of vocab_size", self.vocab_size / 2 - 1)));
+            return Err((
+                "num_kv_pairs",
+                format!("exceeds the {} distinct keys of vocab_size", self.vocab_size / 2 - 1),
+            ));
         }
         if self.train_examples == 0 || self.test_examples == 0 {
             return Err(("train_examples", "train_examples and test_examples must be ≥ 1".into()));
@@ -87,8 +90,7 @@ pub fn generate(cfg: &MqarConfig, n: usize, seed: u64) -> TokenSplit {
     let value_choices: Vec<i64> = (v / 2..v).collect();
     let context = 2 * k;
     let space = (l - context) / 2;
-    let weights: Vec<f64> =
-        (1..=space).map(|g| cfg.power_a * (g as f64).powf(cfg.power_a - 1.0)).collect();
+    let weights: Vec<f64> = (1..=space).map(|g| cfg.power_a * (g as f64).powf(cfg.power_a - 1.0)).collect();
 
     let mut inputs = Vec::with_capacity(n * l);
     let mut targets = Vec::with_capacity(n * l);
@@ -142,3 +144,97 @@ pub const INFO: TaskInfo = TaskInfo {
     io: |p| Ok(config(p)?.io()),
     build,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(v: i64, l: i64, k: i64) -> MqarConfig {
+        MqarConfig { vocab_size: v, seq_len: l, num_kv_pairs: k, ..Default::default() }
+    }
+
+    #[test]
+    fn keys_values_and_queries_follow_zoology() {
+        let c = cfg(128, 64, 8);
+        let data = generate(&c, 300, 5);
+        assert_eq!(data.inputs.len(), 300 * 64);
+        for i in 0..data.n {
+            let (x, y) = data.example(i);
+            let keys: Vec<i64> = (0..8).map(|j| x[2 * j]).collect();
+            let values: Vec<i64> = (0..8).map(|j| x[2 * j + 1]).collect();
+            assert!(keys.iter().all(|k| (1..64).contains(k)), "key out of [1, V/2): {keys:?}");
+            assert!(values.iter().all(|v| (64..128).contains(v)), "value out of [V/2, V): {values:?}");
+            let mut dk = keys.clone();
+            dk.sort();
+            dk.dedup();
+            let mut dv = values.clone();
+            dv.sort();
+            dv.dedup();
+            assert_eq!((dk.len(), dv.len()), (8, 8), "keys and values distinct per example");
+            // labelled positions: exactly one per key, after the context, at even offsets,
+            // holding the key with its value as target
+            let labelled: Vec<usize> = (0..64).filter(|&p| y[p] != IGNORE).collect();
+            assert_eq!(labelled.len(), 8);
+            let mut queried: Vec<i64> = labelled.iter().map(|&p| x[p]).collect();
+            for &p in &labelled {
+                assert!(p >= 16 && (p - 16) % 2 == 0, "query at {p}");
+                let j = keys.iter().position(|&k| k == x[p]).expect("query is a key");
+                assert_eq!(y[p], values[j]);
+            }
+            queried.sort();
+            assert_eq!(queried, dk, "each key queried once");
+            assert!(x.iter().all(|t| (0..128).contains(t)));
+        }
+    }
+
+    #[test]
+    fn deterministic_by_seed() {
+        let c = cfg(64, 32, 4);
+        assert_eq!(generate(&c, 50, 9), generate(&c, 50, 9));
+        assert_ne!(generate(&c, 50, 9).inputs, generate(&c, 50, 10).inputs);
+    }
+
+    #[test]
+    fn non_query_positions_random_or_zero() {
+        let mut c = cfg(64, 32, 4);
+        c.random_non_queries = false;
+        let data = generate(&c, 20, 1);
+        let zeros = data.inputs.iter().filter(|&&t| t == 0).count();
+        assert_eq!(zeros, 20 * (32 - 8 - 4));
+        c.random_non_queries = true;
+        let data = generate(&c, 200, 1);
+        let zeros = data.inputs.iter().filter(|&&t| t == 0).count();
+        assert!(zeros < 200 * 3, "random fill leaves few zeros, got {zeros}");
+    }
+
+    /// With one pair the gap is a single draw from p(g) ∝ (g+1)^(a−1): compare frequencies.
+    #[test]
+    fn gap_distribution_is_power_law() {
+        let (l, n) = (16i64, 40_000usize);
+        let c = cfg(32, l, 1);
+        let data = generate(&c, n, 3);
+        let space = ((l - 2) / 2) as usize;
+        let mut counts = vec![0usize; space];
+        for i in 0..n {
+            let (_, y) = data.example(i);
+            let p = y.iter().position(|&t| t != IGNORE).expect("one query");
+            counts[(p - 2) / 2] += 1;
+        }
+        let w: Vec<f64> = (1..=space).map(|g| (g as f64).powf(0.01 - 1.0)).collect();
+        let total: f64 = w.iter().sum();
+        for (g, &count) in counts.iter().enumerate() {
+            let expected = w[g] / total;
+            let observed = count as f64 / n as f64;
+            assert!((observed - expected).abs() < 0.01, "gap {g}: observed {observed:.4}, expected {expected:.4}");
+        }
+        assert!(counts.windows(2).all(|p| p[0] > p[1]), "skewed towards small gaps: {counts:?}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        assert_eq!(cfg(32, 32, 4).validate().unwrap_err().0, "vocab_size");
+        assert_eq!(cfg(128, 31, 4).validate().unwrap_err().0, "seq_len");
+        assert_eq!(cfg(128, 32, 9).validate().unwrap_err().0, "num_kv_pairs");
+        assert!(cfg(128, 32, 8).validate().is_ok());
+    }
+}

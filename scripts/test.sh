@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# README command 2: set up, then every test, formatting and lints.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/.."
+bash scripts/setup.sh
+# shellcheck source=env.sh
+source scripts/env.sh
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+echo "[test] cargo fmt --check" >&2
+cargo fmt --check
+echo "[test] cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --quiet --all-targets -- -D warnings
+echo "[test] cargo test" >&2
+cargo test --quiet 2>&1 | tee "$SEQBENCH_HOME/last-test.log"

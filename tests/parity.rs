@@ -1,0 +1,76 @@
+//! Forward parity with PyTorch: fixtures written by tests/fixtures/make_parity_fixtures.py hold
+//! weights, inputs and PyTorch's logits; seqbench's models must match within 1e-5 (fp32).
+use seqbench::models::rnn::{build_cell, Cell, RnnConfig};
+use seqbench::models::transformer::{build_transformer, Positions, TransformerConfig};
+use seqbench::models::{SeqModel, TaskIo};
+use std::collections::HashMap;
+use tch::{nn, Device, Tensor};
+
+const TOLERANCE: f64 = 1e-5;
+
+fn io(causal: bool) -> TaskIo {
+    TaskIo { vocab_size: 11, num_classes: 11, seq_len: 7, causal }
+}
+
+/// Loads the fixture's weights into a freshly built model and returns the largest |difference|
+/// between its logits and PyTorch's.
+fn max_abs_diff(fixture: &str, build: impl Fn(&nn::Path) -> Box<dyn SeqModel>) -> f64 {
+    let path = format!("{}/tests/fixtures/parity_{fixture}.npz", env!("CARGO_MANIFEST_DIR"));
+    let mut tensors: HashMap<String, Tensor> = Tensor::read_npz(&path).expect("fixture").into_iter().collect();
+    let input = tensors.remove("input").expect("input");
+    let expected = tensors.remove("expected").expect("expected");
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = build(&vs.root());
+    let vars = vs.variables();
+    let mut ours: Vec<&String> = vars.keys().collect();
+    let mut theirs: Vec<&String> = tensors.keys().collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "parameter names differ from the PyTorch module's");
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            let src = &tensors[&name];
+            assert_eq!(var.size(), src.size(), "shape of {name}");
+            var.copy_(src);
+        }
+    });
+    let logits = tch::no_grad(|| model.forward_t(&input, false));
+    assert_eq!(logits.size(), expected.size());
+    (logits - expected).abs().max().double_value(&[])
+}
+
+fn rnn_cfg(bidirectional: bool) -> RnnConfig {
+    RnnConfig { d_model: 16, n_layers: 2, mlp_ratio: 2, dropout: 0.0, bidirectional }
+}
+
+#[test]
+fn lstm_matches_pytorch() {
+    let diff = max_abs_diff("lstm", |p| build_cell(p, Cell::Lstm, &rnn_cfg(false), &io(true)));
+    assert!(diff <= TOLERANCE, "max |Δ| = {diff:e}");
+}
+
+#[test]
+fn gru_matches_pytorch() {
+    let diff = max_abs_diff("gru", |p| build_cell(p, Cell::Gru, &rnn_cfg(false), &io(true)));
+    assert!(diff <= TOLERANCE, "max |Δ| = {diff:e}");
+}
+
+#[test]
+fn bidirectional_lstm_matches_pytorch() {
+    let diff = max_abs_diff("lstm_bidirectional", |p| build_cell(p, Cell::Lstm, &rnn_cfg(true), &io(false)));
+    assert!(diff <= TOLERANCE, "max |Δ| = {diff:e}");
+}
+
+#[test]
+fn causal_rope_transformer_matches_pytorch() {
+    let cfg = TransformerConfig {
+        d_model: 16,
+        n_layers: 2,
+        n_heads: 2,
+        mlp_ratio: 4,
+        dropout: 0.0,
+        positions: Positions::Rope,
+    };
+    let diff = max_abs_diff("transformer_rope", |p| build_transformer(p, &cfg, &io(true)));
+    assert!(diff <= TOLERANCE, "max |Δ| = {diff:e}");
+}

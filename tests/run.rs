@@ -1,0 +1,180 @@
+//! End to end through the real binary: job isolation (panic, abort, timeout, error, NaN each
+//! get their status while the other jobs succeed), resume, and exit codes.
+use seqbench::record::{Record, Status};
+use seqbench::store::read_records;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seqbench(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqbench")).args(args).current_dir(cwd).output().expect("run seqbench")
+}
+
+fn write_suite(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The single run directory under `out/<suite>/`.
+fn run_dir(out: &Path, suite: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite)).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const FAULTS: &str = "\
+name: faults
+defaults:
+  steps: 4
+  batch_size: 8
+  timeout_s: 60
+  threads: 1
+models:
+  - arch: lstm
+    d_model: 8
+    n_layers: 1
+tasks:
+  - task: fault
+    mode: [none, panic, abort, error, nan]
+  - task: fault
+    name: hang
+    mode: hang
+    overrides:
+      timeout_s: 3
+";
+
+#[test]
+fn each_failure_mode_gets_its_status_and_the_run_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = write_suite(tmp.path(), "faults", FAULTS);
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "3"], tmp.path());
+    assert_eq!(out.status.code(), Some(3), "exit 3 when some jobs fail; stderr:\n{}", stderr(&out));
+    let dir = run_dir(&tmp.path().join("res"), "faults");
+    let (records, warnings) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let by_mode: HashMap<String, &Record> =
+        records.iter().map(|r| (r.params["task.mode"].as_str().unwrap().to_string(), r)).collect();
+    let expect = [
+        ("none", Status::Ok),
+        ("panic", Status::Panic),
+        ("abort", Status::Crashed),
+        ("error", Status::Failed),
+        ("nan", Status::Diverged),
+        ("hang", Status::Timeout),
+    ];
+    assert_eq!(records.len(), expect.len());
+    for (mode, status) in expect {
+        let r = by_mode[mode];
+        assert_eq!(r.status, status, "mode {mode}: {:?}", r.reason);
+        if status != Status::Ok {
+            assert!(r.reason.is_some(), "mode {mode} has a reason");
+        }
+    }
+    let ok = by_mode["none"];
+    let m = &ok.measurements;
+    assert!(m.accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)));
+    assert!(m.train_tokens_per_s.unwrap() > 0.0 && m.infer_tokens_per_s.unwrap() > 0.0);
+    assert!(m.peak_mem_bytes.unwrap() > 10 << 20, "peak RSS of a libtorch process");
+    assert_eq!(m.threads, Some(1));
+    assert!(m.n_params.unwrap() > 0 && m.flops_per_token.unwrap() > 0.0);
+    assert!(by_mode["panic"].reason.as_deref().unwrap().contains("deliberate panic"));
+    assert!(by_mode["abort"].reason.as_deref().unwrap().contains("SIGABRT"));
+    assert!(by_mode["error"].reason.as_deref().unwrap().contains("deliberate error"));
+    assert!(by_mode["nan"].reason.as_deref().unwrap().contains("NaN"));
+    assert!(by_mode["hang"].wall_s < 30.0, "killed at its 3 s limit");
+    // the report lists every failure with its status
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for status in ["panic", "crashed", "failed", "diverged", "timeout"] {
+        assert!(report.contains(&format!("| {status} |")), "report lists {status}:\n{report}");
+    }
+    assert!(dir.join("env.json").is_file() && dir.join("suite.resolved.yaml").is_file());
+    assert!(dir.join("tables/summary.csv").is_file() && dir.join("tables/records.parquet").is_file());
+    assert!(!dir.join("run.lock").exists(), "lock released");
+}
+
+const SMALL: &str = "\
+name: small
+defaults:
+  steps: 3
+  batch_size: 8
+  threads: 1
+  seeds: [0, 1, 2, 3]
+models:
+  - arch: gru
+    d_model: 8
+    n_layers: 1
+tasks:
+  - task: fault
+    mode: none
+";
+
+#[test]
+fn resume_runs_only_missing_jobs_and_sets_torn_lines_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = write_suite(tmp.path(), "small", SMALL);
+    let suite_arg = suite.to_str().unwrap();
+    let out = seqbench(&["run", suite_arg, "--out", "res", "--jobs", "2"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = run_dir(&tmp.path().join("res"), "small");
+    let records_path = dir.join("records.jsonl");
+    let text = std::fs::read_to_string(&records_path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4);
+    // Keep two records, then simulate a crash in the middle of writing a third.
+    let kept = format!("{}\n{}\n{}", lines[0], lines[2], &lines[1][..40]);
+    std::fs::write(&records_path, kept).unwrap();
+
+    let dry = seqbench(&["run", suite_arg, "--resume", dir.to_str().unwrap(), "--dry-run"], tmp.path());
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("2 jobs\n"), "{}", String::from_utf8_lossy(&dry.stdout));
+    let out = seqbench(&["run", suite_arg, "--resume", dir.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 jobs to run (2 already recorded)"), "{}", stderr(&out));
+
+    let (records, warnings) = read_records(&records_path).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut ids: Vec<&str> = records.iter().map(|r| r.job_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((records.len(), ids.len()), (4, 4), "every job exactly once");
+    assert_eq!(std::fs::read_to_string(dir.join("records.jsonl.torn")).unwrap(), &lines[1][..40]);
+
+    // A run directory of another suite is refused before anything runs.
+    let other = write_suite(tmp.path(), "other", &SMALL.replace("name: small", "name: other"));
+    let out = seqbench(&["run", other.to_str().unwrap(), "--resume", dir.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a run of suite `small`"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_located_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = seqbench(&["plan", "missing.yaml"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("Error: missing.yaml: cannot read suite"), "{err}");
+    let suite = write_suite(tmp.path(), "bad", &SMALL.replace("d_model: 8", "d_model: -8"));
+    let out = seqbench(&["run", suite.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.yaml:9:5: `models[0].d_model`: must be at least 1, got -8"), "{err}");
+    assert!(!err.contains("panicked") && !tmp.path().join("results").exists(), "{err}");
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--jobs", "0"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn plan_lists_jobs_and_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = write_suite(tmp.path(), "small", SMALL);
+    let out = seqbench(&["plan", suite.to_str().unwrap()], tmp.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.ends_with("4 jobs\n"));
+    assert!(text.contains("fault") && text.contains("gru") && text.contains("seed=3"));
+}
