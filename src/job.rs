@@ -27,7 +27,8 @@ pub struct TrainConfig {
     pub lr_warmup_steps: u64,
     /// Gradient-norm clipping; 0 disables it.
     pub grad_clip: f64,
-    /// First steps (and inference batches) left out of throughput: allocation, caches, JIT.
+    /// First steps (and inference passes) left out of throughput: allocation, caches, JIT.
+    /// At most half of the training steps are left out, so short runs still report a figure.
     pub measure_warmup_steps: u64,
     /// Evaluate on the test split every N steps (recorded in the loss curve); 0: only at the end.
     pub eval_interval: u64,

@@ -45,8 +45,9 @@ pub fn classify(
     exit: Option<std::process::ExitStatus>,
     timed_out: Option<f64>,
     output: Option<JobOutput>,
-    stderr_tail: &str,
+    stderr: &StderrSummary,
 ) -> (Status, Option<String>, Option<JobOutput>) {
+    let stderr_tail = stderr.tail.as_str();
     if let Some(limit) = timed_out {
         return (Status::Timeout, Some(format!("exceeded the time limit of {limit} s and was killed")), None);
     }
@@ -60,23 +61,24 @@ pub fn classify(
         }
         return (Status::Crashed, Some(reason), None);
     }
-    let last_line = stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+    // `seqbench exec-job` reports errors as one `Error: …` line (libtorch appends a C++ backtrace).
+    let error_line = stderr_tail
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Error: "))
+        .or_else(|| stderr_tail.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("")
+        .trim()
+        .to_string();
     match exit.code() {
         Some(0) => match output {
             Some(out) => (out.status, out.reason.clone(), Some(out)),
             None => (Status::Failed, Some("job process exited 0 but wrote no record".into()), None),
         },
-        Some(101) if stderr_tail.contains("panicked at") => {
-            let msg = stderr_tail
-                .lines()
-                .skip_while(|l| !l.contains("panicked at"))
-                .nth(1)
-                .unwrap_or(&last_line)
-                .trim()
-                .to_string();
-            (Status::Panic, Some(format!("panic: {msg}")), None)
+        Some(101) if stderr.panic.is_some() => {
+            (Status::Panic, Some(format!("panic: {}", stderr.panic.as_deref().unwrap_or_default())), None)
         }
-        Some(code) => (Status::Failed, Some(format!("exit code {code}: {last_line}")), None),
+        Some(code) => (Status::Failed, Some(format!("exit code {code}: {error_line}")), None),
         None => (Status::Failed, Some("job process ended without an exit code".into()), None),
     }
 }
@@ -101,7 +103,7 @@ impl Executor for ChildExecutor {
                     record.measurements = out.measurements;
                 }
                 if status != Status::Ok {
-                    record.stderr_tail = Some(tail);
+                    record.stderr_tail = Some(tail.tail);
                 }
             }
             Err(e) => {
@@ -113,7 +115,17 @@ impl Executor for ChildExecutor {
     }
 }
 
-type ChildResult = (Option<std::process::ExitStatus>, Option<f64>, Option<JobOutput>, String);
+type ChildResult = (Option<std::process::ExitStatus>, Option<f64>, Option<JobOutput>, StderrSummary);
+
+/// What is kept of a job's stderr in its record (all of it goes to the log file).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StderrSummary {
+    /// The last lines.
+    pub tail: String,
+    /// The panic message (the line after `panicked at …`), which a long backtrace would push
+    /// out of the tail.
+    pub panic: Option<String>,
+}
 
 async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) -> anyhow::Result<ChildResult> {
     if let Some(dir) = log_path.parent() {
@@ -144,8 +156,16 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
     let err_reader = tokio::spawn(async move {
         let mut log = tokio::fs::File::create(&log_path).await.ok();
         let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+        let mut panic: Option<String> = None;
+        let mut after_panic_line = false;
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            if after_panic_line {
+                panic = Some(line.trim().to_string());
+                after_panic_line = false;
+            } else if panic.is_none() && line.contains("panicked at") {
+                after_panic_line = true;
+            }
             if let Some(f) = log.as_mut() {
                 let _ = f.write_all(format!("{line}\n").as_bytes()).await;
             }
@@ -157,7 +177,7 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
         if let Some(f) = log.as_mut() {
             let _ = f.flush().await;
         }
-        Vec::from(tail).join("\n")
+        StderrSummary { tail: Vec::from(tail).join("\n"), panic }
     });
     let limit = job.train.timeout_s;
     let (exit, timed_out) = match tokio::time::timeout(Duration::from_secs_f64(limit), child.wait()).await {

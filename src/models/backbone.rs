@@ -98,6 +98,9 @@ impl Backbone {
 }
 
 impl SeqModel for Backbone {
+    // `h += x` on a tch Tensor is an in-place add, which would overwrite activations that
+    // autograd saved for the backward pass (LayerNorm's input): keep `h = h + x`.
+    #[allow(clippy::assign_op_pattern)]
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut h = self.embed.forward(xs);
         if let Some(pos) = &self.positions {

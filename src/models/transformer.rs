@@ -56,14 +56,14 @@ impl TransformerConfig {
 impl Validate for TransformerConfig {
     fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
         self.backbone().validate()?;
-        if self.n_heads >= 1 && self.positions == Positions::Rope && (self.d_model / self.n_heads) % 2 != 0 {
-            return Err(("positions", "rope needs an even head dimension (d_model / n_heads)".into()));
-        }
         if self.n_heads < 1 || self.d_model % self.n_heads != 0 {
             return Err((
                 "n_heads",
                 format!("must be ≥ 1 and divide d_model = {}, got {}", self.d_model, self.n_heads),
             ));
+        }
+        if self.n_heads >= 1 && self.positions == Positions::Rope && (self.d_model / self.n_heads) % 2 != 0 {
+            return Err(("positions", "rope needs an even head dimension (d_model / n_heads)".into()));
         }
         Ok(())
     }

@@ -5,8 +5,11 @@ use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeSet;
 
+/// Reads one metric of a record.
+pub type MetricFn = fn(&Record) -> Option<f64>;
+
 /// Metric columns: (column, how it is read from a record).
-pub const METRICS: &[(&str, fn(&Record) -> Option<f64>)] = &[
+pub const METRICS: &[(&str, MetricFn)] = &[
     ("accuracy", |r| r.measurements.accuracy),
     ("exact_match", |r| r.measurements.exact_match),
     ("eval_loss", |r| r.measurements.eval_loss),
@@ -99,6 +102,16 @@ pub fn f64_at(df: &DataFrame, name: &str, row: usize) -> Option<f64> {
     df.column(name).ok()?.get(row).ok()?.extract::<f64>().filter(|x| x.is_finite())
 }
 
+/// Any cell as display text: integers plainly, floats in their shortest form, null as empty.
 pub fn str_at(df: &DataFrame, name: &str, row: usize) -> String {
-    df.column(name).ok().and_then(|c| c.get(row).ok().and_then(|v| v.get_str().map(str::to_string))).unwrap_or_default()
+    let Some(value) = df.column(name).ok().and_then(|c| c.get(row).ok()) else {
+        return String::new();
+    };
+    match value {
+        AnyValue::Null => String::new(),
+        AnyValue::Float64(x) => x.to_string(),
+        AnyValue::Float32(x) => x.to_string(),
+        v if v.is_integer() => v.to_string(),
+        v => v.get_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
+    }
 }

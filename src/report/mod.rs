@@ -53,7 +53,8 @@ pub fn render(title: &str, records: &[Record]) -> Result<(String, DataFrame, Dat
 /// Reads a run's records and writes its report files. Returns the Markdown.
 pub fn build(run: &RunDir) -> Result<Report> {
     let (records, warnings) = store::read_records(&run.records_path())?;
-    let title = format!("{} / {}", run.suite_name().unwrap_or_else(|| "run".into()), run.run_id());
+    let suite = run.suite_name().or_else(|| records.first().map(|r| r.suite.clone())).unwrap_or_default();
+    let title = format!("{suite} / {}", run.run_id());
     let (md, mut summary, mut records_df) = render(&title, &records).context("aggregating records")?;
     let tables = run.path.join("tables");
     let mut files = Vec::new();

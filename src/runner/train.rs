@@ -18,7 +18,7 @@ struct Batcher {
 
 impl Batcher {
     fn new(n: usize, seed: u64) -> Self {
-        let mut b = Batcher { order: (0..n).collect(), pos: n, rng: SplitMix64::new(seed ^ 0xBA7C_4E5) };
+        let mut b = Batcher { order: (0..n).collect(), pos: n, rng: SplitMix64::new(seed ^ 0x0BA7_C4E5) };
         b.reshuffle_if_done();
         b
     }
@@ -174,6 +174,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let mut reason = None;
     let started = Instant::now();
     let log_every = (total_steps / 10).max(1);
+    // Short runs still get throughput figures: at least half of the steps are timed.
+    let timing_warmup = cfg.measure_warmup_steps.min(total_steps / 2);
 
     for step in 0..total_steps {
         let idx = batcher.next_indices(batch);
@@ -190,7 +192,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             loss
         });
         let loss = loss.double_value(&[]);
-        if step >= cfg.measure_warmup_steps {
+        if step >= timing_warmup {
             step_rates.push(tokens_per_step / secs);
         }
         if !loss.is_finite() {

@@ -11,7 +11,7 @@ pub struct Locator {
 }
 
 enum Frame {
-    Map { path: String, pending_key: Option<String> },
+    Map { path: String, pending_key: Option<String>, seen_key: bool },
     Seq { path: String, index: usize },
 }
 
@@ -44,9 +44,15 @@ impl Builder {
                 self.positions.entry(p.clone()).or_insert(pos(mark));
                 Some(p)
             }
-            Some(Frame::Map { path, pending_key }) => match pending_key.take() {
+            Some(Frame::Map { path, pending_key, seen_key }) => match pending_key.take() {
                 Some(key) => Some(join(path, &key)),
                 None => {
+                    // A block map's start marker lies past its first key; its first key is where
+                    // a reader looks for it.
+                    if !*seen_key {
+                        *seen_key = true;
+                        self.positions.insert(path.clone(), pos(mark));
+                    }
                     let key = key_text.unwrap_or("?").to_string();
                     self.positions.entry(join(path, &key)).or_insert(pos(mark));
                     *pending_key = Some(key);
@@ -68,7 +74,7 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) => {
                 let path = self.node_path(None, &mark).unwrap_or_default();
-                self.stack.push(Frame::Map { path, pending_key: None });
+                self.stack.push(Frame::Map { path, pending_key: None, seen_key: false });
             }
             Event::SequenceStart(..) => {
                 let path = self.node_path(None, &mark).unwrap_or_default();

@@ -19,7 +19,7 @@ pub enum FaultMode {
     Hang,
     /// Return an error → status `failed`.
     Error,
-    /// NaN learning rate → NaN loss → status `diverged`.
+    /// Absurd learning rate → NaN loss → status `diverged`.
     Nan,
 }
 
@@ -54,7 +54,9 @@ fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
         FaultMode::Error => anyhow::bail!("fault task: deliberate error"),
-        FaultMode::Nan => data.lr_override = Some(f64::NAN),
+        // libtorch rejects a NaN learning rate; an absurd one overflows the weights to ±inf and
+        // the loss to NaN within two steps.
+        FaultMode::Nan => data.lr_override = Some(1e30),
     }
     Ok(data)
 }

@@ -30,7 +30,7 @@ pub struct TaskData {
     pub train: TokenSplit,
     pub test: TokenSplit,
     pub io: TaskIo,
-    /// Test-only: the `fault` task sets a NaN learning rate here to provoke divergence.
+    /// Test-only: the `fault` task sets an absurd learning rate here to provoke divergence.
     pub lr_override: Option<f64>,
 }
 
