@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and running seqbench needs. Idempotent: quiet when all is present.
-#   - Debian packages: OpenMPI (for the `mpi` feature), clang headers, pkg-config
+#   - Debian packages: a C++ compiler (torch-sys builds a wrapper), pkg-config, python3-venv,
+#     OpenMPI and libclang (for the `mpi` feature)
 #   - a Python venv with torch==2.11.0 (the libtorch that tch 0.24 binds) and numpy
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -8,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
 TORCH_VERSION=2.11.0
-DEB_PACKAGES=(openmpi-bin libopenmpi-dev libclang-dev pkg-config)
+DEB_PACKAGES=(g++ pkg-config python3-venv openmpi-bin libopenmpi-dev libclang-dev)
 
 log() { echo "[setup] $*" >&2; }
 

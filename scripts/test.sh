@@ -6,7 +6,10 @@ cd "$here/.."
 bash scripts/setup.sh
 # shellcheck source=env.sh
 source scripts/env.sh
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  echo "[test] installing rustfmt and clippy" >&2
+  rustup component add rustfmt clippy
+fi
 echo "[test] cargo fmt --check" >&2
 cargo fmt --check
 echo "[test] cargo clippy --all-targets -- -D warnings" >&2

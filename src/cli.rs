@@ -175,7 +175,14 @@ fn run(suite_path: &Path, out: &Path, resume: Option<&Path>, slots: usize, dry_r
         None => None,
     };
     let done: HashSet<String> = match &run {
-        Some(r) => store::read_records(&r.records_path())?.0.into_iter().map(|r| r.job_id).collect(),
+        Some(r) => {
+            let (records, warnings) = store::read_records(&r.records_path())?;
+            for w in warnings {
+                eprintln!("warning: {w} (its job runs again)");
+            }
+            warn_if_suite_changed(r, &jobs);
+            records.into_iter().map(|r| r.job_id).collect()
+        }
         None => HashSet::new(),
     };
     let total = jobs.len();
@@ -232,6 +239,19 @@ fn run(suite_path: &Path, out: &Path, resume: Option<&Path>, slots: usize, dry_r
         return Ok(ExitCode::from(EXIT_JOBS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A resumed run whose suite was edited mixes configurations: say so.
+fn warn_if_suite_changed(run: &RunDir, jobs: &[Job]) {
+    let Some(before) = run.resolved_job_ids() else { return };
+    let now: HashSet<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+    let added = now.iter().filter(|id| !before.contains(**id)).count();
+    let removed = before.iter().filter(|id| !now.contains(id.as_str())).count();
+    if added + removed > 0 {
+        eprintln!(
+            "warning: the suite changed since this run started: {added} new jobs, {removed} jobs no longer in it (their records stay in the report)"
+        );
+    }
 }
 
 /// `suite.resolved.yaml` (suite with presets inlined + every job) and `env.json`, written

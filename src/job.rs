@@ -5,6 +5,11 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Bounds that catch typos (an extra zero or three) before a job starts.
+const MAX_TIMEOUT_S: f64 = 1e7;
+const MAX_STEPS: u64 = 1_000_000_000;
+const MAX_BATCH: u64 = 1 << 20;
+
 /// Training and measurement settings; `defaults:` in a suite, overridable per task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,11 +124,23 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(("lr", format!("must be a positive number, got {}", self.lr)));
         }
-        if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
-            return Err(("weight_decay", "weight_decay and grad_clip must be ≥ 0".into()));
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(("weight_decay", format!("must be ≥ 0, got {}", self.weight_decay)));
         }
-        if !(self.timeout_s > 0.0 && self.timeout_s.is_finite()) {
-            return Err(("timeout_s", format!("must be a positive number of seconds, got {}", self.timeout_s)));
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            return Err(("grad_clip", format!("must be ≥ 0 (0 disables clipping), got {}", self.grad_clip)));
+        }
+        if !(self.timeout_s > 0.0 && self.timeout_s <= MAX_TIMEOUT_S) {
+            return Err((
+                "timeout_s",
+                format!("must be a number of seconds in (0, {MAX_TIMEOUT_S}], got {}", self.timeout_s),
+            ));
+        }
+        if self.steps.is_some_and(|s| s > MAX_STEPS) {
+            return Err(("steps", format!("must be at most {MAX_STEPS}")));
+        }
+        if self.batch_size > MAX_BATCH {
+            return Err(("batch_size", format!("must be at most {MAX_BATCH}, got {}", self.batch_size)));
         }
         Ok(())
     }
@@ -132,7 +149,9 @@ impl TrainConfig {
     pub fn total_steps(&self, train_examples: usize) -> u64 {
         match (self.steps, self.epochs) {
             (Some(s), _) => s,
-            (None, Some(e)) => ((e * train_examples as f64) / self.batch_size as f64).ceil().max(1.0) as u64,
+            (None, Some(e)) => {
+                ((e * train_examples as f64) / self.batch_size as f64).ceil().clamp(1.0, MAX_STEPS as f64) as u64
+            }
             (None, None) => 1000,
         }
     }
@@ -165,9 +184,11 @@ pub struct Job {
 }
 
 impl Job {
-    /// sha256 over the canonical JSON of task, model, training config and seed; labels and the
-    /// suite name are left out so that renaming does not break resume or comparison.
+    /// sha256 over the canonical JSON of task, model, training config and seed. Labels, the
+    /// suite name and `timeout_s` (a bound on the run, not an input to its result) are left
+    /// out, so renaming or a longer limit does not break resume or comparison.
     pub fn compute_id(task: &Component, model: &Component, train: &TrainConfig, seed: u64) -> String {
+        let train = TrainConfig { timeout_s: 0.0, ..train.clone() };
         let identity = serde_json::json!({
             "task": [&task.kind, &task.params],
             "model": [&model.kind, &model.params],

@@ -80,6 +80,14 @@ impl RunDir {
         v.get("suite")?.get("name")?.as_str().map(str::to_string)
     }
 
+    /// Job ids listed in `suite.resolved.yaml`, if readable.
+    pub fn resolved_job_ids(&self) -> Option<std::collections::HashSet<String>> {
+        let text = std::fs::read_to_string(self.path.join(RESOLVED)).ok()?;
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+        let jobs = v.get("jobs")?.as_sequence()?;
+        Some(jobs.iter().filter_map(|j| j.get("job_id")?.as_str().map(str::to_string)).collect())
+    }
+
     /// Takes the run's lock, or says who holds it. A lock left by a dead process on this host is
     /// taken over.
     pub fn lock(&self) -> Result<RunLock> {
@@ -138,8 +146,10 @@ fn lock_is_stale(holder: &str) -> bool {
     let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok())) else {
         return false;
     };
-    // SAFETY: kill with signal 0 only checks whether the process exists.
-    host == crate::env_info::hostname() && unsafe { libc::kill(pid, 0) } != 0
+    // SAFETY: kill with signal 0 only checks whether the process exists; EPERM means it does.
+    let gone =
+        unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    host == crate::env_info::hostname() && gone
 }
 
 pub struct RunLock {
@@ -177,7 +187,13 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     };
     let mut records = Vec::new();
     let mut warnings = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.ends_with('\n') {
+            // A write cut short (even one that parses): `record_writer` sets it aside.
+            warnings.push(format!("{}:{}: skipped a partial last line", path.display(), i + 1));
+            continue;
+        }
         if line.trim().is_empty() {
             continue;
         }

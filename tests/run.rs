@@ -178,3 +178,42 @@ fn plan_lists_jobs_and_count() {
     assert!(text.ends_with("4 jobs\n"));
     assert!(text.contains("fault") && text.contains("gru") && text.contains("seed=3"));
 }
+
+#[test]
+fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = FAULTS
+        .replace("mode: [none, panic, abort, error, nan]", "mode: none")
+        .replace("timeout_s: 3", "timeout_s: 120");
+    let suite = write_suite(tmp.path(), "faults", &text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqbench"))
+        .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
+        .current_dir(tmp.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let records = tmp.path().join("res/faults");
+    // Wait until the quick job has its record, then interrupt while `hang` still runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let done = std::fs::read_dir(&records)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("records.jsonl")).ok())
+            .is_some_and(|t| t.lines().count() == 1);
+        if done {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: sending SIGINT to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+    let dir = run_dir(&tmp.path().join("res"), "faults");
+    let (recs, _) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert_eq!(recs.len(), 1, "only the finished job is recorded");
+    assert_eq!(recs[0].status, Status::Ok);
+    assert!(!dir.join("run.lock").exists(), "lock released on interrupt");
+}

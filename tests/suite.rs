@@ -145,3 +145,10 @@ fn presets_resolve_and_merge() {
     let e = load_str(&text.replace("transformer-tiny", "nope"), &Path::new(root).join("suites/x.yaml")).unwrap_err();
     assert!(e.message.contains("preset `nope` not found"), "{e}");
 }
+
+#[test]
+fn entries_need_distinct_names() {
+    let e = error(&VALID.replace("  - arch: gru\n", "  - arch: lstm\n    n_layers: 1\n"));
+    assert_eq!(e.key_path, "models[1].name");
+    assert!(e.message.contains("already used by models[0]"), "{e}");
+}

@@ -139,6 +139,9 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // Own process group: a Ctrl-C at the terminal reaches the coordinator only, which then
+        // kills the running jobs and records nothing for them (so resume re-runs them).
+        .process_group(0)
         .spawn()?;
     let job_json = serde_json::to_vec(job)?;
     let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;

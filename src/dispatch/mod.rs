@@ -47,6 +47,7 @@ pub async fn run_jobs<E: Executor>(
     let mut outcome = Outcome::default();
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         while running.len() < slots.max(1) {
             let Some(job) = queue.next() else { break };
@@ -59,6 +60,13 @@ pub async fn run_jobs<E: Executor>(
             break;
         }
         tokio::select! {
+            biased;
+            _ = &mut interrupt => {
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                outcome.interrupted = true;
+                break;
+            }
             joined = running.join_next() => {
                 let Some(joined) = joined else { break };
                 let record = joined.map_err(|e| anyhow::anyhow!("a dispatch task failed: {e}"))?;
@@ -69,12 +77,7 @@ pub async fn run_jobs<E: Executor>(
                 }
                 progress.finished(&record);
             }
-            _ = &mut interrupt => {
-                running.abort_all();
-                while running.join_next().await.is_some() {}
-                outcome.interrupted = true;
-                break;
-            }
+            _ = ticker.tick() => progress.heartbeat(),
         }
     }
     Ok(outcome)

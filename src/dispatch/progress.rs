@@ -2,13 +2,20 @@
 //! of failures and an ETA. Plain lines work on a terminal and in batch logs alike.
 use crate::job::Job;
 use crate::record::{Record, Status};
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// With no job finishing for this long, a line says what is still running.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 pub struct Progress {
     total: usize,
     done: usize,
     failed: usize,
     started: Instant,
+    last_line: Instant,
+    /// job id → (description, start)
+    running: BTreeMap<String, (String, Instant)>,
     quiet: bool,
 }
 
@@ -32,7 +39,8 @@ pub fn human_duration(secs: f64) -> String {
 
 impl Progress {
     pub fn new(total: usize) -> Self {
-        Progress { total, done: 0, failed: 0, started: Instant::now(), quiet: false }
+        let now = Instant::now();
+        Progress { total, done: 0, failed: 0, started: now, last_line: now, running: BTreeMap::new(), quiet: false }
     }
 
     pub fn quiet(total: usize) -> Self {
@@ -40,12 +48,28 @@ impl Progress {
     }
 
     pub fn started(&mut self, job: &Job) {
-        if !self.quiet {
-            tracing::debug!("start {} {}/{} seed={}", job.job_id, job.task.label, job.model.label, job.seed);
+        let what = format!("{} {} seed={}", job.task.label, job.model.label, job.seed);
+        tracing::debug!("start {} {what}", job.job_id);
+        self.running.insert(job.job_id.clone(), (what, Instant::now()));
+    }
+
+    /// Called periodically: after [`HEARTBEAT`] without output, lists the running jobs.
+    pub fn heartbeat(&mut self) {
+        if self.quiet || self.running.is_empty() || self.last_line.elapsed() < HEARTBEAT {
+            return;
         }
+        let jobs: Vec<String> = self
+            .running
+            .values()
+            .map(|(what, t)| format!("{what} ({})", human_duration(t.elapsed().as_secs_f64())))
+            .collect();
+        eprintln!("[{}/{}] running: {}", self.done, self.total, jobs.join(", "));
+        self.last_line = Instant::now();
     }
 
     pub fn finished(&mut self, r: &Record) {
+        self.running.remove(&r.job_id);
+        self.last_line = Instant::now();
         self.done += 1;
         if r.status != Status::Ok {
             self.failed += 1;

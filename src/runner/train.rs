@@ -168,8 +168,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let mut batcher = Batcher::new(data.train.n, job.seed);
     let window = total_steps.div_ceil(100).max(1);
     let (mut curve, mut window_sum, mut window_n) = (Vec::new(), 0.0, 0u64);
-    let mut losses = Vec::with_capacity(total_steps as usize);
-    let mut step_rates = Vec::with_capacity(total_steps as usize);
+    let mut losses = Vec::new();
+    let mut step_rates = Vec::new();
     let mut status = Status::Ok;
     let mut reason = None;
     let started = Instant::now();

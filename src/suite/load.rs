@@ -80,7 +80,25 @@ pub fn load_str(text: &str, path: &Path) -> Result<Suite, InputError> {
         .enumerate()
         .map(|(i, t)| task_entry(t, origin.child(&format!("tasks[{i}]"))))
         .collect::<Result<Vec<_>, _>>()?;
+    unique_labels(&models)?;
+    unique_labels(&tasks)?;
     Ok(Suite { file, path: path.to_path_buf(), origin, models, tasks })
+}
+
+/// The report groups by display name, so two entries may not share one.
+fn unique_labels(entries: &[Entry]) -> Result<(), InputError> {
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(first) = entries[..i].iter().find(|f| f.label == e.label) {
+            return Err(e.key_error(
+                "name",
+                format!(
+                    "the name `{}` is already used by {}; give each entry its own `name:` so results can be told apart",
+                    e.label, first.origin.path
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn take_string(map: &mut ParamMap, key: &str, origin: &Origin) -> Result<Option<String>, InputError> {

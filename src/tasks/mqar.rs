@@ -14,6 +14,10 @@ use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
+/// Bounds that keep a typo from allocating the machine away.
+const MAX_VOCAB: i64 = 1 << 24;
+const MAX_TOKENS: u128 = 1 << 31;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqarConfig {
@@ -68,8 +72,21 @@ impl MqarConfig {
                 format!("exceeds the {} distinct keys of vocab_size", self.vocab_size / 2 - 1),
             ));
         }
-        if self.train_examples == 0 || self.test_examples == 0 {
-            return Err(("train_examples", "train_examples and test_examples must be ≥ 1".into()));
+        if self.train_examples == 0 {
+            return Err(("train_examples", "must be at least 1".into()));
+        }
+        if self.test_examples == 0 {
+            return Err(("test_examples", "must be at least 1".into()));
+        }
+        if self.vocab_size > MAX_VOCAB {
+            return Err(("vocab_size", format!("must be at most {MAX_VOCAB}, got {}", self.vocab_size)));
+        }
+        let tokens = (self.train_examples + self.test_examples) as u128 * self.seq_len as u128;
+        if tokens > MAX_TOKENS {
+            return Err((
+                "train_examples",
+                format!("(train + test examples) × seq_len = {tokens} tokens exceeds the {MAX_TOKENS} this generator holds in memory"),
+            ));
         }
         if !(self.power_a > 0.0 && self.power_a.is_finite()) {
             return Err(("power_a", format!("must be positive, got {}", self.power_a)));
