@@ -186,7 +186,7 @@ fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
         .replace("mode: [none, panic, abort, error, nan]", "mode: none")
         .replace("timeout_s: 3", "timeout_s: 120");
     let suite = write_suite(tmp.path(), "faults", &text);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seqbench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_seqbench"))
         .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
         .current_dir(tmp.path())
         .stderr(std::process::Stdio::piped())
