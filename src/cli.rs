@@ -46,6 +46,9 @@ pub enum Command {
         /// Print the jobs that would run, and run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run even when the suite expands to more than 1,000 jobs.
+        #[arg(long)]
+        yes: bool,
     },
     /// Print the jobs a suite expands to (id, task, model, swept parameters, seed) and the count.
     Plan { suite: PathBuf },
@@ -84,9 +87,10 @@ pub fn main() -> Result<ExitCode> {
             crate::runner::exec_job_stdio()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { suite, out, resume, jobs, dry_run } => {
+        Command::Run { suite, out, resume, jobs, dry_run, yes } => {
             init_tracing(cli.verbose, "warn");
-            run(&suite, &out, resume.as_deref(), jobs as usize, dry_run)
+            let opts = RunOptions { out, resume, slots: jobs as usize, dry_run, yes };
+            run(&suite, &opts)
         }
         Command::Plan { suite } => {
             let (_, jobs) = load_jobs(&suite)?;
@@ -154,9 +158,21 @@ fn models_text() -> String {
     out
 }
 
-fn run(suite_path: &Path, out: &Path, resume: Option<&Path>, slots: usize, dry_run: bool) -> Result<ExitCode> {
+/// Jobs beyond which `run` asks for `--yes`: a sweep typo should not launch a week of work.
+pub const CONFIRM_JOBS: usize = 1000;
+
+struct RunOptions {
+    out: PathBuf,
+    resume: Option<PathBuf>,
+    slots: usize,
+    dry_run: bool,
+    yes: bool,
+}
+
+fn run(suite_path: &Path, opts: &RunOptions) -> Result<ExitCode> {
     let (suite, jobs) = load_jobs(suite_path)?;
-    let run = match resume {
+    let (slots, dry_run) = (opts.slots, opts.dry_run);
+    let run = match opts.resume.as_deref() {
         Some(dir) => {
             let run = RunDir::open(dir)?;
             if let Some(name) = run.suite_name() {
@@ -194,10 +210,24 @@ fn run(suite_path: &Path, out: &Path, resume: Option<&Path>, slots: usize, dry_r
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if todo.len() > CONFIRM_JOBS && !opts.yes {
+        return Err(InputError::new(format!(
+            "expands to {} jobs to run (more than {CONFIRM_JOBS}); check the sweeps with `seqbench plan`, then pass --yes",
+            todo.len()
+        ))
+        .in_file(suite_path)
+        .into());
+    }
     let run = match run {
         Some(r) => r,
-        None => RunDir::create(out, suite.name())?,
+        None => RunDir::create(&opts.out, suite.name())?,
     };
+    if let Err(e) = store::check_free_space(&run.path) {
+        if opts.resume.is_none() {
+            let _ = std::fs::remove_dir(&run.path);
+        }
+        return Err(e);
+    }
     let _lock = run.lock()?;
     write_run_files(&run, &suite, &jobs)?;
     let mut writer = run.record_writer()?;

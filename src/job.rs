@@ -9,6 +9,7 @@ use std::path::PathBuf;
 const MAX_TIMEOUT_S: f64 = 1e7;
 const MAX_STEPS: u64 = 1_000_000_000;
 const MAX_BATCH: u64 = 1 << 20;
+const MIN_MEMORY: u64 = 64 << 20;
 
 /// Training and measurement settings; `defaults:` in a suite, overridable per task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,47 @@ pub struct TrainConfig {
     pub timeout_s: f64,
     /// libtorch intra-op threads; 0: cores divided by concurrent jobs.
     pub threads: u64,
+    /// Memory limit of the job process (bytes, or text such as `4GiB`, `512MB`): allocations
+    /// beyond it fail and the job ends with status `oom`. Enforced as RLIMIT_DATA, which counts
+    /// heap and anonymous mappings (tensors) but not the mapped libtorch libraries.
+    pub max_memory: Option<MemorySize>,
+}
+
+/// A size in bytes, written as a number or with a unit (`KB` = 1000, `KiB` = 1024, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MemorySize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl MemorySize {
+    pub fn bytes(&self) -> Result<u64, String> {
+        let text = match self {
+            MemorySize::Bytes(b) => return Ok(*b),
+            MemorySize::Text(t) => t.trim(),
+        };
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "kb" => 1e3,
+            "mb" => 1e6,
+            "gb" => 1e9,
+            "tb" => 1e12,
+            "kib" => 1024.0,
+            "mib" => 1024f64.powi(2),
+            "gib" => 1024f64.powi(3),
+            "tib" => 1024f64.powi(4),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}`; expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+                ))
+            }
+        };
+        let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size; expected e.g. 4GiB or 512MB"))?;
+        Ok((value * scale) as u64)
+    }
 }
 
 impl Default for TrainConfig {
@@ -61,6 +103,7 @@ impl Default for TrainConfig {
             eval_interval: 0,
             timeout_s: 3600.0,
             threads: 0,
+            max_memory: None,
         }
     }
 }
@@ -139,6 +182,15 @@ impl TrainConfig {
         if self.steps.is_some_and(|s| s > MAX_STEPS) {
             return Err(("steps", format!("must be at most {MAX_STEPS}")));
         }
+        if let Some(limit) = &self.max_memory {
+            let bytes = limit.bytes().map_err(|m| ("max_memory", m))?;
+            if bytes < MIN_MEMORY {
+                return Err((
+                    "max_memory",
+                    format!("{bytes} bytes is too little to load libtorch; give at least 64MiB"),
+                ));
+            }
+        }
         if self.batch_size > MAX_BATCH {
             return Err(("batch_size", format!("must be at most {MAX_BATCH}, got {}", self.batch_size)));
         }
@@ -185,10 +237,10 @@ pub struct Job {
 
 impl Job {
     /// sha256 over the canonical JSON of task, model, training config and seed. Labels, the
-    /// suite name and `timeout_s` (a bound on the run, not an input to its result) are left
-    /// out, so renaming or a longer limit does not break resume or comparison.
+    /// suite name, `timeout_s` and `max_memory` (bounds on the run, not inputs to its result)
+    /// are left out, so renaming or a larger limit does not break resume or comparison.
     pub fn compute_id(task: &Component, model: &Component, train: &TrainConfig, seed: u64) -> String {
-        let train = TrainConfig { timeout_s: 0.0, ..train.clone() };
+        let train = TrainConfig { timeout_s: 0.0, max_memory: None, ..train.clone() };
         let identity = serde_json::json!({
             "task": [&task.kind, &task.params],
             "model": [&model.kind, &model.params],

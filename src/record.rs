@@ -19,6 +19,8 @@ pub enum Status {
     Crashed,
     /// The job exceeded `timeout_s` and was killed.
     Timeout,
+    /// The job ran out of memory: its `max_memory` limit, or the machine's.
+    Oom,
 }
 
 impl Status {
@@ -30,6 +32,7 @@ impl Status {
             Status::Panic => "panic",
             Status::Crashed => "crashed",
             Status::Timeout => "timeout",
+            Status::Oom => "oom",
         }
     }
 }

@@ -25,6 +25,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Free space a run directory needs before any job starts (records, logs, report); the
+/// environment variable SEQBENCH_MIN_FREE_MB overrides it.
+pub const MIN_FREE_MB: u64 = 64;
+
+/// Refuses to start on a nearly full file system, where records could not be written.
+pub fn check_free_space(dir: &Path) -> Result<()> {
+    let need_mb = std::env::var("SEQBENCH_MIN_FREE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(MIN_FREE_MB);
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).context("run directory path")?;
+    // SAFETY: statvfs writes into the zeroed struct; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Ok(()); // cannot tell: let the writes report any problem
+    }
+    let free_mb = (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64) >> 20;
+    if free_mb < need_mb {
+        return Err(InputError::new(format!(
+            "only {free_mb} MiB free on this file system; a run needs at least {need_mb} MiB for records, logs and reports"
+        ))
+        .in_file(dir)
+        .into());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,

@@ -27,6 +27,23 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// One quick job and one that hangs for two minutes.
+const QUICK_AND_HANG: &str = "\
+name: faults
+defaults:
+  steps: 4
+  batch_size: 8
+  timeout_s: 120
+  threads: 1
+models:
+  - arch: lstm
+    d_model: 8
+    n_layers: 1
+tasks:
+  - task: fault
+    mode: [none, hang]
+";
+
 const FAULTS: &str = "\
 name: faults
 defaults:
@@ -40,12 +57,17 @@ models:
     n_layers: 1
 tasks:
   - task: fault
-    mode: [none, panic, abort, error, nan]
+    mode: [none, panic, abort, segfault, error, nan]
   - task: fault
     name: hang
     mode: hang
     overrides:
       timeout_s: 3
+  - task: fault
+    name: oom
+    mode: oom
+    overrides:
+      max_memory: 1GiB
 ";
 
 #[test]
@@ -63,6 +85,8 @@ fn each_failure_mode_gets_its_status_and_the_run_goes_on() {
         ("none", Status::Ok),
         ("panic", Status::Panic),
         ("abort", Status::Crashed),
+        ("segfault", Status::Crashed),
+        ("oom", Status::Oom),
         ("error", Status::Failed),
         ("nan", Status::Diverged),
         ("hang", Status::Timeout),
@@ -84,12 +108,15 @@ fn each_failure_mode_gets_its_status_and_the_run_goes_on() {
     assert!(m.n_params.unwrap() > 0 && m.flops_per_token.unwrap() > 0.0);
     assert!(by_mode["panic"].reason.as_deref().unwrap().contains("deliberate panic"));
     assert!(by_mode["abort"].reason.as_deref().unwrap().contains("SIGABRT"));
+    assert!(by_mode["segfault"].reason.as_deref().unwrap().contains("SIGSEGV"));
+    assert!(by_mode["oom"].reason.as_deref().unwrap().contains("out of memory"), "{:?}", by_mode["oom"].reason);
+    assert!(by_mode["panic"].stderr_tail.as_deref().unwrap().contains("deliberate panic"));
     assert!(by_mode["error"].reason.as_deref().unwrap().contains("deliberate error"));
     assert!(by_mode["nan"].reason.as_deref().unwrap().contains("NaN"));
     assert!(by_mode["hang"].wall_s < 30.0, "killed at its 3 s limit");
     // the report lists every failure with its status
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    for status in ["panic", "crashed", "failed", "diverged", "timeout"] {
+    for status in ["panic", "crashed", "failed", "diverged", "timeout", "oom"] {
         assert!(report.contains(&format!("| {status} |")), "report lists {status}:\n{report}");
     }
     assert!(dir.join("env.json").is_file() && dir.join("suite.resolved.yaml").is_file());
@@ -182,10 +209,8 @@ fn plan_lists_jobs_and_count() {
 #[test]
 fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = FAULTS
-        .replace("mode: [none, panic, abort, error, nan]", "mode: none")
-        .replace("timeout_s: 3", "timeout_s: 120");
-    let suite = write_suite(tmp.path(), "faults", &text);
+    let text = QUICK_AND_HANG;
+    let suite = write_suite(tmp.path(), "faults", text);
     let child = Command::new(env!("CARGO_BIN_EXE_seqbench"))
         .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
         .current_dir(tmp.path())
@@ -216,4 +241,79 @@ fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
     assert_eq!(recs.len(), 1, "only the finished job is recorded");
     assert_eq!(recs[0].status, Status::Ok);
     assert!(!dir.join("run.lock").exists(), "lock released on interrupt");
+}
+
+/// Polls until `path` holds at least `n` lines (or 60 s pass).
+fn wait_for_lines(path: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.lines().count() >= n) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} never reached {n} lines", path.display());
+}
+
+fn only_run_dir_when_created(out: &Path, suite: &str) -> PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Some(Ok(e)) = std::fs::read_dir(out.join(suite)).ok().and_then(|mut d| d.next()) {
+            return e.path();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no run directory appeared");
+}
+
+#[test]
+fn sigkill_of_the_coordinator_loses_nothing_and_resume_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = SMALL.replace("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4, 5]");
+    let suite = write_suite(tmp.path(), "small", &text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqbench"))
+        .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "1"])
+        .current_dir(tmp.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = only_run_dir_when_created(&tmp.path().join("res"), "small");
+    wait_for_lines(&dir.join("records.jsonl"), 2);
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert!(dir.join("run.lock").exists(), "a stale lock is left behind");
+    let (before, _) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert!(before.len() >= 2 && before.len() < 6, "killed mid-run: {} records", before.len());
+
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--resume", dir.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "resume takes over the stale lock: {}", stderr(&out));
+    let (records, warnings) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut ids: Vec<&str> = records.iter().map(|r| r.job_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((records.len(), ids.len()), (6, 6), "0 lost, 0 duplicated");
+}
+
+#[test]
+fn a_second_coordinator_is_kept_out_by_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = QUICK_AND_HANG;
+    let suite = write_suite(tmp.path(), "faults", text);
+    let first = Command::new(env!("CARGO_BIN_EXE_seqbench"))
+        .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
+        .current_dir(tmp.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = only_run_dir_when_created(&tmp.path().join("res"), "faults");
+    wait_for_lines(&dir.join("run.lock"), 1);
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--resume", dir.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("in use by another seqbench") && err.contains(&first.id().to_string()), "{err}");
+    // SAFETY: interrupting the child we spawned.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
 }

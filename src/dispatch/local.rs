@@ -40,6 +40,16 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// Messages by which libtorch, the C++ runtime and Rust's allocator report a failed allocation
+/// (a `max_memory` limit makes allocations fail rather than invite the kernel's OOM killer).
+const OOM_MARKERS: &[&str] =
+    &["can't allocate memory", "memory allocation of", "std::bad_alloc", "out of memory", "Cannot allocate memory"];
+
+fn out_of_memory_line(stderr: &StderrSummary) -> Option<String> {
+    let line = stderr.out_of_memory.as_deref()?;
+    Some(line.trim().trim_start_matches("Error: ").chars().take(300).collect())
+}
+
 /// Decides status and reason from how the child ended. `output` is its parsed stdout.
 pub fn classify(
     exit: Option<std::process::ExitStatus>,
@@ -54,6 +64,11 @@ pub fn classify(
     let Some(exit) = exit else {
         return (Status::Failed, Some("could not wait for the job process".into()), None);
     };
+    if exit.code() != Some(0) {
+        if let Some(line) = out_of_memory_line(stderr) {
+            return (Status::Oom, Some(format!("out of memory: {line}")), None);
+        }
+    }
     if let Some(sig) = exit.signal() {
         let mut reason = format!("job process killed by {}", signal_name(sig));
         if sig == libc::SIGKILL {
@@ -61,11 +76,10 @@ pub fn classify(
         }
         return (Status::Crashed, Some(reason), None);
     }
-    // `seqbench exec-job` reports errors as one `Error: …` line (libtorch appends a C++ backtrace).
-    let error_line = stderr_tail
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("Error: "))
+    // `seqbench exec-job` reports errors as one `Error: …` line.
+    let error_line = stderr
+        .error
+        .as_deref()
         .or_else(|| stderr_tail.lines().rev().find(|l| !l.trim().is_empty()))
         .unwrap_or("")
         .trim()
@@ -103,7 +117,7 @@ impl Executor for ChildExecutor {
                     record.measurements = out.measurements;
                 }
                 if status != Status::Ok {
-                    record.stderr_tail = Some(tail.tail);
+                    record.stderr_tail = Some(tail.for_record());
                 }
             }
             Err(e) => {
@@ -112,6 +126,23 @@ impl Executor for ChildExecutor {
             }
         }
         record
+    }
+}
+
+impl StderrSummary {
+    /// The tail, preceded by the panic, error or allocation-failure line when a long backtrace
+    /// pushed it out of the tail.
+    pub fn for_record(&self) -> String {
+        let mut head: Vec<&str> = Vec::new();
+        for line in [&self.panic, &self.error, &self.out_of_memory].into_iter().flatten() {
+            if !self.tail.contains(line.as_str()) && !head.contains(&line.as_str()) {
+                head.push(line);
+            }
+        }
+        if head.is_empty() {
+            return self.tail.clone();
+        }
+        format!("{}\n…\n{}", head.join("\n"), self.tail)
     }
 }
 
@@ -125,24 +156,42 @@ pub struct StderrSummary {
     /// The panic message (the line after `panicked at …`), which a long backtrace would push
     /// out of the tail.
     pub panic: Option<String>,
+    /// The last `Error: …` line (how `exec-job` reports an error).
+    pub error: Option<String>,
+    /// The first line reporting a failed allocation.
+    pub out_of_memory: Option<String>,
 }
 
 async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) -> anyhow::Result<ChildResult> {
     if let Some(dir) = log_path.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("exec-job")
         .env(crate::runner::THREADS_ENV, threads.to_string())
         .env("RUST_BACKTRACE", "1")
+        // libtorch errors then fit on their `Error:` line instead of carrying a C++ backtrace.
+        .env("TORCH_SHOW_CPP_STACKTRACES", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         // Own process group: a Ctrl-C at the terminal reaches the coordinator only, which then
         // kills the running jobs and records nothing for them (so resume re-runs them).
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe. If the coordinator dies (even by SIGKILL) its jobs die with it instead
+    // of running on unobserved; resume re-runs them.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
     let job_json = serde_json::to_vec(job)?;
     let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
     let mut stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
@@ -160,6 +209,7 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
         let mut log = tokio::fs::File::create(&log_path).await.ok();
         let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
         let mut panic: Option<String> = None;
+        let (mut error, mut out_of_memory): (Option<String>, Option<String>) = (None, None);
         let mut after_panic_line = false;
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -168,6 +218,12 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
                 after_panic_line = false;
             } else if panic.is_none() && line.contains("panicked at") {
                 after_panic_line = true;
+            }
+            if line.starts_with("Error: ") {
+                error = Some(line.clone());
+            }
+            if out_of_memory.is_none() && OOM_MARKERS.iter().any(|m| line.contains(m)) {
+                out_of_memory = Some(line.clone());
             }
             if let Some(f) = log.as_mut() {
                 let _ = f.write_all(format!("{line}\n").as_bytes()).await;
@@ -180,7 +236,7 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
         if let Some(f) = log.as_mut() {
             let _ = f.flush().await;
         }
-        StderrSummary { tail: Vec::from(tail).join("\n"), panic }
+        StderrSummary { tail: Vec::from(tail).join("\n"), panic, error, out_of_memory }
     });
     let limit = job.train.timeout_s;
     let (exit, timed_out) = match tokio::time::timeout(Duration::from_secs_f64(limit), child.wait()).await {

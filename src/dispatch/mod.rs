@@ -32,8 +32,8 @@ pub struct Outcome {
 }
 
 /// Runs `jobs` with `slots` at a time; `on_record` stores each record before the next is
-/// handed out. Ctrl-C stops launching, kills running jobs (their child processes die with
-/// them) and returns with `interrupted`.
+/// handed out. Ctrl-C or SIGTERM stops launching, kills running jobs (their child processes
+/// die with them) and returns with `interrupted`.
 pub async fn run_jobs<E: Executor>(
     jobs: Vec<Job>,
     executor: Arc<E>,
@@ -45,7 +45,14 @@ pub async fn run_jobs<E: Executor>(
     let mut queue = jobs.into_iter();
     let mut running = JoinSet::new();
     let mut outcome = Outcome::default();
-    let interrupt = tokio::signal::ctrl_c();
+    // Ctrl-C at a terminal, SIGTERM from a batch scheduler (scancel, a wall-time limit).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let interrupt = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    };
     tokio::pin!(interrupt);
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {

@@ -26,8 +26,23 @@ pub fn exec_job_stdio() -> Result<()> {
     Ok(())
 }
 
+/// Caps this process's data segment and anonymous mappings (where tensors live).
+fn limit_memory(bytes: u64) -> Result<()> {
+    let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+    // SAFETY: setrlimit reads a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } != 0 {
+        anyhow::bail!("could not set max_memory ({bytes} bytes): {}", std::io::Error::last_os_error());
+    }
+    tracing::info!("max_memory: RLIMIT_DATA = {bytes} bytes");
+    Ok(())
+}
+
 /// Runs one job in this process. `threads` = 0 leaves libtorch's default.
 pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
+    if let Some(limit) = &job.train.max_memory {
+        let bytes = limit.bytes().map_err(anyhow::Error::msg)?;
+        limit_memory(bytes)?;
+    }
     if threads > 0 {
         tch::set_num_threads(threads as i32);
         tch::set_num_interop_threads(1);

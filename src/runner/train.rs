@@ -150,6 +150,13 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let cfg = &job.train;
     let device = measure::select_device(&cfg.device)?;
     let baseline_rss = proc_status_bytes("VmRSS");
+    tracing::info!(
+        "job {} on {}: RSS {} MiB, data {} MiB at start",
+        job.job_id,
+        measure::device_name(device),
+        baseline_rss.unwrap_or(0) >> 20,
+        proc_status_bytes("VmData").unwrap_or(0) >> 20
+    );
     tch::manual_seed(job.seed as i64);
     let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow!("unknown task {}", job.task.kind))?;
     let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;

@@ -28,6 +28,12 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path, locator: &Loca
     if text.trim().is_empty() {
         return Err(InputError::new("file is empty; expected a YAML mapping").in_file(path));
     }
+    if let Some((key, at)) = locator.first_duplicate() {
+        return Err(InputError::new("this key appears twice in the same map; keep one")
+            .in_file(path)
+            .at_key(key.clone())
+            .at(Some(*at)));
+    }
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let key = err.path().to_string();

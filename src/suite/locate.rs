@@ -8,6 +8,8 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default, Clone)]
 pub struct Locator {
     positions: HashMap<String, (usize, usize)>,
+    /// Keys written twice in one map (YAML forbids it; serde maps would keep the last silently).
+    duplicates: Vec<(String, (usize, usize))>,
 }
 
 enum Frame {
@@ -19,6 +21,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<String, (usize, usize)>,
+    duplicates: Vec<(String, (usize, usize))>,
 }
 
 fn pos(mark: &Marker) -> (usize, usize) {
@@ -54,7 +57,11 @@ impl Builder {
                         self.positions.insert(path.clone(), pos(mark));
                     }
                     let key = key_text.unwrap_or("?").to_string();
-                    self.positions.entry(join(path, &key)).or_insert(pos(mark));
+                    let key_path = join(path, &key);
+                    if self.positions.contains_key(&key_path) {
+                        self.duplicates.push((key_path.clone(), pos(mark)));
+                    }
+                    self.positions.entry(key_path).or_insert(pos(mark));
                     *pending_key = Some(key);
                     None
                 }
@@ -93,7 +100,12 @@ impl Locator {
     pub fn new(source: &str) -> Self {
         let mut builder = Builder::default();
         let _ = Parser::new_from_str(source).load(&mut builder, false);
-        Locator { positions: builder.positions }
+        Locator { positions: builder.positions, duplicates: builder.duplicates }
+    }
+
+    /// The first key written twice in the same map: its path and the second position.
+    pub fn first_duplicate(&self) -> Option<&(String, (usize, usize))> {
+        self.duplicates.first()
     }
 
     /// Line and column of the key (for map entries) or element (for list items) at `path`;

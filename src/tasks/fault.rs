@@ -15,18 +15,29 @@ pub enum FaultMode {
     Panic,
     /// SIGABRT → status `crashed`.
     Abort,
+    /// SIGSEGV → status `crashed`.
+    Segfault,
     /// Sleep past the job's timeout → status `timeout`.
     Hang,
     /// Return an error → status `failed`.
     Error,
     /// Absurd learning rate → NaN loss → status `diverged`.
     Nan,
+    /// Allocate far beyond `max_memory` → status `oom`. Refuses to run without a limit.
+    Oom,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
     pub mode: FaultMode,
+}
+
+/// Whether this process runs under a data-size limit (train.max_memory).
+fn data_limited() -> bool {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut limit) == 0 && limit.rlim_cur != libc::RLIM_INFINITY }
 }
 
 fn tiny() -> mqar::MqarConfig {
@@ -50,6 +61,14 @@ fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
             eprintln!("fault task: deliberate abort");
             std::process::abort()
         }
+        FaultMode::Segfault => {
+            eprintln!("fault task: deliberate segmentation fault");
+            // SAFETY: deliberately not safe: a write through a null pointer faults (SIGSEGV), as a
+            // bug in native code would. Rust's handler sees no guard page and lets the default
+            // action end the process.
+            unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+            anyhow::bail!("SIGSEGV did not end the process")
+        }
         FaultMode::Hang => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
@@ -57,6 +76,14 @@ fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
         // libtorch rejects a NaN learning rate; an absurd one overflows the weights to ±inf and
         // the loss to NaN within two steps.
         FaultMode::Nan => data.lr_override = Some(1e30),
+        FaultMode::Oom => {
+            anyhow::ensure!(data_limited(), "fault mode oom needs train.max_memory (it would exhaust the machine)");
+            let mut hoard = Vec::new();
+            loop {
+                // 256 MiB at a time until the allocator refuses.
+                hoard.push(tch::Tensor::f_ones([64 << 20], (tch::Kind::Float, tch::Device::Cpu))?);
+            }
+        }
     }
     Ok(data)
 }
@@ -72,7 +99,7 @@ fn io(_: &serde_json::Value) -> anyhow::Result<TaskIo> {
 
 pub const INFO: TaskInfo = TaskInfo {
     name: "fault",
-    description: "diagnostic: provokes a failure (panic, abort, hang, error, nan) to test the harness",
+    description: "diagnostic: provokes a failure (panic, abort, segfault, hang, error, nan, oom) to test the harness",
     resolve,
     io,
     build,

@@ -1,0 +1,114 @@
+//! Bad input never panics and always says where and what: the malformed-suite corpus in
+//! tests/bad_suites (each file's header says the expected message, `line:col` and key path),
+//! unreadable files, bad flags and a bad environment — all exit 2 before any job starts.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seqbench(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqbench")).args(args).current_dir(cwd).output().expect("run seqbench")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code 2, one `Error: ` line naming `file`, no panic or backtrace.
+fn assert_clean_error(out: &Output, file: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "exit code for {file}:\n{err}");
+    assert!(err.starts_with("Error: "), "{file}: {err}");
+    assert!(err.contains(file), "the error names {file}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{file}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn header(text: &str, field: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix(&format!("# {field}: ")).map(str::to_string))
+}
+
+#[test]
+fn every_malformed_suite_gets_a_located_error() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad_suites");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "the corpus has {} suites", files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let out = seqbench(&["plan", path.to_str().unwrap()], &dir);
+        let reported_file = header(&text, "file").unwrap_or_else(|| name.clone());
+        let err = assert_clean_error(&out, &reported_file);
+        let expect = header(&text, "expect").expect("each corpus file says what it expects");
+        assert!(err.contains(&expect), "{name}: expected {expect:?} in {err}");
+        if let Some(at) = header(&text, "at") {
+            assert!(err.contains(&format!("{reported_file}:{at}: ")), "{name}: expected position {at} in {err}");
+        }
+        if let Some(key) = header(&text, "key") {
+            assert!(err.contains(&format!("`{key}`: ")), "{name}: expected key {key} in {err}");
+        }
+    }
+}
+
+#[test]
+fn unreadable_suite_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    std::fs::write(cwd.join("empty.yaml"), "").unwrap();
+    std::fs::write(cwd.join("latin1.yaml"), b"name: caf\xe9\n").unwrap();
+    std::fs::create_dir(cwd.join("adir.yaml")).unwrap();
+    let cases = [
+        ("empty.yaml", "file is empty; expected a YAML mapping"),
+        ("latin1.yaml", "latin1.yaml:1:10: not valid UTF-8"),
+        ("adir.yaml", "is a directory; expected a suite YAML file"),
+        ("missing.yaml", "cannot read suite"),
+    ];
+    for (file, expect) in cases {
+        for command in ["plan", "run"] {
+            let err = assert_clean_error(&seqbench(&[command, file], cwd), file);
+            assert!(err.contains(expect), "{file}: {err}");
+        }
+    }
+    assert!(!cwd.join("results").exists(), "nothing written for bad input");
+}
+
+const SMALL: &str = "name: small\ndefaults: {steps: 2, batch_size: 4, threads: 1}\nmodels: [{arch: gru, d_model: 8, n_layers: 1}]\ntasks: [{task: fault, mode: none}]\n";
+
+#[test]
+fn bad_flags_and_environment_stop_before_any_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    std::fs::write(cwd.join("small.yaml"), SMALL).unwrap();
+    for args in [&["run", "small.yaml", "--jobs", "0"][..], &["run", "small.yaml", "--jbos", "2"], &["frobnicate"]] {
+        let out = seqbench(args, cwd);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    // A results directory that cannot be created (a file is in the way).
+    std::fs::write(cwd.join("blocked"), "").unwrap();
+    let err = assert_clean_error(&seqbench(&["run", "small.yaml", "--out", "blocked/results"], cwd), "blocked/results");
+    assert!(err.contains("cannot create the results directory"), "{err}");
+    // Too little free space: the threshold is raised far above any disk.
+    let out = Command::new(env!("CARGO_BIN_EXE_seqbench"))
+        .args(["run", "small.yaml", "--out", "res"])
+        .current_dir(cwd)
+        .env("SEQBENCH_MIN_FREE_MB", "1000000000000")
+        .output()
+        .unwrap();
+    let err = assert_clean_error(&out, "res/small");
+    assert!(err.contains("MiB free on this file system"), "{err}");
+    assert_eq!(std::fs::read_dir(cwd.join("res/small")).unwrap().count(), 0, "no run directory left behind");
+    // Resuming something that is not a run directory.
+    let err = assert_clean_error(&seqbench(&["run", "small.yaml", "--resume", "res"], cwd), "res");
+    assert!(err.contains("not a seqbench run directory"), "{err}");
+    // A sweep past the confirmation limit needs --yes.
+    let seeds: Vec<String> = (0..1001).map(|s| s.to_string()).collect();
+    let big = SMALL.replace("threads: 1}", &format!("threads: 1, seeds: [{}]}}", seeds.join(", ")));
+    std::fs::write(cwd.join("big.yaml"), big).unwrap();
+    let err = assert_clean_error(&seqbench(&["run", "big.yaml", "--out", "res"], cwd), "big.yaml");
+    assert!(err.contains("1001 jobs") && err.contains("--yes"), "{err}");
+}
