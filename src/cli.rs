@@ -62,6 +62,7 @@ pub enum Command {
 }
 
 fn init_tracing(verbose: u8, default: &str) {
+    use std::io::IsTerminal;
     let level = match verbose {
         0 => default,
         1 => "info",
@@ -69,8 +70,12 @@ fn init_tracing(verbose: u8, default: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
 }
 
 pub fn main() -> Result<ExitCode> {
