@@ -206,37 +206,29 @@ fn plan_lists_jobs_and_count() {
     assert!(text.contains("fault") && text.contains("gru") && text.contains("seed=3"));
 }
 
+/// Starts `seqbench run` on QUICK_AND_HANG with two slots, in the background.
+fn spawn_quick_and_hang(cwd: &Path, stderr: std::process::Stdio) -> std::process::Child {
+    let suite = write_suite(cwd, "faults", QUICK_AND_HANG);
+    Command::new(env!("CARGO_BIN_EXE_seqbench"))
+        .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
+        .current_dir(cwd)
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = QUICK_AND_HANG;
-    let suite = write_suite(tmp.path(), "faults", text);
-    let child = Command::new(env!("CARGO_BIN_EXE_seqbench"))
-        .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
-        .current_dir(tmp.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let records = tmp.path().join("res/faults");
+    let child = spawn_quick_and_hang(tmp.path(), std::process::Stdio::piped());
     // Wait until the quick job has its record, then interrupt while `hang` still runs.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        let done = std::fs::read_dir(&records)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("records.jsonl")).ok())
-            .is_some_and(|t| t.lines().count() == 1);
-        if done {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let dir = only_run_dir_when_created(&tmp.path().join("res"), "faults");
+    wait_for_lines(&dir.join("records.jsonl"), 1);
     // SAFETY: sending SIGINT to the child we spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
-    let dir = run_dir(&tmp.path().join("res"), "faults");
     let (recs, _) = read_records(&dir.join("records.jsonl")).unwrap();
     assert_eq!(recs.len(), 1, "only the finished job is recorded");
     assert_eq!(recs[0].status, Status::Ok);
@@ -298,17 +290,10 @@ fn sigkill_of_the_coordinator_loses_nothing_and_resume_completes() {
 #[test]
 fn a_second_coordinator_is_kept_out_by_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = QUICK_AND_HANG;
-    let suite = write_suite(tmp.path(), "faults", text);
-    let first = Command::new(env!("CARGO_BIN_EXE_seqbench"))
-        .args(["run", suite.to_str().unwrap(), "--out", "res", "--jobs", "2"])
-        .current_dir(tmp.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let first = spawn_quick_and_hang(tmp.path(), std::process::Stdio::null());
     let dir = only_run_dir_when_created(&tmp.path().join("res"), "faults");
     wait_for_lines(&dir.join("run.lock"), 1);
-    let out = seqbench(&["run", suite.to_str().unwrap(), "--resume", dir.to_str().unwrap()], tmp.path());
+    let out = seqbench(&["run", "faults.yaml", "--resume", dir.to_str().unwrap()], tmp.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("in use by another seqbench") && err.contains(&first.id().to_string()), "{err}");
