@@ -15,7 +15,7 @@ use std::sync::Arc;
     name = "seqbench",
     version,
     about = "Benchmark sequence architectures: accuracy, throughput, memory and FLOPs side by side",
-    after_help = "Examples:\n  seqbench plan suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500\n  seqbench report results/quick/20261123-201500\n  seqbench models"
+    after_help = "Examples:\n  seqbench plan suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500\n  seqbench report results/quick/20261123-201500\n  seqbench compare results/quick/BASE results/quick/NEW --fail-on-regression\n  seqbench models"
 )]
 pub struct Cli {
     /// More log output (repeat for debug).
@@ -54,6 +54,24 @@ pub enum Command {
     Plan { suite: PathBuf },
     /// (Re)build the report of a run directory.
     Report { run_dir: PathBuf },
+    /// Compare two runs: per configuration and metric, base, new and change; flags regressions
+    /// beyond the noise. Writes compare.md and compare.html.
+    #[command(
+        after_help = "A metric regresses when it got worse by more than the threshold and by more than twice the\nstandard error of the difference (from the seeds).\n\nExit status: 0, or 4 with --fail-on-regression when something regressed.\n\nExample:\n  seqbench compare results/quick/20261122-020000 results/quick/20261123-020000 --fail-on-regression"
+    )]
+    Compare {
+        base_run: PathBuf,
+        new_run: PathBuf,
+        /// Smallest relative change, in percent, that counts as a change.
+        #[arg(long, default_value_t = 5.0)]
+        threshold: f64,
+        /// Exit with status 4 when any metric regressed (for nightly CI).
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// Where compare.md and compare.html go (default: NEW_RUN).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the registered models and tasks.
     Models,
     /// Internal: run one job read from stdin (JSON), write its output on stdout (JSON).
@@ -113,6 +131,10 @@ pub fn main() -> Result<ExitCode> {
             eprintln!("report: {}", run.path.join("report.md").display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compare { base_run, new_run, threshold, fail_on_regression, out } => {
+            init_tracing(cli.verbose, "warn");
+            compare(&base_run, &new_run, threshold, fail_on_regression, out.as_deref())
+        }
         Command::Models => {
             print!("{}", models_text());
             Ok(ExitCode::SUCCESS)
@@ -149,6 +171,38 @@ pub fn plan_text(jobs: &[Job]) -> String {
     }
     out += &format!("{} jobs\n", jobs.len());
     out
+}
+
+/// Exit status of `compare --fail-on-regression` when a metric regressed.
+pub const EXIT_REGRESSION: u8 = 4;
+
+fn compare(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Path>) -> Result<ExitCode> {
+    if !(threshold >= 0.0 && threshold.is_finite()) {
+        return Err(InputError::new(format!("--threshold must be a percentage ≥ 0, got {threshold}")).into());
+    }
+    let load = |dir: &Path| -> Result<(String, Vec<crate::record::Record>)> {
+        let run = RunDir::open(dir)?;
+        let (records, warnings) = store::read_records(&run.records_path())?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok((dir.display().to_string(), records))
+    };
+    let ((base_name, base_records), (new_name, new_records)) = (load(base)?, load(new)?);
+    let comparison = crate::report::compare::compare(&base_records, &new_records, threshold / 100.0);
+    let md = crate::report::compare::markdown(&comparison, &base_name, &new_name);
+    let html = crate::report::compare::html(&comparison, &base_name, &new_name);
+    let out = out.unwrap_or(new);
+    store::write_atomic(&out.join("compare.md"), md.as_bytes())?;
+    store::write_atomic(&out.join("compare.html"), html.as_bytes())?;
+    print!("{md}");
+    eprintln!("comparison: {}", out.join("compare.md").display());
+    let regressions = comparison.regressions().count();
+    if fail && regressions > 0 {
+        eprintln!("{regressions} metrics regressed");
+        return Ok(ExitCode::from(EXIT_REGRESSION));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn models_text() -> String {

@@ -1,5 +1,6 @@
 //! Reports: `report.md` (per-task tables, failures), `tables/summary.{csv,parquet}` and
 //! `tables/records.{csv,parquet}`, all written atomically.
+pub mod compare;
 pub mod frame;
 pub mod markdown;
 

@@ -1,0 +1,280 @@
+//! `seqbench compare BASE NEW`: joins two runs on the job's configuration (task, model and
+//! every parameter except the seed and run bounds — never on run-local ids), and flags a metric
+//! that got worse by more than the noise: the threshold, or twice the standard error of the
+//! difference estimated from the seeds, whichever is larger.
+use crate::record::{Record, Status};
+use std::collections::BTreeMap;
+
+/// Parameters that bound a run without changing its result; left out of the join key.
+const NOT_IN_KEY: &[&str] = &["train.timeout_s", "train.max_memory"];
+
+/// Which direction is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// Metrics compared: name, better direction, how it is read from a record.
+pub const COMPARED: &[(&str, Better, super::frame::MetricFn)] = &[
+    ("accuracy", Better::Higher, |r| r.measurements.accuracy),
+    ("exact_match", Better::Higher, |r| r.measurements.exact_match),
+    ("eval_loss", Better::Lower, |r| r.measurements.eval_loss),
+    ("train_tokens_per_s", Better::Higher, |r| r.measurements.train_tokens_per_s),
+    ("infer_tokens_per_s", Better::Higher, |r| r.measurements.infer_tokens_per_s),
+    ("peak_mem_bytes", Better::Lower, |r| r.measurements.peak_mem_bytes.map(|b| b as f64)),
+];
+
+/// A configuration as compared: task, model and parameters (seed excluded).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigKey {
+    pub task: String,
+    pub model: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl ConfigKey {
+    pub fn of(r: &Record) -> Self {
+        let params = r
+            .params
+            .iter()
+            .filter(|(k, _)| !NOT_IN_KEY.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), super::frame::param_text(v)))
+            .collect();
+        ConfigKey { task: r.task_label.clone(), model: r.model.clone(), params }
+    }
+
+    /// Short description: task, model and the swept parameters' values.
+    pub fn describe(&self, swept: &[String]) -> String {
+        let values: Vec<String> = self
+            .params
+            .iter()
+            .filter(|(k, _)| swept.contains(k))
+            .map(|(k, v)| format!("{}={v}", k.split_once('.').map_or(k.as_str(), |(_, s)| s)))
+            .collect();
+        let mut text = format!("{} / {}", self.task, self.model);
+        if !values.is_empty() {
+            text += &format!(" ({})", values.join(", "));
+        }
+        text
+    }
+}
+
+/// Mean, sample standard deviation and count of one metric over the `ok` runs of a config.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub mean: f64,
+    pub std: Option<f64>,
+    pub n: usize,
+}
+
+fn stats(values: &[f64]) -> Option<Stats> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let std = (n > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+    Some(Stats { mean, std, n })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Better,
+    Worse,
+    /// Within the noise.
+    Same,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricChange {
+    pub key: ConfigKey,
+    pub metric: &'static str,
+    pub base: Stats,
+    pub new: Stats,
+    /// (new − base) / |base|.
+    pub change: f64,
+    /// The relative change that counts as beyond the noise here.
+    pub limit: f64,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Comparison {
+    pub changes: Vec<MetricChange>,
+    pub only_base: Vec<ConfigKey>,
+    pub only_new: Vec<ConfigKey>,
+    /// Configurations with no `ok` run on one side (nothing to compare).
+    pub not_ok: Vec<(ConfigKey, usize, usize)>,
+    pub swept: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> impl Iterator<Item = &MetricChange> {
+        self.changes.iter().filter(|c| c.verdict == Verdict::Worse)
+    }
+}
+
+fn group(records: &[Record]) -> BTreeMap<ConfigKey, Vec<&Record>> {
+    let mut groups: BTreeMap<ConfigKey, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        groups.entry(ConfigKey::of(r)).or_default().push(r);
+    }
+    groups
+}
+
+/// Compares two runs' records. `threshold` is the smallest relative change that counts
+/// (e.g. 0.05 for 5 %).
+pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
+    let (b, n) = (group(base), group(new));
+    let mut out = Comparison::default();
+    let mut swept: Vec<String> = base.iter().chain(new).flat_map(|r| r.swept.iter().cloned()).collect();
+    swept.sort();
+    swept.dedup();
+    out.swept = swept;
+    out.only_base = b.keys().filter(|k| !n.contains_key(*k)).cloned().collect();
+    out.only_new = n.keys().filter(|k| !b.contains_key(*k)).cloned().collect();
+    for (key, base_runs) in &b {
+        let Some(new_runs) = n.get(key) else { continue };
+        let ok = |runs: &[&Record]| runs.iter().filter(|r| r.status == Status::Ok).count();
+        let (base_ok, new_ok) = (ok(base_runs), ok(new_runs));
+        if base_ok == 0 || new_ok == 0 {
+            out.not_ok.push((key.clone(), base_ok, new_ok));
+        }
+        for &(metric, better, get) in COMPARED {
+            let values = |runs: &[&Record]| -> Vec<f64> {
+                runs.iter()
+                    .filter(|r| r.status == Status::Ok)
+                    .filter_map(|r| get(r))
+                    .filter(|v| v.is_finite())
+                    .collect()
+            };
+            let (Some(bs), Some(ns)) = (stats(&values(base_runs)), stats(&values(new_runs))) else { continue };
+            if bs.mean == 0.0 && ns.mean == 0.0 {
+                continue;
+            }
+            let scale = bs.mean.abs().max(f64::MIN_POSITIVE);
+            let change = (ns.mean - bs.mean) / scale;
+            // Standard error of the difference of means, from the seeds where there are several.
+            let se = |s: &Stats| s.std.map_or(0.0, |sd| sd * sd / s.n as f64);
+            let noise = 2.0 * (se(&bs) + se(&ns)).sqrt() / scale;
+            let limit = threshold.max(noise);
+            let improved = match better {
+                Better::Higher => change > 0.0,
+                Better::Lower => change < 0.0,
+            };
+            let verdict = if change.abs() <= limit {
+                Verdict::Same
+            } else if improved {
+                Verdict::Better
+            } else {
+                Verdict::Worse
+            };
+            out.changes.push(MetricChange { key: key.clone(), metric, base: bs, new: ns, change, limit, verdict });
+        }
+    }
+    out
+}
+
+fn number(x: f64) -> String {
+    if x.abs() >= 1000.0 {
+        crate::dispatch::progress::human_rate(x)
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+fn verdict_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Better => "better",
+        Verdict::Worse => "**REGRESSION**",
+        Verdict::Same => "within noise",
+    }
+}
+
+/// `compare.md`: every compared metric, regressions first, then configurations on one side only.
+pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
+    let regressions = c.regressions().count();
+    let mut md = format!(
+        "# seqbench compare: {base_name} → {new_name}\n\n{} configurations compared, {regressions} regressions.\n\n",
+        c.changes.iter().map(|x| &x.key).collect::<std::collections::BTreeSet<_>>().len()
+    );
+    md += "| configuration | metric | base | new | change | noise limit | verdict |\n";
+    md += "| --- | --- | ---: | ---: | ---: | ---: | --- |\n";
+    let mut rows: Vec<&MetricChange> = c.changes.iter().collect();
+    rows.sort_by_key(|x| (x.verdict != Verdict::Worse, x.key.clone(), x.metric));
+    for x in rows {
+        md += &format!(
+            "| {} | {} | {} | {} | {:+.1}% | ±{:.1}% | {} |\n",
+            x.key.describe(&c.swept),
+            x.metric,
+            number(x.base.mean),
+            number(x.new.mean),
+            100.0 * x.change,
+            100.0 * x.limit,
+            verdict_text(x.verdict)
+        );
+    }
+    let list = |title: &str, keys: &[ConfigKey]| -> String {
+        if keys.is_empty() {
+            return String::new();
+        }
+        let items: Vec<String> = keys.iter().map(|k| format!("- {}\n", k.describe(&c.swept))).collect();
+        format!("\n## {title}\n\n{}", items.concat())
+    };
+    md += &list(&format!("Only in {base_name}"), &c.only_base);
+    md += &list(&format!("Only in {new_name}"), &c.only_new);
+    if !c.not_ok.is_empty() {
+        md += "\n## No ok run on one side\n\n";
+        for (k, b, n) in &c.not_ok {
+            md += &format!("- {}: {b} ok in base, {n} ok in new\n", k.describe(&c.swept));
+        }
+    }
+    md
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `compare.html`: the same table as one self-contained page (inline CSS, no scripts fetched).
+pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
+    let mut rows = String::new();
+    let mut changes: Vec<&MetricChange> = c.changes.iter().collect();
+    changes.sort_by_key(|x| (x.verdict != Verdict::Worse, x.key.clone(), x.metric));
+    for x in changes {
+        let class = match x.verdict {
+            Verdict::Worse => "worse",
+            Verdict::Better => "better",
+            Verdict::Same => "same",
+        };
+        rows += &format!(
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>±{:.1}%</td><td>{}</td></tr>\n",
+            escape(&x.key.describe(&c.swept)),
+            x.metric,
+            number(x.base.mean),
+            number(x.new.mean),
+            100.0 * x.change,
+            100.0 * x.limit,
+            verdict_text(x.verdict).trim_matches('*')
+        );
+    }
+    let one_side = |title: String, keys: &[ConfigKey]| {
+        if keys.is_empty() {
+            return String::new();
+        }
+        let items: String = keys.iter().map(|k| format!("<li>{}</li>", escape(&k.describe(&c.swept)))).collect();
+        format!("<h2>{}</h2><ul>{items}</ul>\n", escape(&title))
+    };
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>seqbench compare</title>\n<style>\
+body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+td:first-child,td:nth-child(2){{text-align:left}}tr.worse{{background:#fdd}}tr.better{{background:#dfd}}</style></head><body>\n\
+<h1>seqbench compare: {} → {}</h1>\n<p>{} regressions.</p>\n<table><tr><th>configuration</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>noise limit</th><th>verdict</th></tr>\n{rows}</table>\n{}{}</body></html>\n",
+        escape(base_name),
+        escape(new_name),
+        c.regressions().count(),
+        one_side(format!("Only in {base_name}"), &c.only_base),
+        one_side(format!("Only in {new_name}"), &c.only_new),
+    )
+}
