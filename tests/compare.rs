@@ -95,7 +95,7 @@ fn the_command_writes_both_files_and_gates_on_regressions() {
     let md = std::fs::read_to_string(new.join("compare.md")).unwrap();
     assert!(
         md.contains(
-            "| mqar / lstm (seq_len=64) | train_tokens_per_s | 10.0k | 8.0k | -20.0% | ±5.0% | **REGRESSION** |"
+            "| mqar / lstm (seq_len=64) | train_tokens_per_s | 10.0k | 8.0k | -20.0% | ±10.0% | **REGRESSION** |"
         ),
         "{md}"
     );
