@@ -33,6 +33,15 @@ fn markdown_and_csv_are_exactly_as_expected() {
     let records_csv = std::fs::read_to_string(run_path.join("tables/records.csv")).unwrap();
     assert_eq!(records_csv.lines().count(), 7, "header + one line per record");
     assert!(run_path.join("tables/summary.parquet").metadata().unwrap().len() > 0);
+
+    let html = std::fs::read_to_string(run_path.join("report.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<link"), "self-contained");
+    assert!(html.contains("<script>") && html.contains("table.sortable"), "sortable tables");
+    assert_eq!(html.matches("<table class=\"sortable").count(), 2, "one task table and the failures");
+    assert!(html.contains("<td class=\"num\" data-v=\"0.3\">30.0 ± 7.1</td>"), "cells carry sort values");
+    assert!(html.contains("<td>timeout</td>") && html.contains("<td>panic</td>"), "failed jobs listed");
+    assert!(html.contains("panic: index out of range | oops"), "reasons kept verbatim (escaped)");
 }
 
 #[test]

@@ -233,9 +233,7 @@ pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
     md
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use super::html::escape;
 
 /// `compare.html`: the same table as one self-contained page (inline CSS, no scripts fetched).
 pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {

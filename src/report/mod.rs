@@ -1,8 +1,10 @@
-//! Reports: `report.md` (per-task tables, failures), `tables/summary.{csv,parquet}` and
+//! Reports: `report.md` and `report.html` (per-task tables, failures; the HTML also carries the
+//! run's environment and suite), `tables/summary.{csv,parquet}` and
 //! `tables/records.{csv,parquet}`, all written atomically.
 pub mod compare;
 pub mod frame;
-pub mod markdown;
+pub mod html;
+pub mod table;
 
 use crate::record::Record;
 use crate::store::{self, write_atomic, RunDir};
@@ -29,26 +31,44 @@ fn parquet_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Builds the Markdown and the summary/records frames from records (no I/O).
-pub fn render(title: &str, records: &[Record]) -> Result<(String, DataFrame, DataFrame)> {
+/// Everything a report shows, before it is written anywhere.
+pub struct Rendered {
+    pub markdown: String,
+    /// Title, counts line, per-task tables (section title, table), failures.
+    pub title: String,
+    pub counts: String,
+    pub tasks: Vec<(String, table::Table)>,
+    pub failures: table::Table,
+    pub summary: DataFrame,
+    pub records: DataFrame,
+}
+
+/// Aggregates records into tables and the Markdown report (no I/O).
+pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
     let all: Vec<&Record> = records.iter().collect();
     let keys = frame::swept_keys(&all);
-    let mut records_df = frame::records_frame(&all, &keys)?;
+    let records_df = frame::records_frame(&all, &keys)?;
     let summary = frame::summary_frame(&records_df, &keys)?;
     let ok = records.iter().filter(|r| r.status == crate::record::Status::Ok).count();
-    let mut md =
-        format!("# seqbench report: {title}\n\n{} jobs, {ok} ok, {} not ok.\n", records.len(), records.len() - ok);
-    let tasks: BTreeSet<&str> = records.iter().map(|r| r.task_label.as_str()).collect();
-    for task in tasks {
+    let counts = format!("{} jobs, {ok} ok, {} not ok.", records.len(), records.len() - ok);
+    let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
+    let mut tasks = Vec::new();
+    for task in records.iter().map(|r| r.task_label.as_str()).collect::<BTreeSet<&str>>() {
         let in_task: Vec<&Record> = records.iter().filter(|r| r.task_label == task).collect();
         let task_keys: Vec<String> = frame::swept_keys(&in_task).into_iter().filter(|k| k != "seed").collect();
+        let t = table::task_table(&summary, task, &task_keys);
         md += &format!("\n## {task}\n\nMean ± std over seeds of the runs that ended `ok`.\n\n");
-        md += &markdown::task_table(&summary, task, &task_keys);
+        md += &table::markdown(&t);
+        tasks.push((task.to_string(), t));
     }
     md += "\n## Jobs not ok\n\n";
-    md += &markdown::failures_table(&all);
-    records_df.align_chunks_par();
-    Ok((md, summary, records_df))
+    let failures = table::failures_table(&all);
+    if failures.rows.is_empty() {
+        md += "All jobs ended `ok`.\n";
+    } else {
+        md += &table::markdown(&failures);
+    }
+    Ok(Rendered { markdown: md, title: title.to_string(), counts, tasks, failures, summary, records: records_df })
 }
 
 /// Reads a run's records and writes its report files. Returns the Markdown.
@@ -56,7 +76,13 @@ pub fn build(run: &RunDir) -> Result<Report> {
     let (records, warnings) = store::read_records(&run.records_path())?;
     let suite = run.suite_name().or_else(|| records.first().map(|r| r.suite.clone())).unwrap_or_default();
     let title = format!("{suite} / {}", run.run_id());
-    let (md, mut summary, mut records_df) = render(&title, &records).context("aggregating records")?;
+    let mut rendered = render(&title, &records).context("aggregating records")?;
+    let attachments: Vec<(&str, String)> =
+        [("Environment (env.json)", store::ENV), ("Suite (suite.resolved.yaml)", store::RESOLVED)]
+            .into_iter()
+            .filter_map(|(title, file)| std::fs::read_to_string(run.path.join(file)).ok().map(|t| (title, t)))
+            .collect();
+    let page = html::page(&rendered, &attachments);
     let tables = run.path.join("tables");
     let mut files = Vec::new();
     let mut put = |path: PathBuf, bytes: Vec<u8>| -> Result<()> {
@@ -64,10 +90,11 @@ pub fn build(run: &RunDir) -> Result<Report> {
         files.push(path);
         Ok(())
     };
-    put(run.path.join("report.md"), md.clone().into_bytes())?;
-    put(tables.join("summary.csv"), csv_bytes(&mut summary)?)?;
-    put(tables.join("summary.parquet"), parquet_bytes(&mut summary)?)?;
-    put(tables.join("records.csv"), csv_bytes(&mut records_df)?)?;
-    put(tables.join("records.parquet"), parquet_bytes(&mut records_df)?)?;
-    Ok(Report { markdown: md, files, warnings })
+    put(run.path.join("report.md"), rendered.markdown.clone().into_bytes())?;
+    put(run.path.join("report.html"), page.into_bytes())?;
+    put(tables.join("summary.csv"), csv_bytes(&mut rendered.summary)?)?;
+    put(tables.join("summary.parquet"), parquet_bytes(&mut rendered.summary)?)?;
+    put(tables.join("records.csv"), csv_bytes(&mut rendered.records)?)?;
+    put(tables.join("records.parquet"), parquet_bytes(&mut rendered.records)?)?;
+    Ok(Report { markdown: rendered.markdown, files, warnings })
 }

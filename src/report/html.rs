@@ -1,0 +1,69 @@
+//! `report.html`: one self-contained page (inline CSS and a few lines of inline script, nothing
+//! fetched) with the report's tables — sortable by clicking a column header — the jobs that did
+//! not end `ok`, and the run's environment and resolved suite.
+use super::table::Table;
+use super::Rendered;
+
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn table_html(table: &Table) -> String {
+    let mut out = String::from("<table class=\"sortable\"><thead><tr>");
+    for (i, h) in table.header.iter().enumerate() {
+        let class = if i >= table.first_numeric { " class=\"num\"" } else { "" };
+        out += &format!("<th{class} title=\"sort\">{}</th>", escape(h));
+    }
+    out += "</tr></thead><tbody>\n";
+    for row in &table.rows {
+        out += "<tr>";
+        for (i, cell) in row.iter().enumerate() {
+            let class = if i >= table.first_numeric { " class=\"num\"" } else { "" };
+            let value = cell.value.map_or(String::new(), |v| format!(" data-v=\"{v}\""));
+            out += &format!("<td{class}{value}>{}</td>", escape(&cell.text));
+        }
+        out += "</tr>\n";
+    }
+    out + "</tbody></table>\n"
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px}\
+th{background:#f3f3f3;cursor:pointer}td.num,th.num{text-align:right}\
+pre{background:#f7f7f7;padding:1em;overflow:auto}.failed td{background:#fee}";
+
+/// Sorts a table by the clicked column: numeric cells by `data-v`, others as text.
+const SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach((th,i)=>{th.onclick=()=>{\
+const tb=th.closest('table').tBodies[0];const asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';\
+const key=td=>td.dataset.v!==undefined?parseFloat(td.dataset.v):td.textContent;\
+[...tb.rows].sort((a,b)=>{const x=key(a.cells[i]),y=key(b.cells[i]);return (x<y?-1:x>y?1:0)*(asc?1:-1);})\
+.forEach(r=>tb.appendChild(r));};});";
+
+/// The whole page. `attachments` are (title, text) shown as preformatted blocks.
+pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
+    let mut body = format!("<h1>seqbench report: {}</h1>\n<p>{}</p>\n", escape(&r.title), escape(&r.counts));
+    for (task, table) in &r.tasks {
+        body += &format!(
+            "<h2>{}</h2>\n<p>Mean ± std over seeds of the runs that ended <code>ok</code>.</p>\n",
+            escape(task)
+        );
+        body += &table_html(table);
+    }
+    body += "<h2>Jobs not ok</h2>\n";
+    if r.failures.rows.is_empty() {
+        body += "<p>All jobs ended <code>ok</code>.</p>\n";
+    } else {
+        body += &table_html(&r.failures).replacen("<table class=\"sortable\">", "<table class=\"sortable failed\">", 1);
+    }
+    for (title, text) in attachments {
+        body += &format!(
+            "<h2>{}</h2>\n<details><summary>show</summary><pre>{}</pre></details>\n",
+            escape(title),
+            escape(text)
+        );
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>seqbench report: {}</title>\n<style>{STYLE}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n</body></html>\n",
+        escape(&r.title)
+    )
+}

@@ -1,0 +1,132 @@
+//! Report tables as data (header, cells with display text and a sort value), rendered to
+//! Markdown here and to HTML in `html.rs`, so both outputs always show the same numbers.
+use super::frame::{f64_at, str_at};
+use crate::dispatch::progress::human_rate;
+use crate::record::{Record, Status};
+use polars::prelude::DataFrame;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub text: String,
+    /// Numeric value for sorting (HTML), when the cell is a number.
+    pub value: Option<f64>,
+}
+
+impl Cell {
+    fn text(text: impl Into<String>) -> Self {
+        Cell { text: text.into(), value: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub header: Vec<String>,
+    /// Columns from this index on are numeric (right-aligned).
+    pub first_numeric: usize,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+fn mean_std(df: &DataFrame, metric: &str, row: usize, fmt: &dyn Fn(f64) -> String) -> Cell {
+    let mean = f64_at(df, &format!("{metric}_mean"), row);
+    let text = match (mean, f64_at(df, &format!("{metric}_std"), row)) {
+        (None, _) => "—".into(),
+        (Some(m), Some(s)) => format!("{} ± {}", fmt(m), fmt(s)),
+        (Some(m), None) => fmt(m),
+    };
+    Cell { text, value: mean }
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}", 100.0 * x)
+}
+
+fn mib(x: f64) -> String {
+    format!("{:.0}", x / (1024.0 * 1024.0))
+}
+
+/// Strips the `task.` / `model.` / `train.` prefix for column headers.
+fn short_key(key: &str) -> &str {
+    key.split_once('.').map_or(key, |(_, k)| k)
+}
+
+/// The main table for one task: one row per (model, swept parameters), quality and efficiency
+/// side by side.
+pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
+    let mut header: Vec<String> = vec!["model".into()];
+    header.extend(param_keys.iter().map(|k| short_key(k).to_string()));
+    let first_numeric = header.len();
+    header.extend(
+        [
+            "runs ok",
+            "accuracy %",
+            "exact match %",
+            "eval loss",
+            "train tok/s",
+            "infer tok/s",
+            "peak mem MiB",
+            "params",
+            "fwd FLOPs/tok",
+        ]
+        .map(String::from),
+    );
+    let mut rows = Vec::new();
+    for row in 0..df.height() {
+        if str_at(df, "task", row) != task {
+            continue;
+        }
+        let mut cells = vec![Cell::text(str_at(df, "model", row))];
+        cells.extend(param_keys.iter().map(|k| Cell { text: str_at(df, k, row), value: f64_at(df, k, row) }));
+        let runs = f64_at(df, "runs", row).unwrap_or(0.0);
+        let runs_ok = f64_at(df, "runs_ok", row).unwrap_or(0.0);
+        cells.push(Cell { text: format!("{runs_ok}/{runs}"), value: Some(runs_ok) });
+        cells.push(mean_std(df, "accuracy", row, &percent));
+        cells.push(mean_std(df, "exact_match", row, &percent));
+        cells.push(mean_std(df, "eval_loss", row, &|x| format!("{x:.3}")));
+        cells.push(mean_std(df, "train_tokens_per_s", row, &human_rate));
+        cells.push(mean_std(df, "infer_tokens_per_s", row, &human_rate));
+        cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
+        for metric in ["n_params_mean", "flops_per_token_mean"] {
+            let v = f64_at(df, metric, row);
+            cells.push(Cell { text: v.map_or("—".into(), human_rate), value: v });
+        }
+        rows.push(cells);
+    }
+    Table { header, first_numeric, rows }
+}
+
+/// Jobs that did not end `ok`, with status and reason — never silently dropped.
+pub fn failures_table(records: &[&Record]) -> Table {
+    let header = ["job", "task", "model", "seed", "status", "reason"].map(String::from).to_vec();
+    let rows = records
+        .iter()
+        .filter(|r| r.status != Status::Ok)
+        .map(|r| {
+            vec![
+                Cell::text(&r.job_id),
+                Cell::text(&r.task_label),
+                Cell::text(&r.model),
+                Cell { text: r.seed.to_string(), value: Some(r.seed as f64) },
+                Cell::text(r.status.as_str()),
+                Cell::text(r.reason.as_deref().unwrap_or("").replace('\n', " ")),
+            ]
+        })
+        .collect();
+    Table { header, first_numeric: usize::MAX, rows }
+}
+
+fn md_line(cells: &[String]) -> String {
+    format!("| {} |\n", cells.join(" | "))
+}
+
+/// GitHub-flavoured Markdown; `|` in cells escaped.
+pub fn markdown(table: &Table) -> String {
+    let mut out = md_line(&table.header);
+    let align: Vec<String> =
+        (0..table.header.len()).map(|i| if i >= table.first_numeric { "---:".into() } else { "---".into() }).collect();
+    out += &md_line(&align);
+    for row in &table.rows {
+        let cells: Vec<String> = row.iter().map(|c| c.text.replace('|', "\\|")).collect();
+        out += &md_line(&cells);
+    }
+    out
+}
