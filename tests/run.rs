@@ -217,15 +217,14 @@ fn spawn_quick_and_hang(cwd: &Path, stderr: std::process::Stdio) -> std::process
         .unwrap()
 }
 
-#[test]
-fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
+/// Interrupts a run with `signal` once the quick job is recorded, while `hang` still runs.
+fn interrupt_mid_run(signal: i32) {
     let tmp = tempfile::tempdir().unwrap();
     let child = spawn_quick_and_hang(tmp.path(), std::process::Stdio::piped());
-    // Wait until the quick job has its record, then interrupt while `hang` still runs.
     let dir = only_run_dir_when_created(&tmp.path().join("res"), "faults");
     wait_for_lines(&dir.join("records.jsonl"), 1);
-    // SAFETY: sending SIGINT to the child we spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
@@ -233,6 +232,17 @@ fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
     assert_eq!(recs.len(), 1, "only the finished job is recorded");
     assert_eq!(recs[0].status, Status::Ok);
     assert!(!dir.join("run.lock").exists(), "lock released on interrupt");
+    assert!(dir.join("report.md").is_file(), "the report of what finished is written");
+}
+
+#[test]
+fn ctrl_c_keeps_finished_records_and_prints_the_resume_command() {
+    interrupt_mid_run(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_from_a_scheduler_is_handled_like_ctrl_c() {
+    interrupt_mid_run(libc::SIGTERM);
 }
 
 /// Polls until `path` holds at least `n` lines (or 60 s pass).
