@@ -36,12 +36,61 @@ fn markdown_and_csv_are_exactly_as_expected() {
 
     let html = std::fs::read_to_string(run_path.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
-    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<link"), "self-contained");
+    for external in ["src=\"http", "href=\"http", "<link", "url(http", "@import"] {
+        assert!(!html.contains(external), "self-contained: found {external}");
+    }
     assert!(html.contains("<script>") && html.contains("table.sortable"), "sortable tables");
     assert_eq!(html.matches("<table class=\"sortable").count(), 2, "one task table and the failures");
     assert!(html.contains("<td class=\"num\" data-v=\"0.3\">30.0 ± 7.1</td>"), "cells carry sort values");
     assert!(html.contains("<td>timeout</td>") && html.contains("<td>panic</td>"), "failed jobs listed");
     assert!(html.contains("panic: index out of range | oops"), "reasons kept verbatim (escaped)");
+}
+
+/// Every chart is written, parses as XML with an `<svg>` root, and carries its title and axes.
+#[test]
+fn charts_are_written_and_parse_as_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_path = tmp.path().join("fixture").join("r1");
+    std::fs::create_dir_all(&run_path).unwrap();
+    std::fs::copy(fixture("records.jsonl"), run_path.join("records.jsonl")).unwrap();
+    report::build(&RunDir::open(&run_path).unwrap()).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(run_path.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "mqar_accuracy_vs_seq_len.svg",
+            "mqar_accuracy_vs_throughput.svg",
+            "mqar_memory_vs_seq_len.svg",
+            "mqar_throughput_vs_seq_len.svg"
+        ]
+    );
+    for name in &names {
+        let svg = std::fs::read_to_string(run_path.join("charts").join(name)).unwrap();
+        let mut reader = quick_xml::Reader::from_str(&svg);
+        let mut root = None;
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Start(e)) if root.is_none() => {
+                    root = Some(String::from_utf8_lossy(e.name().as_ref()).into_owned())
+                }
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{name} is not well-formed XML: {e}"),
+            }
+        }
+        assert_eq!(root.as_deref(), Some("svg"), "{name}");
+    }
+    let throughput = std::fs::read_to_string(run_path.join("charts/mqar_throughput_vs_seq_len.svg")).unwrap();
+    assert!(throughput.contains("mqar: throughput vs sequence length"));
+    assert!(throughput.contains("sequence length (tokens)") && throughput.contains("training throughput (tokens/s)"));
+    let pareto = std::fs::read_to_string(run_path.join("charts/mqar_accuracy_vs_throughput.svg")).unwrap();
+    assert!(pareto.contains("Pareto front"));
+    let html = std::fs::read_to_string(run_path.join("report.html")).unwrap();
+    assert_eq!(html.matches("<figure").count(), 4, "charts inlined in the HTML");
 }
 
 #[test]

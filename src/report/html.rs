@@ -49,6 +49,13 @@ pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
         );
         body += &table_html(table);
     }
+    if !r.charts.is_empty() {
+        body += "<h2>Charts</h2>\n";
+        for chart in &r.charts {
+            // The SVG is our own plotters output: inlined as is, so the page needs no other file.
+            body += &format!("<figure id=\"{}\">{}</figure>\n", escape(&chart.name), chart.svg);
+        }
+    }
     body += "<h2>Jobs not ok</h2>\n";
     if r.failures.rows.is_empty() {
         body += "<p>All jobs ended <code>ok</code>.</p>\n";

@@ -1,6 +1,7 @@
 //! Reports: `report.md` and `report.html` (per-task tables, failures; the HTML also carries the
 //! run's environment and suite), `tables/summary.{csv,parquet}` and
 //! `tables/records.{csv,parquet}`, all written atomically.
+pub mod charts;
 pub mod compare;
 pub mod frame;
 pub mod html;
@@ -41,6 +42,7 @@ pub struct Rendered {
     pub failures: table::Table,
     pub summary: DataFrame,
     pub records: DataFrame,
+    pub charts: Vec<charts::Chart>,
 }
 
 /// Aggregates records into tables and the Markdown report (no I/O).
@@ -61,6 +63,13 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         md += &table::markdown(&t);
         tasks.push((task.to_string(), t));
     }
+    let charts = charts::charts(records)?;
+    if !charts.is_empty() {
+        md += "\n## Charts\n\n";
+        for c in &charts {
+            md += &format!("![{0}](charts/{0}.svg)\n\n", c.name);
+        }
+    }
     md += "\n## Jobs not ok\n\n";
     let failures = table::failures_table(&all);
     if failures.rows.is_empty() {
@@ -68,7 +77,16 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
     } else {
         md += &table::markdown(&failures);
     }
-    Ok(Rendered { markdown: md, title: title.to_string(), counts, tasks, failures, summary, records: records_df })
+    Ok(Rendered {
+        markdown: md,
+        title: title.to_string(),
+        counts,
+        tasks,
+        failures,
+        summary,
+        records: records_df,
+        charts,
+    })
 }
 
 /// Reads a run's records and writes its report files. Returns the Markdown.
@@ -92,6 +110,9 @@ pub fn build(run: &RunDir) -> Result<Report> {
     };
     put(run.path.join("report.md"), rendered.markdown.clone().into_bytes())?;
     put(run.path.join("report.html"), page.into_bytes())?;
+    for chart in &rendered.charts {
+        put(run.path.join("charts").join(format!("{}.svg", chart.name)), chart.svg.clone().into_bytes())?;
+    }
     put(tables.join("summary.csv"), csv_bytes(&mut rendered.summary)?)?;
     put(tables.join("summary.parquet"), parquet_bytes(&mut rendered.summary)?)?;
     put(tables.join("records.csv"), csv_bytes(&mut rendered.records)?)?;
