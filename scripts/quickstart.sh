@@ -15,9 +15,10 @@ status=0
 "$bin" run suites/quick.yaml --jobs "$jobs" --out results > /dev/null || status=$?
 run_dir="$(ls -d results/quick/*/ | sort | tail -n 1)"
 echo
-echo "Report: ${run_dir}report.md (tables in ${run_dir}tables/)"
+echo "Report: ${run_dir}report.md and ${run_dir}report.html (tables in ${run_dir}tables/, charts in ${run_dir}charts/)"
 echo
-# The main table: the task section of the report.
-sed -n '/^## mqar/,/^## Jobs not ok/p' "${run_dir}report.md" | sed '$d'
-sed -n '/^## Jobs not ok/,$p' "${run_dir}report.md"
+# The main table (the task's section of the report), then the jobs that did not end ok.
+section() { awk -v want="## $1" '/^## /{p = ($0 == want)} p' "${run_dir}report.md"; }
+section mqar
+section "Jobs not ok"
 exit "$status"
