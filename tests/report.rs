@@ -3,7 +3,7 @@
 //! after an intended change, then review the diff.
 use seqbench::report;
 use seqbench::store::{read_records, RunDir};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report").join(name)
@@ -18,14 +18,19 @@ fn check(name: &str, actual: &str) {
     assert_eq!(actual, expected, "{name} differs; rerun with UPDATE_EXPECT=1 to accept");
 }
 
+/// A run directory `fixture/r1` under `tmp` holding the fixture records, and its built report.
+fn fixture_run(tmp: &Path) -> (PathBuf, report::Report) {
+    let run_path = tmp.join("fixture").join("r1");
+    std::fs::create_dir_all(&run_path).unwrap();
+    std::fs::copy(fixture("records.jsonl"), run_path.join("records.jsonl")).unwrap();
+    let built = report::build(&RunDir::open(&run_path).unwrap()).unwrap();
+    (run_path, built)
+}
+
 #[test]
 fn markdown_and_csv_are_exactly_as_expected() {
     let tmp = tempfile::tempdir().unwrap();
-    let run_path = tmp.path().join("fixture").join("r1");
-    std::fs::create_dir_all(&run_path).unwrap();
-    std::fs::copy(fixture("records.jsonl"), run_path.join("records.jsonl")).unwrap();
-    let run = RunDir::open(&run_path).unwrap();
-    let built = report::build(&run).unwrap();
+    let (run_path, built) = fixture_run(tmp.path());
     assert!(built.warnings.is_empty());
     check("expected_report.md", &std::fs::read_to_string(run_path.join("report.md")).unwrap());
     check("expected_summary.csv", &std::fs::read_to_string(run_path.join("tables/summary.csv")).unwrap());
@@ -50,10 +55,7 @@ fn markdown_and_csv_are_exactly_as_expected() {
 #[test]
 fn charts_are_written_and_parse_as_svg() {
     let tmp = tempfile::tempdir().unwrap();
-    let run_path = tmp.path().join("fixture").join("r1");
-    std::fs::create_dir_all(&run_path).unwrap();
-    std::fs::copy(fixture("records.jsonl"), run_path.join("records.jsonl")).unwrap();
-    report::build(&RunDir::open(&run_path).unwrap()).unwrap();
+    let (run_path, _) = fixture_run(tmp.path());
     let mut names: Vec<String> = std::fs::read_dir(run_path.join("charts"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
