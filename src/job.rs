@@ -187,7 +187,7 @@ impl TrainConfig {
             if bytes < MIN_MEMORY {
                 return Err((
                     "max_memory",
-                    format!("{bytes} bytes is too little to load libtorch; give at least 64MiB"),
+                    format!("{bytes} bytes is too little to load libtorch; give at least {} MiB", MIN_MEMORY >> 20),
                 ));
             }
         }

@@ -99,15 +99,17 @@ impl RunDir {
 
     /// Suite name recorded in `suite.resolved.yaml`, if readable.
     pub fn suite_name(&self) -> Option<String> {
-        let text = std::fs::read_to_string(self.path.join(RESOLVED)).ok()?;
-        let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-        v.get("suite")?.get("name")?.as_str().map(str::to_string)
+        self.resolved()?.get("suite")?.get("name")?.as_str().map(str::to_string)
+    }
+
+    /// `suite.resolved.yaml` parsed, if present and readable.
+    fn resolved(&self) -> Option<serde_yaml::Value> {
+        serde_yaml::from_str(&std::fs::read_to_string(self.path.join(RESOLVED)).ok()?).ok()
     }
 
     /// Job ids listed in `suite.resolved.yaml`, if readable.
     pub fn resolved_job_ids(&self) -> Option<std::collections::HashSet<String>> {
-        let text = std::fs::read_to_string(self.path.join(RESOLVED)).ok()?;
-        let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+        let v = self.resolved()?;
         let jobs = v.get("jobs")?.as_sequence()?;
         Some(jobs.iter().filter_map(|j| j.get("job_id")?.as_str().map(str::to_string)).collect())
     }
@@ -211,8 +213,7 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     };
     let mut records = Vec::new();
     let mut warnings = Vec::new();
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in text.split_inclusive('\n').enumerate() {
         if !line.ends_with('\n') {
             // A write cut short (even one that parses): `record_writer` sets it aside.
             warnings.push(format!("{}:{}: skipped a partial last line", path.display(), i + 1));

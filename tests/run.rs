@@ -245,27 +245,30 @@ fn sigterm_from_a_scheduler_is_handled_like_ctrl_c() {
     interrupt_mid_run(libc::SIGTERM);
 }
 
-/// Polls until `path` holds at least `n` lines (or 60 s pass).
-fn wait_for_lines(path: &Path, n: usize) {
+/// Polls `probe` every 50 ms until it yields a value; panics naming `what` after 60 s.
+fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
-        if std::fs::read_to_string(path).is_ok_and(|t| t.lines().count() >= n) {
-            return;
+        if let Some(found) = probe() {
+            return found;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("{} never reached {n} lines", path.display());
+    panic!("timed out waiting for {what}");
 }
 
+/// Waits until `path` holds at least `n` lines.
+fn wait_for_lines(path: &Path, n: usize) {
+    wait_until(&format!("{} to reach {n} lines", path.display()), || {
+        std::fs::read_to_string(path).is_ok_and(|t| t.lines().count() >= n).then_some(())
+    })
+}
+
+/// Waits for the first run directory under `out/<suite>/` and returns it.
 fn only_run_dir_when_created(out: &Path, suite: &str) -> PathBuf {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if let Some(Ok(e)) = std::fs::read_dir(out.join(suite)).ok().and_then(|mut d| d.next()) {
-            return e.path();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("no run directory appeared");
+    wait_until("a run directory", || {
+        std::fs::read_dir(out.join(suite)).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path())
+    })
 }
 
 #[test]

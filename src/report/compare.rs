@@ -2,6 +2,7 @@
 //! every parameter except the seed and run bounds — never on run-local ids), and flags a metric
 //! that got worse by more than the noise: the threshold, or twice the standard error of the
 //! difference estimated from the seeds, whichever is larger.
+use super::html::escape;
 use crate::record::{Record, Status};
 use std::collections::BTreeMap;
 
@@ -127,13 +128,12 @@ fn group(records: &[Record]) -> BTreeMap<ConfigKey, Vec<&Record>> {
 /// (e.g. 0.05 for 5 %).
 pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
     let (b, n) = (group(base), group(new));
-    let mut out = Comparison::default();
-    let mut swept: Vec<String> = base.iter().chain(new).flat_map(|r| r.swept.iter().cloned()).collect();
-    swept.sort();
-    swept.dedup();
-    out.swept = swept;
-    out.only_base = b.keys().filter(|k| !n.contains_key(*k)).cloned().collect();
-    out.only_new = n.keys().filter(|k| !b.contains_key(*k)).cloned().collect();
+    let mut out = Comparison {
+        swept: super::frame::swept_keys(&base.iter().chain(new).collect::<Vec<_>>()),
+        only_base: b.keys().filter(|k| !n.contains_key(*k)).cloned().collect(),
+        only_new: n.keys().filter(|k| !b.contains_key(*k)).cloned().collect(),
+        ..Comparison::default()
+    };
     for (key, base_runs) in &b {
         let Some(new_runs) = n.get(key) else { continue };
         let ok = |runs: &[&Record]| runs.iter().filter(|r| r.status == Status::Ok).count();
@@ -192,6 +192,28 @@ fn verdict_text(v: Verdict) -> &'static str {
     }
 }
 
+/// The comparison table, regressions first: the verdict and the seven cells of each row, as
+/// both `compare.md` and `compare.html` show them.
+fn rows(c: &Comparison) -> Vec<(Verdict, [String; 7])> {
+    let mut changes: Vec<&MetricChange> = c.changes.iter().collect();
+    changes.sort_by_key(|x| (x.verdict != Verdict::Worse, x.key.clone(), x.metric));
+    changes
+        .into_iter()
+        .map(|x| {
+            let cells = [
+                x.key.describe(&c.swept),
+                x.metric.to_string(),
+                number(x.base.mean),
+                number(x.new.mean),
+                format!("{:+.1}%", 100.0 * x.change),
+                format!("±{:.1}%", 100.0 * x.limit),
+                verdict_text(x.verdict).to_string(),
+            ];
+            (x.verdict, cells)
+        })
+        .collect()
+}
+
 /// `compare.md`: every compared metric, regressions first, then configurations on one side only.
 pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
     let regressions = c.regressions().count();
@@ -201,19 +223,8 @@ pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
     );
     md += "| configuration | metric | base | new | change | noise limit | verdict |\n";
     md += "| --- | --- | ---: | ---: | ---: | ---: | --- |\n";
-    let mut rows: Vec<&MetricChange> = c.changes.iter().collect();
-    rows.sort_by_key(|x| (x.verdict != Verdict::Worse, x.key.clone(), x.metric));
-    for x in rows {
-        md += &format!(
-            "| {} | {} | {} | {} | {:+.1}% | ±{:.1}% | {} |\n",
-            x.key.describe(&c.swept),
-            x.metric,
-            number(x.base.mean),
-            number(x.new.mean),
-            100.0 * x.change,
-            100.0 * x.limit,
-            verdict_text(x.verdict)
-        );
+    for (_, cells) in rows(c) {
+        md += &format!("| {} |\n", cells.join(" | "));
     }
     let list = |title: &str, keys: &[ConfigKey]| -> String {
         if keys.is_empty() {
@@ -233,29 +244,17 @@ pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
     md
 }
 
-use super::html::escape;
-
 /// `compare.html`: the same table as one self-contained page (inline CSS, no scripts fetched).
 pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
-    let mut rows = String::new();
-    let mut changes: Vec<&MetricChange> = c.changes.iter().collect();
-    changes.sort_by_key(|x| (x.verdict != Verdict::Worse, x.key.clone(), x.metric));
-    for x in changes {
-        let class = match x.verdict {
+    let mut rows_html = String::new();
+    for (verdict, cells) in rows(c) {
+        let class = match verdict {
             Verdict::Worse => "worse",
             Verdict::Better => "better",
             Verdict::Same => "same",
         };
-        rows += &format!(
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>±{:.1}%</td><td>{}</td></tr>\n",
-            escape(&x.key.describe(&c.swept)),
-            x.metric,
-            number(x.base.mean),
-            number(x.new.mean),
-            100.0 * x.change,
-            100.0 * x.limit,
-            verdict_text(x.verdict).trim_matches('*')
-        );
+        let tds: String = cells.iter().map(|cell| format!("<td>{}</td>", escape(cell.trim_matches('*')))).collect();
+        rows_html += &format!("<tr class=\"{class}\">{tds}</tr>\n");
     }
     let one_side = |title: String, keys: &[ConfigKey]| {
         if keys.is_empty() {
@@ -268,7 +267,7 @@ pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>seqbench compare</title>\n<style>\
 body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
 td:first-child,td:nth-child(2){{text-align:left}}tr.worse{{background:#fdd}}tr.better{{background:#dfd}}</style></head><body>\n\
-<h1>seqbench compare: {} → {}</h1>\n<p>{} regressions.</p>\n<table><tr><th>configuration</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>noise limit</th><th>verdict</th></tr>\n{rows}</table>\n{}{}</body></html>\n",
+<h1>seqbench compare: {} → {}</h1>\n<p>{} regressions.</p>\n<table><tr><th>configuration</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>noise limit</th><th>verdict</th></tr>\n{rows_html}</table>\n{}{}</body></html>\n",
         escape(base_name),
         escape(new_name),
         c.regressions().count(),
