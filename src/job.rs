@@ -36,6 +36,9 @@ pub struct TrainConfig {
     /// First steps (and inference passes) left out of throughput: allocation, caches, JIT.
     /// At most half of the training steps are left out, so short runs still report a figure.
     pub measure_warmup_steps: u64,
+    /// Tokens generated one at a time (recurrent step or KV cache) after a prompt, to measure
+    /// generation throughput; 0 skips it. Only causal tasks and models with a recurrent form.
+    pub generate_tokens: u64,
     /// Evaluate on the test split every N steps (recorded in the loss curve); 0: only at the end.
     pub eval_interval: u64,
     /// Wall-clock limit for the whole job, in seconds.
@@ -101,6 +104,7 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             measure_warmup_steps: 5,
             eval_interval: 0,
+            generate_tokens: 32,
             timeout_s: 3600.0,
             threads: 0,
             max_memory: None,

@@ -80,6 +80,12 @@ pub struct Measurements {
     pub infer_tokens_per_s: Option<f64>,
     pub infer_tokens_per_s_p10: Option<f64>,
     pub infer_tokens_per_s_p90: Option<f64>,
+    /// Generation throughput (recurrent step / KV cache, no grad), tokens/s over the generated
+    /// tokens after a prompt: median and p10/p90 of the steps. Absent for models without a
+    /// recurrent form and for non-causal tasks.
+    pub gen_tokens_per_s: Option<f64>,
+    pub gen_tokens_per_s_p10: Option<f64>,
+    pub gen_tokens_per_s_p90: Option<f64>,
     /// Peak memory in bytes; what it measures is in `mem_kind`.
     pub peak_mem_bytes: Option<u64>,
     /// `cpu_peak_rss`: the job process's peak resident set (VmHWM); `cuda_not_measured` on GPU

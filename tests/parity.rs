@@ -1,8 +1,14 @@
 //! Forward parity with PyTorch: fixtures written by tests/fixtures/make_parity_fixtures.py hold
 //! weights, inputs and PyTorch's logits; seqbench's models must match within 1e-5 (fp32).
+use seqbench::models::linear::{LinearConfig, LinearVariant};
+use seqbench::models::lru::LruConfig;
+use seqbench::models::mamba::MambaConfig;
+use seqbench::models::minrnn::{MinGruConfig, MinLstmConfig, MinRnnConfig};
+use seqbench::models::retnet::RetNetConfig;
 use seqbench::models::rnn::{build_cell, Cell, RnnConfig};
+use seqbench::models::s4d::S4dConfig;
 use seqbench::models::transformer::{build_transformer, Positions, TransformerConfig};
-use seqbench::models::{SeqModel, TaskIo};
+use seqbench::models::{build_model, ArchConfig, SeqModel, TaskIo};
 use std::collections::HashMap;
 use tch::{nn, Device, Tensor};
 
@@ -73,4 +79,52 @@ fn causal_rope_transformer_matches_pytorch() {
     };
     let diff = max_abs_diff("transformer_rope", |p| build_transformer(p, &cfg, &io(true)));
     assert!(diff <= TOLERANCE, "max |Δ| = {diff:e}");
+}
+
+// The other mixers: the references in tests/fixtures/make_zoo_fixtures.py are sequential
+// implementations of each paper's equations (docs/models.md), computed in float64.
+
+fn zoo_parity<C: ArchConfig>(fixture: &str, cfg: C, causal: bool) {
+    let diff = max_abs_diff(fixture, |p| build_model(p, &cfg, &io(causal)));
+    assert!(diff <= TOLERANCE, "{fixture}: max |Δ| = {diff:e}");
+}
+
+#[test]
+fn s4d_matches_reference() {
+    let cfg = S4dConfig { d_model: 16, d_state: 8, ..Default::default() };
+    zoo_parity("s4d", cfg.clone(), true);
+    zoo_parity("s4d_bidirectional", S4dConfig { bidirectional: true, ..cfg }, false);
+}
+
+#[test]
+fn mamba_matches_reference() {
+    let cfg =
+        MambaConfig { d_model: 16, mlp_ratio: 2, d_state: 4, expand: 2, d_conv: 4, dt_rank: 2, ..Default::default() };
+    zoo_parity("mamba", cfg, true);
+}
+
+#[test]
+fn lru_matches_reference() {
+    zoo_parity("lru", LruConfig { d_model: 16, d_state: 8, ..Default::default() }, true);
+}
+
+#[test]
+fn mingru_and_minlstm_match_reference() {
+    let cfg = MinRnnConfig { d_model: 16, expand: 2, ..Default::default() };
+    zoo_parity("mingru", MinGruConfig(cfg.clone()), true);
+    zoo_parity("minlstm", MinLstmConfig(cfg), true);
+}
+
+#[test]
+fn retnet_matches_reference_across_chunks() {
+    // chunk 4 < 7 positions: the chunkwise form carries its state once.
+    zoo_parity("retnet", RetNetConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 4, ..Default::default() }, true);
+}
+
+#[test]
+fn dlinear_and_nlinear_match_reference() {
+    let cfg = LinearConfig { d_model: 16, kernel: 3, ..Default::default() };
+    zoo_parity("dlinear_causal", cfg.clone(), true);
+    zoo_parity("dlinear", cfg.clone(), false);
+    zoo_parity("nlinear", LinearConfig { variant: LinearVariant::Nlinear, ..cfg }, false);
 }

@@ -1,6 +1,6 @@
 //! The shared backbone: token embedding (+ optional learned positions) → N pre-norm blocks
 //! (norm → mixer → residual → norm → MLP → residual) → final norm → per-token head.
-use super::{Mixer, SeqModel};
+use super::{Mixer, MixerState, SeqModel};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -18,6 +18,11 @@ pub struct BackboneConfig {
 }
 
 impl BackboneConfig {
+    /// The plain backbone of a recurrent or SSM model (no position embeddings).
+    pub fn plain(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64) -> Self {
+        BackboneConfig { d_model, n_layers, mlp_ratio, dropout, learned_positions: false }
+    }
+
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.d_model < 1 {
             return Err(("d_model", format!("must be at least 1, got {}", self.d_model)));
@@ -97,24 +102,65 @@ impl Backbone {
     }
 }
 
-impl SeqModel for Backbone {
+impl Block {
     // `h += x` on a tch Tensor is an in-place add, which would overwrite activations that
     // autograd saved for the backward pass (LayerNorm's input): keep `h = h + x`.
     #[allow(clippy::assign_op_pattern)]
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut h = self.embed.forward(xs);
-        if let Some(pos) = &self.positions {
-            let idx = Tensor::arange(xs.size()[1], (tch::Kind::Int64, xs.device()));
-            h = h + pos.forward(&idx).unsqueeze(0);
+    /// The MLP half of the block, shared by the parallel and the step forms.
+    fn mlp_residual(&self, mut h: Tensor, dropout: f64, train: bool) -> Tensor {
+        if let Some(mlp) = &self.mlp {
+            let y = mlp.fc2.forward(&mlp.fc1.forward(&self.norm2.forward(&h)).gelu("none"));
+            h = h + y.dropout(dropout, train);
         }
+        h
+    }
+}
+
+impl Backbone {
+    fn embed_tokens(&self, xs: &Tensor, first_pos: i64) -> Tensor {
+        let h = self.embed.forward(xs);
+        match &self.positions {
+            Some(pos) => {
+                let len = if xs.dim() == 2 { xs.size()[1] } else { 1 };
+                let idx = Tensor::arange_start(first_pos, first_pos + len, (tch::Kind::Int64, xs.device()));
+                let p = pos.forward(&idx);
+                if xs.dim() == 2 {
+                    h + p.unsqueeze(0)
+                } else {
+                    h + p
+                }
+            }
+            None => h,
+        }
+    }
+}
+
+impl SeqModel for Backbone {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = self.embed_tokens(xs, 0);
         let p = self.cfg.dropout;
         for block in &self.blocks {
             let mixed = block.mixer.forward_t(&block.norm1.forward(&h), train);
-            h = h + mixed.dropout(p, train);
-            if let Some(mlp) = &block.mlp {
-                let y = mlp.fc2.forward(&mlp.fc1.forward(&block.norm2.forward(&h)).gelu("none"));
-                h = h + y.dropout(p, train);
-            }
+            h = block.mlp_residual(h + mixed.dropout(p, train), p, train);
+        }
+        self.head.forward(&self.norm_f.forward(&h))
+    }
+
+    fn can_step(&self) -> bool {
+        // Probe a one-token step on a throwaway state: cheap, and the single source of truth.
+        let x = Tensor::zeros([1, self.cfg.d_model], (tch::Kind::Float, self.head.ws.device()));
+        tch::no_grad(|| self.blocks.iter().all(|b| b.mixer.step(&x, 0, &mut Vec::new()).is_some()))
+    }
+
+    fn step(&self, tokens: &Tensor, pos: i64, states: &mut Vec<MixerState>) -> Tensor {
+        states.resize_with(self.blocks.len(), Vec::new);
+        let mut h = self.embed_tokens(tokens, pos);
+        for (block, state) in self.blocks.iter().zip(states.iter_mut()) {
+            let mixed = block
+                .mixer
+                .step(&block.norm1.forward(&h), pos, state)
+                .expect("step called on a model that cannot step");
+            h = block.mlp_residual(h + mixed, 0.0, false);
         }
         self.head.forward(&self.norm_f.forward(&h))
     }

@@ -3,7 +3,14 @@
 //! isolate the mixer. An architecture is registered with a typed config (defaults documented on
 //! its fields), a builder and an analytic FLOPs formula.
 pub mod backbone;
+pub mod linear;
+pub mod lru;
+pub mod mamba;
+pub mod minrnn;
+pub mod retnet;
 pub mod rnn;
+pub mod s4d;
+pub mod scan;
 pub mod transformer;
 
 use crate::params::{ParamError, ParamMap};
@@ -22,12 +29,21 @@ pub struct TaskIo {
     pub causal: bool,
 }
 
+/// The recurrent state a mixer carries between steps; its layout is the mixer's own, and it is
+/// empty before the first step.
+pub type MixerState = Vec<Tensor>;
+
 /// A sequence model ready to train.
 pub trait SeqModel {
     /// xs: (batch, seq) int64 token ids → logits (batch, seq, num_classes).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
     /// Analytic forward FLOPs per token at this sequence length (one multiply-add = 2 FLOPs).
     fn flops_per_token(&self, seq_len: i64) -> f64;
+    /// Whether `step` works: every mixer has a recurrent form.
+    fn can_step(&self) -> bool;
+    /// Recurrent form: tokens (batch,) at position `pos` → logits (batch, num_classes), with one
+    /// state per block in `states` (empty before the first step).
+    fn step(&self, tokens: &Tensor, pos: i64, states: &mut Vec<MixerState>) -> Tensor;
 }
 
 /// A sequence mixer: the part that differs between architectures.
@@ -36,6 +52,10 @@ pub trait Mixer {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
     /// Forward FLOPs per token of this mixer at sequence length `seq_len`.
     fn flops_per_token(&self, seq_len: i64) -> f64;
+    /// Recurrent form: x (batch, d_model) at position `pos` → (batch, d_model), the same function
+    /// as `forward_t` computed one token at a time. None for mixers without one (then the state
+    /// is left alone).
+    fn step(&self, x: &Tensor, pos: i64, state: &mut MixerState) -> Option<Tensor>;
 }
 
 pub type ResolveFn = fn(&ParamMap, &TaskIo) -> Result<serde_json::Value, ParamError>;
@@ -50,7 +70,18 @@ pub struct ArchInfo {
 }
 
 pub fn registry() -> &'static [ArchInfo] {
-    &[rnn::LSTM_INFO, rnn::GRU_INFO, transformer::INFO]
+    &[
+        rnn::LSTM_INFO,
+        rnn::GRU_INFO,
+        transformer::INFO,
+        s4d::INFO,
+        mamba::INFO,
+        lru::INFO,
+        minrnn::MINGRU_INFO,
+        minrnn::MINLSTM_INFO,
+        retnet::INFO,
+        linear::INFO,
+    ]
 }
 
 pub fn find(name: &str) -> Option<&'static ArchInfo> {
@@ -74,4 +105,36 @@ where
 /// Value checks serde cannot express; errors are (key, message).
 pub trait Validate {
     fn validate(&self, io: &TaskIo) -> Result<(), (&'static str, String)>;
+}
+
+/// A backbone architecture: a typed config that knows its backbone and builds one mixer.
+pub trait ArchConfig: serde::de::DeserializeOwned + serde::Serialize + Validate {
+    fn backbone(&self) -> backbone::BackboneConfig;
+    fn mixer(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn Mixer>;
+}
+
+/// The backbone around `cfg`'s mixer in every block.
+pub fn build_model<C: ArchConfig>(vs: &nn::Path, cfg: &C, io: &TaskIo) -> Box<dyn SeqModel> {
+    Box::new(backbone::Backbone::new(vs, cfg.backbone(), io, &|p, _| cfg.mixer(p, io)))
+}
+
+/// `ArchInfo::build` for an `ArchConfig`.
+pub fn build_arch<C: ArchConfig>(
+    vs: &nn::Path,
+    params: &serde_json::Value,
+    io: &TaskIo,
+) -> anyhow::Result<Box<dyn SeqModel>> {
+    let cfg: C = serde_json::from_value(params.clone())?;
+    Ok(build_model(vs, &cfg, io))
+}
+
+/// Uniform init U(−1/√fan_in, 1/√fan_in), as torch.nn.Linear initialises its weights.
+pub fn uniform_fan_in(fan_in: i64) -> nn::Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::Init::Uniform { lo: -bound, up: bound }
+}
+
+/// A Linear layer without bias.
+pub fn linear_no_bias(vs: &nn::Path, inputs: i64, outputs: i64) -> nn::Linear {
+    nn::linear(vs, inputs, outputs, nn::LinearConfig { bias: false, ..Default::default() })
 }

@@ -1,7 +1,7 @@
 //! LSTM and GRU mixers on libtorch's fused RNN kernels (cuDNN on GPU), one recurrent layer per
 //! block. Weights are initialised as torch.nn.LSTM/GRU do: U(−1/√h, 1/√h) for every tensor.
 use super::backbone::{Backbone, BackboneConfig};
-use super::{ArchInfo, Mixer, SeqModel, TaskIo, Validate};
+use super::{ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, RNN};
 use tch::Tensor;
@@ -28,13 +28,7 @@ impl Default for RnnConfig {
 
 impl RnnConfig {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            d_model: self.d_model,
-            n_layers: self.n_layers,
-            mlp_ratio: self.mlp_ratio,
-            dropout: self.dropout,
-            learned_positions: false,
-        }
+        BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
     }
 
     fn hidden(&self) -> i64 {
@@ -122,6 +116,33 @@ impl Mixer for RnnMixer {
     fn flops_per_token(&self, _seq_len: i64) -> f64 {
         let (d, h) = (self.d_model as f64, self.hidden as f64);
         2.0 * self.cell.gates() * h * (d + h) * self.directions as f64
+    }
+
+    /// State: [h] for the GRU, [h, c] for the LSTM, each (1, batch, hidden).
+    fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
+        if self.directions != 1 {
+            return None;
+        }
+        let batch = x.size()[0];
+        match &self.layer {
+            Layer::Lstm(l) => {
+                let prev = match state.as_slice() {
+                    [h, c] => nn::LSTMState((h.shallow_clone(), c.shallow_clone())),
+                    _ => l.zero_state(batch),
+                };
+                let nn::LSTMState((h, c)) = l.step(x, &prev);
+                *state = vec![h, c];
+            }
+            Layer::Gru(g) => {
+                let prev = match state.as_slice() {
+                    [h] => nn::GRUState(h.shallow_clone()),
+                    _ => g.zero_state(batch),
+                };
+                let nn::GRUState(h) = g.step(x, &prev);
+                *state = vec![h];
+            }
+        }
+        Some(state[0].get(0))
     }
 }
 

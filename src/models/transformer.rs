@@ -2,7 +2,7 @@
 //! `scaled_dot_product_attention` (flash / memory-efficient kernels where available), causal
 //! when the task is, with rotary (default) or learned absolute positions.
 use super::backbone::{Backbone, BackboneConfig};
-use super::{ArchInfo, Mixer, SeqModel, TaskIo, Validate};
+use super::{ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -79,12 +79,13 @@ pub struct Attention {
     rope: bool,
 }
 
-/// Rotary position embedding (GPT-NeoX "rotate half" layout) applied to x: (b, heads, l, hd).
-pub fn apply_rope(x: &Tensor) -> Tensor {
+/// Rotary position embedding (GPT-NeoX "rotate half" layout) applied to x: (b, heads, l, hd)
+/// whose first position is `offset`.
+pub fn apply_rope(x: &Tensor, offset: i64) -> Tensor {
     let (l, hd) = (x.size()[2], x.size()[3]);
     let opts = (tch::Kind::Float, x.device());
     let inv_freq = (Tensor::arange_start_step(0, hd, 2, opts) * (-(10_000f64.ln()) / hd as f64)).exp();
-    let angles = Tensor::arange(l, opts).unsqueeze(1) * inv_freq.unsqueeze(0); // (l, hd/2)
+    let angles = Tensor::arange_start(offset, offset + l, opts).unsqueeze(1) * inv_freq.unsqueeze(0); // (l, hd/2)
     let angles = Tensor::cat(&[&angles, &angles], 1).to_kind(x.kind()); // (l, hd)
     let halves = x.chunk(2, -1);
     let rotated = Tensor::cat(&[&(-&halves[1]), &halves[0]], -1);
@@ -106,19 +107,49 @@ impl Attention {
     }
 }
 
+impl Attention {
+    /// (b, l, d) → q, k, v as (b, heads, l, head_dim), rotary-embedded from position `offset`.
+    fn project(&self, xs: &Tensor, offset: i64) -> (Tensor, Tensor, Tensor) {
+        let (b, l, d) = xs.size3().expect("attention input is (batch, seq, d_model)");
+        // (b, l, 3d) → (3, b, heads, l, head_dim)
+        let qkv = self.qkv.forward(xs).view([b, l, 3, self.n_heads, d / self.n_heads]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        if self.rope {
+            (apply_rope(&q, offset), apply_rope(&k, offset), v)
+        } else {
+            (q, k, v)
+        }
+    }
+
+    /// Attention output (b, heads, l, head_dim) → (b, l, d) through the output projection.
+    fn merge(&self, y: &Tensor) -> Tensor {
+        let (b, _, l, _) = y.size4().expect("attention output is (b, heads, l, head_dim)");
+        self.out.forward(&y.transpose(1, 2).reshape([b, l, self.d_model]))
+    }
+}
+
 impl Mixer for Attention {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let (b, l, d) = xs.size3().expect("attention input is (batch, seq, d_model)");
-        let head_dim = d / self.n_heads;
-        // (b, l, 3d) → (3, b, heads, l, head_dim)
-        let qkv = self.qkv.forward(xs).view([b, l, 3, self.n_heads, head_dim]).permute([2, 0, 3, 1, 4]);
-        let (mut q, mut k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-        if self.rope {
-            (q, k) = (apply_rope(&q), apply_rope(&k));
-        }
+        let (q, k, v) = self.project(xs, 0);
         let p = if train { self.dropout } else { 0.0 };
-        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, self.causal, None, false);
-        self.out.forward(&y.transpose(1, 2).reshape([b, l, d]))
+        self.merge(&Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, self.causal, None, false))
+    }
+
+    /// KV cache: state [keys, values], each (b, heads, pos, head_dim). Only causal attention has
+    /// a recurrent form.
+    fn step(&self, x: &Tensor, pos: i64, state: &mut MixerState) -> Option<Tensor> {
+        if !self.causal {
+            return None;
+        }
+        let (q, k, v) = self.project(&x.unsqueeze(1), pos);
+        let (k, v) = match state.as_slice() {
+            [kc, vc] => (Tensor::cat(&[kc, &k], 2), Tensor::cat(&[vc, &v], 2)),
+            _ => (k, v),
+        };
+        // The query is the newest position: every cached key is in its past.
+        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, None, false);
+        *state = vec![k, v];
+        Some(self.merge(&y).squeeze_dim(1))
     }
 
     /// Projections 8·d² (q, k, v, out) plus scores and weighted sum 4·d·n, where n is the number

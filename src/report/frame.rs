@@ -16,6 +16,7 @@ pub const METRICS: &[(&str, MetricFn)] = &[
     ("train_loss", |r| r.measurements.train_loss),
     ("train_tokens_per_s", |r| r.measurements.train_tokens_per_s),
     ("infer_tokens_per_s", |r| r.measurements.infer_tokens_per_s),
+    ("gen_tokens_per_s", |r| r.measurements.gen_tokens_per_s),
     ("peak_mem_bytes", |r| r.measurements.peak_mem_bytes.map(|b| b as f64)),
     ("n_params", |r| r.measurements.n_params.map(|n| n as f64)),
     ("flops_per_token", |r| r.measurements.flops_per_token),

@@ -63,6 +63,7 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
             "eval loss",
             "train tok/s",
             "infer tok/s",
+            "gen tok/s",
             "peak mem MiB",
             "params",
             "fwd FLOPs/tok",
@@ -84,6 +85,7 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
         cells.push(mean_std(df, "eval_loss", row, &|x| format!("{x:.3}")));
         cells.push(mean_std(df, "train_tokens_per_s", row, &human_rate));
         cells.push(mean_std(df, "infer_tokens_per_s", row, &human_rate));
+        cells.push(mean_std(df, "gen_tokens_per_s", row, &human_rate));
         cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
         for metric in ["n_params_mean", "flops_per_token_mean"] {
             let v = f64_at(df, metric, row);

@@ -146,6 +146,45 @@ fn inference_throughput(
     percentiles(&samples)
 }
 
+/// Longest prompt fed before the timed generation: enough to fill caches and states without
+/// making long-context tasks spend minutes stepping through it.
+const MAX_PROMPT: usize = 64;
+
+/// Generation throughput: feed a prompt (the start of test examples) one token at a time, then
+/// generate `cfg.generate_tokens` greedily (argmax, folded into the vocabulary), timing each
+/// generated step. None when the model has no recurrent form.
+fn generation_throughput(
+    model: &dyn crate::models::SeqModel,
+    split: &TokenSplit,
+    io: &crate::models::TaskIo,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Option<(f64, f64, f64)> {
+    if cfg.generate_tokens == 0 || !io.causal || !model.can_step() {
+        return None;
+    }
+    let batch = cfg.batch_size as usize;
+    let idx: Vec<usize> = (0..batch).map(|i| i % split.n).collect();
+    let (x, _) = batch_tensors(split, &idx, device);
+    let prompt = split.seq_len.min(MAX_PROMPT) as i64;
+    let samples: Vec<f64> = tch::no_grad(|| {
+        let mut states = Vec::new();
+        let mut logits = Tensor::zeros([1], (Kind::Float, device));
+        for pos in 0..prompt {
+            logits = model.step(&x.select(1, pos), pos, &mut states);
+        }
+        (0..cfg.generate_tokens as i64)
+            .map(|i| {
+                let next = logits.argmax(-1, false).remainder(io.vocab_size);
+                let (out, secs) = timed(device, || model.step(&next, prompt + i, &mut states));
+                logits = out;
+                batch as f64 / secs
+            })
+            .collect()
+    });
+    percentiles(&samples)
+}
+
 pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let cfg = &job.train;
     let device = measure::select_device(&cfg.device)?;
@@ -247,6 +286,9 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         if let Some((med, p10, p90)) = inference_throughput(model.as_ref(), &data.test, cfg, device) {
             (m.infer_tokens_per_s, m.infer_tokens_per_s_p10, m.infer_tokens_per_s_p90) =
                 (Some(med), Some(p10), Some(p90));
+        }
+        if let Some((med, p10, p90)) = generation_throughput(model.as_ref(), &data.test, &data.io, cfg, device) {
+            (m.gen_tokens_per_s, m.gen_tokens_per_s_p10, m.gen_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
         }
     }
     match device {

@@ -1,0 +1,167 @@
+//! LRU, the Linear Recurrent Unit (Orvieto et al. 2023): a diagonal complex recurrence with an
+//! exponential parameterisation of the eigenvalues, ring initialisation and γ normalisation;
+//! see docs/models.md for the equations.
+use super::backbone::BackboneConfig;
+use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LruConfig {
+    pub d_model: i64,
+    pub n_layers: i64,
+    pub mlp_ratio: i64,
+    pub dropout: f64,
+    /// Complex state size N; 0 means d_model.
+    pub d_state: i64,
+    /// Eigenvalue magnitudes start uniform on the ring r_min ≤ |λ| ≤ r_max.
+    pub r_min: f64,
+    pub r_max: f64,
+    /// Eigenvalue phases start uniform in [0, max_phase].
+    pub max_phase: f64,
+}
+
+impl Default for LruConfig {
+    fn default() -> Self {
+        LruConfig {
+            d_model: 64,
+            n_layers: 2,
+            mlp_ratio: 2,
+            dropout: 0.0,
+            d_state: 0,
+            r_min: 0.9,
+            r_max: 0.999,
+            max_phase: std::f64::consts::TAU,
+        }
+    }
+}
+
+impl LruConfig {
+    fn state_size(&self) -> i64 {
+        if self.d_state > 0 {
+            self.d_state
+        } else {
+            self.d_model
+        }
+    }
+}
+
+impl Validate for LruConfig {
+    fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
+        self.backbone().validate()?;
+        if self.d_state < 0 {
+            return Err(("d_state", format!("must be ≥ 0 (0 = d_model), got {}", self.d_state)));
+        }
+        if !(0.0..1.0).contains(&self.r_min) {
+            return Err(("r_min", format!("must be in [0, 1), got {}", self.r_min)));
+        }
+        if !(self.r_min..1.0).contains(&self.r_max) {
+            return Err(("r_max", format!("must be in [r_min, 1) = [{}, 1), got {}", self.r_min, self.r_max)));
+        }
+        if self.max_phase.is_nan() || self.max_phase <= 0.0 {
+            return Err(("max_phase", format!("must be > 0, got {}", self.max_phase)));
+        }
+        Ok(())
+    }
+}
+
+impl ArchConfig for LruConfig {
+    fn backbone(&self) -> BackboneConfig {
+        BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+    }
+
+    fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
+        Box::new(Lru::new(vs, self))
+    }
+}
+
+pub struct Lru {
+    nu_log: Tensor,
+    theta_log: Tensor,
+    gamma_log: Tensor,
+    b_re: Tensor,
+    b_im: Tensor,
+    c_re: Tensor,
+    c_im: Tensor,
+    d_skip: Tensor,
+    d_model: i64,
+    d_state: i64,
+}
+
+impl Lru {
+    pub fn new(vs: &nn::Path, cfg: &LruConfig) -> Self {
+        let (h, n) = (cfg.d_model, cfg.state_size());
+        let cpu = (Kind::Float, tch::Device::Cpu);
+        let (u1, u2) = (Tensor::rand([n], cpu), Tensor::rand([n], cpu));
+        let (r2_min, r2_max) = (cfg.r_min * cfg.r_min, cfg.r_max * cfg.r_max);
+        // |λ|² = u₁(r_max² − r_min²) + r_min² makes |λ| uniform on the ring's area.
+        let magnitude_sq = u1 * (r2_max - r2_min) + r2_min;
+        let nu_log = (magnitude_sq.log() * -0.5).log();
+        let theta_log = (u2 * cfg.max_phase).log();
+        let gamma_log = ((-&magnitude_sq + 1.0).sqrt()).log();
+        let (b_std, c_std) = ((2.0 * h as f64).sqrt().recip(), (n as f64).sqrt().recip());
+        Lru {
+            nu_log: vs.var_copy("nu_log", &nu_log),
+            theta_log: vs.var_copy("theta_log", &theta_log),
+            gamma_log: vs.var_copy("gamma_log", &gamma_log),
+            b_re: vs.randn("b_re", &[n, h], 0.0, b_std),
+            b_im: vs.randn("b_im", &[n, h], 0.0, b_std),
+            c_re: vs.randn("c_re", &[h, n], 0.0, c_std),
+            c_im: vs.randn("c_im", &[h, n], 0.0, c_std),
+            d_skip: vs.randn("d_skip", &[h], 0.0, 1.0),
+            d_model: h,
+            d_state: n,
+        }
+    }
+
+    /// λ = exp(−exp(ν_log) + i·exp(θ_log)), complex (N).
+    fn lambda(&self) -> Tensor {
+        Tensor::polar(&(-self.nu_log.exp()).exp(), &self.theta_log.exp())
+    }
+
+    /// γ ⊙ B u: (..., H) real → (..., N) complex.
+    fn input(&self, u: &Tensor) -> Tensor {
+        let gamma = self.gamma_log.exp();
+        Tensor::complex(&u.matmul(&self.b_re.tr()), &u.matmul(&self.b_im.tr())) * gamma
+    }
+
+    /// Re(C h) + D u: (..., N) complex → (..., H).
+    fn readout(&self, h: &Tensor, u: &Tensor) -> Tensor {
+        // Re(C h) = C_re·Re(h) − C_im·Im(h)
+        h.real().matmul(&self.c_re.tr()) - h.imag().matmul(&self.c_im.tr()) + u * &self.d_skip
+    }
+}
+
+impl Mixer for Lru {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let input = self.input(xs); // (b, L, N)
+        let decay = self.lambda().expand_as(&input);
+        self.readout(&scan::linear_scan(&decay, &input), xs)
+    }
+
+    /// State: [h] complex (b, N).
+    fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
+        let input = self.input(x);
+        let h = match state.first() {
+            Some(h) => self.lambda() * h + input,
+            None => input,
+        };
+        let y = self.readout(&h, x);
+        *state = vec![h];
+        Some(y)
+    }
+
+    /// Complex B and C products (2·2·N·H each) and the complex recurrence (8·N).
+    fn flops_per_token(&self, _seq_len: i64) -> f64 {
+        let (h, n) = (self.d_model as f64, self.d_state as f64);
+        8.0 * n * h + 8.0 * n
+    }
+}
+
+pub const INFO: ArchInfo = ArchInfo {
+    name: "lru",
+    description: "Linear Recurrent Unit: diagonal complex recurrence, exponential parameterisation, ring init",
+    resolve: super::resolve_typed::<LruConfig>,
+    build: super::build_arch::<LruConfig>,
+};

@@ -1,0 +1,204 @@
+//! Mamba (Gu & Dao 2023): a selective state-space block with input-dependent Δ, B and C; see
+//! docs/models.md for the equations. The selective scan is `scan::linear_scan`.
+use super::backbone::BackboneConfig;
+use super::s4d::{log_uniform_log, validate_dt_range};
+use super::{linear_no_bias, scan, uniform_fan_in, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Kind, Tensor};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MambaConfig {
+    pub d_model: i64,
+    pub n_layers: i64,
+    /// Mamba blocks have no MLP in the paper (ratio 0); the shared backbone allows one.
+    pub mlp_ratio: i64,
+    pub dropout: f64,
+    /// State size N per inner channel.
+    pub d_state: i64,
+    /// Inner width E as a multiple of d_model.
+    pub expand: i64,
+    /// Width of the causal depthwise convolution.
+    pub d_conv: i64,
+    /// Rank of the Δ projection; 0 means ⌈d_model / 16⌉.
+    pub dt_rank: i64,
+    pub dt_min: f64,
+    pub dt_max: f64,
+}
+
+impl Default for MambaConfig {
+    fn default() -> Self {
+        MambaConfig {
+            d_model: 64,
+            n_layers: 2,
+            mlp_ratio: 0,
+            dropout: 0.0,
+            d_state: 16,
+            expand: 2,
+            d_conv: 4,
+            dt_rank: 0,
+            dt_min: 0.001,
+            dt_max: 0.1,
+        }
+    }
+}
+
+impl MambaConfig {
+    fn rank(&self) -> i64 {
+        if self.dt_rank > 0 {
+            self.dt_rank
+        } else {
+            (self.d_model + 15) / 16
+        }
+    }
+}
+
+impl Validate for MambaConfig {
+    fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
+        self.backbone().validate()?;
+        for (key, value) in [("d_state", self.d_state), ("expand", self.expand), ("d_conv", self.d_conv)] {
+            if value < 1 {
+                return Err((key, format!("must be at least 1, got {value}")));
+            }
+        }
+        if self.dt_rank < 0 {
+            return Err(("dt_rank", format!("must be ≥ 0 (0 = auto), got {}", self.dt_rank)));
+        }
+        validate_dt_range(self.dt_min, self.dt_max)
+    }
+}
+
+impl ArchConfig for MambaConfig {
+    fn backbone(&self) -> BackboneConfig {
+        BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+    }
+
+    fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
+        Box::new(Mamba::new(vs, self))
+    }
+}
+
+pub struct Mamba {
+    in_proj: nn::Linear,
+    conv_weight: Tensor,
+    conv_bias: Tensor,
+    x_proj: nn::Linear,
+    dt_proj: nn::Linear,
+    a_log: Tensor,
+    d_skip: Tensor,
+    out_proj: nn::Linear,
+    d_model: i64,
+    inner: i64,
+    d_state: i64,
+    rank: i64,
+    d_conv: i64,
+}
+
+impl Mamba {
+    pub fn new(vs: &nn::Path, cfg: &MambaConfig) -> Self {
+        let (h, e, n, r) = (cfg.d_model, cfg.expand * cfg.d_model, cfg.d_state, cfg.rank());
+        let cpu = (Kind::Float, tch::Device::Cpu);
+        // Δ starts log-uniform in [dt_min, dt_max]: the bias is softplus⁻¹(Δ) = Δ + log(1 − e^−Δ).
+        let dt = log_uniform_log(&[e], cfg.dt_min, cfg.dt_max).exp().clamp_min(1e-4);
+        let dt_bias = &dt + (-(-&dt).expm1()).log();
+        let dt_proj = nn::linear(
+            vs / "dt_proj",
+            r,
+            e,
+            nn::LinearConfig { ws_init: uniform_fan_in(r), bs_init: Some(nn::Init::Const(0.0)), bias: true },
+        );
+        tch::no_grad(|| dt_proj.bs.as_ref().expect("dt_proj has a bias").shallow_clone().copy_(&dt_bias));
+        let a_log = Tensor::arange_start(1, n + 1, cpu).log().unsqueeze(0).repeat([e, 1]);
+        Mamba {
+            in_proj: linear_no_bias(&(vs / "in_proj"), h, 2 * e),
+            conv_weight: vs.var("conv_weight", &[e, 1, cfg.d_conv], uniform_fan_in(cfg.d_conv)),
+            conv_bias: vs.var("conv_bias", &[e], uniform_fan_in(cfg.d_conv)),
+            x_proj: linear_no_bias(&(vs / "x_proj"), e, r + 2 * n),
+            dt_proj,
+            a_log: vs.var_copy("a_log", &a_log),
+            d_skip: vs.ones("d_skip", &[e]),
+            out_proj: linear_no_bias(&(vs / "out_proj"), e, h),
+            d_model: h,
+            inner: e,
+            d_state: n,
+            rank: r,
+            d_conv: cfg.d_conv,
+        }
+    }
+
+    /// From the convolved, activated x (..., E): Δ (..., E), B and C (..., N).
+    fn selection(&self, x: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let parts = self.x_proj.forward(x).split_with_sizes([self.rank, self.d_state, self.d_state], -1);
+        (self.dt_proj.forward(&parts[0]).softplus(), parts[1].shallow_clone(), parts[2].shallow_clone())
+    }
+
+    /// Decay exp(Δ·A) and input Δ·B·x, each (..., E, N).
+    fn discretize(&self, x: &Tensor, delta: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
+        let a = -self.a_log.exp();
+        let delta = delta.unsqueeze(-1);
+        ((&delta * a).exp(), delta * b.unsqueeze(-2) * x.unsqueeze(-1))
+    }
+
+    /// y = C·h + D·x, gated by silu(z), projected back: (..., E) → (..., H).
+    fn output(&self, h: &Tensor, c: &Tensor, x: &Tensor, z: &Tensor) -> Tensor {
+        let y = (h * c.unsqueeze(-2)).sum_dim_intlist([-1i64].as_slice(), false, None) + x * &self.d_skip;
+        self.out_proj.forward(&(y * z.silu()))
+    }
+}
+
+impl Mixer for Mamba {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let len = xs.size()[1];
+        let xz = self.in_proj.forward(xs).chunk(2, -1);
+        let (x, z) = (&xz[0], &xz[1]);
+        let x = x
+            .transpose(1, 2)
+            .conv1d(&self.conv_weight, Some(&self.conv_bias), [1], [self.d_conv - 1], [1], self.inner)
+            .narrow(-1, 0, len)
+            .transpose(1, 2)
+            .silu();
+        let (delta, b, c) = self.selection(&x);
+        let (decay, input) = self.discretize(&x, &delta, &b);
+        let h = scan::linear_scan(&decay, &input); // (b, L, E, N)
+        self.output(&h, &c, &x, z)
+    }
+
+    /// State: [the last d_conv − 1 inputs of the convolution (b, E, d_conv − 1), h (b, E, N)].
+    fn step(&self, u: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
+        let batch = u.size()[0];
+        let xz = self.in_proj.forward(u).chunk(2, -1);
+        let (x, z) = (&xz[0], &xz[1]);
+        let (conv_buf, h) = match state.as_slice() {
+            [buf, h] => (buf.shallow_clone(), h.shallow_clone()),
+            _ => (
+                Tensor::zeros([batch, self.inner, self.d_conv - 1], (u.kind(), u.device())),
+                Tensor::zeros([batch, self.inner, self.d_state], (u.kind(), u.device())),
+            ),
+        };
+        let window = Tensor::cat(&[&conv_buf, &x.unsqueeze(-1)], -1); // (b, E, d_conv)
+        let x = ((&window * self.conv_weight.squeeze_dim(1)).sum_dim_intlist([-1i64].as_slice(), false, None)
+            + &self.conv_bias)
+            .silu();
+        let (delta, b, c) = self.selection(&x);
+        let (decay, input) = self.discretize(&x, &delta, &b);
+        let h = decay * h + input;
+        let y = self.output(&h, &c, &x, z);
+        *state = vec![window.narrow(-1, 1, self.d_conv - 1), h];
+        Some(y)
+    }
+
+    /// in_proj 2H·2E, conv 2E·d_conv, x_proj 2E(R + 2N), dt_proj 2R·E, out_proj 2E·H, and the
+    /// scan's discretisation, recurrence and readout ≈ 6E·N.
+    fn flops_per_token(&self, _seq_len: i64) -> f64 {
+        let (h, e, n, r, k) =
+            (self.d_model as f64, self.inner as f64, self.d_state as f64, self.rank as f64, self.d_conv as f64);
+        4.0 * h * e + 2.0 * e * k + 2.0 * e * (r + 2.0 * n) + 2.0 * r * e + 2.0 * e * h + 6.0 * e * n
+    }
+}
+
+pub const INFO: ArchInfo = ArchInfo {
+    name: "mamba",
+    description: "Mamba selective SSM block (input-dependent Δ, B, C; causal conv; SiLU gate), chunked scan",
+    resolve: super::resolve_typed::<MambaConfig>,
+    build: super::build_arch::<MambaConfig>,
+};

@@ -1,0 +1,123 @@
+//! Parallel forms of first-order linear recurrences, written with libtorch ops so they run on CPU
+//! and GPU alike. A fused GPU kernel (Mamba's selective_scan_cuda, a Triton log-space scan)
+//! would be faster and lighter on memory; these functions are the place to plug one in.
+use tch::{Kind, Tensor};
+
+/// Time steps scanned in parallel at once; chunks are chained sequentially. Bounds the memory of
+/// the doubling scan (log2(CHUNK) copies of a chunk) and keeps the log-space scan's cumulative
+/// sums small enough for fp32.
+pub const CHUNK: i64 = 64;
+
+/// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 with h_0 = 0, for real or complex a, b of equal shape
+/// (batch, time, ...). Hillis–Steele doubling inside chunks: every factor it multiplies is a
+/// product of the a_t themselves, so nothing overflows when |a_t| ≤ 1.
+pub fn linear_scan(a: &Tensor, b: &Tensor) -> Tensor {
+    let len = a.size()[1];
+    let mut carry: Option<Tensor> = None;
+    let mut outputs = Vec::with_capacity(((len + CHUNK - 1) / CHUNK) as usize);
+    for start in (0..len).step_by(CHUNK as usize) {
+        let n = CHUNK.min(len - start);
+        let (prefix, mut h) = doubling_scan(a.narrow(1, start, n), b.narrow(1, start, n));
+        if let Some(prev) = &carry {
+            h = h + prefix * prev.unsqueeze(1);
+        }
+        carry = Some(h.select(1, n - 1));
+        outputs.push(h);
+    }
+    Tensor::cat(&outputs, 1)
+}
+
+/// Returns (Π_{s≤t} a_s, h_t) for one chunk.
+fn doubling_scan(mut a: Tensor, mut h: Tensor) -> (Tensor, Tensor) {
+    let n = a.size()[1];
+    let mut offset = 1;
+    while offset < n {
+        let keep = n - offset;
+        let h_shift = h.narrow(1, 0, keep);
+        let a_shift = a.narrow(1, 0, keep);
+        let a_tail = a.narrow(1, offset, keep);
+        h = Tensor::cat(&[h.narrow(1, 0, offset), h.narrow(1, offset, keep) + &a_tail * h_shift], 1);
+        a = Tensor::cat(&[a.narrow(1, 0, offset), a_tail * a_shift], 1);
+        offset *= 2;
+    }
+    (a, h)
+}
+
+/// h_t = exp(log_coeff_t) ⊙ h_{t−1} + exp(log_value_t) along dim 1 with h_0 = 0, computed in
+/// log space (Heinsen 2023): log h_t = a*_t + logcumsumexp(log_value − a*)_t with
+/// a* = cumsum(log_coeff). For recurrences whose values are positive (minGRU, minLSTM).
+/// Chunked so that a* never runs far from zero; log h of the previous chunk enters as one more
+/// term of the log-sum-exp.
+pub fn log_space_scan(log_coeff: &Tensor, log_value: &Tensor) -> Tensor {
+    let len = log_coeff.size()[1];
+    let mut carry: Option<Tensor> = None; // log h at the end of the previous chunk
+    let mut outputs = Vec::with_capacity(((len + CHUNK - 1) / CHUNK) as usize);
+    for start in (0..len).step_by(CHUNK as usize) {
+        let n = CHUNK.min(len - start);
+        let a_star = log_coeff.narrow(1, start, n).cumsum(1, Kind::Float);
+        let mut terms = log_value.narrow(1, start, n) - &a_star;
+        let mut skip = 0;
+        if let Some(prev) = &carry {
+            terms = Tensor::cat(&[&prev.unsqueeze(1), &terms], 1);
+            skip = 1;
+        }
+        let log_h = &a_star + terms.logcumsumexp(1).narrow(1, skip, n);
+        carry = Some(log_h.select(1, n - 1));
+        outputs.push(log_h);
+    }
+    Tensor::cat(&outputs, 1).exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn sequential(a: &Tensor, b: &Tensor) -> Tensor {
+        let mut h = b.select(1, 0).zeros_like();
+        let steps: Vec<Tensor> = (0..a.size()[1])
+            .map(|t| {
+                h = a.select(1, t) * &h + b.select(1, t);
+                h.shallow_clone()
+            })
+            .collect();
+        Tensor::stack(&steps, 1)
+    }
+
+    fn max_diff(x: &Tensor, y: &Tensor) -> f64 {
+        (x - y).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn linear_scan_matches_the_loop_across_chunks() {
+        tch::manual_seed(0);
+        let len = 2 * CHUNK + 7;
+        let a = Tensor::rand([2, len, 3], (Kind::Float, Device::Cpu));
+        let b = Tensor::randn([2, len, 3], (Kind::Float, Device::Cpu));
+        assert!(max_diff(&linear_scan(&a, &b), &sequential(&a, &b)) < 1e-5);
+    }
+
+    #[test]
+    fn linear_scan_handles_complex_values() {
+        tch::manual_seed(1);
+        let opts = (Kind::Float, Device::Cpu);
+        let len = CHUNK + 5;
+        let radius = Tensor::rand([1, len, 4], opts) * 0.99;
+        let a = Tensor::polar(&radius, &Tensor::randn([1, len, 4], opts));
+        let b = Tensor::complex(&Tensor::randn([1, len, 4], opts), &Tensor::randn([1, len, 4], opts));
+        let diff = (linear_scan(&a, &b) - sequential(&a, &b)).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn log_space_scan_matches_the_loop_across_chunks() {
+        tch::manual_seed(2);
+        let len = 3 * CHUNK + 1;
+        let opts = (Kind::Float, Device::Cpu);
+        let coeff = Tensor::rand([2, len, 3], opts) * 0.9 + 0.05;
+        let value = Tensor::rand([2, len, 3], opts) + 0.1;
+        let got = log_space_scan(&coeff.log(), &value.log());
+        let diff = max_diff(&got, &sequential(&coeff, &value));
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
