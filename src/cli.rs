@@ -73,8 +73,14 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// List the registered models and tasks.
-    Models,
+    /// List the registered models (with parameter counts at one size), the presets in
+    /// configs/models/, and the tasks.
+    Models {
+        /// Width at which parameter counts and FLOPs are shown (2 layers, vocabulary 128,
+        /// sequence length 64, every other setting at its default).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(2..=65536))]
+        d_model: i64,
+    },
     /// Internal: run one job read from stdin (JSON), write its output on stdout (JSON).
     #[command(hide = true)]
     ExecJob,
@@ -136,8 +142,8 @@ pub fn main() -> Result<ExitCode> {
             init_tracing(cli.verbose, "warn");
             compare(&base_run, &new_run, threshold, fail_on_regression, out.as_deref())
         }
-        Command::Models => {
-            print!("{}", models_text());
+        Command::Models { d_model } => {
+            print!("{}", models_text(d_model));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -206,16 +212,55 @@ fn compare(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Pat
     Ok(ExitCode::SUCCESS)
 }
 
-fn models_text() -> String {
-    let mut out = String::from("Models (arch):\n");
+fn models_text(d_model: i64) -> String {
+    let io = crate::models::TaskIo { vocab_size: 128, num_classes: 128, seq_len: 64, causal: true };
+    let mut out = format!(
+        "Models (arch), sized at d_model {d_model}, 2 layers, vocabulary 128, length 64:\n  {:<12} {:>10} {:>12}  description\n",
+        "arch", "params", "FLOPs/tok"
+    );
     for a in crate::models::registry() {
-        out += &format!("  {:<12} {}\n", a.name, a.description);
+        let (params, flops) = match model_size(a, d_model, &io) {
+            Ok((p, f)) => (p.to_string(), format!("{f:.3e}")),
+            Err(_) => ("—".into(), "—".into()),
+        };
+        out += &format!("  {:<12} {params:>10} {flops:>12}  {}\n", a.name, a.description);
+    }
+    out += "\nPresets (configs/models/, use as `preset: NAME` in a suite):\n";
+    for (name, arch, description) in presets(Path::new("configs/models")) {
+        out += &format!("  {name:<20} {arch:<12} {description}\n");
     }
     out += "\nTasks:\n";
     for t in crate::tasks::registry() {
         out += &format!("  {:<12} {}\n", t.name, t.description);
     }
     out
+}
+
+/// Parameter count and forward FLOPs/token of `arch` with default settings at `d_model`.
+fn model_size(arch: &crate::models::ArchInfo, d_model: i64, io: &crate::models::TaskIo) -> Result<(i64, f64)> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let mut params = crate::params::ParamMap::new();
+    params.insert("d_model".into(), serde_yaml::Value::from(d_model));
+    let resolved = (arch.resolve)(&params, io).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let model = (arch.build)(&vs.root(), &resolved, io)?;
+    let n: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    Ok((n, model.flops_per_token(io.seq_len)))
+}
+
+/// (name, arch, description) of each preset file in `dir`, sorted by name.
+fn presets(dir: &Path) -> Vec<(String, String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<_> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_stem()?.to_str()?.to_string();
+            let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+            let field = |k: &str| yaml.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            Some((name, field("arch"), field("description")))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// Jobs beyond which `run` asks for `--yes`: a sweep typo should not launch a week of work.

@@ -1,7 +1,7 @@
 //! Parallel forms of first-order linear recurrences, written with libtorch ops so they run on CPU
 //! and GPU alike. A fused GPU kernel (Mamba's selective_scan_cuda, a Triton log-space scan)
 //! would be faster and lighter on memory; these functions are the place to plug one in.
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Time steps scanned in parallel at once; chunks are chained sequentially. Bounds the memory of
 /// the doubling scan (log2(CHUNK) copies of a chunk) and keeps the log-space scan's cumulative
@@ -9,9 +9,34 @@ use tch::{Kind, Tensor};
 pub const CHUNK: i64 = 64;
 
 /// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 with h_0 = 0, for real or complex a, b of equal shape
-/// (batch, time, ...). Hillis–Steele doubling inside chunks: every factor it multiplies is a
-/// product of the a_t themselves, so nothing overflows when |a_t| ≤ 1.
+/// (batch, time, ...). On CPU a loop over time does the least work (one multiply-add per
+/// element); on accelerators, where each step's kernel launch costs more than its arithmetic,
+/// the chunked doubling scan needs only log2(CHUNK) launches per chunk.
 pub fn linear_scan(a: &Tensor, b: &Tensor) -> Tensor {
+    if a.device() == tch::Device::Cpu {
+        sequential_scan(a, b)
+    } else {
+        doubling_scan_chunked(a, b)
+    }
+}
+
+/// The recurrence step by step. Inputs are split with `unbind`, whose backward stacks the step
+/// gradients once; `select` per step would allocate a full-size gradient per step (O(L²)).
+pub fn sequential_scan(a: &Tensor, b: &Tensor) -> Tensor {
+    let (a, b) = (a.unbind(1), b.unbind(1));
+    let mut h = b[0].shallow_clone();
+    let mut steps = Vec::with_capacity(b.len());
+    steps.push(h.shallow_clone());
+    for (a_t, b_t) in a.iter().zip(&b).skip(1) {
+        h = a_t * &h + b_t;
+        steps.push(h.shallow_clone());
+    }
+    Tensor::stack(&steps, 1)
+}
+
+/// Hillis–Steele doubling inside chunks of `CHUNK`, chunks chained: every factor it multiplies
+/// is a product of the a_t themselves, so nothing overflows when |a_t| ≤ 1.
+pub fn doubling_scan_chunked(a: &Tensor, b: &Tensor) -> Tensor {
     let len = a.size()[1];
     let mut carry: Option<Tensor> = None;
     let mut outputs = Vec::with_capacity(((len + CHUNK - 1) / CHUNK) as usize);
@@ -19,7 +44,7 @@ pub fn linear_scan(a: &Tensor, b: &Tensor) -> Tensor {
         let n = CHUNK.min(len - start);
         let (prefix, mut h) = doubling_scan(a.narrow(1, start, n), b.narrow(1, start, n));
         if let Some(prev) = &carry {
-            h = h + prefix * prev.unsqueeze(1);
+            h = &h + prefix * prev.unsqueeze(1); // out of place: autograd may hold h
         }
         carry = Some(h.select(1, n - 1));
         outputs.push(h);
@@ -54,7 +79,7 @@ pub fn log_space_scan(log_coeff: &Tensor, log_value: &Tensor) -> Tensor {
     let mut outputs = Vec::with_capacity(((len + CHUNK - 1) / CHUNK) as usize);
     for start in (0..len).step_by(CHUNK as usize) {
         let n = CHUNK.min(len - start);
-        let a_star = log_coeff.narrow(1, start, n).cumsum(1, Kind::Float);
+        let a_star = log_coeff.narrow(1, start, n).cumsum(1, log_coeff.kind());
         let mut terms = log_value.narrow(1, start, n) - &a_star;
         let mut skip = 0;
         if let Some(prev) = &carry {
@@ -71,7 +96,7 @@ pub fn log_space_scan(log_coeff: &Tensor, log_value: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn sequential(a: &Tensor, b: &Tensor) -> Tensor {
         let mut h = b.select(1, 0).zeros_like();
@@ -94,7 +119,9 @@ mod tests {
         let len = 2 * CHUNK + 7;
         let a = Tensor::rand([2, len, 3], (Kind::Float, Device::Cpu));
         let b = Tensor::randn([2, len, 3], (Kind::Float, Device::Cpu));
-        assert!(max_diff(&linear_scan(&a, &b), &sequential(&a, &b)) < 1e-5);
+        let expected = sequential(&a, &b);
+        assert!(max_diff(&sequential_scan(&a, &b), &expected) < 1e-5);
+        assert!(max_diff(&doubling_scan_chunked(&a, &b), &expected) < 1e-5);
     }
 
     #[test]
@@ -105,8 +132,11 @@ mod tests {
         let radius = Tensor::rand([1, len, 4], opts) * 0.99;
         let a = Tensor::polar(&radius, &Tensor::randn([1, len, 4], opts));
         let b = Tensor::complex(&Tensor::randn([1, len, 4], opts), &Tensor::randn([1, len, 4], opts));
-        let diff = (linear_scan(&a, &b) - sequential(&a, &b)).abs().max().double_value(&[]);
-        assert!(diff < 1e-5, "{diff}");
+        let expected = sequential(&a, &b);
+        for got in [sequential_scan(&a, &b), doubling_scan_chunked(&a, &b)] {
+            let diff = (got - &expected).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{diff}");
+        }
     }
 
     #[test]
