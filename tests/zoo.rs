@@ -47,8 +47,7 @@ fn parallel_and_recurrent_forms_agree() {
         let x = Tensor::randint(io.vocab_size, [3, io.seq_len], (Kind::Int64, Device::Cpu));
         let (parallel, stepped) = tch::no_grad(|| {
             let mut states = Vec::new();
-            let steps: Vec<Tensor> =
-                (0..io.seq_len).map(|t| model.step(&x.select(1, t), t, &mut states)).collect();
+            let steps: Vec<Tensor> = (0..io.seq_len).map(|t| model.step(&x.select(1, t), t, &mut states)).collect();
             (model.forward_t(&x, false), Tensor::stack(&steps, 1))
         });
         let diff = (&parallel - &stepped).abs().max().double_value(&[]);
@@ -114,7 +113,8 @@ fn every_model_learns_to_recall_the_previous_token() {
         let mut last = Vec::new();
         for step in 0..200 {
             let x = Tensor::randint(vocab, [batch, len], (Kind::Int64, Device::Cpu));
-            let y = Tensor::cat(&[Tensor::full([batch, 1], -100, (Kind::Int64, Device::Cpu)), x.narrow(1, 0, len - 1)], 1);
+            let y =
+                Tensor::cat(&[Tensor::full([batch, 1], -100, (Kind::Int64, Device::Cpu)), x.narrow(1, 0, len - 1)], 1);
             let logits = model.forward_t(&x, true);
             let loss = logits.view([-1, vocab]).cross_entropy_for_logits(&y.view([-1]));
             opt.backward_step(&loss);
