@@ -213,7 +213,7 @@ fn compare(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Pat
 }
 
 fn models_text(d_model: i64) -> String {
-    let io = crate::models::TaskIo { vocab_size: 128, num_classes: 128, seq_len: 64, causal: true };
+    let io = crate::models::TaskIo::per_token(128, 128, 64, true);
     let mut out = format!(
         "Models (arch), sized at d_model {d_model}, 2 layers, vocabulary 128, length 64:\n  {:<12} {:>10} {:>12}  description\n",
         "arch", "params", "FLOPs/tok"

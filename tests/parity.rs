@@ -15,7 +15,7 @@ use tch::{nn, Device, Tensor};
 const TOLERANCE: f64 = 1e-5;
 
 fn io(causal: bool) -> TaskIo {
-    TaskIo { vocab_size: 11, num_classes: 11, seq_len: 7, causal }
+    TaskIo::per_token(11, 11, 7, causal)
 }
 
 /// Loads the fixture's weights into a freshly built model and returns the largest |difference|

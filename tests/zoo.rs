@@ -1,7 +1,7 @@
 //! Every registered architecture, built through the registry as a suite would build it:
 //! the parallel and recurrent forms agree, gradients match finite differences, and a small
 //! model learns a task that needs sequence mixing.
-use seqbench::models::{self, SeqModel, TaskIo};
+use seqbench::models::{self, Head, SeqModel, TaskIo};
 use serde_json::json;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
@@ -34,7 +34,7 @@ fn all_archs() -> Vec<&'static str> {
 
 #[test]
 fn parallel_and_recurrent_forms_agree() {
-    let io = TaskIo { vocab_size: 13, num_classes: 13, seq_len: 80, causal: true };
+    let io = TaskIo::per_token(13, 13, 80, true);
     for arch in all_archs() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
@@ -59,7 +59,7 @@ fn parallel_and_recurrent_forms_agree() {
 /// Central differences in float64 on a few entries of every mixer parameter, against autograd.
 #[test]
 fn mixer_gradients_match_finite_differences() {
-    let io = TaskIo { vocab_size: 7, num_classes: 5, seq_len: 9, causal: true };
+    let io = TaskIo::per_token(7, 5, 9, true);
     for arch in all_archs() {
         tch::manual_seed(1);
         let mut vs = nn::VarStore::new(Device::Cpu);
@@ -103,7 +103,7 @@ fn mixer_gradients_match_finite_differences() {
 #[test]
 fn every_model_learns_to_recall_the_previous_token() {
     let (vocab, len, batch) = (16i64, 16i64, 32i64);
-    let io = TaskIo { vocab_size: vocab, num_classes: vocab, seq_len: len, causal: true };
+    let io = TaskIo::per_token(vocab, vocab, len, true);
     let uniform = (vocab as f64).ln();
     for arch in all_archs() {
         tch::manual_seed(2);
@@ -124,5 +124,69 @@ fn every_model_learns_to_recall_the_previous_token() {
         }
         let final_loss = last.iter().sum::<f64>() / last.len() as f64;
         assert!(final_loss < 0.3 * uniform, "{arch}: loss {final_loss:.3} after 200 steps (uniform {uniform:.3})");
+    }
+}
+
+/// A classifier's output for an example must not depend on the padding after it: the same
+/// tokens, padded to 8 or not padded at all, give the same pooled logits (mean and last pools,
+/// causal and bidirectional models).
+#[test]
+fn padding_does_not_change_pooled_outputs() {
+    let pad = 0;
+    let real = Tensor::from_slice(&[3i64, 5, 1, 4, 2, 6, 2, 3, 1, 5]).view([2, 5]);
+    let padded = Tensor::cat(&[&real, &Tensor::full([2, 3], pad, (Kind::Int64, Device::Cpu))], 1);
+    let variants: Vec<(&str, serde_json::Value)> = all_archs()
+        .into_iter()
+        .filter(|a| *a != "linear")
+        .map(|a| (a, tiny_params(a, 16, 2)))
+        .chain([
+            ("s4d", json!({ "d_model": 16, "d_state": 8, "bidirectional": true })),
+            ("transformer", json!({ "d_model": 16, "n_heads": 2, "positions": "learned" })),
+        ])
+        .collect();
+    for head in [Head::MeanPool, Head::LastPool] {
+        for (arch, params) in &variants {
+            let io = TaskIo { head, pad_id: Some(pad), ..TaskIo::per_token(7, 4, 8, false) };
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = build(&vs, arch, params, &io);
+            let (with_padding, without) =
+                tch::no_grad(|| (model.forward_t(&padded, false), model.forward_t(&real, false)));
+            assert_eq!(with_padding.size(), [2, 1, 4], "{arch}: pooled logits are (batch, 1, classes)");
+            let diff = (with_padding - without).abs().max().double_value(&[]);
+            assert!(diff <= 1e-5, "{arch} {head:?} {params}: padding changed the output by {diff:e}");
+        }
+    }
+}
+
+/// Models that cannot honour padding say so when the suite is loaded.
+#[test]
+fn models_that_cannot_mask_padding_refuse_padded_tasks() {
+    let io = TaskIo { head: Head::MeanPool, pad_id: Some(0), ..TaskIo::per_token(7, 4, 8, false) };
+    for (arch, key, value) in [("lstm", "bidirectional", true), ("gru", "bidirectional", true)] {
+        let mut combo = seqbench::params::ParamMap::new();
+        combo.insert(key.into(), serde_yaml::Value::from(value));
+        let err = (models::find(arch).unwrap().resolve)(&combo, &io).expect_err("padding must be refused");
+        assert!(format!("{err:?}").contains("pads its inputs"), "{arch}: {err:?}");
+    }
+    let err = (models::find("linear").unwrap().resolve)(&Default::default(), &io).expect_err("refused");
+    assert!(format!("{err:?}").contains("pads variable-length inputs"), "{err:?}");
+}
+
+/// Real-valued inputs (a linear projection instead of the embedding) and a forecasting head
+/// (a map over time to the horizon) work with every mixer, and gradients reach the input layer.
+#[test]
+fn every_model_forecasts_from_real_valued_inputs() {
+    let io = TaskIo { input_features: 3, head: Head::Forecast { horizon: 5 }, ..TaskIo::per_token(0, 3, 12, false) };
+    for arch in all_archs() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = build(&vs, arch, &tiny_params(arch, 16, 1), &io);
+        let x = Tensor::randn([2, 12, 3], (Kind::Float, Device::Cpu));
+        let y = model.forward_t(&x, true);
+        assert_eq!(y.size(), [2, 5, 3], "{arch}: forecasts are (batch, horizon, channels)");
+        y.square().mean(Kind::Float).backward();
+        let embed_grad = vs.variables()["embed.weight"].grad().abs().sum(Kind::Float).double_value(&[]);
+        assert!(embed_grad.is_finite() && embed_grad > 0.0, "{arch}: no gradient reaches the input projection");
     }
 }

@@ -1,8 +1,8 @@
 //! The shared backbone: token embedding (+ optional learned positions) → N pre-norm blocks
 //! (norm → mixer → residual → norm → MLP → residual) → final norm → per-token head.
-use super::{Mixer, MixerState, SeqModel};
+use super::{Head, Mixer, MixerState, SeqModel};
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::Module, Tensor};
+use tch::{nn, nn::Module, Kind, Tensor};
 
 /// Fields every architecture shares; each arch config repeats them (serde's `flatten` would
 /// disable `deny_unknown_fields`) and converts with `backbone()`.
@@ -52,14 +52,24 @@ struct Block {
     mlp: Option<Mlp>,
 }
 
+/// Token embedding, or a linear projection of real-valued features; both named `embed`.
+enum Input {
+    Tokens(nn::Embedding),
+    Features(nn::Linear),
+}
+
 pub struct Backbone {
     cfg: BackboneConfig,
-    embed: nn::Embedding,
+    embed: Input,
+    /// Head::Forecast's map over time (seq_len → horizon).
+    time_proj: Option<nn::Linear>,
     positions: Option<nn::Embedding>,
     blocks: Vec<Block>,
     norm_f: nn::LayerNorm,
     head: nn::Linear,
     num_classes: i64,
+    head_kind: Head,
+    pad_id: Option<i64>,
 }
 
 impl Backbone {
@@ -72,7 +82,15 @@ impl Backbone {
     ) -> Self {
         let d = cfg.d_model;
         let ln = || nn::LayerNormConfig::default();
-        let embed = nn::embedding(vs / "embed", io.vocab_size, d, Default::default());
+        let embed = if io.input_features > 0 {
+            Input::Features(nn::linear(vs / "embed", io.input_features, d, Default::default()))
+        } else {
+            Input::Tokens(nn::embedding(vs / "embed", io.vocab_size, d, Default::default()))
+        };
+        let time_proj = match io.head {
+            Head::Forecast { horizon } => Some(nn::linear(vs / "time_proj", io.seq_len, horizon, Default::default())),
+            _ => None,
+        };
         let positions =
             cfg.learned_positions.then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
         let blocks = (0..cfg.n_layers)
@@ -93,11 +111,38 @@ impl Backbone {
         Backbone {
             cfg,
             embed,
+            time_proj,
             positions,
             blocks,
             norm_f: nn::layer_norm(vs / "norm_f", vec![d], ln()),
             head: nn::linear(vs / "head", d, io.num_classes, Default::default()),
             num_classes: io.num_classes,
+            head_kind: io.head,
+            pad_id: io.pad_id,
+        }
+    }
+
+    /// Pools (b, l, d) into (b, 1, d) (or maps it to (b, horizon, d)) as the head requires;
+    /// mask (b, l) marks real positions.
+    fn pool(&self, h: Tensor, mask: Option<&Tensor>) -> Tensor {
+        let len = h.size()[1];
+        match (self.head_kind, mask) {
+            (Head::PerToken, _) => h,
+            (Head::Forecast { .. }, _) => {
+                let proj = self.time_proj.as_ref().expect("forecast heads have a time projection");
+                proj.forward(&h.transpose(1, 2)).transpose(1, 2)
+            }
+            (Head::MeanPool, None) => h.mean_dim([1i64].as_slice(), true, None),
+            (Head::MeanPool, Some(m)) => {
+                let count = m.sum_dim_intlist([1i64].as_slice(), true, None).clamp_min(1.0).unsqueeze(-1);
+                (h * m.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), true, None) / count
+            }
+            (Head::LastPool, None) => h.narrow(1, len - 1, 1),
+            (Head::LastPool, Some(m)) => {
+                let last = (m.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64) - 1).clamp_min(0);
+                let index = last.view([-1, 1, 1]).expand([-1, 1, h.size()[2]], false);
+                h.gather(1, &index, false)
+            }
         }
     }
 }
@@ -117,14 +162,19 @@ impl Block {
 }
 
 impl Backbone {
+    /// Inputs of a whole sequence ((b, l) tokens or (b, l, f) features) or of one step ((b,) or
+    /// (b, f)) starting at `first_pos` → (b, l, d) or (b, d).
     fn embed_tokens(&self, xs: &Tensor, first_pos: i64) -> Tensor {
-        let h = self.embed.forward(xs);
+        let (h, whole_sequence) = match &self.embed {
+            Input::Tokens(e) => (e.forward(xs), xs.dim() == 2),
+            Input::Features(p) => (p.forward(xs), xs.dim() == 3),
+        };
         match &self.positions {
             Some(pos) => {
-                let len = if xs.dim() == 2 { xs.size()[1] } else { 1 };
+                let len = if whole_sequence { xs.size()[1] } else { 1 };
                 let idx = Tensor::arange_start(first_pos, first_pos + len, (tch::Kind::Int64, xs.device()));
                 let p = pos.forward(&idx);
-                if xs.dim() == 2 {
+                if whole_sequence {
                     h + p.unsqueeze(0)
                 } else {
                     h + p
@@ -137,16 +187,24 @@ impl Backbone {
 
 impl SeqModel for Backbone {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mask = self.pad_id.map(|pad| xs.ne(pad).to_kind(self.head.ws.kind()));
         let mut h = self.embed_tokens(xs, 0);
         let p = self.cfg.dropout;
         for block in &self.blocks {
-            let mixed = block.mixer.forward_t(&block.norm1.forward(&h), train);
+            let x = block.norm1.forward(&h);
+            let mixed = match &mask {
+                Some(m) => block.mixer.forward_masked(&x, m, train),
+                None => block.mixer.forward_t(&x, train),
+            };
             h = block.mlp_residual(h + mixed.dropout(p, train), p, train);
         }
-        self.head.forward(&self.norm_f.forward(&h))
+        self.head.forward(&self.pool(self.norm_f.forward(&h), mask.as_ref()))
     }
 
     fn can_step(&self) -> bool {
+        if self.head_kind != Head::PerToken {
+            return false;
+        }
         // Probe a one-token step on a throwaway state: cheap, and the single source of truth.
         let x = Tensor::zeros([1, self.cfg.d_model], (tch::Kind::Float, self.head.ws.device()));
         tch::no_grad(|| self.blocks.iter().all(|b| b.mixer.step(&x, 0, &mut Vec::new()).is_some()))
@@ -168,6 +226,8 @@ impl SeqModel for Backbone {
     /// Per block: mixer + MLP (4·r·d²); plus the head (2·d·classes). Norms, residuals and the
     /// embedding lookup are O(d) and left out.
     fn flops_per_token(&self, seq_len: i64) -> f64 {
+        // A forecasting head's time map (2·L·horizon per channel, per example) is left out: it is
+        // per example, not per token, and small next to the blocks.
         let d = self.cfg.d_model as f64;
         let mlp = 4.0 * self.cfg.mlp_ratio as f64 * d * d;
         let blocks: f64 = self.blocks.iter().map(|b| b.mixer.flops_per_token(seq_len) + mlp).sum();

@@ -44,6 +44,12 @@ impl Validate for LinearConfig {
         if self.kernel < 1 || self.kernel % 2 == 0 {
             return Err(("kernel", format!("must be an odd number ≥ 1, got {}", self.kernel)));
         }
+        if io.pad_id.is_some() {
+            return Err((
+                "variant",
+                "this task pads variable-length inputs, and a time map (and its moving average) is tied to fixed positions".into(),
+            ));
+        }
         if self.variant == LinearVariant::Nlinear && io.causal {
             return Err((
                 "variant",

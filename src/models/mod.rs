@@ -19,14 +19,46 @@ use tch::{nn, Tensor};
 /// What the task feeds the model and expects back.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TaskIo {
-    /// Input token vocabulary size (inputs are int64 token ids).
+    /// Input token vocabulary size (inputs are int64 token ids (batch, seq)).
     pub vocab_size: i64,
-    /// Classes predicted at every position.
+    /// Real-valued inputs instead of tokens: features per position (inputs are float
+    /// (batch, seq, features), projected linearly to d_model). 0 for token inputs.
+    pub input_features: i64,
+    /// Classes predicted at every position (or once per example with a pooled head).
     pub num_classes: i64,
     /// Sequence length of the task's examples.
     pub seq_len: i64,
     /// Whether a position may only see the past (language-model style tasks such as MQAR).
     pub causal: bool,
+    /// Where the head reads the sequence.
+    pub head: Head,
+    /// Token id of padding at the end of variable-length inputs. Padded positions are zeroed
+    /// before every mixer, hidden from attention, and left out of pooling, so an example's output
+    /// does not depend on how much padding follows it.
+    pub pad_id: Option<i64>,
+}
+
+impl TaskIo {
+    /// A token-in, token-out task with no padding and a per-position head.
+    pub fn per_token(vocab_size: i64, num_classes: i64, seq_len: i64, causal: bool) -> Self {
+        TaskIo { vocab_size, input_features: 0, num_classes, seq_len, causal, head: Head::PerToken, pad_id: None }
+    }
+}
+
+/// Per-position logits (batch, seq, classes), or one vector per example pooled over its
+/// non-padding positions, returned as (batch, 1, classes) so the training loop treats both alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    PerToken,
+    /// Mean over positions (the usual choice for bidirectional classifiers, e.g. LRA).
+    MeanPool,
+    /// The last non-padding position (the usual choice for causal classifiers).
+    LastPool,
+    /// Forecasting: a linear map over time from the seq positions to `horizon` future steps
+    /// (as Time-Series-Library's encoders project), then the head: (batch, horizon, classes).
+    Forecast {
+        horizon: i64,
+    },
 }
 
 /// The recurrent state a mixer carries between steps; its layout is the mixer's own, and it is
@@ -52,6 +84,14 @@ pub trait Mixer {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
     /// Forward FLOPs per token of this mixer at sequence length `seq_len`.
     fn flops_per_token(&self, seq_len: i64) -> f64;
+    /// `forward_t` on a right-padded batch; mask (batch, seq) is 1 on real positions, 0 on padding.
+    /// Zeroing the padded inputs suffices for mixers that are causal or linear in their input
+    /// (padding at the end cannot reach earlier positions, zeros add nothing to a convolution);
+    /// mixers for which it does not (attention) override this, and configs that cannot honour
+    /// padding (bidirectional RNNs, fixed time maps) refuse tasks with `pad_id` in `validate`.
+    fn forward_masked(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        self.forward_t(&(xs * mask.unsqueeze(-1)), train)
+    }
     /// Recurrent form: x (batch, d_model) at position `pos` → (batch, d_model), the same function
     /// as `forward_t` computed one token at a time. None for mixers without one (then the state
     /// is left alone).

@@ -46,6 +46,12 @@ impl Validate for RnnConfig {
         if self.bidirectional && io.causal {
             return Err(("bidirectional", "this task is causal: a bidirectional RNN would see the answers".into()));
         }
+        if self.bidirectional && io.pad_id.is_some() {
+            return Err((
+                "bidirectional",
+                "this task pads its inputs and a bidirectional RNN would read the padding first; use a causal RNN with a last-position head, or another model".into(),
+            ));
+        }
         if self.bidirectional && self.d_model % 2 != 0 {
             return Err(("d_model", format!("must be even when bidirectional, got {}", self.d_model)));
         }

@@ -135,6 +135,22 @@ impl Mixer for Attention {
         self.merge(&Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, self.causal, None, false))
     }
 
+    /// Padding at the end cannot reach earlier positions under a causal mask; otherwise padded
+    /// keys are hidden from every query.
+    fn forward_masked(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        if self.causal {
+            return self.forward_t(xs, train);
+        }
+        let (q, k, v) = self.project(xs, 0);
+        let p = if train { self.dropout } else { 0.0 };
+        // (b, 1, 1, l), true = attend. Key 0 always stays visible so that an all-padding example
+        // gives finite (ignored) outputs rather than NaN.
+        let keys = mask.gt(0.0);
+        let _ = keys.narrow(1, 0, 1).fill_(1);
+        let keys = keys.view([mask.size()[0], 1, 1, -1]);
+        self.merge(&Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&keys), p, false, None, false))
+    }
+
     /// KV cache: state [keys, values], each (b, heads, pos, head_dim). Only causal attention has
     /// a recurrent form.
     fn step(&self, x: &Tensor, pos: i64, state: &mut MixerState) -> Option<Tensor> {

@@ -95,7 +95,7 @@ impl MqarConfig {
     }
 
     pub fn io(&self) -> TaskIo {
-        TaskIo { vocab_size: self.vocab_size, num_classes: self.vocab_size, seq_len: self.seq_len, causal: true }
+        TaskIo::per_token(self.vocab_size, self.vocab_size, self.seq_len, true)
     }
 }
 
