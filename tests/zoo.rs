@@ -32,13 +32,24 @@ fn all_archs() -> Vec<&'static str> {
     models::names()
 }
 
+/// Every arch at its tiny settings, plus the transformer's other position schemes.
+fn variants(d_model: i64, n_layers: i64) -> Vec<(&'static str, serde_json::Value)> {
+    let mut v: Vec<_> = all_archs().into_iter().map(|a| (a, tiny_params(a, d_model, n_layers))).collect();
+    for positions in ["learned", "sinusoidal", "none"] {
+        let mut p = tiny_params("transformer", d_model, n_layers);
+        p["positions"] = json!(positions);
+        v.push(("transformer", p));
+    }
+    v
+}
+
 #[test]
 fn parallel_and_recurrent_forms_agree() {
     let io = TaskIo::per_token(13, 13, 80, true);
-    for arch in all_archs() {
+    for (arch, params) in variants(16, 2) {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = build(&vs, arch, &tiny_params(arch, 16, 2), &io);
+        let model = build(&vs, arch, &params, &io);
         if arch == "linear" {
             assert!(!model.can_step(), "linear has no recurrent form");
             continue;
@@ -52,7 +63,10 @@ fn parallel_and_recurrent_forms_agree() {
         });
         let diff = (&parallel - &stepped).abs().max().double_value(&[]);
         let scale = parallel.abs().max().double_value(&[]);
-        assert!(diff <= 1e-5 * scale.max(1.0), "{arch}: parallel vs step max |Δ| = {diff:e} (logits up to {scale})");
+        assert!(
+            diff <= 1e-5 * scale.max(1.0),
+            "{arch} {params}: parallel vs step max |Δ| = {diff:e} (logits up to {scale})"
+        );
     }
 }
 
@@ -135,17 +149,11 @@ fn padding_does_not_change_pooled_outputs() {
     let pad = 0;
     let real = Tensor::from_slice(&[3i64, 5, 1, 4, 2, 6, 2, 3, 1, 5]).view([2, 5]);
     let padded = Tensor::cat(&[&real, &Tensor::full([2, 3], pad, (Kind::Int64, Device::Cpu))], 1);
-    let variants: Vec<(&str, serde_json::Value)> = all_archs()
-        .into_iter()
-        .filter(|a| *a != "linear")
-        .map(|a| (a, tiny_params(a, 16, 2)))
-        .chain([
-            ("s4d", json!({ "d_model": 16, "d_state": 8, "bidirectional": true })),
-            ("transformer", json!({ "d_model": 16, "n_heads": 2, "positions": "learned" })),
-        ])
-        .collect();
+    let mut cases = variants(16, 2);
+    cases.retain(|(arch, _)| *arch != "linear");
+    cases.push(("s4d", json!({ "d_model": 16, "d_state": 8, "bidirectional": true })));
     for head in [Head::MeanPool, Head::LastPool] {
-        for (arch, params) in &variants {
+        for (arch, params) in &cases {
             let io = TaskIo { head, pad_id: Some(pad), ..TaskIo::per_token(7, 4, 8, false) };
             tch::manual_seed(3);
             let vs = nn::VarStore::new(Device::Cpu);

@@ -13,14 +13,14 @@ pub struct BackboneConfig {
     /// MLP hidden width as a multiple of d_model; 0 removes the MLP sub-block.
     pub mlp_ratio: i64,
     pub dropout: f64,
-    /// Learned absolute position embeddings (attention needs them; recurrences do not).
-    pub learned_positions: bool,
+    /// Absolute positions added to the input (attention needs some; recurrences do not).
+    pub absolute_positions: AbsolutePositions,
 }
 
 impl BackboneConfig {
     /// The plain backbone of a recurrent or SSM model (no position embeddings).
     pub fn plain(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64) -> Self {
-        BackboneConfig { d_model, n_layers, mlp_ratio, dropout, learned_positions: false }
+        BackboneConfig { d_model, n_layers, mlp_ratio, dropout, absolute_positions: AbsolutePositions::None }
     }
 
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -38,6 +38,25 @@ impl BackboneConfig {
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AbsolutePositions {
+    None,
+    /// A learned embedding per position.
+    Learned,
+    /// The fixed sin/cos table of "Attention Is All You Need".
+    Sinusoidal,
+}
+
+/// PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)) for the given
+/// positions (l,) → (l, d).
+fn sinusoidal_table(positions: &Tensor, d: i64) -> Tensor {
+    let opts = (Kind::Float, positions.device());
+    let inv_freq = (Tensor::arange_start_step(0, d, 2, opts) * (-(10_000f64.ln()) / d as f64)).exp();
+    let angles = positions.to_kind(Kind::Float).unsqueeze(1) * inv_freq.unsqueeze(0); // (l, ⌈d/2⌉)
+    let table = Tensor::stack(&[angles.sin(), angles.cos()], 2).view([positions.size()[0], -1]);
+    table.narrow(1, 0, d)
 }
 
 struct Mlp {
@@ -91,8 +110,8 @@ impl Backbone {
             Head::Forecast { horizon } => Some(nn::linear(vs / "time_proj", io.seq_len, horizon, Default::default())),
             _ => None,
         };
-        let positions =
-            cfg.learned_positions.then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
+        let positions = (cfg.absolute_positions == AbsolutePositions::Learned)
+            .then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
         let blocks = (0..cfg.n_layers)
             .map(|i| {
                 let bp = vs / "blocks" / i;
@@ -169,18 +188,17 @@ impl Backbone {
             Input::Tokens(e) => (e.forward(xs), xs.dim() == 2),
             Input::Features(p) => (p.forward(xs), xs.dim() == 3),
         };
-        match &self.positions {
-            Some(pos) => {
-                let len = if whole_sequence { xs.size()[1] } else { 1 };
-                let idx = Tensor::arange_start(first_pos, first_pos + len, (tch::Kind::Int64, xs.device()));
-                let p = pos.forward(&idx);
-                if whole_sequence {
-                    h + p.unsqueeze(0)
-                } else {
-                    h + p
-                }
-            }
-            None => h,
+        let len = if whole_sequence { xs.size()[1] } else { 1 };
+        let idx = || Tensor::arange_start(first_pos, first_pos + len, (Kind::Int64, xs.device()));
+        let p = match (&self.positions, self.cfg.absolute_positions) {
+            (Some(pos), _) => pos.forward(&idx()),
+            (None, AbsolutePositions::Sinusoidal) => sinusoidal_table(&idx(), self.cfg.d_model).to_kind(h.kind()),
+            (None, _) => return h,
+        };
+        if whole_sequence {
+            h + p.unsqueeze(0)
+        } else {
+            h + p.squeeze_dim(0)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Pre-norm transformer: multi-head self-attention through libtorch's
 //! `scaled_dot_product_attention` (flash / memory-efficient kernels where available), causal
 //! when the task is, with rotary (default) or learned absolute positions.
-use super::backbone::{Backbone, BackboneConfig};
+use super::backbone::{AbsolutePositions, Backbone, BackboneConfig};
 use super::{ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
@@ -15,8 +15,8 @@ pub struct TransformerConfig {
     pub n_heads: i64,
     pub mlp_ratio: i64,
     pub dropout: f64,
-    /// Position information: rotary embeddings on queries and keys, learned absolute
-    /// embeddings added to the input, or none.
+    /// Position information: rotary embeddings on queries and keys (rope), absolute embeddings
+    /// added to the input (learned, or the fixed sinusoidal table), or none.
     pub positions: Positions,
 }
 
@@ -25,6 +25,7 @@ pub struct TransformerConfig {
 pub enum Positions {
     Rope,
     Learned,
+    Sinusoidal,
     None,
 }
 
@@ -48,7 +49,11 @@ impl TransformerConfig {
             n_layers: self.n_layers,
             mlp_ratio: self.mlp_ratio,
             dropout: self.dropout,
-            learned_positions: self.positions == Positions::Learned,
+            absolute_positions: match self.positions {
+                Positions::Learned => AbsolutePositions::Learned,
+                Positions::Sinusoidal => AbsolutePositions::Sinusoidal,
+                Positions::Rope | Positions::None => AbsolutePositions::None,
+            },
         }
     }
 }
