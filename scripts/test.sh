@@ -12,7 +12,8 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 echo "[test] cargo fmt --check" >&2
 cargo fmt --check
-echo "[test] cargo clippy --all-targets -- -D warnings" >&2
+echo "[test] cargo clippy --all-targets -- -D warnings (with and without the mpi feature)" >&2
 cargo clippy --quiet --all-targets -- -D warnings
-echo "[test] cargo test" >&2
+cargo clippy --quiet --no-default-features --all-targets -- -D warnings
+echo "[test] cargo test (tests/mpi.rs runs seqbench under mpirun)" >&2
 cargo test --quiet 2>&1 | tee "$SEQBENCH_HOME/last-test.log"

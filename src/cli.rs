@@ -49,6 +49,12 @@ pub enum Command {
         /// Run even when the suite expands to more than 1,000 jobs.
         #[arg(long)]
         yes: bool,
+        /// Under mpirun: workers sharing one GPU.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        ranks_per_gpu: u64,
+        /// Under mpirun: GPUs per node (default: as many as libtorch sees on each node).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+        gpus_per_node: Option<u64>,
     },
     /// Print the jobs a suite expands to (id, task, model, swept parameters, seed) and the count.
     Plan { suite: PathBuf },
@@ -117,10 +123,19 @@ pub fn main() -> Result<ExitCode> {
             crate::runner::exec_job_stdio()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { suite, out, resume, jobs, dry_run, yes } => {
+        Command::Run { suite, out, resume, jobs, dry_run, yes, ranks_per_gpu, gpus_per_node } => {
             init_tracing(cli.verbose, "warn");
+            let mut mpi = dispatch::mpi::Session::start()?;
+            if let Some(session) = mpi.as_mut().filter(|s| s.rank() != 0) {
+                let layout = dispatch::mpi::Layout {
+                    ranks_per_gpu: ranks_per_gpu as usize,
+                    gpus_per_node: gpus_per_node.unwrap_or(0) as usize,
+                };
+                dispatch::mpi::serve(session, layout)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let opts = RunOptions { out, resume, slots: jobs as usize, dry_run, yes };
-            run(&suite, &opts)
+            run(&suite, &opts, mpi.as_mut())
         }
         Command::Plan { suite } => {
             let (_, jobs) = load_jobs(&suite)?;
@@ -274,7 +289,7 @@ struct RunOptions {
     yes: bool,
 }
 
-fn run(suite_path: &Path, opts: &RunOptions) -> Result<ExitCode> {
+fn run(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Session>) -> Result<ExitCode> {
     let (suite, jobs) = load_jobs(suite_path)?;
     let (slots, dry_run) = (opts.slots, opts.dry_run);
     let run = match opts.resume.as_deref() {
@@ -337,22 +352,43 @@ fn run(suite_path: &Path, opts: &RunOptions) -> Result<ExitCode> {
     write_run_files(&run, &suite, &jobs)?;
     let mut writer = run.record_writer()?;
     let cores = crate::env_info::cpu_cores();
+    let at_once = match &mpi {
+        Some(session) => format!("on {} MPI workers", session.size() - 1),
+        None => format!("{slots} at a time"),
+    };
     eprintln!(
-        "seqbench: {} jobs to run ({} already recorded), {} at a time → {}",
+        "seqbench: {} jobs to run ({} already recorded), {at_once} → {}",
         todo.len(),
         total - todo.len(),
-        slots,
         run.path.display()
     );
     let mut progress = Progress::new(todo.len());
-    let executor = Arc::new(ChildExecutor {
-        exe: std::env::current_exe().context("locating the seqbench binary")?,
-        run_dir: run.path.clone(),
-        run_id: run.run_id(),
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let outcome =
-        runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, |r| writer.append(r), &mut progress))?;
+    let (outcome, abort_mpi) = match mpi {
+        Some(session) => {
+            let (outcome, lost) = dispatch::mpi::coordinate(
+                session,
+                todo,
+                &run.path,
+                &run.run_id(),
+                |r| writer.append(r),
+                &mut progress,
+            )?;
+            // Workers that hung, or are still running after an interrupt, cannot finalize.
+            let must_abort = lost > 0 || outcome.interrupted;
+            (outcome, must_abort.then_some(session))
+        }
+        None => {
+            let executor = Arc::new(ChildExecutor {
+                exe: std::env::current_exe().context("locating the seqbench binary")?,
+                run_dir: run.path.clone(),
+                run_id: run.run_id(),
+                env: Vec::new(),
+            });
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let on_record = |r: &crate::record::Record| writer.append(r);
+            (runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, on_record, &mut progress))?, None)
+        }
+    };
 
     let report = crate::report::build(&run)?;
     for w in &report.warnings {
@@ -360,6 +396,19 @@ fn run(suite_path: &Path, opts: &RunOptions) -> Result<ExitCode> {
     }
     println!("{}", report.markdown);
     eprintln!("report: {}", run.path.join("report.md").display());
+    if let Some(session) = abort_mpi {
+        let why = if outcome.interrupted {
+            "interrupted"
+        } else {
+            "MPI workers stopped answering (their jobs are recorded as failed)"
+        };
+        eprintln!(
+            "{why}: ending the MPI run with MPI_Abort, since busy or hung ranks cannot finalize. Resume with:\n  mpirun … seqbench run {} --resume {}",
+            suite_path.display(),
+            run.path.display()
+        );
+        session.abort(if outcome.interrupted { 130 } else { i32::from(EXIT_JOBS_FAILED) });
+    }
     if outcome.interrupted {
         eprintln!(
             "interrupted: {} jobs finished. Resume with:\n  seqbench run {} --resume {}",

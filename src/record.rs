@@ -131,6 +131,14 @@ pub struct Record {
     /// Wall-clock seconds of the whole job process, as seen by the coordinator.
     pub wall_s: f64,
     pub hostname: String,
+    /// MPI runs only: the worker's rank in the world, its rank among the workers on its node,
+    /// and the CUDA device it was given (the job process sees only that one, as cuda:0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_rank: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_visible_devices: Option<String>,
     /// RFC 3339 start and end times.
     pub started_at: String,
     pub finished_at: String,
@@ -160,6 +168,9 @@ impl Record {
             measurements: Measurements::default(),
             wall_s: 0.0,
             hostname: crate::env_info::hostname(),
+            rank: None,
+            local_rank: None,
+            cuda_visible_devices: None,
             started_at: String::new(),
             finished_at: String::new(),
             seqbench_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -19,6 +19,8 @@ pub struct ChildExecutor {
     pub exe: PathBuf,
     pub run_dir: PathBuf,
     pub run_id: String,
+    /// Extra environment of every job process (an MPI worker pins its GPU here).
+    pub env: Vec<(String, String)>,
 }
 
 fn signal_name(sig: i32) -> String {
@@ -104,7 +106,7 @@ impl Executor for ChildExecutor {
         let started = Instant::now();
         let log_rel = format!("logs/{}.log", job.job_id);
         let log_path = self.run_dir.join(&log_rel);
-        let result = run_child(&self.exe, &job, threads, log_path).await;
+        let result = run_child(&self.exe, &self.env, &job, threads, log_path).await;
         record.wall_s = started.elapsed().as_secs_f64();
         record.finished_at = chrono::Local::now().to_rfc3339();
         record.log_file = Some(log_rel);
@@ -162,7 +164,13 @@ pub struct StderrSummary {
     pub out_of_memory: Option<String>,
 }
 
-async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) -> anyhow::Result<ChildResult> {
+async fn run_child(
+    exe: &PathBuf,
+    env: &[(String, String)],
+    job: &Job,
+    threads: u64,
+    log_path: PathBuf,
+) -> anyhow::Result<ChildResult> {
     if let Some(dir) = log_path.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
@@ -173,6 +181,7 @@ async fn run_child(exe: &PathBuf, job: &Job, threads: u64, log_path: PathBuf) ->
         .env("RUST_BACKTRACE", "1")
         // libtorch errors then fit on their `Error:` line instead of carrying a C++ backtrace.
         .env("TORCH_SHOW_CPP_STACKTRACES", "0")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,6 +1,7 @@
 //! Dispatch: hands jobs to an [`Executor`] with at most `slots` running at once, writes each
 //! record as it arrives, reports progress, and stops cleanly on Ctrl-C.
 pub mod local;
+pub mod mpi;
 pub mod progress;
 
 use crate::job::Job;

@@ -1,0 +1,405 @@
+//! Distributed dispatch under `mpirun` (or `srun`): rank 0 coordinates, ranks 1..N−1 are
+//! workers. An idle worker says so; the coordinator answers with the next job (largest first)
+//! or "done". Each worker runs its job in a child process exactly as the local executor does
+//! and sends the record back; only rank 0 writes `records.jsonl` and the report.
+//!
+//! MPI is only called from the main thread of each rank (MPI_THREAD_FUNNELED); a worker's job
+//! runs on a tokio runtime in another thread and comes back over a channel, while the main
+//! thread sends heartbeats.
+//!
+//! Failure handling, as OpenMPI behaves:
+//! - a job that crashes, hangs past its timeout or runs out of memory is a record (the child
+//!   dies, never the worker);
+//! - a worker that stops answering (no heartbeat for `WORKER_TIMEOUT`) has its job recorded as
+//!   `failed` and gets no more work; the run completes on the others, then rank 0 writes the
+//!   report and calls MPI_Abort, since a hung rank cannot take part in MPI_Finalize;
+//! - a worker process that dies makes mpirun abort every rank: what was recorded stays on disk
+//!   (append + fsync), and `--resume` runs the rest.
+use crate::job::Job;
+use crate::record::Record;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Message tags.
+pub mod tag {
+    /// worker → coordinator: idle, send a job (empty payload).
+    pub const READY: i32 = 1;
+    /// coordinator → worker: an [`super::Assignment`] as JSON.
+    pub const JOB: i32 = 2;
+    /// worker → coordinator: the finished job's record as JSON; also means "ready".
+    pub const RECORD: i32 = 3;
+    /// worker → coordinator: still running its job (empty payload).
+    pub const HEARTBEAT: i32 = 4;
+    /// coordinator → worker: no more work, exit (empty payload).
+    pub const DONE: i32 = 5;
+}
+
+/// A job as it travels to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub job: Job,
+    pub run_dir: std::path::PathBuf,
+    pub run_id: String,
+}
+
+/// How often a busy worker reports that it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// Silence after which the coordinator gives up on a worker.
+pub const WORKER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// GPU layout options of `seqbench run` under MPI.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Layout {
+    /// Workers sharing one GPU (default 1).
+    pub ranks_per_gpu: usize,
+    /// GPUs per node; 0 = as many as libtorch sees.
+    pub gpus_per_node: usize,
+}
+
+/// The GPU a worker gets: workers on a node are spread over its GPUs, `ranks_per_gpu` each.
+/// None when the node has no GPU.
+pub fn gpu_for(local_rank: usize, layout: Layout, gpus_on_node: usize) -> Option<usize> {
+    let gpus = if layout.gpus_per_node > 0 { layout.gpus_per_node } else { gpus_on_node };
+    (gpus > 0).then(|| (local_rank / layout.ranks_per_gpu.max(1)) % gpus)
+}
+
+/// Rough cost of a job, to start the largest first: steps × batch × length × width² × layers
+/// from its resolved parameters (missing values count as 1).
+pub fn cost_estimate(job: &Job) -> f64 {
+    let get = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(1.0);
+    let steps = job.train.steps.map(|s| s as f64).or(job.train.epochs).unwrap_or(1.0);
+    let width = get(&job.model.params, "d_model");
+    steps
+        * job.train.batch_size as f64
+        * get(&job.task.params, "seq_len")
+        * width
+        * width
+        * get(&job.model.params, "n_layers")
+}
+
+/// Size of the MPI world this process was started in, from the launcher's environment (OpenMPI,
+/// MPICH/Intel MPI via PMI, Slurm's srun); None when not started by a launcher.
+pub fn launcher_world_size() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.parse().ok())
+        .or_else(|| std::env::var("SLURM_STEP_NUM_TASKS").ok()?.parse().ok())
+}
+
+#[cfg(feature = "mpi")]
+pub use with_mpi::*;
+
+#[cfg(not(feature = "mpi"))]
+pub use without_mpi::*;
+
+/// A build without the `mpi` feature: runs locally, and refuses to start N copies of the whole
+/// suite under a launcher.
+#[cfg(not(feature = "mpi"))]
+mod without_mpi {
+    use super::*;
+    use crate::dispatch::progress::Progress;
+    use crate::dispatch::Outcome;
+    use crate::error::InputError;
+    use anyhow::Result;
+
+    /// Never constructed: there is no MPI world in this build.
+    pub enum Session {}
+
+    impl Session {
+        pub fn start() -> Result<Option<Session>> {
+            match launcher_world_size() {
+                Some(n) if n > 1 => Err(InputError::new(format!(
+                    "started by an MPI launcher with {n} ranks, but this seqbench was built without MPI support; rebuild with `cargo build --release --features mpi` (needs OpenMPI's headers and libclang, see scripts/setup.sh)"
+                ))
+                .into()),
+                Some(_) => {
+                    eprintln!("warning: started by an MPI launcher with one rank; this build has no MPI support, so the run is local");
+                    Ok(None)
+                }
+                None => Ok(None),
+            }
+        }
+
+        pub fn rank(&self) -> i32 {
+            match *self {}
+        }
+
+        pub fn size(&self) -> i32 {
+            match *self {}
+        }
+
+        pub fn abort(&self, _code: i32) -> ! {
+            match *self {}
+        }
+    }
+
+    pub fn coordinate(
+        session: &mut Session,
+        _jobs: Vec<Job>,
+        _run_dir: &std::path::Path,
+        _run_id: &str,
+        _on_record: impl FnMut(&Record) -> Result<()>,
+        _progress: &mut Progress,
+    ) -> Result<(Outcome, usize)> {
+        match *session {}
+    }
+
+    pub fn serve(session: &mut Session, _layout: Layout) -> Result<()> {
+        match *session {}
+    }
+}
+
+#[cfg(feature = "mpi")]
+mod with_mpi {
+    use super::*;
+    use crate::dispatch::local::ChildExecutor;
+    use crate::dispatch::progress::Progress;
+    use crate::dispatch::{Executor, Outcome};
+    use crate::record::Status;
+    use anyhow::{Context, Result};
+    use mpi::environment::Universe;
+    use mpi::topology::{Color, SimpleCommunicator};
+    use mpi::traits::*;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    /// An initialised MPI world. Dropping the coordinator's session tells workers that are still
+    /// waiting to stop, so an error before dispatch (a bad suite) does not leave them hanging.
+    pub struct Session {
+        // Field order matters: the communicators must go before `_universe` finalises MPI.
+        world: SimpleCommunicator,
+        /// Ranks 1..N−1 (None on the coordinator).
+        workers: Option<SimpleCommunicator>,
+        workers_released: bool,
+        _universe: Universe,
+    }
+
+    impl Session {
+        /// Initialises MPI when the process was started by a launcher with more than one rank.
+        pub fn start() -> Result<Option<Session>> {
+            if launcher_world_size().unwrap_or(1) <= 1 {
+                return Ok(None);
+            }
+            let (universe, _level) =
+                mpi::initialize_with_threading(mpi::Threading::Funneled).context("MPI was already initialised")?;
+            let world = universe.world();
+            // Collective over the world: every rank takes part, the coordinator with no colour.
+            let color = if world.rank() == 0 { Color::undefined() } else { Color::with_value(0) };
+            let workers = world.split_by_color(color);
+            Ok(Some(Session { world, workers, workers_released: false, _universe: universe }))
+        }
+
+        pub fn rank(&self) -> i32 {
+            self.world.rank()
+        }
+
+        pub fn size(&self) -> i32 {
+            self.world.size()
+        }
+
+        /// Ends the run when a worker hung: MPI_Finalize would wait for it forever.
+        pub fn abort(&self, code: i32) -> ! {
+            self.world.abort(code)
+        }
+
+        fn release_workers(&mut self) {
+            if self.workers_released || self.rank() != 0 {
+                return;
+            }
+            for r in 1..self.size() {
+                self.world.process_at_rank(r).send_with_tag(&[0u8; 0][..], tag::DONE);
+            }
+            self.workers_released = true;
+        }
+    }
+
+    impl Drop for Session {
+        fn drop(&mut self) {
+            self.release_workers();
+        }
+    }
+
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    }
+
+    /// Rank 0: hands out `jobs` (largest first) until every worker is done, storing each record
+    /// with `on_record` as it arrives. Returns the outcome and the number of workers lost.
+    pub fn coordinate(
+        session: &mut Session,
+        mut jobs: Vec<Job>,
+        run_dir: &std::path::Path,
+        run_id: &str,
+        mut on_record: impl FnMut(&Record) -> Result<()>,
+        progress: &mut Progress,
+    ) -> Result<(Outcome, usize)> {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        }
+        jobs.sort_by(|a, b| cost_estimate(b).total_cmp(&cost_estimate(a)));
+        let mut queue = jobs.into_iter();
+        let world = &session.world;
+        let workers = (session.size() - 1) as usize;
+        // rank → (job, last message from it)
+        let mut busy: HashMap<i32, (Job, Instant)> = HashMap::new();
+        let (mut released, mut lost) = (0usize, 0usize);
+        let mut outcome = Outcome::default();
+        let mut last_tick = Instant::now();
+        while released + lost < workers {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                outcome.interrupted = true;
+                break;
+            }
+            let Some(probed) = world.any_process().immediate_matched_probe() else {
+                for (rank, (job, seen)) in busy.clone() {
+                    if seen.elapsed() > WORKER_TIMEOUT {
+                        let mut record = Record::new(&job, run_id, Status::Failed);
+                        record.reason = Some(format!(
+                            "MPI worker rank {rank} stopped answering for {} s while running this job",
+                            WORKER_TIMEOUT.as_secs()
+                        ));
+                        record.rank = Some(rank as u64);
+                        store(&record, &mut on_record, &mut outcome, progress)?;
+                        busy.remove(&rank);
+                        lost += 1;
+                    }
+                }
+                if last_tick.elapsed() > Duration::from_secs(5) {
+                    progress.heartbeat();
+                    last_tick = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            };
+            let (payload, status) = probed.matched_receive_vec::<u8>();
+            let rank = status.source_rank();
+            match status.tag() {
+                tag::HEARTBEAT => {
+                    if let Some(entry) = busy.get_mut(&rank) {
+                        entry.1 = Instant::now();
+                    }
+                    continue;
+                }
+                tag::RECORD => {
+                    let record: Record = serde_json::from_slice(&payload)
+                        .with_context(|| format!("a malformed record from MPI rank {rank}"))?;
+                    busy.remove(&rank);
+                    store(&record, &mut on_record, &mut outcome, progress)?;
+                }
+                _ => {} // READY
+            }
+            match queue.next() {
+                Some(job) => {
+                    progress.started(&job);
+                    let assignment =
+                        Assignment { job: job.clone(), run_dir: run_dir.to_path_buf(), run_id: run_id.into() };
+                    world.process_at_rank(rank).send_with_tag(&serde_json::to_vec(&assignment)?[..], tag::JOB);
+                    busy.insert(rank, (job, Instant::now()));
+                }
+                None => {
+                    world.process_at_rank(rank).send_with_tag(&[0u8; 0][..], tag::DONE);
+                    released += 1;
+                }
+            }
+        }
+        session.workers_released = !outcome.interrupted && lost == 0;
+        Ok((outcome, lost))
+    }
+
+    fn store(
+        record: &Record,
+        on_record: &mut impl FnMut(&Record) -> Result<()>,
+        outcome: &mut Outcome,
+        progress: &mut Progress,
+    ) -> Result<()> {
+        on_record(record)?;
+        outcome.finished += 1;
+        if record.status != Status::Ok {
+            outcome.not_ok += 1;
+        }
+        progress.finished(record);
+        Ok(())
+    }
+
+    /// Where a worker sits: its rank among the workers of its node and the GPU it gets.
+    struct Placement {
+        local_rank: usize,
+        workers_on_node: usize,
+        gpu: Option<usize>,
+    }
+
+    /// Collective over the workers: split them by shared-memory node.
+    fn placement(workers: &SimpleCommunicator, layout: Layout) -> Placement {
+        let node = workers.split_shared(workers.rank());
+        let local_rank = node.rank() as usize;
+        let gpus_on_node = if layout.gpus_per_node > 0 { 0 } else { tch::Cuda::device_count().max(0) as usize };
+        Placement { local_rank, workers_on_node: node.size() as usize, gpu: gpu_for(local_rank, layout, gpus_on_node) }
+    }
+
+    /// Ranks 1..N−1: ask for jobs and run them until told to stop.
+    pub fn serve(session: &mut Session, layout: Layout) -> Result<()> {
+        session.workers_released = true; // a worker has no workers of its own
+        let world = &session.world;
+        let workers = session.workers.as_ref().context("rank 0 is the coordinator, not a worker")?;
+        let place = placement(workers, layout);
+        let coordinator = world.process_at_rank(0);
+        let exe = std::env::current_exe().context("locating the seqbench binary")?;
+        let env: Vec<(String, String)> = place
+            .gpu
+            .map(|g| vec![("CUDA_VISIBLE_DEVICES".into(), g.to_string()), ("SEQBENCH_DEVICE".into(), "cuda:0".into())])
+            .unwrap_or_default();
+        let cores = crate::env_info::cpu_cores();
+        coordinator.send_with_tag(&[0u8; 0][..], tag::READY);
+        loop {
+            let (payload, status) = coordinator.receive_vec::<u8>();
+            if status.tag() == tag::DONE {
+                return Ok(());
+            }
+            let a: Assignment = serde_json::from_slice(&payload).context("a malformed job from rank 0")?;
+            let threads = crate::dispatch::threads_for(&a.job, place.workers_on_node, cores);
+            let executor = ChildExecutor { exe: exe.clone(), run_dir: a.run_dir, run_id: a.run_id, env: env.clone() };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let job = a.job;
+            let runner = std::thread::spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let _ = tx.send(rt.block_on(executor.execute(job, threads)));
+                Ok(())
+            });
+            let mut record = loop {
+                match rx.recv_timeout(HEARTBEAT_EVERY) {
+                    Ok(record) => break record,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        coordinator.send_with_tag(&[0u8; 0][..], tag::HEARTBEAT)
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        runner.join().map_err(|_| anyhow::anyhow!("the job thread panicked"))??;
+                        anyhow::bail!("the job thread ended without a record");
+                    }
+                }
+            };
+            record.rank = Some(world.rank() as u64);
+            record.local_rank = Some(place.local_rank as u64);
+            record.cuda_visible_devices = place.gpu.map(|g| g.to_string());
+            coordinator.send_with_tag(&serde_json::to_vec(&record)?[..], tag::RECORD);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_spread_over_gpus() {
+        let one_each = Layout { ranks_per_gpu: 1, gpus_per_node: 0 };
+        assert_eq!((0..5).map(|r| gpu_for(r, one_each, 4)).collect::<Vec<_>>(), [0, 1, 2, 3, 0].map(Some));
+        let two_each = Layout { ranks_per_gpu: 2, gpus_per_node: 2 };
+        assert_eq!((0..4).map(|r| gpu_for(r, two_each, 8)).collect::<Vec<_>>(), [0, 0, 1, 1].map(Some));
+        assert_eq!(gpu_for(3, one_each, 0), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! `seqbench run` under a real `mpirun`: rank 0 coordinates, the other ranks run jobs.
+#![cfg(feature = "mpi")]
+use seqbench::record::{Record, Status};
+use seqbench::store::read_records;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `mpirun -n N seqbench ARGS`, with the flags this machine needs: `--allow-run-as-root` as
+/// root, and `--oversubscribe` because CI has two cores for three or more ranks.
+fn mpirun(n: usize, args: &[&str], cwd: &Path) -> Command {
+    let mut cmd = Command::new("mpirun");
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.arg("--allow-run-as-root");
+    }
+    cmd.args(["--oversubscribe", "-n", &n.to_string(), env!("CARGO_BIN_EXE_seqbench")]).args(args).current_dir(cwd);
+    cmd
+}
+
+fn output(mut cmd: Command) -> Output {
+    cmd.output().expect("mpirun (installed by scripts/setup.sh)")
+}
+
+fn suite(dir: &Path, name: &str, modes: &[&str], seeds: &str, steps: u64) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let tasks: String = modes.iter().map(|m| format!("  - task: fault\n    name: {m}\n    mode: {m}\n")).collect();
+    let text = format!(
+        "name: {name}\ndefaults:\n  steps: {steps}\n  batch_size: 8\n  seeds: {seeds}\n  timeout_s: 120\nmodels:\n  - arch: lstm\n    d_model: 8\n    n_layers: 1\ntasks:\n{tasks}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn the_run(out: &Path, suite: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite)).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn records(run: &Path) -> Vec<Record> {
+    read_records(&run.join("records.jsonl")).unwrap().0
+}
+
+fn text(o: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn three_ranks_record_every_job_once_from_both_workers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = suite(tmp.path(), "mpi_ok", &["none", "error"], "[0, 1, 2]", 20);
+    let out = output(mpirun(3, &["run", path.to_str().unwrap(), "--out", "results"], tmp.path()));
+    // A failing job is a record, and the run completes: exit status 3 (some job not ok).
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on 2 MPI workers"), "{}", text(&out));
+    let run = the_run(&tmp.path().join("results"), "mpi_ok");
+    let recs = records(&run);
+    assert_eq!(recs.len(), 6, "{}", text(&out));
+    let ids: BTreeSet<&str> = recs.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!(ids.len(), 6, "a job was recorded twice");
+    let ranks: BTreeSet<u64> = recs.iter().filter_map(|r| r.rank).collect();
+    assert_eq!(ranks, BTreeSet::from([1, 2]), "records must come from both workers");
+    assert!(recs.iter().all(|r| r.local_rank.is_some()));
+    let by_mode: HashMap<&str, Vec<Status>> = recs.iter().fold(HashMap::new(), |mut m, r| {
+        m.entry(r.task_label.as_str()).or_default().push(r.status);
+        m
+    });
+    assert!(by_mode["none"].iter().all(|s| *s == Status::Ok), "{by_mode:?}");
+    assert!(by_mode["error"].iter().all(|s| *s == Status::Failed), "{by_mode:?}");
+    assert!(run.join("report.md").is_file() && run.join("report.html").is_file());
+    assert!(std::fs::read_to_string(run.join("report.md")).unwrap().contains("## Jobs not ok"));
+}
+
+#[test]
+fn an_interrupted_mpi_run_resumes_without_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = suite(tmp.path(), "mpi_resume", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
+    let mut child = mpirun(3, &["run", path.to_str().unwrap(), "--out", "results"], tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once at least one record is on disk and before all are.
+    let started = Instant::now();
+    let records_path = loop {
+        let found = std::fs::read_dir(tmp.path().join("results/mpi_resume"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("records.jsonl"));
+        if let Some(p) = found.filter(|p| std::fs::read_to_string(p).map(|t| t.lines().count() >= 1).unwrap_or(false)) {
+            break p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no record within two minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    let run = records_path.parent().unwrap().to_path_buf();
+    let before = records(&run).len();
+    assert!((1..6).contains(&before), "the interrupt came too late to test resume: {before} records");
+
+    // mpirun returns as soon as it has signalled the ranks; rank 0 may hold run.lock a moment
+    // longer before it dies.
+    let resume = || output(mpirun(3, &["run", path.to_str().unwrap(), "--resume", run.to_str().unwrap()], tmp.path()));
+    let mut out = resume();
+    let retry_until = Instant::now() + Duration::from_secs(20);
+    while String::from_utf8_lossy(&out.stderr).contains("in use by another seqbench") && Instant::now() < retry_until {
+        std::thread::sleep(Duration::from_millis(500));
+        out = resume();
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let recs = records(&run);
+    let ids: BTreeSet<&str> = recs.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!((recs.len(), ids.len()), (6, 6), "every job exactly once after resume:\n{}", text(&out));
+}
+
+#[test]
+fn one_rank_under_mpirun_runs_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = suite(tmp.path(), "mpi_one", &["none"], "[0]", 10);
+    let out = output(mpirun(1, &["run", path.to_str().unwrap(), "--out", "results"], tmp.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 at a time"), "{}", text(&out));
+    let recs = records(&the_run(&tmp.path().join("results"), "mpi_one"));
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].rank, None);
+}
