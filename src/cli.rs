@@ -390,6 +390,7 @@ fn run(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Ses
         }
     };
 
+    progress.finish();
     let report = crate::report::build(&run)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");

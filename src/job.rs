@@ -41,6 +41,11 @@ pub struct TrainConfig {
     pub generate_tokens: u64,
     /// Evaluate on the test split every N steps (recorded in the loss curve); 0: only at the end.
     pub eval_interval: u64,
+    /// `process` (default): each job in its own process, so a crash, hang or OOM is confined to
+    /// it. `inline`: in the worker itself, with no process start — for suites of thousands of
+    /// cheap jobs; a crash then takes the worker down, and `timeout_s`/`max_memory` are not
+    /// enforced.
+    pub isolation: Isolation,
     /// Wall-clock limit for the whole job, in seconds.
     pub timeout_s: f64,
     /// libtorch intra-op threads; 0: cores divided by concurrent jobs.
@@ -105,11 +110,19 @@ impl Default for TrainConfig {
             measure_warmup_steps: 5,
             eval_interval: 0,
             generate_tokens: 32,
+            isolation: Isolation::Process,
             timeout_s: 3600.0,
             threads: 0,
             max_memory: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    Process,
+    Inline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,10 +254,11 @@ pub struct Job {
 
 impl Job {
     /// sha256 over the canonical JSON of task, model, training config and seed. Labels, the
-    /// suite name, `timeout_s` and `max_memory` (bounds on the run, not inputs to its result)
-    /// are left out, so renaming or a larger limit does not break resume or comparison.
+    /// suite name, `timeout_s`, `max_memory` and `isolation` (how the job is run, not inputs to
+    /// its result) are left out, so renaming or a larger limit does not break resume or
+    /// comparison.
     pub fn compute_id(task: &Component, model: &Component, train: &TrainConfig, seed: u64) -> String {
-        let train = TrainConfig { timeout_s: 0.0, max_memory: None, ..train.clone() };
+        let train = TrainConfig { timeout_s: 0.0, max_memory: None, isolation: Isolation::Process, ..train.clone() };
         let identity = serde_json::json!({
             "task": [&task.kind, &task.params],
             "model": [&model.kind, &model.params],

@@ -315,3 +315,43 @@ fn a_second_coordinator_is_kept_out_by_the_lock() {
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
 }
+
+/// `isolation: inline` runs jobs in the coordinator's process: no process start, and an error
+/// or a panic still becomes a record instead of ending the run.
+#[test]
+fn inline_jobs_record_errors_and_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        tmp.path(),
+        "inline",
+        "\
+name: inline
+defaults:
+  steps: 2
+  batch_size: 4
+  isolation: inline
+models:
+  - arch: lstm
+    d_model: 8
+    n_layers: 1
+tasks:
+  - task: noop
+  - task: fault
+    name: error
+    mode: error
+  - task: fault
+    name: panic
+    mode: panic
+",
+    );
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--out", "results"], tmp.path());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let run = run_dir(&tmp.path().join("results"), "inline");
+    let (records, _) = seqbench::store::read_records(&run.join("records.jsonl")).unwrap();
+    let status: std::collections::BTreeMap<String, String> =
+        records.iter().map(|r| (r.task_label.clone(), r.status.as_str().to_string())).collect();
+    assert_eq!(status["noop"], "ok");
+    assert_eq!(status["error"], "failed");
+    assert_eq!(status["panic"], "panic");
+    assert!(records.iter().all(|r| r.log_file.is_none()), "inline jobs start no process and write no job log");
+}

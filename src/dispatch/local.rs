@@ -1,7 +1,7 @@
 //! The local executor: each job runs in its own `seqbench exec-job` child process, so a panic,
 //! abort, out-of-memory kill or hang is confined to that job and becomes its record.
 use super::Executor;
-use crate::job::Job;
+use crate::job::{Isolation, Job};
 use crate::record::{JobOutput, Record, Status};
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -99,11 +99,51 @@ pub fn classify(
     }
 }
 
+/// Runs the job in this process (`isolation: inline`): a panic becomes a `panic` record, an
+/// error a `failed` one; anything worse ends the process.
+fn run_inline(job: Job, threads: u64, mut record: Record) -> Record {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::runner::run_job(&job, threads)));
+    match outcome {
+        Ok(Ok(out)) => {
+            record.status = out.status;
+            record.reason = out.reason;
+            record.measurements = out.measurements;
+        }
+        Ok(Err(e)) => {
+            record.status = Status::Failed;
+            record.reason = Some(format!("{e:#}"));
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            record.status = Status::Panic;
+            record.reason = Some(format!("panic: {msg}"));
+        }
+    }
+    record
+}
+
 impl Executor for ChildExecutor {
     async fn execute(&self, job: Job, threads: u64) -> Record {
         let mut record = Record::new(&job, &self.run_id, Status::Failed);
         record.started_at = chrono::Local::now().to_rfc3339();
         let started = Instant::now();
+        if job.train.isolation == Isolation::Inline {
+            let mut fallback = record.clone();
+            let mut record = match tokio::task::spawn_blocking(move || run_inline(job, threads, record)).await {
+                Ok(record) => record,
+                Err(e) => {
+                    fallback.reason = Some(format!("the inline job's thread failed: {e}"));
+                    fallback
+                }
+            };
+            record.wall_s = started.elapsed().as_secs_f64();
+            record.finished_at = chrono::Local::now().to_rfc3339();
+            return record;
+        }
         let log_rel = format!("logs/{}.log", job.job_id);
         let log_path = self.run_dir.join(&log_rel);
         let result = run_child(&self.exe, &self.env, &job, threads, log_path).await;

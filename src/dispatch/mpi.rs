@@ -295,7 +295,7 @@ mod with_mpi {
             }
             match queue.next() {
                 Some(job) => {
-                    progress.started(&job);
+                    progress.started_on(&job, Some(rank));
                     let assignment =
                         Assignment { job: job.clone(), run_dir: run_dir.to_path_buf(), run_id: run_id.into() };
                     world.process_at_rank(rank).send_with_tag(&serde_json::to_vec(&assignment)?[..], tag::JOB);

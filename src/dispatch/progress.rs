@@ -1,5 +1,7 @@
 //! Progress of a run on stderr: one line per finished job with its headline numbers, the count
-//! of failures and an ETA. Plain lines work on a terminal and in batch logs alike.
+//! of failures and an ETA. At a terminal a progress bar (done/total, failures, ETA, what is
+//! running) stays below those lines; in batch logs (Slurm, CI) there are only the plain lines,
+//! plus a line listing the running jobs after a minute without news.
 use crate::job::Job;
 use crate::record::{Record, Status};
 use std::collections::BTreeMap;
@@ -17,6 +19,8 @@ pub struct Progress {
     /// job id → (description, start)
     running: BTreeMap<String, (String, Instant)>,
     quiet: bool,
+    /// Only when stderr is a terminal.
+    bar: Option<indicatif::ProgressBar>,
 }
 
 pub fn human_rate(x: f64) -> String {
@@ -40,22 +44,90 @@ pub fn human_duration(secs: f64) -> String {
 impl Progress {
     pub fn new(total: usize) -> Self {
         let now = Instant::now();
-        Progress { total, done: 0, failed: 0, started: now, last_line: now, running: BTreeMap::new(), quiet: false }
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} jobs  {elapsed} elapsed, ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_secs(1));
+            bar
+        });
+        Progress {
+            total,
+            done: 0,
+            failed: 0,
+            started: now,
+            last_line: now,
+            running: BTreeMap::new(),
+            quiet: false,
+            bar,
+        }
     }
 
     pub fn quiet(total: usize) -> Self {
-        Progress { quiet: true, ..Progress::new(total) }
+        let now = Instant::now();
+        Progress {
+            total,
+            done: 0,
+            failed: 0,
+            started: now,
+            last_line: now,
+            running: BTreeMap::new(),
+            quiet: true,
+            bar: None,
+        }
     }
 
     pub fn started(&mut self, job: &Job) {
-        let what = format!("{} {} seed={}", job.task.label, job.model.label, job.seed);
+        self.started_on(job, None);
+    }
+
+    /// A job started on MPI rank `rank` (shown beside it in the running list).
+    pub fn started_on(&mut self, job: &Job, rank: Option<i32>) {
+        let mut what = format!("{} {} seed={}", job.task.label, job.model.label, job.seed);
+        if let Some(r) = rank {
+            what = format!("rank {r}: {what}");
+        }
         tracing::debug!("start {} {what}", job.job_id);
         self.running.insert(job.job_id.clone(), (what, Instant::now()));
+        self.update_bar();
+    }
+
+    fn update_bar(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done as u64);
+            let running: Vec<&str> = self.running.values().map(|(what, _)| what.as_str()).take(4).collect();
+            let more = self.running.len().saturating_sub(running.len());
+            let mut msg = if self.failed > 0 { format!("{} not ok  ", self.failed) } else { String::new() };
+            msg += &format!("running: {}", running.join(", "));
+            if more > 0 {
+                msg += &format!(" and {more} more");
+            }
+            bar.set_message(msg);
+        }
+    }
+
+    /// Prints a line above the bar (or plainly without one).
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Clears the bar at the end of the run.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 
     /// Called periodically: after [`HEARTBEAT`] without output, lists the running jobs.
     pub fn heartbeat(&mut self) {
-        if self.quiet || self.running.is_empty() || self.last_line.elapsed() < HEARTBEAT {
+        if self.quiet || self.bar.is_some() || self.running.is_empty() || self.last_line.elapsed() < HEARTBEAT {
             return;
         }
         let jobs: Vec<String> = self
@@ -63,7 +135,7 @@ impl Progress {
             .values()
             .map(|(what, t)| format!("{what} ({})", human_duration(t.elapsed().as_secs_f64())))
             .collect();
-        eprintln!("[{}/{}] running: {}", self.done, self.total, jobs.join(", "));
+        self.line(&format!("[{}/{}] running: {}", self.done, self.total, jobs.join(", ")));
         self.last_line = Instant::now();
     }
 
@@ -107,6 +179,7 @@ impl Progress {
         if self.failed > 0 {
             line += &format!("  [{} not ok]", self.failed);
         }
-        eprintln!("{line}");
+        self.line(&line);
+        self.update_bar();
     }
 }

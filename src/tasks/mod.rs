@@ -2,6 +2,7 @@
 //! must consume and produce ([`TaskIo`]). Generators are deterministic by seed.
 pub mod fault;
 pub mod mqar;
+pub mod noop;
 
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
@@ -46,7 +47,7 @@ pub struct TaskInfo {
 }
 
 pub fn registry() -> &'static [TaskInfo] {
-    &[mqar::INFO, fault::INFO]
+    &[mqar::INFO, fault::INFO, noop::INFO]
 }
 
 pub fn find(name: &str) -> Option<&'static TaskInfo> {

@@ -1,0 +1,32 @@
+//! `noop`: a job that does nothing and succeeds at once — no data, no model, no training. It
+//! measures what the harness itself costs per job (`scripts/bench_dispatch.sh`).
+use super::{TaskData, TaskInfo};
+use crate::models::TaskIo;
+use crate::params::{ParamError, ParamMap};
+
+/// Task name the runner short-circuits.
+pub const NAME: &str = "noop";
+
+fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
+    if let Some(key) = combo.keys().next() {
+        return Err(ParamError::new(key, "the noop task takes no parameters"));
+    }
+    Ok(serde_json::json!({}))
+}
+
+/// Shapes for validating the suite's model configs; nothing is ever built from them.
+fn io(_: &serde_json::Value) -> anyhow::Result<TaskIo> {
+    Ok(TaskIo::per_token(16, 16, 8, true))
+}
+
+fn build(_: &serde_json::Value, _: u64) -> anyhow::Result<TaskData> {
+    anyhow::bail!("the noop task has no data; the runner never builds it")
+}
+
+pub const INFO: TaskInfo = TaskInfo {
+    name: NAME,
+    description: "does nothing and succeeds: measures the harness's own cost per job",
+    resolve,
+    io,
+    build,
+};
