@@ -39,6 +39,9 @@ pub struct TrainConfig {
     /// Tokens generated one at a time (recurrent step or KV cache) after a prompt, to measure
     /// generation throughput; 0 skips it. Only causal tasks and models with a recurrent form.
     pub generate_tokens: u64,
+    /// Stop when the validation loss has not improved for this many epochs, and test the best
+    /// epoch's weights (tasks with a validation split: forecast); 0 trains every epoch.
+    pub patience: u64,
     /// Evaluate on the test split every N steps (recorded in the loss curve); 0: only at the end.
     pub eval_interval: u64,
     /// `process` (default): each job in its own process, so a crash, hang or OOM is confined to
@@ -110,6 +113,7 @@ impl Default for TrainConfig {
             measure_warmup_steps: 5,
             eval_interval: 0,
             generate_tokens: 32,
+            patience: 3,
             isolation: Isolation::Process,
             timeout_s: 3600.0,
             threads: 0,
@@ -138,6 +142,8 @@ pub enum Optimizer {
 pub enum Schedule {
     Constant,
     Cosine,
+    /// Halved after every epoch (Time-Series-Library's `type1`); epoch-based runs only.
+    Halving,
 }
 
 /// A device request as written in a suite.

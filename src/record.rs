@@ -67,6 +67,16 @@ pub struct Measurements {
     pub train_loss: Option<f64>,
     /// Mean loss over the labelled test positions.
     pub eval_loss: Option<f64>,
+    /// Forecasting: mean squared and absolute error over every test window, on scaled values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mae: Option<f64>,
+    /// Forecasting: best validation MSE and the epochs trained before early stopping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_mse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs_trained: Option<u64>,
     /// Fraction of labelled test positions predicted correctly.
     pub accuracy: Option<f64>,
     /// Fraction of test examples with every labelled position correct.

@@ -2,7 +2,7 @@
 //! axis, shared across channels. The forecasting baselines that embarrass bigger models; as a
 //! mixer they are the "no recurrence, no attention" floor. See docs/models.md.
 use super::backbone::BackboneConfig;
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::{ArchConfig, ArchInfo, Head, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -108,17 +108,93 @@ impl TimeLinear {
         w.matmul(u) + bias.unsqueeze(-1)
     }
 
-    /// Moving average over `kernel` steps, ends padded by repeating the first/last step:
-    /// trailing window when causal, centred otherwise.
     fn trend(&self, u: &Tensor) -> Tensor {
-        let len = u.size()[1];
-        let (front, back) =
-            if self.causal { (self.kernel - 1, 0) } else { ((self.kernel - 1) / 2, (self.kernel - 1) / 2) };
-        let first = u.narrow(1, 0, 1).repeat([1, front, 1]);
-        let last = u.narrow(1, len - 1, 1).repeat([1, back, 1]);
-        let padded = Tensor::cat(&[&first, u, &last], 1).transpose(1, 2); // (b, H, l + k − 1)
-        padded.avg_pool1d([self.kernel], [1], [0], false, true).transpose(1, 2)
+        moving_average(u, self.kernel, self.causal)
     }
+}
+
+/// Moving average of u (b, l, c) over `kernel` steps along time, ends padded by repeating the
+/// first/last step: trailing window when causal, centred otherwise (DLinear's series_decomp).
+fn moving_average(u: &Tensor, kernel: i64, causal: bool) -> Tensor {
+    let len = u.size()[1];
+    let (front, back) = if causal { (kernel - 1, 0) } else { ((kernel - 1) / 2, (kernel - 1) / 2) };
+    let first = u.narrow(1, 0, 1).repeat([1, front, 1]);
+    let last = u.narrow(1, len - 1, 1).repeat([1, back, 1]);
+    let padded = Tensor::cat(&[&first, u, &last], 1).transpose(1, 2); // (b, c, l + k − 1)
+    padded.avg_pool1d([kernel], [1], [0], false, true).transpose(1, 2)
+}
+
+/// DLinear / NLinear as the forecasting papers define them, for `Head::Forecast` tasks: no
+/// embedding and no blocks, a Linear(L, horizon) over time shared across channels (TSLib's
+/// `individual: False`), weights starting at 1/L as Time-Series-Library initialises them.
+/// (b, L, C) → (b, horizon, C). d_model, n_layers and mlp_ratio do not apply.
+pub struct LinearForecaster {
+    maps: Vec<nn::Linear>,
+    variant: LinearVariant,
+    kernel: i64,
+    horizon: i64,
+    channels: i64,
+}
+
+impl LinearForecaster {
+    pub fn new(vs: &nn::Path, cfg: &LinearConfig, io: &TaskIo, horizon: i64) -> Self {
+        let names: &[&str] = match cfg.variant {
+            LinearVariant::Dlinear => &["seasonal", "trend"],
+            LinearVariant::Nlinear => &["time"],
+        };
+        let len = io.seq_len;
+        let lin = nn::LinearConfig { ws_init: nn::Init::Const(1.0 / len as f64), ..Default::default() };
+        LinearForecaster {
+            maps: names.iter().map(|n| nn::linear(vs / *n, len, horizon, lin)).collect(),
+            variant: cfg.variant,
+            kernel: cfg.kernel,
+            horizon,
+            channels: io.input_features.max(1),
+        }
+    }
+
+    /// Linear over the time axis: (b, L, C) → (b, horizon, C).
+    fn map(&self, which: usize, u: &Tensor) -> Tensor {
+        use tch::nn::Module;
+        self.maps[which].forward(&u.transpose(1, 2)).transpose(1, 2)
+    }
+}
+
+impl SeqModel for LinearForecaster {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        match self.variant {
+            LinearVariant::Dlinear => {
+                let trend = moving_average(xs, self.kernel, false);
+                self.map(0, &(xs - &trend)) + self.map(1, &trend)
+            }
+            LinearVariant::Nlinear => {
+                let last = xs.narrow(1, xs.size()[1] - 1, 1);
+                self.map(0, &(xs - &last)) + last
+            }
+        }
+    }
+
+    /// Per input step: 2·horizon multiply-adds per channel per map.
+    fn flops_per_token(&self, _seq_len: i64) -> f64 {
+        2.0 * self.horizon as f64 * self.channels as f64 * self.maps.len() as f64
+    }
+
+    fn can_step(&self) -> bool {
+        false
+    }
+
+    fn step(&self, _tokens: &Tensor, _pos: i64, _states: &mut Vec<MixerState>) -> Tensor {
+        unreachable!("a forecaster over a whole window has no recurrent form (can_step is false)")
+    }
+}
+
+/// The forecaster on forecasting tasks, the time-mixing backbone otherwise.
+fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
+    let cfg: LinearConfig = serde_json::from_value(params.clone())?;
+    Ok(match io.head {
+        Head::Forecast { horizon } => Box::new(LinearForecaster::new(vs, &cfg, io, horizon)),
+        _ => super::build_model(vs, &cfg, io),
+    })
 }
 
 impl Mixer for TimeLinear {
@@ -150,5 +226,5 @@ pub const INFO: ArchInfo = ArchInfo {
     name: "linear",
     description: "DLinear / NLinear: a linear map over time shared across channels (no recurrent form)",
     resolve: super::resolve_typed::<LinearConfig>,
-    build: super::build_arch::<LinearConfig>,
+    build,
 };

@@ -23,6 +23,8 @@ pub const COMPARED: &[(&str, Better, super::frame::MetricFn)] = &[
     ("eval_loss", Better::Lower, |r| r.measurements.eval_loss),
     ("train_tokens_per_s", Better::Higher, |r| r.measurements.train_tokens_per_s),
     ("infer_tokens_per_s", Better::Higher, |r| r.measurements.infer_tokens_per_s),
+    ("mse", Better::Lower, |r| r.measurements.mse),
+    ("mae", Better::Lower, |r| r.measurements.mae),
     ("gen_tokens_per_s", Better::Higher, |r| r.measurements.gen_tokens_per_s),
     ("peak_mem_bytes", Better::Lower, |r| r.measurements.peak_mem_bytes.map(|b| b as f64)),
 ];

@@ -13,6 +13,8 @@ pub const METRICS: &[(&str, MetricFn)] = &[
     ("accuracy", |r| r.measurements.accuracy),
     ("exact_match", |r| r.measurements.exact_match),
     ("eval_loss", |r| r.measurements.eval_loss),
+    ("mse", |r| r.measurements.mse),
+    ("mae", |r| r.measurements.mae),
     ("train_loss", |r| r.measurements.train_loss),
     ("train_tokens_per_s", |r| r.measurements.train_tokens_per_s),
     ("infer_tokens_per_s", |r| r.measurements.infer_tokens_per_s),

@@ -3,6 +3,7 @@
 //! `tables/records.{csv,parquet}`, all written atomically.
 pub mod charts;
 pub mod compare;
+pub mod forecast;
 pub mod frame;
 pub mod html;
 pub mod table;
@@ -62,6 +63,11 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         md += &format!("\n## {task}\n\nMean ± std over seeds of the runs that ended `ok`.\n\n");
         md += &table::markdown(&t);
         tasks.push((task.to_string(), t));
+    }
+    if let Some(fc) = forecast::tslib_table(records) {
+        md += "\n## Forecasting (Time-Series-Library layout)\n\nTest MSE / MAE on scaled values over every test window, mean over seeds; the best of each row in bold.\n\n";
+        md += &fc.markdown();
+        tasks.push(("Forecasting: test MSE / MAE".to_string(), fc.table));
     }
     let charts = charts::charts(records)?;
     if !charts.is_empty() {

@@ -13,7 +13,7 @@ pub struct Cell {
 }
 
 impl Cell {
-    fn text(text: impl Into<String>) -> Self {
+    pub fn text(text: impl Into<String>) -> Self {
         Cell { text: text.into(), value: None }
     }
 }
@@ -70,6 +70,12 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
         ]
         .map(String::from),
     );
+    // Forecasting tasks score MSE and MAE; their columns appear only where there are values.
+    let has_errors =
+        (0..df.height()).any(|row| str_at(df, "task", row) == task && f64_at(df, "mse_mean", row).is_some());
+    if has_errors {
+        header.splice(first_numeric + 1..first_numeric + 1, ["MSE".to_string(), "MAE".to_string()]);
+    }
     let mut rows = Vec::new();
     for row in 0..df.height() {
         if str_at(df, "task", row) != task {
@@ -80,6 +86,10 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
         let runs = f64_at(df, "runs", row).unwrap_or(0.0);
         let runs_ok = f64_at(df, "runs_ok", row).unwrap_or(0.0);
         cells.push(Cell { text: format!("{runs_ok}/{runs}"), value: Some(runs_ok) });
+        if has_errors {
+            cells.push(mean_std(df, "mse", row, &|x| format!("{x:.4}")));
+            cells.push(mean_std(df, "mae", row, &|x| format!("{x:.4}")));
+        }
         cells.push(mean_std(df, "accuracy", row, &percent));
         cells.push(mean_std(df, "exact_match", row, &percent));
         cells.push(mean_std(df, "eval_loss", row, &|x| format!("{x:.3}")));

@@ -1,6 +1,7 @@
 //! The job process: `seqbench exec-job` reads a job (JSON) on stdin, trains and measures, and
 //! writes one [`JobOutput`](crate::record::JobOutput) (JSON) on stdout. Running each job in its
 //! own process means a panic, abort, OOM kill or hang costs that job only.
+mod forecast;
 pub mod measure;
 mod train;
 
@@ -49,6 +50,9 @@ pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
     if threads > 0 {
         tch::set_num_threads(threads as i32);
         tch::set_num_interop_threads(1);
+    }
+    if job.task.kind == crate::tasks::forecast::NAME {
+        return forecast::train_and_evaluate(job);
     }
     train::train_and_evaluate(job)
 }

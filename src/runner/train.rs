@@ -10,14 +10,14 @@ use std::time::Instant;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 /// Cycles through a split in a fresh random order every epoch.
-struct Batcher {
+pub(super) struct Batcher {
     order: Vec<usize>,
     pos: usize,
     rng: SplitMix64,
 }
 
 impl Batcher {
-    fn new(n: usize, seed: u64) -> Self {
+    pub(super) fn new(n: usize, seed: u64) -> Self {
         let mut b = Batcher { order: (0..n).collect(), pos: n, rng: SplitMix64::new(seed ^ 0x0BA7_C4E5) };
         b.reshuffle_if_done();
         b
@@ -30,7 +30,7 @@ impl Batcher {
         }
     }
 
-    fn next_indices(&mut self, batch: usize) -> Vec<usize> {
+    pub(super) fn next_indices(&mut self, batch: usize) -> Vec<usize> {
         (0..batch)
             .map(|_| {
                 self.reshuffle_if_done();
@@ -60,7 +60,8 @@ fn loss_fn(logits: &Tensor, targets: &Tensor) -> Tensor {
     logits.view([-1, c]).cross_entropy_loss::<Tensor>(&targets.view([-1]), None, tch::Reduction::Mean, IGNORE, 0.0)
 }
 
-fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
+/// Learning rate at `step` of `total`; an epoch is `steps_per_epoch` steps (for `halving`).
+pub(super) fn learning_rate(cfg: &TrainConfig, step: u64, total: u64, steps_per_epoch: u64) -> f64 {
     let warm = cfg.lr_warmup_steps;
     if step < warm {
         return cfg.lr * (step + 1) as f64 / warm as f64;
@@ -71,10 +72,11 @@ fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
             let progress = (step - warm) as f64 / (total.saturating_sub(warm)).max(1) as f64;
             cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
         }
+        Schedule::Halving => cfg.lr * 0.5f64.powi((step / steps_per_epoch.max(1)).min(1000) as i32),
     }
 }
 
-fn build_optimizer(vs: &nn::VarStore, cfg: &TrainConfig, lr: f64) -> Result<nn::Optimizer> {
+pub(super) fn build_optimizer(vs: &nn::VarStore, cfg: &TrainConfig, lr: f64) -> Result<nn::Optimizer> {
     let opt = match cfg.optimizer {
         Optimizer::Adamw => nn::adamw(0.9, 0.999, cfg.weight_decay).build(vs, lr),
         Optimizer::Adam => nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, lr),
@@ -226,7 +228,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     for step in 0..total_steps {
         let idx = batcher.next_indices(batch);
         let (x, y) = batch_tensors(&data.train, &idx, device);
-        opt.set_lr(learning_rate(&lr_cfg, step, total_steps));
+        opt.set_lr(learning_rate(&lr_cfg, step, total_steps, (data.train.n as u64).div_ceil(batch as u64)));
         let (loss, secs) = timed(device, || {
             let loss = loss_fn(&model.forward_t(&x, true), &y);
             opt.zero_grad();
@@ -308,10 +310,10 @@ mod tests {
     #[test]
     fn cosine_schedule_with_warmup() {
         let cfg = TrainConfig { lr: 1.0, lr_warmup_steps: 10, ..Default::default() };
-        assert!((learning_rate(&cfg, 0, 110) - 0.1).abs() < 1e-12);
-        assert!((learning_rate(&cfg, 10, 110) - 1.0).abs() < 1e-12);
-        assert!((learning_rate(&cfg, 60, 110) - 0.5).abs() < 1e-12);
-        assert!(learning_rate(&cfg, 109, 110) < 0.01);
+        assert!((learning_rate(&cfg, 0, 110, 10) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(&cfg, 10, 110, 10) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(&cfg, 60, 110, 10) - 0.5).abs() < 1e-12);
+        assert!(learning_rate(&cfg, 109, 110, 10) < 0.01);
     }
 
     #[test]

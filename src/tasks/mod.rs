@@ -1,6 +1,8 @@
 //! Tasks: each turns its typed config into train/test token data and declares what the model
 //! must consume and produce ([`TaskIo`]). Generators are deterministic by seed.
+pub mod data;
 pub mod fault;
+pub mod forecast;
 pub mod mqar;
 pub mod noop;
 
@@ -47,7 +49,7 @@ pub struct TaskInfo {
 }
 
 pub fn registry() -> &'static [TaskInfo] {
-    &[mqar::INFO, fault::INFO, noop::INFO]
+    &[mqar::INFO, forecast::INFO, fault::INFO, noop::INFO]
 }
 
 pub fn find(name: &str) -> Option<&'static TaskInfo> {

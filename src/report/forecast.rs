@@ -1,0 +1,80 @@
+//! The forecasting table in Time-Series-Library's layout: one row per dataset × horizon, one
+//! column per model with MSE / MAE (mean over seeds), the best of each row in bold.
+use super::table::{Cell, Table};
+use crate::record::{Record, Status};
+use std::collections::BTreeMap;
+
+/// (table, for each row the column indices holding the lowest MSE and the lowest MAE).
+pub struct ForecastTable {
+    pub table: Table,
+    best: Vec<(usize, usize)>,
+    values: Vec<Vec<Option<(f64, f64)>>>,
+}
+
+fn param(r: &Record, key: &str) -> String {
+    r.params.get(key).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default()
+}
+
+/// None when no forecasting job ended ok.
+pub fn tslib_table(records: &[Record]) -> Option<ForecastTable> {
+    // (dataset, features, horizon) → model → (Σ mse, Σ mae, n)
+    let mut cells: BTreeMap<(String, String, i64), BTreeMap<String, (f64, f64, f64)>> = BTreeMap::new();
+    let mut models: Vec<String> = Vec::new();
+    for r in records.iter().filter(|r| r.task == crate::tasks::forecast::NAME && r.status == Status::Ok) {
+        let (Some(mse), Some(mae)) = (r.measurements.mse, r.measurements.mae) else { continue };
+        let horizon = r.params.get("task.pred_len").and_then(|v| v.as_i64()).unwrap_or(0);
+        let key = (param(r, "task.dataset"), param(r, "task.features"), horizon);
+        let e = cells.entry(key).or_default().entry(r.model.clone()).or_insert((0.0, 0.0, 0.0));
+        *e = (e.0 + mse, e.1 + mae, e.2 + 1.0);
+        if !models.contains(&r.model) {
+            models.push(r.model.clone());
+        }
+    }
+    if cells.is_empty() {
+        return None;
+    }
+    let mut header = vec!["dataset".to_string(), "features".into(), "horizon".into()];
+    header.extend(models.iter().map(|m| format!("{m} MSE / MAE")));
+    let (mut rows, mut best, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for ((dataset, features, horizon), by_model) in &cells {
+        let means: Vec<Option<(f64, f64)>> =
+            models.iter().map(|m| by_model.get(m).map(|(s, a, n)| (s / n, a / n))).collect();
+        let argmin = |f: fn(&(f64, f64)) -> f64| {
+            means
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.as_ref().map(|v| (i, f(v))))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |x| x.0)
+        };
+        best.push((argmin(|v| v.0), argmin(|v| v.1)));
+        let mut row = vec![
+            Cell::text(dataset),
+            Cell::text(features),
+            Cell { text: horizon.to_string(), value: Some(*horizon as f64) },
+        ];
+        row.extend(means.iter().map(|v| match v {
+            Some((mse, mae)) => Cell { text: format!("{mse:.3} / {mae:.3}"), value: Some(*mse) },
+            None => Cell::text("—"),
+        }));
+        rows.push(row);
+        values.push(means);
+    }
+    Some(ForecastTable { table: Table { header, first_numeric: 2, rows }, best, values })
+}
+
+impl ForecastTable {
+    /// Markdown with the best MSE and the best MAE of each row in bold.
+    pub fn markdown(&self) -> String {
+        let mut table = self.table.clone();
+        for (row, ((best_mse, best_mae), means)) in table.rows.iter_mut().zip(self.best.iter().zip(&self.values)) {
+            for (i, v) in means.iter().enumerate() {
+                let Some((mse, mae)) = v else { continue };
+                let mse = if i == *best_mse { format!("**{mse:.3}**") } else { format!("{mse:.3}") };
+                let mae = if i == *best_mae { format!("**{mae:.3}**") } else { format!("{mae:.3}") };
+                row[3 + i].text = format!("{mse} / {mae}");
+            }
+        }
+        super::table::markdown(&table)
+    }
+}
