@@ -15,10 +15,14 @@ fn param(r: &Record, key: &str) -> String {
     r.params.get(key).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default()
 }
 
+/// (dataset, features, horizon): one row of the table.
+type RowKey = (String, String, i64);
+/// model → (Σ MSE, Σ MAE, runs)
+type Sums = BTreeMap<String, (f64, f64, f64)>;
+
 /// None when no forecasting job ended ok.
 pub fn tslib_table(records: &[Record]) -> Option<ForecastTable> {
-    // (dataset, features, horizon) → model → (Σ mse, Σ mae, n)
-    let mut cells: BTreeMap<(String, String, i64), BTreeMap<String, (f64, f64, f64)>> = BTreeMap::new();
+    let mut cells: BTreeMap<RowKey, Sums> = BTreeMap::new();
     let mut models: Vec<String> = Vec::new();
     for r in records.iter().filter(|r| r.task == crate::tasks::forecast::NAME && r.status == Status::Ok) {
         let (Some(mse), Some(mae)) = (r.measurements.mse, r.measurements.mae) else { continue };
