@@ -5,6 +5,7 @@ pub mod fault;
 pub mod forecast;
 pub mod mqar;
 pub mod noop;
+pub mod recall;
 
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
@@ -49,7 +50,7 @@ pub struct TaskInfo {
 }
 
 pub fn registry() -> &'static [TaskInfo] {
-    &[mqar::INFO, forecast::INFO, fault::INFO, noop::INFO]
+    &[mqar::INFO, recall::SELECTIVE_COPY_INFO, recall::INDUCTION_INFO, forecast::INFO, fault::INFO, noop::INFO]
 }
 
 pub fn find(name: &str) -> Option<&'static TaskInfo> {
