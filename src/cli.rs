@@ -79,6 +79,11 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Task data: `seqbench data export SUITE --out DIR` writes what each task entry generates.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
     /// List the registered models (with parameter counts at one size), the presets in
     /// configs/models/, and the tasks.
     Models {
@@ -157,11 +162,30 @@ pub fn main() -> Result<ExitCode> {
             init_tracing(cli.verbose, "warn");
             compare(&base_run, &new_run, threshold, fail_on_regression, out.as_deref())
         }
+        Command::Data { action: DataAction::Export { suite, out } } => {
+            let (_, jobs) = load_jobs(&suite)?;
+            for path in crate::tasks::export::export(&jobs, &out)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models { d_model } => {
             print!("{}", models_text(d_model));
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataAction {
+    /// Write the train and test data of every task entry in SUITE (first seed) as CSV: one row
+    /// per example, `inputs` and `targets` as space-separated token ids (−100: no target).
+    Export {
+        suite: PathBuf,
+        /// Directory for `<task>.train.csv` and `<task>.test.csv`.
+        #[arg(long, default_value = "data-export")]
+        out: PathBuf,
+    },
 }
 
 fn load_jobs(path: &Path) -> Result<(crate::suite::Suite, Vec<Job>)> {

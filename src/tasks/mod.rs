@@ -1,6 +1,7 @@
 //! Tasks: each turns its typed config into train/test token data and declares what the model
 //! must consume and produce ([`TaskIo`]). Generators are deterministic by seed.
 pub mod data;
+pub mod export;
 pub mod fault;
 pub mod forecast;
 pub mod mqar;
