@@ -232,6 +232,12 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
             ),
         ));
     }
+    if let Some(path) = cfg.path.as_ref().filter(|p| !p.is_file()) {
+        return Err(ParamError::new(
+            "path",
+            format!("no such file: {} (relative paths start from the directory seqbench runs in)", path.display()),
+        ));
+    }
     for (key, v) in [("seq_len", cfg.seq_len), ("pred_len", cfg.pred_len)] {
         if !(1..=100_000).contains(&v) {
             return Err(ParamError::new(key, format!("must be in 1..=100000, got {v}")));
