@@ -1,5 +1,6 @@
 //! Charts (plotters, SVG): training-loss curves, accuracy against training throughput with the
-//! Pareto front, and — when the suite sweeps `task.seq_len` — throughput, memory and accuracy
+//! Pareto front, accuracy against model width when `model.d_model` is swept (Zoology's figure),
+//! and — when the suite sweeps `task.seq_len` — throughput, memory and accuracy
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
 use crate::dispatch::progress::human_rate;
 use crate::record::{Record, Status};
@@ -232,6 +233,31 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg });
             }
         }
+        // Zoology's figure: accuracy against model width, one line per architecture.
+        if ok.iter().any(|r| r.swept.iter().any(|k| k == "model.d_model")) {
+            let mut groups: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+            for r in &ok {
+                let width = r.params.get("model.d_model").and_then(|v| v.as_i64());
+                let (Some(width), Some(acc)) = (width, r.measurements.accuracy) else { continue };
+                groups.entry(config_label(r, "model.d_model")).or_default().entry(width).or_default().push(100.0 * acc);
+            }
+            let series: Vec<Series> = groups
+                .into_iter()
+                .map(|(label, by_w)| (label, by_w.into_iter().map(|(w, v)| (w as f64, mean(&v))).collect()))
+                .collect();
+            if !series.is_empty() {
+                let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+                let svg = plot(
+                    &format!("{task}: accuracy vs model width"),
+                    Axis { label: "d_model", log: log_x },
+                    Axis { label: "accuracy (%)", log: false },
+                    &series,
+                    false,
+                    &[],
+                )?;
+                out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg });
+            }
+        }
     }
     Ok(out)
 }
@@ -244,5 +270,29 @@ mod tests {
     fn pareto_front_keeps_the_undominated_points() {
         let pts = [(1.0, 90.0), (2.0, 80.0), (1.5, 70.0), (3.0, 10.0), (0.5, 95.0)];
         assert_eq!(pareto_front(&pts), vec![(0.5, 95.0), (1.0, 90.0), (2.0, 80.0), (3.0, 10.0)]);
+    }
+
+    #[test]
+    fn width_sweeps_get_the_accuracy_vs_width_chart() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
+        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
+        let template: Record = serde_json::from_str(&line).unwrap();
+        let records: Vec<Record> = [("lstm", 64, 0.3), ("lstm", 128, 0.4), ("mamba", 64, 0.5), ("mamba", 128, 0.9)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (model, width, acc))| {
+                let mut r = template.clone();
+                r.job_id = format!("w{i}");
+                r.model = model.into();
+                r.swept = vec!["model.d_model".into()];
+                r.params = [("model.d_model".to_string(), serde_json::json!(width))].into_iter().collect();
+                r.measurements.accuracy = Some(acc);
+                r
+            })
+            .collect();
+        let charts = charts(&records).unwrap();
+        let width = charts.iter().find(|c| c.name == "mqar_accuracy_vs_width").expect("width chart");
+        assert!(width.svg.contains("mqar: accuracy vs model width") && width.svg.contains("d_model"));
+        assert!(width.svg.contains("mamba") && width.svg.contains("lstm"), "one line per architecture");
     }
 }
