@@ -136,7 +136,11 @@ pub fn main() -> Result<ExitCode> {
                     ranks_per_gpu: ranks_per_gpu as usize,
                     gpus_per_node: gpus_per_node.unwrap_or(0) as usize,
                 };
-                dispatch::mpi::serve(session, layout)?;
+                if let Err(e) = dispatch::mpi::serve(session, layout) {
+                    // Rank 0 would wait for this rank forever: end the whole MPI job.
+                    eprintln!("Error: MPI worker rank {}: {e:#}", session.rank());
+                    session.abort(1);
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = RunOptions { out, resume, slots: jobs as usize, dry_run, yes };
@@ -389,14 +393,16 @@ fn run(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Ses
     let mut progress = Progress::new(todo.len());
     let (outcome, abort_mpi) = match mpi {
         Some(session) => {
-            let (outcome, lost) = dispatch::mpi::coordinate(
-                session,
-                todo,
-                &run.path,
-                &run.run_id(),
-                |r| writer.append(r),
-                &mut progress,
-            )?;
+            let coordinated =
+                dispatch::mpi::coordinate(session, todo, &run.path, &run.run_id(), |r| writer.append(r), &mut progress);
+            // Workers may be mid-job and MPI_Finalize would wait on them: an error ends the job.
+            let (outcome, lost) = match coordinated {
+                Ok(result) => result,
+                Err(e) => {
+                    eprintln!("Error: {e:#}\nEnding the MPI run (records so far are on disk; --resume runs the rest).");
+                    session.abort(1)
+                }
+            };
             // Workers that hung, or are still running after an interrupt, cannot finalize.
             let must_abort = lost > 0 || outcome.interrupted;
             (outcome, must_abort.then_some(session))
@@ -410,12 +416,22 @@ fn run(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Ses
             });
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let on_record = |r: &crate::record::Record| writer.append(r);
-            (runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, on_record, &mut progress))?, None)
+            let outcome = runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, on_record, &mut progress));
+            // After Ctrl-C an inline job's thread may still be running: do not wait for it.
+            runtime.shutdown_background();
+            (outcome?, None)
         }
     };
 
     progress.finish();
-    let report = crate::report::build(&run)?;
+    let report = match (crate::report::build(&run), &abort_mpi) {
+        (Ok(report), _) => report,
+        (Err(e), Some(session)) => {
+            eprintln!("Error: building the report: {e:#}");
+            session.abort(1)
+        }
+        (Err(e), None) => return Err(e),
+    };
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

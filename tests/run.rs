@@ -342,6 +342,16 @@ tasks:
   - task: fault
     name: panic
     mode: panic
+  - task: fault
+    name: train-1
+    mode: none
+  - task: mqar
+    name: train-2
+    vocab_size: 16
+    seq_len: 8
+    num_kv_pairs: 2
+    train_examples: 64
+    test_examples: 16
 ",
     );
     let out = seqbench(&["run", suite.to_str().unwrap(), "--out", "results"], tmp.path());
@@ -353,5 +363,7 @@ tasks:
     assert_eq!(status["noop"], "ok");
     assert_eq!(status["error"], "failed");
     assert_eq!(status["panic"], "panic");
+    // Two real trainings in one process: libtorch's thread settings must not fail the second.
+    assert_eq!((status["train-1"].as_str(), status["train-2"].as_str()), ("ok", "ok"), "{records:?}");
     assert!(records.iter().all(|r| r.log_file.is_none()), "inline jobs start no process and write no job log");
 }

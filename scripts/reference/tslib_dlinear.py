@@ -60,6 +60,15 @@ class DLinear(nn.Module):
         return out.permute(0, 2, 1)
 
 
+def validation_loss(model, loader):
+    """TSLib's vali(): the mean of per-batch MSEs."""
+    model.eval()
+    with torch.no_grad():
+        losses = [((model(x) - y) ** 2).mean().item() for x, y in loader]
+    model.train()
+    return sum(losses) / len(losses)
+
+
 def evaluate(model, loader):
     model.eval()
     se = ae = n = 0.0
@@ -89,15 +98,16 @@ def main():
             loss = ((model(x) - y) ** 2).mean()
             loss.backward()
             opt.step()
-        val_mse, _ = evaluate(model, val_l)
+        val_mse = validation_loss(model, val_l)
         if val_mse < best:
             best, best_state, stale = val_mse, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= 3:
                 break
+        # TSLib: adjust_learning_rate(opt, epoch + 1) sets lr * 0.5 ** ((epoch + 1) - 1).
         for g in opt.param_groups:
-            g["lr"] = lr * 0.5 ** (epoch + 1)
+            g["lr"] = lr * 0.5 ** epoch
     model.load_state_dict(best_state)
     mse, mae = evaluate(model, test_l)
     print(f"lr {lr} pred_len {pred_len} seed {seed}: test windows {len(test_l.dataset)} mse {mse:.4f} mae {mae:.4f}")

@@ -102,7 +102,8 @@ pub fn classify(
 /// Runs the job in this process (`isolation: inline`): a panic becomes a `panic` record, an
 /// error a `failed` one; anything worse ends the process.
 fn run_inline(job: Job, threads: u64, mut record: Record) -> Record {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::runner::run_job(&job, threads)));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::runner::run_job_inline(&job, threads)));
     match outcome {
         Ok(Ok(out)) => {
             record.status = out.status;

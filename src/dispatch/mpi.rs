@@ -63,6 +63,14 @@ pub fn gpu_for(local_rank: usize, layout: Layout, gpus_on_node: usize) -> Option
     (gpus > 0).then(|| (local_rank / layout.ranks_per_gpu.max(1)) % gpus)
 }
 
+/// The device id for `CUDA_VISIBLE_DEVICES` of the `index`-th visible device: the entry of an
+/// inherited list, or the index itself.
+pub fn visible_device(inherited: Option<&str>, index: usize) -> String {
+    inherited
+        .and_then(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).nth(index))
+        .map_or_else(|| index.to_string(), str::to_string)
+}
+
 /// Rough cost of a job, to start the largest first: steps × batch × length × width² × layers
 /// from its resolved parameters (missing values count as 1).
 pub fn cost_estimate(job: &Job) -> f64 {
@@ -247,6 +255,8 @@ mod with_mpi {
         let workers = (session.size() - 1) as usize;
         // rank → (job, last message from it)
         let mut busy: HashMap<i32, (Job, Instant)> = HashMap::new();
+        // Ranks given up on: anything they still send is ignored (their job is already recorded).
+        let mut lost_ranks: std::collections::HashSet<i32> = Default::default();
         let (mut released, mut lost) = (0usize, 0usize);
         let mut outcome = Outcome::default();
         let mut last_tick = Instant::now();
@@ -266,6 +276,7 @@ mod with_mpi {
                         record.rank = Some(rank as u64);
                         store(&record, &mut on_record, &mut outcome, progress)?;
                         busy.remove(&rank);
+                        lost_ranks.insert(rank);
                         lost += 1;
                     }
                 }
@@ -278,6 +289,9 @@ mod with_mpi {
             };
             let (payload, status) = probed.matched_receive_vec::<u8>();
             let rank = status.source_rank();
+            if lost_ranks.contains(&rank) {
+                continue;
+            }
             match status.tag() {
                 tag::HEARTBEAT => {
                     if let Some(entry) = busy.get_mut(&rank) {
@@ -349,10 +363,18 @@ mod with_mpi {
         let place = placement(workers, layout);
         let coordinator = world.process_at_rank(0);
         let exe = std::env::current_exe().context("locating the seqbench binary")?;
-        let env: Vec<(String, String)> = place
-            .gpu
-            .map(|g| vec![("CUDA_VISIBLE_DEVICES".into(), g.to_string()), ("SEQBENCH_DEVICE".into(), "cuda:0".into())])
+        // Index g counts the devices this worker sees: map it through an inherited
+        // CUDA_VISIBLE_DEVICES (Slurm's binding) to the device the job process must see.
+        let inherited = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        let device_id = place.gpu.map(|g| visible_device(inherited.as_deref(), g));
+        let env: Vec<(String, String)> = device_id
+            .clone()
+            .map(|d| vec![("CUDA_VISIBLE_DEVICES".into(), d), ("SEQBENCH_DEVICE".into(), "cuda:0".into())])
             .unwrap_or_default();
+        if let Some(g) = place.gpu {
+            // Inline jobs run in this process, which sees every device: point `auto` at ours.
+            std::env::set_var("SEQBENCH_DEVICE", format!("cuda:{g}"));
+        }
         let cores = crate::env_info::cpu_cores();
         coordinator.send_with_tag(&[0u8; 0][..], tag::READY);
         loop {
@@ -384,7 +406,7 @@ mod with_mpi {
             };
             record.rank = Some(world.rank() as u64);
             record.local_rank = Some(place.local_rank as u64);
-            record.cuda_visible_devices = place.gpu.map(|g| g.to_string());
+            record.cuda_visible_devices = device_id.clone();
             coordinator.send_with_tag(&serde_json::to_vec(&record)?[..], tag::RECORD);
         }
     }
@@ -401,5 +423,13 @@ mod tests {
         let two_each = Layout { ranks_per_gpu: 2, gpus_per_node: 2 };
         assert_eq!((0..4).map(|r| gpu_for(r, two_each, 8)).collect::<Vec<_>>(), [0, 0, 1, 1].map(Some));
         assert_eq!(gpu_for(3, one_each, 0), None);
+    }
+
+    #[test]
+    fn device_ids_map_through_an_inherited_visible_list() {
+        assert_eq!(visible_device(Some("4,5,6,7"), 1), "5");
+        assert_eq!(visible_device(Some("GPU-a1, GPU-b2"), 1), "GPU-b2");
+        assert_eq!(visible_device(None, 3), "3");
+        assert_eq!(visible_device(Some(""), 2), "2");
     }
 }

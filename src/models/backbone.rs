@@ -219,6 +219,10 @@ impl SeqModel for Backbone {
         self.head.forward(&self.pool(self.norm_f.forward(&h), mask.as_ref()))
     }
 
+    fn max_positions(&self) -> Option<i64> {
+        self.positions.as_ref().map(|p| p.ws.size()[0])
+    }
+
     fn can_step(&self) -> bool {
         if self.head_kind != Head::PerToken {
             return false;

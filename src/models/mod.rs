@@ -73,6 +73,11 @@ pub trait SeqModel {
     fn flops_per_token(&self, seq_len: i64) -> f64;
     /// Whether `step` works: every mixer has a recurrent form.
     fn can_step(&self) -> bool;
+    /// Positions the model can address (learned position tables end at the task's length);
+    /// None when unbounded.
+    fn max_positions(&self) -> Option<i64> {
+        None
+    }
     /// Recurrent form: tokens (batch,) at position `pos` → logits (batch, num_classes), with one
     /// state per block in `states` (empty before the first step).
     fn step(&self, tokens: &Tensor, pos: i64, states: &mut Vec<MixerState>) -> Tensor;

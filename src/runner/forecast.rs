@@ -4,10 +4,11 @@
 //! improvement, and the best epoch's weights scored on every test window (MSE and MAE on
 //! scaled values).
 use super::measure::{self, percentiles, proc_status_bytes, timed};
-use super::train::{build_optimizer, learning_rate, Batcher};
+use super::train::{build_optimizer, learning_rate};
 use crate::job::Job;
 use crate::models::SeqModel;
 use crate::record::{CurvePoint, JobOutput, Measurements, Status};
+use crate::rng::SplitMix64;
 use crate::tasks::forecast::{self, ForecastConfig, Series};
 use anyhow::{anyhow, Context, Result};
 use std::time::Instant;
@@ -46,7 +47,24 @@ fn predict(model: &dyn SeqModel, x: &Tensor, channel_independence: bool, train: 
     y.reshape([b, c, h]).permute([0, 2, 1])
 }
 
-/// (MSE, MAE) over every window of split `s`, in batches.
+/// TSLib's validation loss: the mean of per-batch MSEs (a short last batch weighs as much as a
+/// full one), which decides early stopping.
+fn validation_loss(model: &dyn SeqModel, series: &Series, batch_size: usize, ci: bool, device: Device) -> f64 {
+    tch::no_grad(|| {
+        let n = series.windows(VAL);
+        let losses: Vec<f64> = (0..n)
+            .step_by(batch_size)
+            .map(|start| {
+                let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
+                let (x, y) = batch(series, VAL, &idx, device);
+                (predict(model, &x, ci, false) - y).square().mean(Kind::Float).double_value(&[])
+            })
+            .collect();
+        losses.iter().sum::<f64>() / losses.len().max(1) as f64
+    })
+}
+
+/// (MSE, MAE) over every value of every window of split `s`, in batches.
 fn score(model: &dyn SeqModel, series: &Series, s: usize, batch_size: usize, ci: bool, device: Device) -> (f64, f64) {
     tch::no_grad(|| {
         let (mut se, mut ae, mut count) = (0.0, 0.0, 0i64);
@@ -86,7 +104,10 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let total_steps = cfg.steps.unwrap_or(epochs * steps_per_epoch);
     let tokens_per_step = (batch_size * series.seq_len) as f64;
     let timing_warmup = cfg.measure_warmup_steps.min(total_steps / 2);
-    let mut batcher = Batcher::new(n_train, job.seed);
+    // Each epoch visits every training window once in a fresh order, the last batch partial
+    // (TSLib: shuffle on, drop_last off).
+    let mut order: Vec<usize> = (0..n_train).collect();
+    let mut shuffler = SplitMix64::new(job.seed ^ 0x0BA7_C4E5);
     let (mut step, mut step_rates, mut curve) = (0u64, Vec::new(), Vec::new());
     let (mut best_val, mut best_weights, mut stale, mut epochs_trained) = (f64::INFINITY, None, 0u64, 0u64);
     let (mut status, mut reason, mut last_loss) = (Status::Ok, None, None);
@@ -94,11 +115,12 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     'epochs: for epoch in 0..epochs {
         let mut epoch_loss = 0.0;
         let mut epoch_steps = 0u64;
-        for _ in 0..steps_per_epoch {
+        shuffler.shuffle(&mut order);
+        for indices in order.chunks(batch_size) {
             if step >= total_steps {
                 break;
             }
-            let (x, y) = batch(&series, TRAIN, &batcher.next_indices(batch_size), device);
+            let (x, y) = batch(&series, TRAIN, indices, device);
             opt.set_lr(learning_rate(cfg, step, total_steps, steps_per_epoch));
             let (loss, secs) = timed(device, || {
                 let loss = (predict(model.as_ref(), &x, ci, true) - &y).square().mean(Kind::Float);
@@ -127,7 +149,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         }
         epochs_trained = epoch + 1;
         last_loss = Some(epoch_loss / epoch_steps as f64);
-        let (val_mse, _) = score(model.as_ref(), &series, VAL, batch_size, ci, device);
+        let val_mse = validation_loss(model.as_ref(), &series, batch_size, ci, device);
         curve.push(CurvePoint { step, loss: epoch_loss / epoch_steps as f64, eval_accuracy: None });
         tracing::info!("epoch {} train {:.4} val {val_mse:.4}", epoch + 1, epoch_loss / epoch_steps as f64);
         if val_mse < best_val {

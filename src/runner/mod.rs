@@ -38,18 +38,27 @@ fn limit_memory(bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs one job in this process. `threads` = 0 leaves libtorch's default.
+/// Runs one job in its own job process (`seqbench exec-job`): the memory limit applies to the
+/// whole process. `threads` = 0 leaves libtorch's default.
 pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
-    if job.task.kind == crate::tasks::noop::NAME {
-        return Ok(JobOutput { status: crate::record::Status::Ok, reason: None, measurements: Default::default() });
-    }
     if let Some(limit) = &job.train.max_memory {
         let bytes = limit.bytes().map_err(anyhow::Error::msg)?;
         limit_memory(bytes)?;
     }
+    run_job_inline(job, threads)
+}
+
+/// Runs one job inside a longer-lived process (`isolation: inline`): no memory limit (it would
+/// cap the dispatcher itself), and libtorch's inter-op pool set only once, since libtorch
+/// refuses to resize it.
+pub fn run_job_inline(job: &Job, threads: u64) -> Result<JobOutput> {
+    static INTEROP: std::sync::Once = std::sync::Once::new();
+    if job.task.kind == crate::tasks::noop::NAME {
+        return Ok(JobOutput { status: crate::record::Status::Ok, reason: None, measurements: Default::default() });
+    }
     if threads > 0 {
         tch::set_num_threads(threads as i32);
-        tch::set_num_interop_threads(1);
+        INTEROP.call_once(|| tch::set_num_interop_threads(1));
     }
     if job.task.kind == crate::tasks::forecast::NAME {
         return forecast::train_and_evaluate(job);

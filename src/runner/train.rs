@@ -72,7 +72,12 @@ pub(super) fn learning_rate(cfg: &TrainConfig, step: u64, total: u64, steps_per_
             let progress = (step - warm) as f64 / (total.saturating_sub(warm)).max(1) as f64;
             cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
         }
-        Schedule::Halving => cfg.lr * 0.5f64.powi((step / steps_per_epoch.max(1)).min(1000) as i32),
+        // TSLib's type1 sets lr·0.5^(e−1) after epoch e (1-based) for the next one: epochs 1 and
+        // 2 train at lr, epoch 3 at lr/2, and so on.
+        Schedule::Halving => {
+            let epoch = step / steps_per_epoch.max(1);
+            cfg.lr * 0.5f64.powi(epoch.saturating_sub(1).min(1000) as i32)
+        }
     }
 }
 
@@ -168,14 +173,23 @@ fn generation_throughput(
     let batch = cfg.batch_size as usize;
     let idx: Vec<usize> = (0..batch).map(|i| i % split.n).collect();
     let (x, _) = batch_tensors(split, &idx, device);
-    let prompt = split.seq_len.min(MAX_PROMPT) as i64;
+    let mut prompt = split.seq_len.min(MAX_PROMPT) as i64;
+    let mut generate = cfg.generate_tokens as i64;
+    // A learned position table ends at the task's length: prompt and generation share it.
+    if let Some(max) = model.max_positions().filter(|&max| prompt + generate > max) {
+        prompt = prompt.min(max / 2);
+        generate = generate.min(max - prompt);
+    }
+    if generate <= 0 || prompt <= 0 {
+        return None;
+    }
     let samples: Vec<f64> = tch::no_grad(|| {
         let mut states = Vec::new();
         let mut logits = Tensor::zeros([1], (Kind::Float, device));
         for pos in 0..prompt {
             logits = model.step(&x.select(1, pos), pos, &mut states);
         }
-        (0..cfg.generate_tokens as i64)
+        (0..generate)
             .map(|i| {
                 let next = logits.argmax(-1, false).remainder(io.vocab_size);
                 let (out, secs) = timed(device, || model.step(&next, prompt + i, &mut states));
@@ -314,6 +328,13 @@ mod tests {
         assert!((learning_rate(&cfg, 10, 110, 10) - 1.0).abs() < 1e-12);
         assert!((learning_rate(&cfg, 60, 110, 10) - 0.5).abs() < 1e-12);
         assert!(learning_rate(&cfg, 109, 110, 10) < 0.01);
+    }
+
+    #[test]
+    fn halving_follows_tslib_type1() {
+        let cfg = TrainConfig { lr: 1.0, schedule: Schedule::Halving, ..Default::default() };
+        let per_epoch: Vec<f64> = (0..4).map(|e| learning_rate(&cfg, e * 10 + 3, 40, 10)).collect();
+        assert_eq!(per_epoch, [1.0, 1.0, 0.5, 0.25]);
     }
 
     #[test]

@@ -97,7 +97,9 @@ pub fn split_rows(rule: SplitRule, rows: usize, seq_len: usize) -> [Range<usize>
             (train, rows - test, rows)
         }
     };
-    [0..train_end, train_end - seq_len..val_end, val_end - seq_len..test_end]
+    // Saturating: a file too short for the input length gives empty splits, which `load`
+    // reports as too few rows.
+    [0..train_end, train_end.saturating_sub(seq_len)..val_end, val_end.saturating_sub(seq_len)..test_end]
 }
 
 /// A loaded, scaled series and its splits.
