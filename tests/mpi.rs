@@ -126,3 +126,66 @@ fn one_rank_under_mpirun_runs_locally() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].rank, None);
 }
+
+/// The pid of the `seqbench run` process that is MPI rank `rank` (from its environment).
+fn pid_of_rank(rank: u32) -> Option<i32> {
+    let exe = env!("CARGO_BIN_EXE_seqbench");
+    std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()).find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.first() != Some(&exe.as_bytes()) || args.get(1) != Some(&&b"run"[..]) {
+            return None;
+        }
+        let environ = std::fs::read(e.path().join("environ")).ok()?;
+        let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+        environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid)
+    })
+}
+
+/// A worker rank killed mid-run: mpirun ends every rank (OpenMPI's behaviour, documented in the
+/// README); nothing recorded is lost and `--resume` completes the run with no duplicates.
+#[test]
+fn a_killed_worker_rank_loses_nothing_and_resume_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = suite(tmp.path(), "mpi_kill", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
+    let mut child = mpirun(3, &["run", path.to_str().unwrap(), "--out", "results"], tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let records_path = loop {
+        let found = std::fs::read_dir(tmp.path().join("results/mpi_kill"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("records.jsonl"));
+        if let Some(p) = found.filter(|p| std::fs::read_to_string(p).map(|t| t.lines().count() >= 1).unwrap_or(false)) {
+            break p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no record within two minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let worker = pid_of_rank(2).expect("worker rank 2 is running");
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "mpirun must report the dead rank");
+    let run = records_path.parent().unwrap().to_path_buf();
+    let before = records(&run);
+    let ids: BTreeSet<&str> = before.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!(ids.len(), before.len(), "no duplicate before resume");
+
+    let resume = || output(mpirun(3, &["run", path.to_str().unwrap(), "--resume", run.to_str().unwrap()], tmp.path()));
+    let mut out = resume();
+    let retry_until = Instant::now() + Duration::from_secs(20);
+    while String::from_utf8_lossy(&out.stderr).contains("in use by another seqbench") && Instant::now() < retry_until {
+        std::thread::sleep(Duration::from_millis(500));
+        out = resume();
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = records(&run);
+    let ids: BTreeSet<&str> = after.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!((after.len(), ids.len()), (6, 6), "every job exactly once after resume:\n{}", text(&out));
+    // What was recorded before the kill is still there, unchanged.
+    assert!(before.iter().all(|b| after.iter().any(|a| a.job_id == b.job_id && a.finished_at == b.finished_at)));
+}
