@@ -46,6 +46,51 @@ fn text(o: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// Starts `mpirun -n 3 seqbench run SUITE` in the background and returns it with its run
+/// directory once the first record is on disk (within two minutes).
+// The caller waits for the returned child; clippy cannot follow it out of the function.
+#[allow(clippy::zombie_processes)]
+fn start_and_wait_for_a_record(dir: &Path, suite: &Path, name: &str) -> (std::process::Child, PathBuf) {
+    let mut child = mpirun(3, &["run", suite.to_str().unwrap(), "--out", "results"], dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let run = std::fs::read_dir(dir.join("results").join(name))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        let has_record = |run: &PathBuf| {
+            std::fs::read_to_string(run.join("records.jsonl")).map(|t| t.lines().count() >= 1).unwrap_or(false)
+        };
+        if let Some(run) = run.filter(has_record) {
+            return (child, run);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no record within two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `mpirun -n 3 seqbench run SUITE --resume RUN`. mpirun returns as soon as it has signalled the
+/// ranks; rank 0 may hold run.lock a moment longer before it dies, so a busy lock is retried
+/// for up to 20 s.
+fn resume(dir: &Path, suite: &Path, run: &Path) -> Output {
+    let attempt = || output(mpirun(3, &["run", suite.to_str().unwrap(), "--resume", run.to_str().unwrap()], dir));
+    let mut out = attempt();
+    let retry_until = Instant::now() + Duration::from_secs(20);
+    while String::from_utf8_lossy(&out.stderr).contains("in use by another seqbench") && Instant::now() < retry_until {
+        std::thread::sleep(Duration::from_millis(500));
+        out = attempt();
+    }
+    out
+}
+
 #[test]
 fn three_ranks_record_every_job_once_from_both_workers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -76,39 +121,14 @@ fn three_ranks_record_every_job_once_from_both_workers() {
 fn an_interrupted_mpi_run_resumes_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();
     let path = suite(tmp.path(), "mpi_resume", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
-    let mut child = mpirun(3, &["run", path.to_str().unwrap(), "--out", "results"], tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Interrupt once at least one record is on disk and before all are.
-    let started = Instant::now();
-    let records_path = loop {
-        let found = std::fs::read_dir(tmp.path().join("results/mpi_resume"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("records.jsonl"));
-        if let Some(p) = found.filter(|p| std::fs::read_to_string(p).map(|t| t.lines().count() >= 1).unwrap_or(false)) {
-            break p;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "no record within two minutes");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_resume");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
-    let run = records_path.parent().unwrap().to_path_buf();
     let before = records(&run).len();
     assert!((1..6).contains(&before), "the interrupt came too late to test resume: {before} records");
 
-    // mpirun returns as soon as it has signalled the ranks; rank 0 may hold run.lock a moment
-    // longer before it dies.
-    let resume = || output(mpirun(3, &["run", path.to_str().unwrap(), "--resume", run.to_str().unwrap()], tmp.path()));
-    let mut out = resume();
-    let retry_until = Instant::now() + Duration::from_secs(20);
-    while String::from_utf8_lossy(&out.stderr).contains("in use by another seqbench") && Instant::now() < retry_until {
-        std::thread::sleep(Duration::from_millis(500));
-        out = resume();
-    }
+    let out = resume(tmp.path(), &path, &run);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let recs = records(&run);
     let ids: BTreeSet<&str> = recs.iter().map(|r| r.job_id.as_str()).collect();
@@ -149,39 +169,16 @@ fn pid_of_rank(rank: u32) -> Option<i32> {
 fn a_killed_worker_rank_loses_nothing_and_resume_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let path = suite(tmp.path(), "mpi_kill", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
-    let mut child = mpirun(3, &["run", path.to_str().unwrap(), "--out", "results"], tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let records_path = loop {
-        let found = std::fs::read_dir(tmp.path().join("results/mpi_kill"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("records.jsonl"));
-        if let Some(p) = found.filter(|p| std::fs::read_to_string(p).map(|t| t.lines().count() >= 1).unwrap_or(false)) {
-            break p;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "no record within two minutes");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_kill");
     let worker = pid_of_rank(2).expect("worker rank 2 is running");
     unsafe { libc::kill(worker, libc::SIGKILL) };
     let status = child.wait().unwrap();
     assert!(!status.success(), "mpirun must report the dead rank");
-    let run = records_path.parent().unwrap().to_path_buf();
     let before = records(&run);
     let ids: BTreeSet<&str> = before.iter().map(|r| r.job_id.as_str()).collect();
     assert_eq!(ids.len(), before.len(), "no duplicate before resume");
 
-    let resume = || output(mpirun(3, &["run", path.to_str().unwrap(), "--resume", run.to_str().unwrap()], tmp.path()));
-    let mut out = resume();
-    let retry_until = Instant::now() + Duration::from_secs(20);
-    while String::from_utf8_lossy(&out.stderr).contains("in use by another seqbench") && Instant::now() < retry_until {
-        std::thread::sleep(Duration::from_millis(500));
-        out = resume();
-    }
+    let out = resume(tmp.path(), &path, &run);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let after = records(&run);
     let ids: BTreeSet<&str> = after.iter().map(|r| r.job_id.as_str()).collect();

@@ -43,7 +43,6 @@ pub fn human_duration(secs: f64) -> String {
 
 impl Progress {
     pub fn new(total: usize) -> Self {
-        let now = Instant::now();
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
@@ -55,30 +54,16 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_secs(1));
             bar
         });
-        Progress {
-            total,
-            done: 0,
-            failed: 0,
-            started: now,
-            last_line: now,
-            running: BTreeMap::new(),
-            quiet: false,
-            bar,
-        }
+        Progress::with(total, false, bar)
     }
 
     pub fn quiet(total: usize) -> Self {
+        Progress::with(total, true, None)
+    }
+
+    fn with(total: usize, quiet: bool, bar: Option<indicatif::ProgressBar>) -> Self {
         let now = Instant::now();
-        Progress {
-            total,
-            done: 0,
-            failed: 0,
-            started: now,
-            last_line: now,
-            running: BTreeMap::new(),
-            quiet: true,
-            bar: None,
-        }
+        Progress { total, done: 0, failed: 0, started: now, last_line: now, running: BTreeMap::new(), quiet, bar }
     }
 
     pub fn started(&mut self, job: &Job) {

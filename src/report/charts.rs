@@ -119,6 +119,20 @@ fn config_label(r: &Record, skip: &str) -> String {
     parts.join(" ")
 }
 
+/// One line per configuration (model and the other swept parameters) of a metric against the
+/// integer parameter `key` (e.g. `task.seq_len`), averaged over seeds.
+fn against_param(ok: &[&Record], key: &str, get: impl Fn(&Record) -> Option<f64>) -> Vec<Series> {
+    let mut groups: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+    for r in ok {
+        let (Some(x), Some(v)) = (r.params.get(key).and_then(|v| v.as_i64()), get(r)) else { continue };
+        groups.entry(config_label(r, key)).or_default().entry(x).or_default().push(v);
+    }
+    groups
+        .into_iter()
+        .map(|(label, by_x)| (label, by_x.into_iter().map(|(x, v)| (x as f64, mean(&v))).collect()))
+        .collect()
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -206,17 +220,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 ("accuracy", "accuracy (%)", |r| r.measurements.accuracy.map(|a| 100.0 * a)),
             ];
             for (name, label, get) in metrics {
-                let mut groups: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
-                for r in &ok {
-                    let (Some(len), Some(v)) = (r.params.get("task.seq_len").and_then(|v| v.as_i64()), get(r)) else {
-                        continue;
-                    };
-                    groups.entry(config_label(r, "task.seq_len")).or_default().entry(len).or_default().push(v);
-                }
-                let series: Vec<Series> = groups
-                    .into_iter()
-                    .map(|(label, by_len)| (label, by_len.into_iter().map(|(l, v)| (l as f64, mean(&v))).collect()))
-                    .collect();
+                let series = against_param(&ok, "task.seq_len", get);
                 if series.is_empty() {
                     continue;
                 }
@@ -235,16 +239,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
         }
         // Zoology's figure: accuracy against model width, one line per architecture.
         if ok.iter().any(|r| r.swept.iter().any(|k| k == "model.d_model")) {
-            let mut groups: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
-            for r in &ok {
-                let width = r.params.get("model.d_model").and_then(|v| v.as_i64());
-                let (Some(width), Some(acc)) = (width, r.measurements.accuracy) else { continue };
-                groups.entry(config_label(r, "model.d_model")).or_default().entry(width).or_default().push(100.0 * acc);
-            }
-            let series: Vec<Series> = groups
-                .into_iter()
-                .map(|(label, by_w)| (label, by_w.into_iter().map(|(w, v)| (w as f64, mean(&v))).collect()))
-                .collect();
+            let series = against_param(&ok, "model.d_model", |r| r.measurements.accuracy.map(|a| 100.0 * a));
             if !series.is_empty() {
                 let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
                 let svg = plot(

@@ -4,7 +4,7 @@
 //! improvement, and the best epoch's weights scored on every test window (MSE and MAE on
 //! scaled values).
 use super::measure::{self, percentiles, proc_status_bytes, timed};
-use super::train::{build_optimizer, learning_rate};
+use super::train::{build_optimizer, learning_rate, optimizer_step};
 use crate::job::Job;
 use crate::models::SeqModel;
 use crate::record::{CurvePoint, JobOutput, Measurements, Status};
@@ -124,12 +124,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             opt.set_lr(learning_rate(cfg, step, total_steps, steps_per_epoch));
             let (loss, secs) = timed(device, || {
                 let loss = (predict(model.as_ref(), &x, ci, true) - &y).square().mean(Kind::Float);
-                opt.zero_grad();
-                loss.backward();
-                if cfg.grad_clip > 0.0 {
-                    opt.clip_grad_norm(cfg.grad_clip);
-                }
-                opt.step();
+                optimizer_step(&mut opt, &loss, cfg.grad_clip);
                 loss
             });
             let loss = loss.double_value(&[]);

@@ -81,6 +81,16 @@ pub(super) fn learning_rate(cfg: &TrainConfig, step: u64, total: u64, steps_per_
     }
 }
 
+/// One update: gradients of `loss`, clipped to `grad_clip` (0: no clipping), then the step.
+pub(super) fn optimizer_step(opt: &mut nn::Optimizer, loss: &Tensor, grad_clip: f64) {
+    opt.zero_grad();
+    loss.backward();
+    if grad_clip > 0.0 {
+        opt.clip_grad_norm(grad_clip);
+    }
+    opt.step();
+}
+
 pub(super) fn build_optimizer(vs: &nn::VarStore, cfg: &TrainConfig, lr: f64) -> Result<nn::Optimizer> {
     let opt = match cfg.optimizer {
         Optimizer::Adamw => nn::adamw(0.9, 0.999, cfg.weight_decay).build(vs, lr),
@@ -245,12 +255,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         opt.set_lr(learning_rate(&lr_cfg, step, total_steps, (data.train.n as u64).div_ceil(batch as u64)));
         let (loss, secs) = timed(device, || {
             let loss = loss_fn(&model.forward_t(&x, true), &y);
-            opt.zero_grad();
-            loss.backward();
-            if cfg.grad_clip > 0.0 {
-                opt.clip_grad_norm(cfg.grad_clip);
-            }
-            opt.step();
+            optimizer_step(&mut opt, &loss, cfg.grad_clip);
             loss
         });
         let loss = loss.double_value(&[]);

@@ -134,12 +134,18 @@ impl Series {
 
     /// Shapes for the model: real-valued channels in, the same channels forecast.
     pub fn io(&self, channel_independence: bool) -> TaskIo {
-        let c = if channel_independence { 1 } else { self.channels as i64 };
-        TaskIo {
-            input_features: c,
-            head: Head::Forecast { horizon: self.pred_len as i64 },
-            ..TaskIo::per_token(0, c, self.seq_len as i64, false)
-        }
+        forecast_io(self.channels, self.seq_len, self.pred_len, channel_independence)
+    }
+}
+
+/// Real-valued channels in (one per series with channel independence), the same channels
+/// forecast `pred_len` steps ahead.
+fn forecast_io(channels: usize, seq_len: usize, pred_len: usize, channel_independence: bool) -> TaskIo {
+    let c = if channel_independence { 1 } else { channels as i64 };
+    TaskIo {
+        input_features: c,
+        head: Head::Forecast { horizon: pred_len as i64 },
+        ..TaskIo::per_token(0, c, seq_len as i64, false)
     }
 }
 
@@ -258,16 +264,7 @@ fn io(params: &serde_json::Value) -> Result<TaskIo> {
         (_, "exchange_rate") => 8,
         _ => 1,
     };
-    let series = Series {
-        values: Vec::new(),
-        channels,
-        splits: [0..0, 0..0, 0..0],
-        seq_len: cfg.seq_len as usize,
-        pred_len: cfg.pred_len as usize,
-        mean: Vec::new(),
-        std: Vec::new(),
-    };
-    Ok(series.io(cfg.channel_independence))
+    Ok(forecast_io(channels, cfg.seq_len as usize, cfg.pred_len as usize, cfg.channel_independence))
 }
 
 fn build(_: &serde_json::Value, _: u64) -> Result<TaskData> {

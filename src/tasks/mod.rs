@@ -50,6 +50,29 @@ pub struct TaskInfo {
     pub build: fn(&serde_json::Value, u64) -> anyhow::Result<TaskData>,
 }
 
+/// `TaskInfo::resolve` for a typed config with checks serde cannot express: deserialize,
+/// validate (errors are (key, message)), then the full config as JSON.
+pub fn resolve_validated<C: serde::de::DeserializeOwned + serde::Serialize>(
+    combo: &ParamMap,
+    validate: fn(&C) -> Result<(), (&'static str, String)>,
+) -> Result<serde_json::Value, ParamError> {
+    let cfg: C = crate::params::resolve(combo)?;
+    validate(&cfg).map_err(|(k, m)| ParamError::new(k, m))?;
+    serde_json::to_value(&cfg).map_err(|e| ParamError::new("", e.to_string()))
+}
+
+/// Train and test splits of a generated task, from distinct streams of one seed: the task's
+/// own `data_seed` when it has one, else the job's.
+pub fn generate_splits(
+    data_seed: Option<u64>,
+    seed: u64,
+    (train_n, test_n): (usize, usize),
+    generate: impl Fn(usize, u64) -> TokenSplit,
+) -> (TokenSplit, TokenSplit) {
+    let s = data_seed.unwrap_or(seed).wrapping_mul(2);
+    (generate(train_n, s), generate(test_n, s + 1))
+}
+
 pub fn registry() -> &'static [TaskInfo] {
     &[mqar::INFO, recall::SELECTIVE_COPY_INFO, recall::INDUCTION_INFO, forecast::INFO, fault::INFO, noop::INFO]
 }

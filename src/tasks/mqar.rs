@@ -140,17 +140,13 @@ fn config(params: &serde_json::Value) -> anyhow::Result<MqarConfig> {
 }
 
 fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
-    let cfg: MqarConfig = crate::params::resolve(combo)?;
-    cfg.validate().map_err(|(k, m)| ParamError::new(k, m))?;
-    serde_json::to_value(&cfg).map_err(|e| ParamError::new("", e.to_string()))
+    super::resolve_validated(combo, MqarConfig::validate)
 }
 
 fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
     let cfg = config(params)?;
-    let data_seed = cfg.data_seed.unwrap_or(seed);
-    // Train and test come from distinct streams of the same seed.
-    let train = generate(&cfg, cfg.train_examples, data_seed.wrapping_mul(2));
-    let test = generate(&cfg, cfg.test_examples, data_seed.wrapping_mul(2) + 1);
+    let sizes = (cfg.train_examples, cfg.test_examples);
+    let (train, test) = super::generate_splits(cfg.data_seed, seed, sizes, |n, s| generate(&cfg, n, s));
     Ok(TaskData { train, test, io: cfg.io(), lr_override: None })
 }
 

@@ -7,7 +7,7 @@
 //! - `induction` (induction heads): random tokens 2..V; a trigger token (id 1) appears once at
 //!   a random position followed by some token a, and again at the last position, whose target
 //!   is a. One target per example.
-use super::{TaskData, TaskInfo, TokenSplit, IGNORE};
+use super::{generate_splits, TaskData, TaskInfo, TokenSplit, IGNORE};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -153,43 +153,26 @@ pub fn induction(cfg: &InductionConfig, n: usize, seed: u64) -> TokenSplit {
     TokenSplit { inputs, targets, n, seq_len: len }
 }
 
-fn seeds(data_seed: Option<u64>, seed: u64) -> (u64, u64) {
-    let s = data_seed.unwrap_or(seed).wrapping_mul(2);
-    (s, s + 1)
-}
-
 fn resolve_copy(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
-    let cfg: SelectiveCopyConfig = crate::params::resolve(combo)?;
-    cfg.validate().map_err(|(k, m)| ParamError::new(k, m))?;
-    serde_json::to_value(&cfg).map_err(|e| ParamError::new("", e.to_string()))
+    super::resolve_validated(combo, SelectiveCopyConfig::validate)
 }
 
 fn build_copy(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
     let cfg: SelectiveCopyConfig = serde_json::from_value(params.clone())?;
-    let (train_seed, test_seed) = seeds(cfg.data_seed, seed);
-    Ok(TaskData {
-        train: selective_copy(&cfg, cfg.train_examples, train_seed),
-        test: selective_copy(&cfg, cfg.test_examples, test_seed),
-        io: cfg.io(),
-        lr_override: None,
-    })
+    let sizes = (cfg.train_examples, cfg.test_examples);
+    let (train, test) = generate_splits(cfg.data_seed, seed, sizes, |n, s| selective_copy(&cfg, n, s));
+    Ok(TaskData { train, test, io: cfg.io(), lr_override: None })
 }
 
 fn resolve_induction(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
-    let cfg: InductionConfig = crate::params::resolve(combo)?;
-    cfg.validate().map_err(|(k, m)| ParamError::new(k, m))?;
-    serde_json::to_value(&cfg).map_err(|e| ParamError::new("", e.to_string()))
+    super::resolve_validated(combo, InductionConfig::validate)
 }
 
 fn build_induction(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
     let cfg: InductionConfig = serde_json::from_value(params.clone())?;
-    let (train_seed, test_seed) = seeds(cfg.data_seed, seed);
-    Ok(TaskData {
-        train: induction(&cfg, cfg.train_examples, train_seed),
-        test: induction(&cfg, cfg.test_examples, test_seed),
-        io: cfg.io(),
-        lr_override: None,
-    })
+    let sizes = (cfg.train_examples, cfg.test_examples);
+    let (train, test) = generate_splits(cfg.data_seed, seed, sizes, |n, s| induction(&cfg, n, s));
+    Ok(TaskData { train, test, io: cfg.io(), lr_override: None })
 }
 
 pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
