@@ -147,14 +147,18 @@ fn one_rank_under_mpirun_runs_locally() {
     assert_eq!(recs[0].rank, None);
 }
 
-/// The pid of the `seqbench run` process that is MPI rank `rank` (from its environment).
-fn pid_of_rank(rank: u32) -> Option<i32> {
+/// The pid of the `seqbench run` process that is MPI rank `rank` (from its environment) of the
+/// run started in `dir` (its working directory: other tests run MPI jobs at the same time).
+fn pid_of_rank(rank: u32, dir: &Path) -> Option<i32> {
     let exe = env!("CARGO_BIN_EXE_seqbench");
     std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()).find_map(|e| {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         if args.first() != Some(&exe.as_bytes()) || args.get(1) != Some(&&b"run"[..]) {
+            return None;
+        }
+        if std::fs::read_link(e.path().join("cwd")).ok()? != dir.canonicalize().ok()? {
             return None;
         }
         let environ = std::fs::read(e.path().join("environ")).ok()?;
@@ -170,7 +174,7 @@ fn a_killed_worker_rank_loses_nothing_and_resume_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let path = suite(tmp.path(), "mpi_kill", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
     let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_kill");
-    let worker = pid_of_rank(2).expect("worker rank 2 is running");
+    let worker = pid_of_rank(2, tmp.path()).expect("worker rank 2 is running");
     unsafe { libc::kill(worker, libc::SIGKILL) };
     let status = child.wait().unwrap();
     assert!(!status.success(), "mpirun must report the dead rank");
