@@ -79,6 +79,9 @@ pub struct Measurements {
     pub epochs_trained: Option<u64>,
     /// Fraction of labelled test positions predicted correctly.
     pub accuracy: Option<f64>,
+    /// Accuracy on the task's validation split, where it has one (LRA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
     /// Fraction of test examples with every labelled position correct.
     pub exact_match: Option<f64>,
     /// Training throughput (forward + backward + optimizer), tokens/s: median and p10/p90 of steps

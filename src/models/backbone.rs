@@ -82,6 +82,8 @@ pub struct Backbone {
     embed: Input,
     /// Head::Forecast's map over time (seq_len → horizon).
     time_proj: Option<nn::Linear>,
+    /// Head::PairMatch's MLP layer over [u, v, u·v, u−v] (4·d → d).
+    pair_proj: Option<nn::Linear>,
     positions: Option<nn::Embedding>,
     blocks: Vec<Block>,
     norm_f: nn::LayerNorm,
@@ -110,6 +112,8 @@ impl Backbone {
             Head::Forecast { horizon } => Some(nn::linear(vs / "time_proj", io.seq_len, horizon, Default::default())),
             _ => None,
         };
+        let pair_proj =
+            (io.head == Head::PairMatch).then(|| nn::linear(vs / "pair_proj", 4 * d, d, Default::default()));
         let positions = (cfg.absolute_positions == AbsolutePositions::Learned)
             .then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
         let blocks = (0..cfg.n_layers)
@@ -131,6 +135,7 @@ impl Backbone {
             cfg,
             embed,
             time_proj,
+            pair_proj,
             positions,
             blocks,
             norm_f: nn::layer_norm(vs / "norm_f", vec![d], ln()),
@@ -144,12 +149,25 @@ impl Backbone {
     /// Pools (b, l, d) into (b, 1, d) (or maps it to (b, horizon, d)) as the head requires;
     /// mask (b, l) marks real positions.
     fn pool(&self, h: Tensor, mask: Option<&Tensor>) -> Tensor {
+        self.pool_as(self.head_kind, h, mask)
+    }
+
+    fn pool_as(&self, head: Head, h: Tensor, mask: Option<&Tensor>) -> Tensor {
         let len = h.size()[1];
-        match (self.head_kind, mask) {
+        match (head, mask) {
             (Head::PerToken, _) => h,
             (Head::Forecast { .. }, _) => {
                 let proj = self.time_proj.as_ref().expect("forecast heads have a time projection");
                 proj.forward(&h.transpose(1, 2)).transpose(1, 2)
+            }
+            (Head::PairMatch, _) => {
+                let pooled = self.pool_as(Head::MeanPool, h, mask);
+                let d = pooled.size()[2];
+                let pair = pooled.view([-1, 2, d]);
+                let (u, v) = (pair.select(1, 0), pair.select(1, 1));
+                let features = Tensor::cat(&[&u, &v, &(&u * &v), &(&u - &v)], -1);
+                let proj = self.pair_proj.as_ref().expect("pair heads have a projection");
+                proj.forward(&features).gelu("none").unsqueeze(1)
             }
             (Head::MeanPool, None) => h.mean_dim([1i64].as_slice(), true, None),
             (Head::MeanPool, Some(m)) => {
@@ -205,6 +223,14 @@ impl Backbone {
 
 impl SeqModel for Backbone {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        // Two documents per row are encoded as two rows of their own.
+        let split_pair;
+        let xs = if self.head_kind == Head::PairMatch {
+            split_pair = xs.reshape([-1, xs.size()[1] / 2]);
+            &split_pair
+        } else {
+            xs
+        };
         let mask = self.pad_id.map(|pad| xs.ne(pad).to_kind(self.head.ws.kind()));
         let mut h = self.embed_tokens(xs, 0);
         let p = self.cfg.dropout;

@@ -59,6 +59,10 @@ pub enum Head {
     Forecast {
         horizon: i64,
     },
+    /// Two-document matching (LRA retrieval): an input row is two documents of `seq_len` tokens
+    /// side by side; each is encoded alone and mean-pooled to u and v, and an MLP reads
+    /// [u, v, u·v, u−v] (LRA's dual-encoder head).
+    PairMatch,
 }
 
 /// The recurrent state a mixer carries between steps; its layout is the mixer's own, and it is

@@ -44,14 +44,17 @@ impl Batcher {
 /// (inputs, targets) as (batch, seq) int64 tensors on `device`.
 fn batch_tensors(split: &TokenSplit, indices: &[usize], device: Device) -> (Tensor, Tensor) {
     let mut xs = Vec::with_capacity(indices.len() * split.seq_len);
-    let mut ys = Vec::with_capacity(indices.len() * split.seq_len);
+    let mut ys = Vec::with_capacity(indices.len() * split.target_len);
     for &i in indices {
         let (x, y) = split.example(i);
         xs.extend_from_slice(x);
         ys.extend_from_slice(y);
     }
-    let shape = [indices.len() as i64, split.seq_len as i64];
-    (Tensor::from_slice(&xs).view(shape).to_device(device), Tensor::from_slice(&ys).view(shape).to_device(device))
+    let n = indices.len() as i64;
+    (
+        Tensor::from_slice(&xs).view([n, split.seq_len as i64]).to_device(device),
+        Tensor::from_slice(&ys).view([n, split.target_len as i64]).to_device(device),
+    )
 }
 
 /// Mean cross-entropy over labelled positions. logits: (b, l, c), targets: (b, l).
@@ -225,7 +228,11 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     tch::manual_seed(job.seed as i64);
     let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow!("unknown task {}", job.task.kind))?;
     let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;
-    let data = (task.build)(&job.task.params, job.seed).context("building the task data")?;
+    let data = (task.build)(
+        &job.task.params,
+        crate::tasks::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() },
+    )
+    .context("building the task data")?;
 
     let vs = nn::VarStore::new(device);
     let model = (arch.build)(&vs.root(), &job.model.params, &data.io)?;
@@ -304,6 +311,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     if status == Status::Ok {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
+        m.val_accuracy = data.val.as_ref().map(|val| evaluate(model.as_ref(), val, batch, device).accuracy);
         if let Some((med, p10, p90)) = inference_throughput(model.as_ref(), &data.test, cfg, device) {
             (m.infer_tokens_per_s, m.infer_tokens_per_s_p10, m.infer_tokens_per_s_p90) =
                 (Some(med), Some(p10), Some(p90));

@@ -41,7 +41,9 @@ pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
             continue;
         }
         let task = super::find(&job.task.kind).with_context(|| format!("unknown task {}", job.task.kind))?;
-        let Ok(data) = (task.build)(&job.task.params, job.seed) else {
+        let Ok(data) =
+            (task.build)(&job.task.params, super::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() })
+        else {
             eprintln!("{}: no generated token data to export (skipped)", job.task.label);
             continue;
         };

@@ -51,9 +51,9 @@ fn tiny() -> mqar::MqarConfig {
     }
 }
 
-fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
+fn build(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result<TaskData> {
     let cfg: FaultConfig = serde_json::from_value(params.clone())?;
-    let mut data = (mqar::INFO.build)(&serde_json::to_value(tiny())?, seed)?;
+    let mut data = (mqar::INFO.build)(&serde_json::to_value(tiny())?, ctx)?;
     match cfg.mode {
         FaultMode::None => {}
         FaultMode::Panic => panic!("fault task: deliberate panic"),

@@ -267,7 +267,7 @@ fn io(params: &serde_json::Value) -> Result<TaskIo> {
     Ok(forecast_io(channels, cfg.seq_len as usize, cfg.pred_len as usize, cfg.channel_independence))
 }
 
-fn build(_: &serde_json::Value, _: u64) -> Result<TaskData> {
+fn build(_: &serde_json::Value, _: super::BuildContext) -> Result<TaskData> {
     bail!("forecast data is loaded by the forecasting runner, not as token data")
 }
 

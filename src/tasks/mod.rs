@@ -1,9 +1,11 @@
 //! Tasks: each turns its typed config into train/test token data and declares what the model
 //! must consume and produce ([`TaskIo`]). Generators are deterministic by seed.
+pub mod cache;
 pub mod data;
 pub mod export;
 pub mod fault;
 pub mod forecast;
+pub mod lra;
 pub mod mqar;
 pub mod noop;
 pub mod recall;
@@ -11,28 +13,71 @@ pub mod recall;
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 
-/// A split of a token task: `n` examples of `seq_len` inputs and per-position targets.
-/// Targets equal to [`IGNORE`] carry no label (excluded from loss and accuracy).
+/// A split of a token task: `n` examples of `seq_len` inputs and `target_len` targets each
+/// (`seq_len` for per-position tasks, 1 for classification). Targets equal to [`IGNORE`] carry
+/// no label (excluded from loss and accuracy).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenSplit {
     pub inputs: Vec<i64>,
     pub targets: Vec<i64>,
     pub n: usize,
     pub seq_len: usize,
+    pub target_len: usize,
 }
 
 /// Target value that is excluded from loss and accuracy (PyTorch's `ignore_index` default).
 pub const IGNORE: i64 = -100;
 
 impl TokenSplit {
+    /// A per-position split: one target per input position.
+    pub fn per_token(inputs: Vec<i64>, targets: Vec<i64>, n: usize, seq_len: usize) -> Self {
+        TokenSplit { inputs, targets, n, seq_len, target_len: seq_len }
+    }
+
+    /// A classification split: one label per example.
+    pub fn classification(inputs: Vec<i64>, labels: Vec<i64>, seq_len: usize) -> Self {
+        TokenSplit { n: labels.len(), inputs, targets: labels, seq_len, target_len: 1 }
+    }
+
     pub fn example(&self, i: usize) -> (&[i64], &[i64]) {
-        let r = i * self.seq_len..(i + 1) * self.seq_len;
-        (&self.inputs[r.clone()], &self.targets[r])
+        (
+            &self.inputs[i * self.seq_len..(i + 1) * self.seq_len],
+            &self.targets[i * self.target_len..(i + 1) * self.target_len],
+        )
+    }
+
+    /// The examples in `range`, as a split of their own.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        TokenSplit {
+            inputs: self.inputs[range.start * self.seq_len..range.end * self.seq_len].to_vec(),
+            targets: self.targets[range.start * self.target_len..range.end * self.target_len].to_vec(),
+            n: range.len(),
+            seq_len: self.seq_len,
+            target_len: self.target_len,
+        }
+    }
+}
+
+/// What a task's builder gets besides its config.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The job's seed (tasks may take their own data seed).
+    pub seed: u64,
+    /// The suite's `data_dir`, searched first for dataset files.
+    pub data_dir: Option<&'a std::path::Path>,
+}
+
+impl BuildContext<'_> {
+    pub fn seed(seed: u64) -> Self {
+        BuildContext { seed, data_dir: None }
     }
 }
 
 pub struct TaskData {
     pub train: TokenSplit,
+    /// Held-out split where the task defines one (LRA's validation sets); evaluated and recorded
+    /// beside the test split.
+    pub val: Option<TokenSplit>,
     pub test: TokenSplit,
     pub io: TaskIo,
     /// Test-only: the `fault` task sets an absurd learning rate here to provoke divergence.
@@ -46,8 +91,8 @@ pub struct TaskInfo {
     pub resolve: fn(&ParamMap) -> Result<serde_json::Value, ParamError>,
     /// Shapes the model must handle, from the resolved config alone (no data built).
     pub io: fn(&serde_json::Value) -> anyhow::Result<TaskIo>,
-    /// Builds the data; `seed` is the job's seed (tasks may take their own data seed).
-    pub build: fn(&serde_json::Value, u64) -> anyhow::Result<TaskData>,
+    /// Builds the data.
+    pub build: fn(&serde_json::Value, BuildContext) -> anyhow::Result<TaskData>,
 }
 
 /// `TaskInfo::resolve` for a typed config with checks serde cannot express: deserialize,
@@ -74,7 +119,18 @@ pub fn generate_splits(
 }
 
 pub fn registry() -> &'static [TaskInfo] {
-    &[mqar::INFO, recall::SELECTIVE_COPY_INFO, recall::INDUCTION_INFO, forecast::INFO, fault::INFO, noop::INFO]
+    &[
+        mqar::INFO,
+        recall::SELECTIVE_COPY_INFO,
+        recall::INDUCTION_INFO,
+        forecast::INFO,
+        lra::text::INFO,
+        lra::retrieval::INFO,
+        lra::retrieval::STANDIN_INFO,
+        lra::image::INFO,
+        fault::INFO,
+        noop::INFO,
+    ]
 }
 
 pub fn find(name: &str) -> Option<&'static TaskInfo> {

@@ -132,7 +132,7 @@ pub fn generate(cfg: &MqarConfig, n: usize, seed: u64) -> TokenSplit {
         inputs.extend_from_slice(&x);
         targets.extend_from_slice(&y);
     }
-    TokenSplit { inputs, targets, n, seq_len: l }
+    TokenSplit::per_token(inputs, targets, n, l)
 }
 
 fn config(params: &serde_json::Value) -> anyhow::Result<MqarConfig> {
@@ -143,11 +143,11 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
     super::resolve_validated(combo, MqarConfig::validate)
 }
 
-fn build(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
+fn build(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result<TaskData> {
     let cfg = config(params)?;
     let sizes = (cfg.train_examples, cfg.test_examples);
-    let (train, test) = super::generate_splits(cfg.data_seed, seed, sizes, |n, s| generate(&cfg, n, s));
-    Ok(TaskData { train, test, io: cfg.io(), lr_override: None })
+    let (train, test) = super::generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| generate(&cfg, n, s));
+    Ok(TaskData { train, val: None, test, io: cfg.io(), lr_override: None })
 }
 
 pub const INFO: TaskInfo = TaskInfo {

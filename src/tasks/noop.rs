@@ -19,7 +19,7 @@ fn io(_: &serde_json::Value) -> anyhow::Result<TaskIo> {
     Ok(TaskIo::per_token(16, 16, 8, true))
 }
 
-fn build(_: &serde_json::Value, _: u64) -> anyhow::Result<TaskData> {
+fn build(_: &serde_json::Value, _: super::BuildContext) -> anyhow::Result<TaskData> {
     anyhow::bail!("the noop task has no data; the runner never builds it")
 }
 

@@ -131,7 +131,7 @@ pub fn selective_copy(cfg: &SelectiveCopyConfig, n: usize, seed: u64) -> TokenSp
         inputs.extend_from_slice(&x);
         targets.extend_from_slice(&y);
     }
-    TokenSplit { inputs, targets, n, seq_len: len }
+    TokenSplit::per_token(inputs, targets, n, len)
 }
 
 /// Induction-head examples. Deterministic in (`cfg`, `seed`).
@@ -150,29 +150,29 @@ pub fn induction(cfg: &InductionConfig, n: usize, seed: u64) -> TokenSplit {
         inputs.extend_from_slice(&x);
         targets.extend_from_slice(&y);
     }
-    TokenSplit { inputs, targets, n, seq_len: len }
+    TokenSplit::per_token(inputs, targets, n, len)
 }
 
 fn resolve_copy(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
     super::resolve_validated(combo, SelectiveCopyConfig::validate)
 }
 
-fn build_copy(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
+fn build_copy(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result<TaskData> {
     let cfg: SelectiveCopyConfig = serde_json::from_value(params.clone())?;
     let sizes = (cfg.train_examples, cfg.test_examples);
-    let (train, test) = generate_splits(cfg.data_seed, seed, sizes, |n, s| selective_copy(&cfg, n, s));
-    Ok(TaskData { train, test, io: cfg.io(), lr_override: None })
+    let (train, test) = generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| selective_copy(&cfg, n, s));
+    Ok(TaskData { train, val: None, test, io: cfg.io(), lr_override: None })
 }
 
 fn resolve_induction(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
     super::resolve_validated(combo, InductionConfig::validate)
 }
 
-fn build_induction(params: &serde_json::Value, seed: u64) -> anyhow::Result<TaskData> {
+fn build_induction(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result<TaskData> {
     let cfg: InductionConfig = serde_json::from_value(params.clone())?;
     let sizes = (cfg.train_examples, cfg.test_examples);
-    let (train, test) = generate_splits(cfg.data_seed, seed, sizes, |n, s| induction(&cfg, n, s));
-    Ok(TaskData { train, test, io: cfg.io(), lr_override: None })
+    let (train, test) = generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| induction(&cfg, n, s));
+    Ok(TaskData { train, val: None, test, io: cfg.io(), lr_override: None })
 }
 
 pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
