@@ -79,7 +79,7 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Task data: `seqbench data export SUITE --out DIR` writes what each task entry generates.
+    /// Task data: export what a suite's tasks (or one task) generate; validate ListOps files.
     Data {
         #[command(subcommand)]
         action: DataAction,
@@ -166,13 +166,7 @@ pub fn main() -> Result<ExitCode> {
             init_tracing(cli.verbose, "warn");
             compare(&base_run, &new_run, threshold, fail_on_regression, out.as_deref())
         }
-        Command::Data { action: DataAction::Export { suite, out } } => {
-            let (_, jobs) = load_jobs(&suite)?;
-            for path in crate::tasks::export::export(&jobs, &out)? {
-                println!("{}", path.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Data { action } => data_command(action),
         Command::Models { d_model } => {
             print!("{}", models_text(d_model));
             Ok(ExitCode::SUCCESS)
@@ -182,14 +176,68 @@ pub fn main() -> Result<ExitCode> {
 
 #[derive(Subcommand, Debug)]
 pub enum DataAction {
-    /// Write the train and test data of every task entry in SUITE (first seed) as CSV: one row
-    /// per example, `inputs` and `targets` as space-separated token ids (−100: no target).
+    /// Write task data. With a suite file: the train and test data of every task entry (first
+    /// seed) as CSV under the directory OUT, one row per example, `inputs` and `targets` as
+    /// space-separated token ids (−100: no target). With a task name: one split to the file
+    /// OUT — LRA TSV for listops, CSV otherwise, or with `--png N` the first N images of
+    /// pathfinder/pathx as PNG files (plus labels.csv) in the directory OUT.
+    #[command(after_help = "Examples:
+  seqbench data export suites/quick.yaml --out data-export
+  seqbench data export listops --param max_length=256 --param min_length=64 --split test --out listops.tsv
+  seqbench data export pathfinder --split train --png 16 --out pathfinder-png")]
     Export {
-        suite: PathBuf,
-        /// Directory for `<task>.train.csv` and `<task>.test.csv`.
+        /// A suite file (YAML) or a task name (see `seqbench models`).
+        source: String,
+        /// Task parameter KEY=VALUE (task mode; repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Which split (task mode).
+        #[arg(long, value_enum, default_value = "train")]
+        split: crate::tasks::export::SplitName,
+        /// Write the first N images as PNG (pathfinder, pathx).
+        #[arg(long, value_name = "N")]
+        png: Option<usize>,
+        /// Output directory (suite mode, or --png) or file (task mode).
         #[arg(long, default_value = "data-export")]
         out: PathBuf,
     },
+    /// Recompute every label of an LRA-format (or SPINN) ListOps TSV file with the evaluator;
+    /// exit status 1 when any label disagrees.
+    Validate {
+        /// Only `listops` can be validated.
+        #[arg(value_parser = ["listops"])]
+        task: String,
+        file: PathBuf,
+    },
+}
+
+fn data_command(action: DataAction) -> Result<ExitCode> {
+    match action {
+        DataAction::Export { source, params, split, png, out } => {
+            let is_suite = source.ends_with(".yaml") || source.ends_with(".yml") || Path::new(&source).is_file();
+            let written = if is_suite {
+                if !params.is_empty() || png.is_some() {
+                    return Err(InputError::new("--param and --png apply to a task name, not a suite file").into());
+                }
+                let (_, jobs) = load_jobs(Path::new(&source))?;
+                crate::tasks::export::export(&jobs, &out)?
+            } else {
+                crate::tasks::export::export_task(&source, &params, split, &out, png)?
+            };
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DataAction::Validate { task: _, file } => {
+            let (rows, mismatches, first) = crate::tasks::export::validate_listops(&file)?;
+            println!("{}: {rows} rows, {mismatches} label mismatches", file.display());
+            for line in &first {
+                println!("  {line}");
+            }
+            Ok(if mismatches == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
 }
 
 fn load_jobs(path: &Path) -> Result<(crate::suite::Suite, Vec<Job>)> {

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod forecast;
 pub mod frame;
 pub mod html;
+pub mod lra;
 pub mod table;
 
 use crate::record::Record;
@@ -68,6 +69,11 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         md += "\n## Forecasting (Time-Series-Library layout)\n\nTest MSE / MAE on scaled values over every test window, mean over seeds; the best of each row in bold.\n\n";
         md += &fc.markdown();
         tasks.push(("Forecasting: test MSE / MAE".to_string(), fc.table));
+    }
+    if let Some(lra) = lra::lra_table(records) {
+        md += "\n## Long Range Arena\n\nTest accuracy % (mean over seeds of the runs that ended `ok`), as the LRA paper lays it out; the best of each column in bold. Avg covers the tasks each model ran.\n\n";
+        md += &lra.markdown();
+        tasks.push(("Long Range Arena: test accuracy %".to_string(), lra.table));
     }
     let charts = charts::charts(records)?;
     if !charts.is_empty() {

@@ -59,3 +59,96 @@ pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(written)
 }
+
+/// `key=value` flags as a parameter map (values read as YAML scalars: `8`, `true`, `hard`).
+pub fn param_flags(flags: &[String]) -> Result<crate::params::ParamMap> {
+    flags
+        .iter()
+        .map(|flag| {
+            let (key, value) = flag.split_once('=').ok_or_else(|| {
+                crate::error::InputError::new(format!(
+                    "--param `{flag}`: expected KEY=VALUE, e.g. --param max_length=256"
+                ))
+            })?;
+            let value: serde_yaml::Value = serde_yaml::from_str(value).unwrap_or_else(|_| value.into());
+            Ok((key.trim().to_string(), value))
+        })
+        .collect()
+}
+
+/// Which split of a task's data to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+}
+
+/// The task's data with `flags` applied, or an input error naming the task or the key.
+pub fn build_task(task: &str, flags: &[String], seed: u64) -> Result<super::TaskData> {
+    let info = super::find(task).ok_or_else(|| {
+        crate::error::InputError::new(format!("unknown task `{task}`; tasks: {}", super::names().join(", ")))
+    })?;
+    let params = (info.resolve)(&param_flags(flags)?)
+        .map_err(|e| crate::error::InputError::new(format!("task `{task}`, parameter `{}`: {}", e.key, e.message)))?;
+    (info.build)(&params, super::BuildContext::seed(seed)).with_context(|| format!("building the {task} data"))
+}
+
+/// `seqbench data export TASK`: one split of one task, as LRA TSV (listops), PNG images
+/// (pathfinder/pathx with `png`) or CSV of token ids. Returns the files written.
+pub fn export_task(
+    task: &str,
+    flags: &[String],
+    split: SplitName,
+    out: &Path,
+    png: Option<usize>,
+) -> Result<Vec<PathBuf>> {
+    let data = build_task(task, flags, 0)?;
+    let chosen = match split {
+        SplitName::Train => &data.train,
+        SplitName::Test => &data.test,
+        SplitName::Val => data.val.as_ref().ok_or_else(|| {
+            crate::error::InputError::new(format!("task `{task}` has no validation split; use --split train or test"))
+        })?,
+    };
+    if let Some(n) = png {
+        return super::lra::pathfinder_task::export_png(task, chosen, n, out);
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if task == super::lra::listops_task::INFO.name {
+        let rows: Vec<(String, u8)> = (0..chosen.n)
+            .map(|i| {
+                let (x, y) = chosen.example(i);
+                let e =
+                    super::lra::listops::parse(&super::lra::listops_task::detokenize(x)).map_err(anyhow::Error::msg)?;
+                Ok((super::lra::listops::render(&e, true), y[0] as u8))
+            })
+            .collect::<Result<_>>()?;
+        super::lra::listops::write_tsv(out, &rows).with_context(|| format!("writing {}", out.display()))?;
+    } else {
+        let mut df = frame(chosen)?;
+        let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+        CsvWriter::new(file).finish(&mut df)?;
+    }
+    Ok(vec![out.to_path_buf()])
+}
+
+/// `seqbench data validate listops FILE`: (rows, mismatches, first few as text).
+pub fn validate_listops(file: &Path) -> Result<(usize, usize, Vec<String>)> {
+    let rows = super::lra::listops::read_tsv(file).map_err(anyhow::Error::msg)?;
+    let (count, first) =
+        super::lra::listops::validate(&rows).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // LRA files have a header line, SPINN files none.
+    let header = std::fs::read(file).is_ok_and(|b| b.starts_with(b"Source"));
+    let lines = first
+        .iter()
+        .map(|(row, stated, computed)| {
+            let source = &rows[row - 1].0;
+            let short: String = source.chars().take(80).collect();
+            format!("line {}: label {stated}, evaluates to {computed}: {short}…", row + header as usize)
+        })
+        .collect();
+    Ok((rows.len(), count, lines))
+}

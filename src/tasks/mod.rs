@@ -124,10 +124,13 @@ pub fn registry() -> &'static [TaskInfo] {
         recall::SELECTIVE_COPY_INFO,
         recall::INDUCTION_INFO,
         forecast::INFO,
+        lra::listops_task::INFO,
         lra::text::INFO,
         lra::retrieval::INFO,
         lra::retrieval::STANDIN_INFO,
         lra::image::INFO,
+        lra::pathfinder_task::INFO,
+        lra::pathfinder_task::PATHX_INFO,
         fault::INFO,
         noop::INFO,
     ]

@@ -2,6 +2,10 @@
 //! `../shared/datasets` alone. docs/lra.md states what each task is and where it differs from
 //! the original; the retrieval task's stand-in is never labelled AAN.
 pub mod image;
+pub mod listops;
+pub mod listops_task;
+pub mod pathfinder;
+pub mod pathfinder_task;
 pub mod retrieval;
 pub mod text;
 

@@ -1,0 +1,93 @@
+//! The Long Range Arena table as the LRA paper prints it: one row per model, one column per
+//! LRA task present (test accuracy %, mean over seeds of the runs that ended ok), then the
+//! average over the model's tasks; the best of each column in bold. The retrieval stand-in
+//! gets its own column, marked, so it is never read as AAN.
+use super::table::{Cell, Table};
+use crate::record::{Record, Status};
+use std::collections::BTreeMap;
+
+/// (task name, column title) in the paper's order.
+const COLUMNS: [(&str, &str); 7] = [
+    ("listops", "ListOps"),
+    ("text", "Text"),
+    ("retrieval", "Retrieval (AAN)"),
+    ("retrieval_standin", "Retrieval stand-in (IMDB, not AAN)"),
+    ("image", "Image"),
+    ("pathfinder", "Pathfinder"),
+    ("pathx", "Path-X"),
+];
+
+pub struct LraTable {
+    pub table: Table,
+    /// Per column (after the model column): the row holding the best value.
+    best: Vec<Option<usize>>,
+}
+
+/// None when no LRA job ended ok.
+pub fn lra_table(records: &[Record]) -> Option<LraTable> {
+    // model → task → (Σ accuracy, runs)
+    let mut sums: BTreeMap<&str, BTreeMap<&str, (f64, f64)>> = BTreeMap::new();
+    let mut models: Vec<&str> = Vec::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok && COLUMNS.iter().any(|c| c.0 == r.task)) {
+        let Some(acc) = r.measurements.accuracy else { continue };
+        let e = sums.entry(&r.model).or_default().entry(&r.task).or_insert((0.0, 0.0));
+        *e = (e.0 + acc, e.1 + 1.0);
+        if !models.contains(&r.model.as_str()) {
+            models.push(&r.model);
+        }
+    }
+    let columns: Vec<(&str, &str)> =
+        COLUMNS.iter().copied().filter(|(task, _)| sums.values().any(|by_task| by_task.contains_key(task))).collect();
+    if columns.is_empty() {
+        return None;
+    }
+    let mut header = vec!["model".to_string()];
+    header.extend(columns.iter().map(|c| c.1.to_string()));
+    header.push("Avg".into());
+    let rows: Vec<Vec<Cell>> = models
+        .iter()
+        .map(|model| {
+            let by_task = &sums[model];
+            let values: Vec<Option<f64>> =
+                columns.iter().map(|(task, _)| by_task.get(task).map(|(s, n)| 100.0 * s / n)).collect();
+            let present: Vec<f64> = values.iter().flatten().copied().collect();
+            // The average covers the model's own tasks; a missing task is named in the cell.
+            let avg = (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64);
+            let mut row = vec![Cell::text(*model)];
+            row.extend(values.iter().map(|v| match v {
+                Some(v) => Cell { text: format!("{v:.1}"), value: Some(*v) },
+                None => Cell::text("—"),
+            }));
+            row.push(match avg {
+                Some(a) if present.len() == values.len() => Cell { text: format!("{a:.1}"), value: Some(a) },
+                Some(a) => Cell { text: format!("{a:.1} ({}/{} tasks)", present.len(), values.len()), value: Some(a) },
+                None => Cell::text("—"),
+            });
+            row
+        })
+        .collect();
+    let best = (1..header.len())
+        .map(|c| {
+            rows.iter()
+                .enumerate()
+                .filter_map(|(i, row)| row[c].value.map(|v| (i, v)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        })
+        .collect();
+    Some(LraTable { table: Table { header, first_numeric: 1, rows }, best })
+}
+
+impl LraTable {
+    /// Markdown with the best of each column in bold.
+    pub fn markdown(&self) -> String {
+        let mut table = self.table.clone();
+        for (c, best) in self.best.iter().enumerate() {
+            if let Some(row) = best {
+                let cell = &mut table.rows[*row][c + 1];
+                cell.text = format!("**{}**", cell.text);
+            }
+        }
+        super::table::markdown(&table)
+    }
+}
