@@ -3,6 +3,8 @@
 #   - Debian packages: a C++ compiler (torch-sys builds a wrapper), pkg-config, python3-venv,
 #     OpenMPI and libclang (for the `mpi` feature)
 #   - a Python venv with torch==2.11.0 (the libtorch that tch 0.24 binds) and numpy
+#   - with --chromium: Debian's chromium, for the report's browser test and screenshots
+#     (best effort: where it cannot be installed, that test says it was skipped)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -17,12 +19,19 @@ missing_debs=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_debs+=("$p")
 done
+sudo_cmd=""
+[[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
 if ((${#missing_debs[@]})); then
   log "installing Debian packages: ${missing_debs[*]}"
-  sudo_cmd=""
-  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing_debs[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--chromium" ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  log "installing chromium (headless browser for the report test; ~1 min)"
+  { $sudo_cmd apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+    log "could not install chromium: the browser test will report itself skipped"
 fi
 
 venv_ok() {

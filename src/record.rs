@@ -37,6 +37,17 @@ impl Status {
     }
 }
 
+/// One forecast next to the truth (scaled values of the target channel, the last one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastSample {
+    /// Test window index.
+    pub window: usize,
+    /// The input (seq_len values), then the truth and the forecast (pred_len values each).
+    pub input: Vec<f64>,
+    pub truth: Vec<f64>,
+    pub prediction: Vec<f64>,
+}
+
 /// One point of the down-sampled training curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
@@ -109,6 +120,9 @@ pub struct Measurements {
     /// Seconds spent in the training loop.
     pub train_s: Option<f64>,
     pub loss_curve: Vec<CurvePoint>,
+    /// Forecasting: the first test window's target channel, for the report's prediction chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_sample: Option<ForecastSample>,
 }
 
 /// What `seqbench exec-job` writes on stdout: the job's own verdict plus measurements.

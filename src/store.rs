@@ -211,20 +211,26 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut records = Vec::new();
-    let mut warnings = Vec::new();
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        if !line.ends_with('\n') {
-            // A write cut short (even one that parses): `record_writer` sets it aside.
-            warnings.push(format!("{}:{}: skipped a partial last line", path.display(), i + 1));
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
+    // Parsed in parallel (a million records is about a gigabyte of JSON), in file order.
+    use rayon::prelude::*;
+    let lines: Vec<(usize, &str)> = text.split_inclusive('\n').enumerate().collect();
+    let parsed: Vec<Result<Record, String>> = lines
+        .par_iter()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|&(i, line)| {
+            if !line.ends_with('\n') {
+                // A write cut short (even one that parses): `record_writer` sets it aside.
+                return Err(format!("{}:{}: skipped a partial last line", path.display(), i + 1));
+            }
+            serde_json::from_str::<Record>(line)
+                .map_err(|e| format!("{}:{}: skipped an unreadable record: {e}", path.display(), i + 1))
+        })
+        .collect();
+    let (mut records, mut warnings) = (Vec::with_capacity(parsed.len()), Vec::new());
+    for p in parsed {
+        match p {
             Ok(r) => records.push(r),
-            Err(e) => warnings.push(format!("{}:{}: skipped an unreadable record: {e}", path.display(), i + 1)),
+            Err(w) => warnings.push(w),
         }
     }
     Ok((records, warnings))

@@ -51,9 +51,20 @@ fn markdown_and_csv_are_exactly_as_expected() {
     assert!(html.contains("panic: index out of range | oops"), "reasons kept verbatim (escaped)");
 }
 
-/// Every chart is written, parses as XML with an `<svg>` root, and carries its title and axes.
+/// Decodes a PNG: (width, height, RGB(A) bytes, channels).
+fn decode_png(path: &Path) -> (u32, u32, Vec<u8>, usize) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf, info.color_type.samples())
+}
+
+/// Every chart is written as SVG (parses as XML with an `<svg>` root, carries its title and
+/// axes) and as PNG (decodes, at the chart size, with drawn lines and text on white).
 #[test]
-fn charts_are_written_and_parse_as_svg() {
+fn charts_are_written_and_parse_as_svg_and_png() {
     let tmp = tempfile::tempdir().unwrap();
     let (run_path, _) = fixture_run(tmp.path());
     let mut names: Vec<String> = std::fs::read_dir(run_path.join("charts"))
@@ -64,13 +75,27 @@ fn charts_are_written_and_parse_as_svg() {
     assert_eq!(
         names,
         [
+            "mqar_accuracy_vs_seq_len.png",
             "mqar_accuracy_vs_seq_len.svg",
+            "mqar_accuracy_vs_throughput.png",
             "mqar_accuracy_vs_throughput.svg",
+            "mqar_memory_vs_seq_len.png",
             "mqar_memory_vs_seq_len.svg",
+            "mqar_throughput_vs_seq_len.png",
             "mqar_throughput_vs_seq_len.svg"
         ]
     );
-    for name in &names {
+    for name in names.iter().filter(|n| n.ends_with(".png")) {
+        let (w, h, pixels, channels) = decode_png(&run_path.join("charts").join(name));
+        assert_eq!((w, h), (820, 500), "{name}");
+        let px: Vec<&[u8]> = pixels.chunks(channels).collect();
+        let white = px.iter().filter(|p| p[..3] == [255, 255, 255]).count();
+        let dark = px.iter().filter(|p| p[..3].iter().all(|&c| c < 80)).count();
+        // Mostly white background, with axes and text (dark) and coloured series.
+        assert!(white > px.len() / 2, "{name}: {white} white of {}", px.len());
+        assert!(dark > 2_000, "{name}: only {dark} dark pixels: axes and text missing");
+    }
+    for name in names.iter().filter(|n| n.ends_with(".svg")) {
         let svg = std::fs::read_to_string(run_path.join("charts").join(name)).unwrap();
         let mut reader = quick_xml::Reader::from_str(&svg);
         let mut root = None;

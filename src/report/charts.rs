@@ -1,4 +1,4 @@
-//! Charts (plotters, SVG): training-loss curves, accuracy against training throughput with the
+//! Charts (plotters, SVG and PNG): training-loss curves, accuracy against training throughput with the
 //! Pareto front, accuracy against model width when `model.d_model` is swept (Zoology's figure),
 //! and — when the suite sweeps `task.seq_len` — throughput, memory and accuracy
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
@@ -12,6 +12,31 @@ pub struct Chart {
     /// File stem under `charts/`.
     pub name: String,
     pub svg: String,
+    pub png: Vec<u8>,
+}
+
+/// Pixel size of every chart.
+const SIZE: (u32, u32) = (820, 500);
+
+/// Bitmaps need a font file (SVG names the family and leaves glyphs to the viewer): DejaVu Sans
+/// is compiled in, so PNGs look the same on machines without fonts installed.
+fn register_font() {
+    static FONT: std::sync::Once = std::sync::Once::new();
+    FONT.call_once(|| {
+        let bytes = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
+            tracing::warn!("the bundled chart font did not load; PNG charts will have no text");
+        }
+    });
+}
+
+fn encode_png(rgb: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header().and_then(|mut w| w.write_image_data(rgb)).map_err(|e| anyhow!("encoding PNG: {e}"))?;
+    Ok(out)
 }
 
 /// One series: legend label and points.
@@ -48,17 +73,40 @@ fn tick(v: f64, log: bool) -> String {
     }
 }
 
-/// Draws lines (or points only) with a legend; `front` is drawn as a dashed-looking black line.
-fn plot(title: &str, x: Axis, y: Axis, series: &[Series], points_only: bool, front: &[(f64, f64)]) -> Result<String> {
+/// The chart as SVG and PNG.
+fn plot(
+    title: &str,
+    x: Axis,
+    y: Axis,
+    series: &[Series],
+    points_only: bool,
+    front: &[(f64, f64)],
+) -> Result<(String, Vec<u8>)> {
+    register_font();
+    let mut svg = String::new();
+    draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
+    Ok((svg, encode_png(&rgb)?))
+}
+
+/// Draws lines (or points only) with a legend; `front` is drawn as a thin black line.
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    series: &[Series],
+    points_only: bool,
+    front: &[(f64, f64)],
+) -> Result<()> {
     let all = || series.iter().flat_map(|(_, pts)| pts.iter().copied());
     let tx = |v: f64| if x.log { v.log10() } else { v };
     let ty = |v: f64| if y.log { v.log10() } else { v };
     let (x0, x1) = range(all().map(|p| p.0), x.log);
     let (y0, y1) = range(all().map(|p| p.1), y.log);
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (820, 500)).into_drawing_area();
-        let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {title}: {e:?}");
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {title}: {e:?}");
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
@@ -106,7 +154,7 @@ fn plot(title: &str, x: Axis, y: Axis, series: &[Series], points_only: bool, fro
             .map_err(err)?;
         root.present().map_err(err)?;
     }
-    Ok(svg)
+    Ok(())
 }
 
 /// Configuration label: model plus the swept parameters other than seq_len.
@@ -133,6 +181,45 @@ fn against_param(ok: &[&Record], key: &str, get: impl Fn(&Record) -> Option<f64>
         .collect()
 }
 
+/// Most lines a chart draws: beyond it a legend is unreadable and rendering slows.
+const MAX_LINES: usize = 30;
+
+/// Loss curves: one line per run when there are few runs, else the mean over seeds per
+/// configuration (at most [`MAX_LINES`], the title says how many were left out).
+fn loss_curves(recs: &[&Record]) -> (Vec<Series>, String) {
+    let with_curve: Vec<&Record> = recs.iter().copied().filter(|r| !r.measurements.loss_curve.is_empty()).collect();
+    if with_curve.len() <= MAX_LINES {
+        let series = with_curve
+            .iter()
+            .map(|r| {
+                let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
+                (format!("{} seed={}", config_label(r, ""), r.seed), pts)
+            })
+            .collect();
+        return (series, String::new());
+    }
+    let mut by_config: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
+    for r in &with_curve {
+        let steps = by_config.entry(config_label(r, "")).or_default();
+        for p in &r.measurements.loss_curve {
+            let e = steps.entry(p.step).or_insert((0.0, 0.0));
+            *e = (e.0 + p.loss, e.1 + 1.0);
+        }
+    }
+    let configs = by_config.len();
+    let series = by_config
+        .into_iter()
+        .take(MAX_LINES)
+        .map(|(label, steps)| (label, steps.into_iter().map(|(s, (sum, n))| (s as f64, sum / n)).collect()))
+        .collect();
+    let note = if configs > MAX_LINES {
+        format!(" (mean over seeds; first {MAX_LINES} of {configs} configurations)")
+    } else {
+        " (mean over seeds)".to_string()
+    };
+    (series, note)
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -153,35 +240,75 @@ fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
+/// Forecasting: per task entry and configuration, the first test window's target channel: the
+/// input, the truth and each model's forecast (lowest seed).
+fn forecast_charts(records: &[Record], out: &mut Vec<Chart>) -> Result<()> {
+    // (task label, swept task parameters) → model → record
+    let mut groups: BTreeMap<(String, String), BTreeMap<&str, &Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok && r.measurements.forecast_sample.is_some()) {
+        let config: Vec<String> = r
+            .swept
+            .iter()
+            .filter(|k| k.starts_with("task."))
+            .map(|k| format!("{}={}", &k[5..], r.params.get(k).map(super::frame::param_text).unwrap_or_default()))
+            .collect();
+        let by_model = groups.entry((r.task_label.clone(), config.join(" "))).or_default();
+        let keep = by_model.get(r.model.as_str()).is_none_or(|kept| r.seed < kept.seed);
+        if keep {
+            by_model.insert(&r.model, r);
+        }
+    }
+    for ((task, config), by_model) in groups {
+        let Some(first) = by_model.values().next().and_then(|r| r.measurements.forecast_sample.as_ref()) else {
+            continue;
+        };
+        let at = |start: i64, values: &[f64]| -> Vec<(f64, f64)> {
+            values.iter().enumerate().map(|(i, &v)| ((start + i as i64) as f64, v)).collect()
+        };
+        let input_len = first.input.len() as i64;
+        let mut series: Vec<Series> =
+            vec![("input".into(), at(-input_len, &first.input)), ("ground truth".into(), at(0, &first.truth))];
+        for (model, r) in &by_model {
+            if let Some(s) = &r.measurements.forecast_sample {
+                series.push((format!("{model} forecast"), at(0, &s.prediction)));
+            }
+        }
+        let what = if config.is_empty() { task.clone() } else { format!("{task} ({config})") };
+        let (svg, png) = plot(
+            &format!("{what}: forecast of test window {}", first.window),
+            Axis { label: "time step (0 = first forecast step)", log: false },
+            Axis { label: "target (standardised)", log: false },
+            &series,
+            false,
+            &[],
+        )?;
+        out.push(Chart { name: slug(&format!("{task}_{config}_forecast")), svg, png });
+    }
+    Ok(())
+}
+
 /// Every chart the records support.
 pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
     let mut out = Vec::new();
+    forecast_charts(records, &mut out)?;
     let mut by_task: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
     for r in records {
         by_task.entry(r.task_label.as_str()).or_default().push(r);
     }
     for (task, recs) in by_task {
         let ok: Vec<&Record> = recs.iter().copied().filter(|r| r.status == Status::Ok).collect();
-        // Loss curves: one line per run.
-        let curves: Vec<Series> = recs
-            .iter()
-            .filter(|r| !r.measurements.loss_curve.is_empty())
-            .map(|r| {
-                let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
-                (format!("{} seed={}", config_label(r, ""), r.seed), pts)
-            })
-            .collect();
+        let (curves, note) = loss_curves(&recs);
         if !curves.is_empty() {
             let log_y = spans_decades(curves.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
-            let svg = plot(
-                &format!("{task}: training loss"),
+            let (svg, png) = plot(
+                &format!("{task}: training loss{note}"),
                 Axis { label: "step", log: false },
                 Axis { label: "training loss (nats)", log: log_y },
                 &curves,
                 false,
                 &[],
             )?;
-            out.push(Chart { name: format!("{}_loss", slug(task)), svg });
+            out.push(Chart { name: format!("{}_loss", slug(task)), svg, png });
         }
         // Accuracy against training throughput, mean over seeds per configuration.
         let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -201,7 +328,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 .collect();
             let points: Vec<(f64, f64)> = series.iter().map(|s| s.1[0]).collect();
             let log_x = spans_decades(points.iter().map(|p| p.0));
-            let svg = plot(
+            let (svg, png) = plot(
                 &format!("{task}: accuracy vs training throughput"),
                 Axis { label: "training throughput (tokens/s)", log: log_x },
                 Axis { label: "accuracy (%)", log: false },
@@ -209,7 +336,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 true,
                 &pareto_front(&points),
             )?;
-            out.push(Chart { name: format!("{}_accuracy_vs_throughput", slug(task)), svg });
+            out.push(Chart { name: format!("{}_accuracy_vs_throughput", slug(task)), svg, png });
         }
         // Metrics against sequence length, when it is swept.
         if ok.iter().any(|r| r.swept.iter().any(|k| k == "task.seq_len")) {
@@ -226,7 +353,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                 }
                 let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
                 let log_y = name != "accuracy" && spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
-                let svg = plot(
+                let (svg, png) = plot(
                     &format!("{task}: {name} vs sequence length"),
                     Axis { label: "sequence length (tokens)", log: log_x },
                     Axis { label, log: log_y },
@@ -234,7 +361,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                     false,
                     &[],
                 )?;
-                out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg });
+                out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg, png });
             }
         }
         // Zoology's figure: accuracy against model width, one line per architecture.
@@ -242,7 +369,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
             let series = against_param(&ok, "model.d_model", |r| r.measurements.accuracy.map(|a| 100.0 * a));
             if !series.is_empty() {
                 let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-                let svg = plot(
+                let (svg, png) = plot(
                     &format!("{task}: accuracy vs model width"),
                     Axis { label: "d_model", log: log_x },
                     Axis { label: "accuracy (%)", log: false },
@@ -250,7 +377,7 @@ pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
                     false,
                     &[],
                 )?;
-                out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg });
+                out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg, png });
             }
         }
     }

@@ -19,8 +19,8 @@ const COLUMNS: [(&str, &str); 7] = [
 
 pub struct LraTable {
     pub table: Table,
-    /// Per column (after the model column): the row holding the best value.
-    best: Vec<Option<usize>>,
+    /// Per column (after the model column): the best value (ties are all bold).
+    best: Vec<Option<f64>>,
 }
 
 /// None when no LRA job ended ok.
@@ -66,15 +66,7 @@ pub fn lra_table(records: &[Record]) -> Option<LraTable> {
             row
         })
         .collect();
-    let best = (1..header.len())
-        .map(|c| {
-            rows.iter()
-                .enumerate()
-                .filter_map(|(i, row)| row[c].value.map(|v| (i, v)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(i, _)| i)
-        })
-        .collect();
+    let best = (1..header.len()).map(|c| rows.iter().filter_map(|row| row[c].value).max_by(f64::total_cmp)).collect();
     Some(LraTable { table: Table { header, first_numeric: 1, rows }, best })
 }
 
@@ -83,9 +75,11 @@ impl LraTable {
     pub fn markdown(&self) -> String {
         let mut table = self.table.clone();
         for (c, best) in self.best.iter().enumerate() {
-            if let Some(row) = best {
-                let cell = &mut table.rows[*row][c + 1];
-                cell.text = format!("**{}**", cell.text);
+            for cell in table.rows.iter_mut().map(|row| &mut row[c + 1]) {
+                // Compare as printed, so that cells that read the same are bold alike.
+                if best.is_some_and(|b| cell.value.is_some_and(|v| format!("{v:.1}") == format!("{b:.1}"))) {
+                    cell.text = format!("**{}**", cell.text);
+                }
             }
         }
         super::table::markdown(&table)

@@ -49,10 +49,13 @@ pub struct Rendered {
 
 /// Aggregates records into tables and the Markdown report (no I/O).
 pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
+    let started = std::time::Instant::now();
     let all: Vec<&Record> = records.iter().collect();
     let keys = frame::swept_keys(&all);
     let records_df = frame::records_frame(&all, &keys)?;
+    tracing::debug!("records frame at {:.2} s", started.elapsed().as_secs_f64());
     let summary = frame::summary_frame(&records_df, &keys)?;
+    tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
     let ok = records.iter().filter(|r| r.status == crate::record::Status::Ok).count();
     let counts = format!("{} jobs, {ok} ok, {} not ok.", records.len(), records.len() - ok);
     let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
@@ -75,7 +78,9 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         md += &lra.markdown();
         tasks.push(("Long Range Arena: test accuracy %".to_string(), lra.table));
     }
+    tracing::debug!("tables at {:.2} s", started.elapsed().as_secs_f64());
     let charts = charts::charts(records)?;
+    tracing::debug!("charts at {:.2} s", started.elapsed().as_secs_f64());
     if !charts.is_empty() {
         md += "\n## Charts\n\n";
         for c in &charts {
@@ -103,10 +108,13 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
 
 /// Reads a run's records and writes its report files. Returns the Markdown.
 pub fn build(run: &RunDir) -> Result<Report> {
+    let started = std::time::Instant::now();
     let (records, warnings) = store::read_records(&run.records_path())?;
+    tracing::info!("read {} records in {:.2} s", records.len(), started.elapsed().as_secs_f64());
     let suite = run.suite_name().or_else(|| records.first().map(|r| r.suite.clone())).unwrap_or_default();
     let title = format!("{suite} / {}", run.run_id());
     let mut rendered = render(&title, &records).context("aggregating records")?;
+    tracing::info!("aggregated and drew charts at {:.2} s", started.elapsed().as_secs_f64());
     let attachments: Vec<(&str, String)> =
         [("Environment (env.json)", store::ENV), ("Suite (suite.resolved.yaml)", store::RESOLVED)]
             .into_iter()
@@ -124,10 +132,16 @@ pub fn build(run: &RunDir) -> Result<Report> {
     put(run.path.join("report.html"), page.into_bytes())?;
     for chart in &rendered.charts {
         put(run.path.join("charts").join(format!("{}.svg", chart.name)), chart.svg.clone().into_bytes())?;
+        put(run.path.join("charts").join(format!("{}.png", chart.name)), chart.png.clone())?;
     }
     put(tables.join("summary.csv"), csv_bytes(&mut rendered.summary)?)?;
     put(tables.join("summary.parquet"), parquet_bytes(&mut rendered.summary)?)?;
     put(tables.join("records.csv"), csv_bytes(&mut rendered.records)?)?;
     put(tables.join("records.parquet"), parquet_bytes(&mut rendered.records)?)?;
+    tracing::info!("report written at {:.2} s", started.elapsed().as_secs_f64());
+    if records.len() > 100_000 {
+        // Freeing a million records takes seconds, and the process is about to end anyway.
+        std::mem::forget(records);
+    }
     Ok(Report { markdown: rendered.markdown, files, warnings })
 }

@@ -7,7 +7,7 @@ use super::measure::{self, percentiles, proc_status_bytes, timed};
 use super::train::{build_optimizer, learning_rate, optimizer_step};
 use crate::job::Job;
 use crate::models::SeqModel;
-use crate::record::{CurvePoint, JobOutput, Measurements, Status};
+use crate::record::{CurvePoint, ForecastSample, JobOutput, Measurements, Status};
 use crate::rng::SplitMix64;
 use crate::tasks::forecast::{self, ForecastConfig, Series};
 use anyhow::{anyhow, Context, Result};
@@ -79,6 +79,18 @@ fn score(model: &dyn SeqModel, series: &Series, s: usize, batch_size: usize, ci:
         }
         (se / count.max(1) as f64, ae / count.max(1) as f64)
     })
+}
+
+/// The first test window's target channel (the last): input, truth and forecast.
+fn sample(model: &dyn SeqModel, series: &Series, ci: bool, device: Device) -> ForecastSample {
+    let (x, y) = batch(series, TEST, &[0], device);
+    let forecast = tch::no_grad(|| predict(model, &x, ci, false));
+    let last = series.channels as i64 - 1;
+    let column = |t: &Tensor| -> Vec<f64> {
+        let values = t.select(0, 0).select(1, last).to_kind(Kind::Double).to_device(Device::Cpu);
+        Vec::<f64>::try_from(&values).unwrap_or_default()
+    };
+    ForecastSample { window: 0, input: column(&x), truth: column(&y), prediction: column(&forecast) }
 }
 
 pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
@@ -195,6 +207,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             (Some(mse), Some(mae), Some(mse), best_val.is_finite().then_some(best_val));
         let tokens = (series.windows(TEST) * series.seq_len) as f64;
         m.infer_tokens_per_s = Some(tokens / test_s.max(1e-9));
+        m.forecast_sample = Some(sample(model.as_ref(), &series, ci, device));
     }
     if device == Device::Cpu {
         m.peak_mem_bytes = proc_status_bytes("VmHWM");

@@ -76,7 +76,7 @@ pub fn cached(generator: &str, key: &serde_json::Value, generate: impl FnOnce() 
 
 /// [`cached`] with the file given.
 pub fn cached_at(path: &Path, generator: &str, generate: impl FnOnce() -> TokenSplit) -> TokenSplit {
-    if let Ok(bytes) = std::fs::read(&path) {
+    if let Ok(bytes) = std::fs::read(path) {
         match decode(&bytes) {
             Some(split) => {
                 tracing::info!("{generator}: loaded {} examples from {}", split.n, path.display());

@@ -105,7 +105,7 @@ pub fn splits(cfg: &PathfinderConfig) -> [TokenSplit; 3] {
 }
 
 /// Writes the first `n` images of `split` as `NNNNN.png` with `labels.csv` under `out`, and
-/// `tile.png`: the first (up to) 8 of them side by side, 4 a row.
+/// `tile.png`: the first (up to) 8 of them side by side, 4 a row, enlarged to about 128 px each.
 pub fn export_png(task: &str, split: &TokenSplit, n: usize, out: &Path) -> Result<Vec<PathBuf>> {
     let side = (split.seq_len as f64).sqrt() as usize;
     anyhow::ensure!(
@@ -128,6 +128,11 @@ pub fn export_png(task: &str, split: &TokenSplit, n: usize, out: &Path) -> Resul
     if !images.is_empty() {
         let first: Vec<&[u8]> = images.iter().take(8).map(Vec::as_slice).collect();
         let (w, h, pixels) = pathfinder::tile(&first, side, 4);
+        // Nearest-neighbour enlargement so that 32×32 images are visible in a README.
+        let k = (128 / side).max(1);
+        let pixels: Vec<u8> =
+            (0..h * k).flat_map(|y| (0..w * k).map(move |x| (y / k) * w + x / k)).map(|i| pixels[i]).collect();
+        let (w, h) = (w * k, h * k);
         let path = out.join("tile.png");
         pathfinder::write_png(&path, w, h, &pixels).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);

@@ -144,8 +144,11 @@ pub fn unquote_bytes_literal(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Rows (label, text1, text2) of an LRA retrieval TSV; a header line is skipped.
-pub fn read_aan_tsv(path: &Path) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>> {
+/// One labelled document pair: (label, document 1, document 2).
+pub type Pair = (i64, Vec<u8>, Vec<u8>);
+
+/// Rows of an LRA retrieval TSV; a header line is skipped.
+pub fn read_aan_tsv(path: &Path) -> Result<Vec<Pair>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {

@@ -1,0 +1,64 @@
+//! The HTML report opens in a real browser: headless Chromium renders it and the screenshot is
+//! not blank. scripts/test.sh installs Debian's `chromium` (scripts/setup.sh --chromium); where
+//! it cannot be installed the test says so and passes without checking.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The browser: `$SEQBENCH_CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SEQBENCH_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+fn screenshot(browser: &Path, html: &Path, png: &Path) {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(png.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED report_html_renders_in_headless_chromium: no chromium on PATH (scripts/setup.sh --chromium could not install it)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("fixture").join("r1");
+    std::fs::create_dir_all(&run).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/records.jsonl");
+    std::fs::copy(fixture, run.join("records.jsonl")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_seqbench")).arg("report").arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let png = tmp.path().join("shot.png");
+    screenshot(&browser, &run.join("report.html"), &png);
+    let file = std::fs::File::open(&png).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1200, 1600));
+    let channels = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let dark = pixels.iter().filter(|p| p[..3].iter().all(|&c| c < 100)).count();
+    let distinct: std::collections::HashSet<&[u8]> = pixels.iter().map(|p| &p[..3]).collect();
+    // Rendered text and tables: many dark pixels and many shades (anti-aliasing, chart colours).
+    assert!(dark > 5_000, "only {dark} dark pixels: the page looks blank");
+    assert!(distinct.len() > 50, "only {} colours: the page looks blank", distinct.len());
+}
