@@ -84,6 +84,16 @@ pub enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// Measure this machine's matmul peak (fp32 on CPU at each thread count; fp32 and bf16 on
+    /// CUDA) and cache it, so that records carry MFU. Run once per machine (a few seconds).
+    Calibrate {
+        /// cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Matrix side (default 1024 on CPU, 8192 on CUDA).
+        #[arg(long)]
+        n: Option<i64>,
+    },
     /// List the registered models (with parameter counts at one size), the presets in
     /// configs/models/, and the tasks.
     Models {
@@ -167,6 +177,13 @@ pub fn main() -> Result<ExitCode> {
             compare(&base_run, &new_run, threshold, fail_on_regression, out.as_deref())
         }
         Command::Data { action } => data_command(action),
+        Command::Calibrate { device, n } => {
+            init_tracing(cli.verbose, "warn");
+            for line in crate::calibrate::run(&device, n)? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models { d_model } => {
             print!("{}", models_text(d_model));
             Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 //! Pipeline: [`suite`] (YAML → validated [`job::Job`]s) → [`dispatch`] (local pool; MPI later)
 //! → [`runner`] (in an isolated `seqbench exec-job` child) → [`record::Record`] →
 //! [`store`] (run directory, `records.jsonl`) → [`report`] (polars tables).
+pub mod calibrate;
 pub mod cli;
 pub mod dispatch;
 pub mod env_info;

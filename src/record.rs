@@ -93,6 +93,12 @@ pub struct Measurements {
     /// Accuracy on the task's validation split, where it has one (LRA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_accuracy: Option<f64>,
+    /// Achieved training FLOP/s: 3 × forward FLOPs/token × training tokens/s (backward ≈ 2 ×
+    /// forward), and its fraction of the calibrated matmul peak (`seqbench calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_flops_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfu: Option<f64>,
     /// Fraction of test examples with every labelled position correct.
     pub exact_match: Option<f64>,
     /// Training throughput (forward + backward + optimizer), tokens/s: median and p10/p90 of steps

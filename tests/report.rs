@@ -45,7 +45,7 @@ fn markdown_and_csv_are_exactly_as_expected() {
         assert!(!html.contains(external), "self-contained: found {external}");
     }
     assert!(html.contains("<script>") && html.contains("table.sortable"), "sortable tables");
-    assert_eq!(html.matches("<table class=\"sortable").count(), 2, "one task table and the failures");
+    assert_eq!(html.matches("<table class=\"sortable").count(), 3, "one task table, efficiency and the failures");
     assert!(html.contains("<td class=\"num\" data-v=\"0.3\">30.0 ± 7.1</td>"), "cells carry sort values");
     assert!(html.contains("<td>timeout</td>") && html.contains("<td>panic</td>"), "failed jobs listed");
     assert!(html.contains("panic: index out of range | oops"), "reasons kept verbatim (escaped)");

@@ -236,7 +236,7 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     front
 }
 
-fn slug(text: &str) -> String {
+pub fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 

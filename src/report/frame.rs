@@ -11,6 +11,7 @@ pub type MetricFn = fn(&Record) -> Option<f64>;
 /// Metric columns: (column, how it is read from a record).
 pub const METRICS: &[(&str, MetricFn)] = &[
     ("accuracy", |r| r.measurements.accuracy),
+    ("val_accuracy", |r| r.measurements.val_accuracy),
     ("exact_match", |r| r.measurements.exact_match),
     ("eval_loss", |r| r.measurements.eval_loss),
     ("mse", |r| r.measurements.mse),
@@ -22,6 +23,8 @@ pub const METRICS: &[(&str, MetricFn)] = &[
     ("peak_mem_bytes", |r| r.measurements.peak_mem_bytes.map(|b| b as f64)),
     ("n_params", |r| r.measurements.n_params.map(|n| n as f64)),
     ("flops_per_token", |r| r.measurements.flops_per_token),
+    ("train_flops_per_s", |r| r.measurements.train_flops_per_s),
+    ("mfu", |r| r.measurements.mfu),
     ("train_s", |r| r.measurements.train_s),
     ("wall_s", |r| Some(r.wall_s)),
 ];

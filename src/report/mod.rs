@@ -78,6 +78,13 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         md += &lra.markdown();
         tasks.push(("Long Range Arena: test accuracy %".to_string(), lra.table));
     }
+    let all_keys: Vec<String> = keys.iter().filter(|k| k.as_str() != "seed").cloned().collect();
+    let efficiency = table::efficiency_table(&summary, &all_keys);
+    if !efficiency.rows.is_empty() {
+        md += "\n## Efficiency\n\nMean ± std over seeds. Train FLOP/s = 3 × forward FLOPs/token × train tokens/s; MFU is its share of the matmul peak measured by `seqbench calibrate` (— when this machine is not calibrated).\n\n";
+        md += &table::markdown(&efficiency);
+        tasks.push(("Efficiency".to_string(), efficiency));
+    }
     tracing::debug!("tables at {:.2} s", started.elapsed().as_secs_f64());
     let charts = charts::charts(records)?;
     tracing::debug!("charts at {:.2} s", started.elapsed().as_secs_f64());
@@ -133,6 +140,16 @@ pub fn build(run: &RunDir) -> Result<Report> {
     for chart in &rendered.charts {
         put(run.path.join("charts").join(format!("{}.svg", chart.name)), chart.svg.clone().into_bytes())?;
         put(run.path.join("charts").join(format!("{}.png", chart.name)), chart.png.clone())?;
+    }
+    for (title, t) in &rendered.tasks {
+        let stem = format!("table_{}", charts::slug(title).trim_matches('_'));
+        match table::table_frame(t) {
+            Ok(mut df) => {
+                put(tables.join(format!("{stem}.csv")), csv_bytes(&mut df)?)?;
+                put(tables.join(format!("{stem}.parquet")), parquet_bytes(&mut df)?)?;
+            }
+            Err(e) => tracing::warn!("table `{title}` not written as CSV: {e}"),
+        }
     }
     put(tables.join("summary.csv"), csv_bytes(&mut rendered.summary)?)?;
     put(tables.join("summary.parquet"), parquet_bytes(&mut rendered.summary)?)?;

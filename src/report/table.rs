@@ -3,7 +3,7 @@
 use super::frame::{f64_at, str_at};
 use crate::dispatch::progress::human_rate;
 use crate::record::{Record, Status};
-use polars::prelude::DataFrame;
+use polars::prelude::{Column, DataFrame, PolarsError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
@@ -104,6 +104,51 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
         rows.push(cells);
     }
     Table { header, first_numeric, rows }
+}
+
+/// Efficiency side by side for every task and configuration: throughputs, memory, size, FLOPs,
+/// achieved training FLOP/s and MFU (with a calibrated peak).
+pub fn efficiency_table(df: &DataFrame, param_keys: &[String]) -> Table {
+    let mut header: Vec<String> = vec!["task".into(), "model".into()];
+    header.extend(param_keys.iter().map(|k| short_key(k).to_string()));
+    let first_numeric = header.len();
+    header.extend(
+        ["train tok/s", "infer tok/s", "gen tok/s", "peak mem MiB", "params", "fwd FLOPs/tok", "train FLOP/s", "MFU %"]
+            .map(String::from),
+    );
+    let rows = (0..df.height())
+        .filter(|&row| f64_at(df, "runs_ok", row).unwrap_or(0.0) > 0.0)
+        .map(|row| {
+            let mut cells = vec![Cell::text(str_at(df, "task", row)), Cell::text(str_at(df, "model", row))];
+            cells.extend(param_keys.iter().map(|k| Cell { text: str_at(df, k, row), value: f64_at(df, k, row) }));
+            cells.push(mean_std(df, "train_tokens_per_s", row, &human_rate));
+            cells.push(mean_std(df, "infer_tokens_per_s", row, &human_rate));
+            cells.push(mean_std(df, "gen_tokens_per_s", row, &human_rate));
+            cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
+            for metric in ["n_params_mean", "flops_per_token_mean", "train_flops_per_s_mean"] {
+                let v = f64_at(df, metric, row);
+                cells.push(Cell { text: v.map_or("—".into(), human_rate), value: v });
+            }
+            cells.push(mean_std(df, "mfu", row, &|x| format!("{:.2}", 100.0 * x)));
+            cells
+        })
+        .collect();
+    Table { header, first_numeric, rows }
+}
+
+/// The table as a frame of text columns (as displayed), for `tables/<name>.{csv,parquet}`.
+pub fn table_frame(table: &Table) -> Result<DataFrame, PolarsError> {
+    let columns: Vec<Column> = table
+        .header
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            let values: Vec<String> =
+                table.rows.iter().map(|r| r.get(c).map_or(String::new(), |x| x.text.clone())).collect();
+            Column::new(name.as_str().into(), values)
+        })
+        .collect();
+    DataFrame::new(table.rows.len(), columns)
 }
 
 /// Jobs that did not end `ok`, with status and reason — never silently dropped.

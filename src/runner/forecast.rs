@@ -199,6 +199,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     if let Some((med, p10, p90)) = percentiles(&step_rates) {
         (m.train_tokens_per_s, m.train_tokens_per_s_p10, m.train_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
     }
+    crate::calibrate::add_achieved(&mut m, device);
     if status == Status::Ok {
         let start = Instant::now();
         let (mse, mae) = score(model.as_ref(), &series, TEST, batch_size, ci, device);

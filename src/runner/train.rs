@@ -308,6 +308,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     if let Some((med, p10, p90)) = percentiles(&step_rates) {
         (m.train_tokens_per_s, m.train_tokens_per_s_p10, m.train_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
     }
+    crate::calibrate::add_achieved(&mut m, device);
     if status == Status::Ok {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
