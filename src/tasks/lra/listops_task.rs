@@ -71,6 +71,11 @@ impl ListopsConfig {
         if files != 0 && files != 3 {
             return Err(("train_file", "give train_file, val_file and test_file together (or none)".into()));
         }
+        super::check_files(&[
+            ("train_file", &self.train_file),
+            ("val_file", &self.val_file),
+            ("test_file", &self.test_file),
+        ])?;
         if files == 0 {
             self.gen_params().check().map_err(|m| ("max_length", m))?;
         }

@@ -51,6 +51,20 @@ pub fn read_labelled_tsv(path: &Path) -> Result<Vec<(i64, Vec<u8>)>> {
         .collect()
 }
 
+/// Files named in a task's parameters must exist when the suite is checked, not when the job
+/// starts.
+pub fn check_files(files: &[(&'static str, &Option<std::path::PathBuf>)]) -> Result<(), (&'static str, String)> {
+    for (key, file) in files {
+        if let Some(path) = file.as_ref().filter(|p| !p.is_file()) {
+            return Err((
+                key,
+                format!("no such file: {} (relative paths start from the directory seqbench runs in)", path.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Examples requested must be at least 1 when given.
 pub fn check_count(key: &'static str, n: Option<usize>) -> Result<(), (&'static str, String)> {
     match n {

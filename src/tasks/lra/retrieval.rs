@@ -85,6 +85,11 @@ fn pair_io(max_length: usize) -> TaskIo {
 impl RetrievalConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         check_length(self.max_length)?;
+        super::check_files(&[
+            ("train_file", &self.train_file),
+            ("val_file", &self.val_file),
+            ("test_file", &self.test_file),
+        ])?;
         check_count("train_examples", self.train_examples)?;
         check_count("test_examples", self.test_examples)
     }

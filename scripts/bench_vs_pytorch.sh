@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# seqbench against what a user would otherwise run: the same backbone in PyTorch eager
+# (scripts/reference/bench_models.py, in the venv setup.sh made) at the same shape, batch,
+# thread count, optimizer (AdamW, no clipping) and timing rule (median tokens/s after 5 warm-up
+# steps). The two alternate, ROUNDS times, so machine noise hits both; the table shows the
+# median over rounds and the ratio seqbench / PyTorch (> 1: seqbench faster).
+#   bash scripts/bench_vs_pytorch.sh [ROUNDS] [BATCH] [LENGTH] [D_MODEL] [THREADS]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/.."
+bash scripts/setup.sh
+# shellcheck source=env.sh
+source scripts/env.sh
+rounds="${1:-3}" batch="${2:-16}" length="${3:-256}" d="${4:-128}" threads="${5:-1}"
+cargo build --release --quiet --bin seqbench
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cat >"$work/suite.yaml" <<YAML
+name: vs-pytorch
+defaults:
+  device: cpu
+  steps: 30
+  measure_warmup_steps: 5
+  batch_size: $batch
+  lr: 1.0e-3
+  lr_warmup_steps: 0
+  schedule: constant
+  optimizer: adamw
+  weight_decay: 0.0
+  grad_clip: 0.0
+  generate_tokens: 0
+  threads: $threads
+  seeds: [0]
+models:
+  - {arch: lstm, d_model: $d, n_layers: 2, mlp_ratio: 4}
+  - {arch: gru, d_model: $d, n_layers: 2, mlp_ratio: 4}
+  - {arch: transformer, d_model: $d, n_layers: 2, n_heads: 4, mlp_ratio: 4, positions: rope}
+tasks:
+  - {task: induction, vocab_size: 64, seq_len: $length, train_examples: $((batch * 30)), test_examples: $batch}
+YAML
+for round in $(seq "$rounds"); do
+  echo "round $round/$rounds: PyTorch" >&2
+  "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" --length "$length" \
+    --d-model "$d" --threads "$threads" >"$work/torch-$round.jsonl"
+  echo "round $round/$rounds: seqbench" >&2
+  "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >/dev/null 2>&1
+  cp "$work"/runs-"$round"/vs-pytorch/*/records.jsonl "$work/seqbench-$round.jsonl"
+done
+"$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" <<'PY'
+import json, statistics, sys
+work, rounds, shape = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def rows(prefix, key):
+    out = {}
+    for r in range(1, rounds + 1):
+        for line in open(f"{work}/{prefix}-{r}.jsonl"):
+            rec = json.loads(line)
+            out.setdefault(rec[key], []).append(rec)
+    return out
+torch, seq = rows("torch", "arch"), rows("seqbench", "model")
+print(f"| arch | shape | what | PyTorch tok/s | seqbench tok/s | seqbench / PyTorch |")
+print("| --- | --- | --- | ---: | ---: | ---: |")
+for arch in torch:
+    for what, key in (("train", "train_tokens_per_s"), ("inference", "infer_tokens_per_s")):
+        t = statistics.median(r[key] for r in torch[arch])
+        s = statistics.median(r[key] for r in seq.get(arch, []) if r.get(key)) if seq.get(arch) else float("nan")
+        print(f"| {arch} | {shape} | {what} | {t:,.0f} | {s:,.0f} | {s / t:.2f} |")
+PY
