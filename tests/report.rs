@@ -87,7 +87,7 @@ fn charts_are_written_and_parse_as_svg_and_png() {
     );
     for name in names.iter().filter(|n| n.ends_with(".png")) {
         let (w, h, pixels, channels) = decode_png(&run_path.join("charts").join(name));
-        assert_eq!((w, h), (820, 500), "{name}");
+        assert_eq!((w, h), (1000, 500), "{name}");
         let px: Vec<&[u8]> = pixels.chunks(channels).collect();
         let white = px.iter().filter(|p| p[..3] == [255, 255, 255]).count();
         let dark = px.iter().filter(|p| p[..3].iter().all(|&c| c < 80)).count();

@@ -15,8 +15,9 @@ pub struct Chart {
     pub png: Vec<u8>,
 }
 
-/// Pixel size of every chart.
-const SIZE: (u32, u32) = (820, 500);
+/// Pixel size of every chart: the plot, and to its right the legend (kept off the data).
+const SIZE: (u32, u32) = (1000, 500);
+const LEGEND_WIDTH: u32 = 200;
 
 /// Bitmaps need a font file (SVG names the family and leaves glyphs to the viewer): DejaVu Sans
 /// is compiled in, so PNGs look the same on machines without fonts installed.
@@ -108,7 +109,8 @@ fn draw<DB: DrawingBackend>(
     {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {title}: {e:?}");
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot_area)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -125,33 +127,34 @@ fn draw<DB: DrawingBackend>(
             .y_label_formatter(&|v| tick(*v, y.log))
             .draw()
             .map_err(err)?;
+        let mut legend: Vec<(String, ShapeStyle)> = Vec::new();
         for (i, (label, pts)) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let pts: Vec<(f64, f64)> = pts.iter().map(|&(a, b)| (tx(a), ty(b))).collect();
-            let drawn = if points_only {
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled()))).map_err(err)?
+            if points_only {
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled()))).map_err(err)?;
             } else {
-                chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2))).map_err(err)?
-            };
-            drawn
-                .label(label.clone())
-                .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], color.stroke_width(3)));
+                chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2))).map_err(err)?;
+            }
+            legend.push((label.clone(), color.stroke_width(3)));
         }
         if front.len() > 1 {
             let pts: Vec<(f64, f64)> = front.iter().map(|&(a, b)| (tx(a), ty(b))).collect();
-            chart
-                .draw_series(LineSeries::new(pts, BLACK.stroke_width(1)))
-                .map_err(err)?
-                .label("Pareto front")
-                .legend(|(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], BLACK.stroke_width(1)));
+            chart.draw_series(LineSeries::new(pts, BLACK.stroke_width(1))).map_err(err)?;
+            legend.push(("Pareto front".into(), BLACK.stroke_width(1)));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        // The legend in its own column: inside the plot it would hide points and lines.
+        let step = (440 / legend.len().max(1) as i32).clamp(10, 18);
+        for (i, (label, style)) in legend.iter().enumerate() {
+            let y = 50 + step * i as i32;
+            legend_area.draw(&PathElement::new(vec![(6, y), (26, y)], *style)).map_err(err)?;
+            let text: String = if label.chars().count() > 26 {
+                label.chars().take(25).chain(['…']).collect()
+            } else {
+                label.clone()
+            };
+            legend_area.draw(&Text::new(text, (32, y - 6), ("sans-serif", 12))).map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(())
