@@ -43,7 +43,8 @@ for round in $(seq "$rounds"); do
   "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" --length "$length" \
     --d-model "$d" --threads "$threads" >"$work/torch-$round.jsonl"
   echo "round $round/$rounds: seqbench" >&2
-  "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >/dev/null 2>&1
+  "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >"$work/seqbench-$round.log" 2>&1 ||
+    { cat "$work/seqbench-$round.log" >&2; echo "bench_vs_pytorch.sh: the seqbench run failed" >&2; exit 1; }
   cp "$work"/runs-"$round"/vs-pytorch/*/records.jsonl "$work/seqbench-$round.jsonl"
 done
 "$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" <<'PY'
@@ -62,6 +63,10 @@ print("| --- | --- | --- | ---: | ---: | ---: |")
 for arch in torch:
     for what, key in (("train", "train_tokens_per_s"), ("inference", "infer_tokens_per_s")):
         t = statistics.median(r[key] for r in torch[arch])
-        s = statistics.median(r[key] for r in seq.get(arch, []) if r.get(key)) if seq.get(arch) else float("nan")
+        values = [r[key] for r in seq.get(arch, []) if r.get(key)]
+        if not values:
+            print(f"| {arch} | {shape} | {what} | {t:,.0f} | n/a (job not ok) | n/a |")
+            continue
+        s = statistics.median(values)
         print(f"| {arch} | {shape} | {what} | {t:,.0f} | {s:,.0f} | {s / t:.2f} |")
 PY

@@ -18,4 +18,6 @@ cargo clippy --quiet --no-default-features --all-targets -- -D warnings
 echo "[test] cargo test (tests/mpi.rs runs seqbench under mpirun)" >&2
 cargo test --quiet 2>&1 | tee "$SEQBENCH_HOME/last-test.log"
 echo "[test] cargo test --benches (criterion micro-benchmarks, each run once as a smoke check)" >&2
-cargo test --quiet --benches 2>&1 | tail -3
+bench_log="$SEQBENCH_HOME/last-bench-smoke.log"
+cargo test --quiet --benches >"$bench_log" 2>&1 || { cat "$bench_log"; exit 1; }
+tail -3 "$bench_log"

@@ -42,10 +42,20 @@ pub fn load() -> Calibration {
         .unwrap_or_default()
 }
 
-/// The cached fp32 peak for this host, `device` and thread count.
+/// The cached fp32 peak for this host and `device`: on CPU at `threads`, or at the nearest
+/// calibrated thread count scaled linearly (matmul scales about linearly with cores); on GPUs
+/// thread counts do not apply (stored as 0).
 pub fn peak_for(device: Device, threads: u64) -> Option<f64> {
-    let k = key(&crate::env_info::hostname(), &measure::device_name(device), "fp32", threads);
-    load().get(&k).map(|p| p.flops_per_s)
+    let prefix = format!("{}/{}/fp32/", crate::env_info::hostname(), measure::device_name(device));
+    let calibrated: Vec<(u64, f64)> = load()
+        .into_iter()
+        .filter_map(|(k, p)| Some((k.strip_prefix(&prefix)?.parse::<u64>().ok()?, p.flops_per_s)))
+        .collect();
+    if device != Device::Cpu {
+        return calibrated.iter().find(|(t, _)| *t == 0).map(|(_, peak)| *peak);
+    }
+    let (t, peak) = calibrated.into_iter().filter(|(t, _)| *t > 0).min_by_key(|(t, _)| t.abs_diff(threads))?;
+    Some(peak * threads as f64 / t as f64)
 }
 
 /// Fills in achieved training FLOP/s and MFU from the throughput and FLOPs already measured.

@@ -112,9 +112,12 @@ fn listops_export_validates_and_a_corrupted_label_is_caught() {
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("30 rows, 0 label mismatches"), "{}", text(&ok));
 
-    // The second export loads the cached split: identical bytes.
+    // The split was stored in the cache, and the second export loads it: identical bytes.
+    let cached: Vec<_> = std::fs::read_dir(tmp.path().join("cache")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(cached.iter().any(|n| n.to_string_lossy().starts_with("listops-")), "{cached:?}");
     std::fs::rename(tmp.path().join("lo.tsv"), tmp.path().join("first.tsv")).unwrap();
-    assert!(export(tmp.path()).status.success());
+    let again = export(tmp.path());
+    assert!(again.status.success());
     assert_eq!(std::fs::read(tmp.path().join("first.tsv")).unwrap(), std::fs::read(tmp.path().join("lo.tsv")).unwrap());
 
     // Change line 6's label to another digit.

@@ -23,17 +23,38 @@ pub struct LraTable {
     best: Vec<Option<f64>>,
 }
 
+fn row_label(r: &Record) -> String {
+    let swept: Vec<String> = r
+        .swept
+        .iter()
+        .filter_map(|k| {
+            let v = r.params.get(k.as_str())?;
+            k.strip_prefix("model.").map(|short| format!("{short}={}", super::frame::param_text(v)))
+        })
+        .collect();
+    if swept.is_empty() {
+        r.model.clone()
+    } else {
+        format!("{} {}", r.model, swept.join(" "))
+    }
+}
+
 /// None when no LRA job ended ok.
 pub fn lra_table(records: &[Record]) -> Option<LraTable> {
     // model → task → (Σ accuracy, runs)
     let mut sums: BTreeMap<&str, BTreeMap<&str, (f64, f64)>> = BTreeMap::new();
     let mut models: Vec<&str> = Vec::new();
-    for r in records.iter().filter(|r| r.status == Status::Ok && COLUMNS.iter().any(|c| c.0 == r.task)) {
+    // One row per model configuration: the model plus any swept model parameter.
+    let labels: Vec<String> = records.iter().map(row_label).collect();
+    for (r, label) in records.iter().zip(&labels) {
+        if r.status != Status::Ok || !COLUMNS.iter().any(|c| c.0 == r.task) {
+            continue;
+        }
         let Some(acc) = r.measurements.accuracy else { continue };
-        let e = sums.entry(&r.model).or_default().entry(&r.task).or_insert((0.0, 0.0));
+        let e = sums.entry(label).or_default().entry(&r.task).or_insert((0.0, 0.0));
         *e = (e.0 + acc, e.1 + 1.0);
-        if !models.contains(&r.model.as_str()) {
-            models.push(&r.model);
+        if !models.contains(&label.as_str()) {
+            models.push(label);
         }
     }
     let columns: Vec<(&str, &str)> =
@@ -58,9 +79,10 @@ pub fn lra_table(records: &[Record]) -> Option<LraTable> {
                 Some(v) => Cell { text: format!("{v:.1}"), value: Some(*v) },
                 None => Cell::text("—"),
             }));
+            // A partial average is shown but has no sort value, so it is never the bold best.
             row.push(match avg {
                 Some(a) if present.len() == values.len() => Cell { text: format!("{a:.1}"), value: Some(a) },
-                Some(a) => Cell { text: format!("{a:.1} ({}/{} tasks)", present.len(), values.len()), value: Some(a) },
+                Some(a) => Cell::text(format!("{a:.1} ({}/{} tasks)", present.len(), values.len())),
                 None => Cell::text("—"),
             });
             row

@@ -233,6 +233,12 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         crate::tasks::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() },
     )
     .context("building the task data")?;
+    for (name, split) in [("train", Some(&data.train)), ("validation", data.val.as_ref()), ("test", Some(&data.test))] {
+        anyhow::ensure!(
+            split.is_none_or(|s| s.n > 0),
+            "the task's {name} split is empty: check its data file and sizes"
+        );
+    }
 
     let vs = nn::VarStore::new(device);
     let model = (arch.build)(&vs.root(), &job.model.params, &data.io)?;

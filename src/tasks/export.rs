@@ -41,15 +41,18 @@ pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
             continue;
         }
         let task = super::find(&job.task.kind).with_context(|| format!("unknown task {}", job.task.kind))?;
-        let Ok(data) =
-            (task.build)(&job.task.params, super::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() })
-        else {
-            eprintln!("{}: no generated token data to export (skipped)", job.task.label);
+        // Forecasting reads its CSV in the runner and noop has no data: nothing to export.
+        if [super::forecast::NAME, super::noop::NAME].contains(&job.task.kind.as_str()) {
+            eprintln!("{}: no token data to export (skipped)", job.task.label);
             continue;
-        };
+        }
+        let ctx = super::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() };
+        let data = (task.build)(&job.task.params, ctx)
+            .with_context(|| format!("building the data of task entry `{}`", job.task.label))?;
         let n = seen.iter().filter(|(label, _)| *label == job.task.label).count();
         let stem = if n > 1 { format!("{}-{n}", job.task.label) } else { job.task.label.clone() };
-        for (split, data) in [("train", &data.train), ("test", &data.test)] {
+        let splits = [("train", Some(&data.train)), ("val", data.val.as_ref()), ("test", Some(&data.test))];
+        for (split, data) in splits.into_iter().filter_map(|(name, s)| Some((name, s?))) {
             let path = out.join(format!("{stem}.{split}.csv"));
             let mut df = frame(data)?;
             let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -141,7 +144,8 @@ pub fn validate_listops(file: &Path) -> Result<(usize, usize, Vec<String>)> {
     let (count, first) =
         super::lra::listops::validate(&rows).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // LRA files have a header line, SPINN files none.
-    let header = std::fs::read(file).is_ok_and(|b| b.starts_with(b"Source"));
+    let header =
+        std::fs::read(file).is_ok_and(|b| b.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&b).starts_with(b"Source"));
     let lines = first
         .iter()
         .map(|(row, stated, computed)| {

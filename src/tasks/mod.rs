@@ -46,15 +46,25 @@ impl TokenSplit {
         )
     }
 
-    /// The examples in `range`, as a split of their own.
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
-        TokenSplit {
-            inputs: self.inputs[range.start * self.seq_len..range.end * self.seq_len].to_vec(),
-            targets: self.targets[range.start * self.target_len..range.end * self.target_len].to_vec(),
-            n: range.len(),
+    /// Moves the examples from `at` on into a split of their own (the head is not copied).
+    pub fn split_off(&mut self, at: usize) -> Self {
+        let tail = TokenSplit {
+            inputs: self.inputs.split_off(at * self.seq_len),
+            targets: self.targets.split_off(at * self.target_len),
+            n: self.n - at,
             seq_len: self.seq_len,
             target_len: self.target_len,
-        }
+        };
+        self.n = at;
+        tail
+    }
+
+    /// The first `train` examples, the next `val`, and the rest, without copying the first part
+    /// (a full-size Path-X split is tens of gigabytes).
+    pub fn into_train_val_test(mut self, train: usize, val: usize) -> [TokenSplit; 3] {
+        let test = self.split_off(train + val);
+        let val = self.split_off(train);
+        [self, val, test]
     }
 }
 

@@ -52,8 +52,8 @@ impl ImageConfig {
         if ![1, 2, 4].contains(&self.downsample) {
             return Err(("downsample", format!("must be 1, 2 or 4, got {}", self.downsample)));
         }
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            return Err(("val_fraction", format!("must be in [0, 1), got {}", self.val_fraction)));
+        if !(0.0..=0.5).contains(&self.val_fraction) {
+            return Err(("val_fraction", format!("must be in [0, 0.5], got {}", self.val_fraction)));
         }
         check_count("train_examples", self.train_examples)?;
         check_count("val_examples", self.val_examples)?;
@@ -152,10 +152,11 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
     let n_train = labels.len() - n_val;
     let seed = cfg.data_seed;
     let train_pick = subset(n_train, cfg.train_examples, seed);
-    let val_pick: Vec<usize> = subset(n_val, cfg.val_examples, seed + 1).into_iter().map(|i| n_train + i).collect();
+    let val_pick: Vec<usize> =
+        subset(n_val, cfg.val_examples, seed.wrapping_add(1)).into_iter().map(|i| n_train + i).collect();
     let test_path = data::locate("cifar10/test_batch.bin", ctx.data_dir, SOURCE)?;
     let (test_pixels, test_labels) = read_batch(&test_path)?;
-    let test_pick = subset(test_labels.len(), cfg.test_examples, seed + 2);
+    let test_pick = subset(test_labels.len(), cfg.test_examples, seed.wrapping_add(2));
     Ok(TaskData {
         train: to_split(&pixels, &labels, &train_pick, &cfg),
         val: (!val_pick.is_empty()).then(|| to_split(&pixels, &labels, &val_pick, &cfg)),

@@ -480,16 +480,23 @@ fn draw(p: &GenParams, rng: &mut SplitMix64, depth: usize, buf: &mut Vec<Node>) 
 
 /// Draws trees into `buf` until one is accepted by length.
 fn draw_accepted(p: &GenParams, rng: &mut SplitMix64, buf: &mut Vec<Node>) {
-    if let Err(e) = p.check() {
+    if let Err(e) = try_draw_accepted(p, rng, buf) {
         panic!("listops::GenParams: {e}");
     }
+}
+
+fn try_draw_accepted(p: &GenParams, rng: &mut SplitMix64, buf: &mut Vec<Node>) -> Result<(), String> {
+    p.check()?;
     for _ in 0..MAX_ATTEMPTS {
         buf.clear();
         if draw(p, rng, 1, buf) && buf.len() >= p.min_length {
-            return;
+            return Ok(());
         }
     }
-    panic!("listops::GenParams: no tree accepted in {MAX_ATTEMPTS} attempts; length range too unlikely: {p:?}");
+    Err(format!(
+        "no expression with {}..={} tokens in {MAX_ATTEMPTS} draws at max_depth {} and max_args {}: widen the length range or allow deeper trees",
+        p.min_length, p.max_length, p.max_depth, p.max_args
+    ))
 }
 
 /// Builds the tree from its prefix-order nodes (as produced by `draw`).
@@ -610,22 +617,33 @@ fn fingerprint(nodes: &[Node]) -> u128 {
 /// As [`generate_one`], and if a million trees in a row are duplicates (the parameters allow fewer than `n`
 /// distinct trees).
 pub fn generate(p: &GenParams, n: usize, seed: u64) -> Vec<(String, u8)> {
+    try_generate(p, n, seed).unwrap_or_else(|e| panic!("listops::generate: {e}"))
+}
+
+/// [`generate`], with parameters that cannot produce `n` distinct expressions reported as an
+/// error instead of a panic.
+pub fn try_generate(p: &GenParams, n: usize, seed: u64) -> Result<Vec<(String, u8)>, String> {
     let mut rng = SplitMix64::new(seed);
     let mut seen: HashSet<u128> = HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     let mut buf = Vec::new();
     let mut dup_run = 0u32;
     while out.len() < n {
-        draw_accepted(p, &mut rng, &mut buf);
+        try_draw_accepted(p, &mut rng, &mut buf)?;
         if !seen.insert(fingerprint(&buf)) {
             dup_run += 1;
-            assert!(dup_run < 1_000_000, "listops::generate: only {} distinct trees found for {p:?}", out.len());
+            if dup_run >= 1_000_000 {
+                return Err(format!(
+                    "only {} distinct expressions found for {n} examples: max_depth {}, max_args {} and lengths {}..={} allow too few; lower the example counts or widen the settings",
+                    out.len(), p.max_depth, p.max_args, p.min_length, p.max_length
+                ));
+            }
             continue;
         }
         dup_run = 0;
         out.push((render_nodes(&buf, p.with_parens), evaluate_nodes(&buf)));
     }
-    out
+    Ok(out)
 }
 
 fn parse_label(s: &str) -> Option<u8> {

@@ -10,6 +10,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Part of the cache key: bump it whenever the generator's output for the same parameters changes.
+const GENERATOR_VERSION: u32 = 1;
+
 /// Token ids of `(` and `)`, which LRA deletes before tokenizing.
 const PARENS: [i64; 2] = [18, 19];
 
@@ -79,8 +82,8 @@ impl ListopsConfig {
         if files == 0 {
             self.gen_params().check().map_err(|m| ("max_length", m))?;
         }
-        if self.max_length > 1 << 20 {
-            return Err(("max_length", format!("must be at most 1048576, got {}", self.max_length)));
+        if !(1..=1 << 20).contains(&self.max_length) {
+            return Err(("max_length", format!("must be in 1..=1048576, got {}", self.max_length)));
         }
         for (key, n) in [
             ("train_examples", self.train_examples),
@@ -91,9 +94,8 @@ impl ListopsConfig {
                 return Err((key, "must be at least 1".into()));
             }
         }
-        if (self.train_examples + self.val_examples + self.test_examples) as u128 * self.max_length as u128
-            > 2_000_000_000
-        {
+        let total = self.train_examples as u128 + self.val_examples as u128 + self.test_examples as u128;
+        if total * self.max_length as u128 > 2_000_000_000 {
             return Err(("train_examples", "examples × max_length exceeds 2·10⁹ tokens".into()));
         }
         Ok(())
@@ -146,16 +148,17 @@ pub fn splits(cfg: &ListopsConfig) -> Result<[TokenSplit; 3]> {
             read_split(test, cfg.max_length)?,
         ]);
     }
-    let sizes = [cfg.train_examples, cfg.val_examples, cfg.test_examples];
-    let total: usize = sizes.iter().sum();
+    let total = cfg.train_examples + cfg.val_examples + cfg.test_examples;
     // One generation for all three splits, so that no expression is in two of them (LRA
     // draws its examples as one set).
-    let key = serde_json::json!({"params": cfg.gen_params(), "n": total, "seed": cfg.data_seed});
-    let all = cache::cached("listops", &key, || {
-        let rows = listops::generate(&cfg.gen_params(), total, cfg.data_seed);
-        to_split(&rows, cfg.max_length).expect("generated sources tokenize")
+    let key = serde_json::json!({
+        "version": GENERATOR_VERSION, "params": cfg.gen_params(), "n": total, "seed": cfg.data_seed
     });
-    Ok([all.slice(0..sizes[0]), all.slice(sizes[0]..sizes[0] + sizes[1]), all.slice(sizes[0] + sizes[1]..total)])
+    let all = cache::cached("listops", &key, || {
+        let rows = listops::try_generate(&cfg.gen_params(), total, cfg.data_seed).map_err(anyhow::Error::msg)?;
+        to_split(&rows, cfg.max_length)
+    })?;
+    Ok(all.into_train_val_test(cfg.train_examples, cfg.val_examples))
 }
 
 fn config(params: &serde_json::Value) -> Result<ListopsConfig> {

@@ -86,6 +86,16 @@ mod tests {
     }
 
     #[test]
+    fn train_val_test_split_moves_consecutive_examples() {
+        let all = crate::tasks::TokenSplit::classification((0..20).collect(), (0..10).collect(), 2);
+        let [train, val, test] = all.into_train_val_test(6, 3);
+        assert_eq!((train.n, val.n, test.n), (6, 3, 1));
+        assert_eq!(train.targets, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!((val.targets.clone(), val.example(0).0), (vec![6, 7, 8], &[12i64, 13][..]));
+        assert_eq!((test.targets.clone(), test.inputs.clone()), (vec![9], vec![18, 19]));
+    }
+
+    #[test]
     fn subset_is_a_seeded_prefix_of_a_permutation() {
         let a = subset(100, Some(10), 1);
         assert_eq!(a.len(), 10);

@@ -72,8 +72,8 @@ impl PathfinderConfig {
                 return Err((key, "must be at least 1".into()));
             }
         }
-        let tokens =
-            (self.train_examples + self.val_examples + self.test_examples) as u128 * (self.size * self.size) as u128;
+        let total = self.train_examples as u128 + self.val_examples as u128 + self.test_examples as u128;
+        let tokens = total * (self.size * self.size) as u128;
         if tokens > 4_000_000_000 {
             return Err(("train_examples", format!("examples × size² = {tokens} pixels exceeds 4·10⁹")));
         }
@@ -85,23 +85,26 @@ impl PathfinderConfig {
     }
 }
 
+/// Part of the cache key: bump it whenever the generator's output for the same parameters changes.
+const GENERATOR_VERSION: u32 = 1;
+
 /// Train, validation and test splits, generated as one balanced set (cached).
-pub fn splits(cfg: &PathfinderConfig) -> [TokenSplit; 3] {
-    let sizes = [cfg.train_examples, cfg.val_examples, cfg.test_examples];
-    let total: usize = sizes.iter().sum();
+pub fn splits(cfg: &PathfinderConfig) -> Result<[TokenSplit; 3]> {
+    let total = cfg.train_examples + cfg.val_examples + cfg.test_examples;
     let p = cfg.params();
     let key = serde_json::json!({
-        "size": p.size, "difficulty": p.difficulty, "distractors": p.distractors, "n": total, "seed": cfg.data_seed
+        "version": GENERATOR_VERSION, "size": p.size, "difficulty": p.difficulty, "distractors": p.distractors,
+        "n": total, "seed": cfg.data_seed
     });
     let all = cache::cached("pathfinder", &key, || {
         let (pixels, labels) = pathfinder::generate(&p, total, cfg.data_seed);
-        TokenSplit::classification(
+        Ok(TokenSplit::classification(
             pixels.into_iter().map(i64::from).collect(),
             labels.into_iter().map(i64::from).collect(),
             p.size * p.size,
-        )
-    });
-    [all.slice(0..sizes[0]), all.slice(sizes[0]..sizes[0] + sizes[1]), all.slice(sizes[0] + sizes[1]..total)]
+        ))
+    })?;
+    Ok(all.into_train_val_test(cfg.train_examples, cfg.val_examples))
 }
 
 /// Writes the first `n` images of `split` as `NNNNN.png` with `labels.csv` under `out`, and
@@ -158,7 +161,7 @@ fn config(params: &serde_json::Value) -> Result<PathfinderConfig> {
 
 fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
     let cfg = config(params)?;
-    let [train, val, test] = splits(&cfg);
+    let [train, val, test] = splits(&cfg)?;
     Ok(TaskData { train, val: Some(val), test, io: cfg.io(), lr_override: None })
 }
 
@@ -190,7 +193,7 @@ mod tests {
             test_examples: 20,
             ..PathfinderConfig::with_size(32)
         };
-        let [train, val, test] = splits(&cfg);
+        let [train, val, test] = splits(&cfg).unwrap();
         assert_eq!((train.n, val.n, test.n, train.seq_len), (200, 20, 20, 1024));
         let positives = [&train, &val, &test].iter().flat_map(|s| s.targets.iter()).filter(|&&y| y == 1).count();
         assert_eq!(positives, 120);

@@ -207,8 +207,13 @@ fn aan_split(
 
 fn build_aan(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
     let cfg: RetrievalConfig = serde_json::from_value(params.clone())?;
+    // A validation file named in the suite must load; LRA's default `eval` file is optional.
     let val = match (&cfg.val_file, &cfg.train_file) {
-        (Some(_), _) | (None, None) => aan_split(&cfg, &cfg.val_file, "eval", cfg.test_examples, ctx).ok(),
+        (Some(_), _) => Some(aan_split(&cfg, &cfg.val_file, "eval", cfg.test_examples, ctx)?),
+        (None, None) => match data::locate("aan/new_aan_pairs.eval.tsv", ctx.data_dir, AAN_SOURCE) {
+            Ok(path) => Some(aan_split(&cfg, &Some(path), "eval", cfg.test_examples, ctx)?),
+            Err(_) => None,
+        },
         (None, Some(_)) => None,
     };
     Ok(TaskData {
@@ -242,7 +247,12 @@ pub fn standin_pairs(reviews: &[Vec<u8>], seed: u64) -> Vec<(i64, &[u8], &[u8])>
             if k % 2 == 0 || reviews.len() < 2 {
                 (1, first, &r[halves(r).0..])
             } else {
-                let neighbour = by_length[if rank[i] + 1 < by_length.len() { rank[i] + 1 } else { rank[i] - 1 }];
+                // The nearest review in length order whose text differs (the IMDB files hold a
+                // few duplicated reviews, which sort next to each other).
+                let differs = |&&j: &&usize| reviews[j] != *r;
+                let after = by_length[rank[i] + 1..].iter().find(differs);
+                let before = by_length[..rank[i]].iter().rev().find(differs);
+                let Some(&neighbour) = after.or(before) else { return (1, first, &r[halves(r).0..]) };
                 let o = &reviews[neighbour];
                 (0, first, &o[halves(o).0..])
             }
@@ -268,7 +278,7 @@ fn build_standin(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskDa
     Ok(TaskData {
         train: standin_split("imdb_train.tsv", cfg.train_examples, &cfg, cfg.data_seed, ctx)?,
         val: None,
-        test: standin_split("imdb_test.tsv", cfg.test_examples, &cfg, cfg.data_seed + 1, ctx)?,
+        test: standin_split("imdb_test.tsv", cfg.test_examples, &cfg, cfg.data_seed.wrapping_add(1), ctx)?,
         io: pair_io(cfg.max_length),
         lr_override: None,
     })

@@ -83,7 +83,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
     Ok(TaskData {
         train: split("imdb_train.tsv", cfg.train_examples, cfg.data_seed)?,
         val: None,
-        test: split("imdb_test.tsv", cfg.test_examples, cfg.data_seed + 1)?,
+        test: split("imdb_test.tsv", cfg.test_examples, cfg.data_seed.wrapping_add(1))?,
         io: cfg.io(),
         lr_override: None,
     })
