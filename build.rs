@@ -3,6 +3,9 @@
 //!   LD_LIBRARY_PATH (torch-sys exports it to direct dependents as DEP_TCH_LIBTORCH_LIB);
 //! - libtorch_cuda is linked with --no-as-needed: nothing references its symbols directly, so
 //!   the linker would otherwise drop it and CUDA would never register at run time;
+//! - with a CUDA-enabled libtorch, csrc/cuda_memory.cpp (the CUDA allocator's peak memory, which
+//!   tch does not expose) is compiled against the wheel's headers and `seqbench_cuda_memory` is
+//!   set; without one, the CUDA memory figure is reported as not measured;
 //! - torch version, git commit and rustc version for env.json.
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +21,55 @@ fn torch_version(lib_dir: &Path) -> Option<String> {
     Some(line.split('\'').nth(1)?.to_string())
 }
 
+/// A directory with the CUDA runtime headers: `$CUDA_HOME/include`, else one shipped by the
+/// wheels beside torch (the nvidia-* wheels, or triton's copy, which has `crt/` complete).
+fn cuda_include(lib_dir: &Path) -> Option<std::path::PathBuf> {
+    let complete = |d: &Path| d.join("cuda_runtime_api.h").is_file() && d.join("crt/host_config.h").is_file();
+    let site_packages = lib_dir.parent()?.parent()?.to_path_buf();
+    let mut candidates: Vec<std::path::PathBuf> =
+        std::env::var_os("CUDA_HOME").map(|h| std::path::PathBuf::from(h).join("include")).into_iter().collect();
+    if let Ok(entries) = std::fs::read_dir(site_packages.join("nvidia")) {
+        candidates.extend(entries.flatten().map(|e| e.path().join("include")));
+    }
+    candidates.push(site_packages.join("triton/backends/nvidia/include"));
+    candidates.into_iter().find(|d| complete(d))
+}
+
+/// Compiles the CUDA memory shim when libtorch has CUDA and its headers are at hand.
+fn build_cuda_memory_shim(lib_path: &Path) {
+    println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
+    let Some(torch_include) = lib_path.parent().map(|p| p.join("include")) else { return };
+    if !lib_path.join("libc10_cuda.so").exists() || !torch_include.join("c10/cuda/CUDACachingAllocator.h").exists() {
+        return;
+    }
+    let Some(cuda) = cuda_include(lib_path) else {
+        println!("cargo:warning=libtorch has CUDA but no cuda_runtime_api.h was found (set CUDA_HOME): CUDA peak memory will not be measured");
+        return;
+    };
+    let built = cc::Build::new()
+        .cpp(true)
+        .file("csrc/cuda_memory.cpp")
+        .include(&torch_include)
+        .include(&cuda)
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .try_compile("seqbench_cuda_memory");
+    match built {
+        Ok(()) => {
+            println!("cargo:rustc-link-search=native={}", lib_path.display());
+            println!("cargo:rustc-link-lib=dylib=c10_cuda");
+            println!("cargo:rustc-link-lib=dylib=c10");
+            println!("cargo:rustc-cfg=seqbench_cuda_memory");
+        }
+        Err(e) => println!("cargo:warning=CUDA memory shim not built ({e}): CUDA peak memory will not be measured"),
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    println!("cargo:rustc-check-cfg=cfg(seqbench_cuda_memory)");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
 
@@ -34,6 +84,7 @@ fn main() {
             println!("cargo:rustc-link-arg=-Wl,--as-needed");
         }
         version = torch_version(lib_path).unwrap_or(version);
+        build_cuda_memory_shim(lib_path);
     }
     println!("cargo:rustc-env=SEQBENCH_LIBTORCH_DIR={lib_dir}");
     println!("cargo:rustc-env=SEQBENCH_TORCH_VERSION={version}");

@@ -210,10 +210,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         m.infer_tokens_per_s = Some(tokens / test_s.max(1e-9));
         m.forecast_sample = Some(sample(model.as_ref(), &series, ci, device));
     }
-    if device == Device::Cpu {
-        m.peak_mem_bytes = proc_status_bytes("VmHWM");
-        m.mem_kind = Some("cpu_peak_rss".into());
-    }
+    let (peak, kind) = measure::peak_memory(device);
+    (m.peak_mem_bytes, m.mem_kind) = (peak, Some(kind.into()));
     Ok(JobOutput { status, reason, measurements: m })
 }
 

@@ -65,6 +65,18 @@ pub fn percentiles(samples: &[f64]) -> Option<(f64, f64, f64)> {
     Some((median, at(0.1), at(0.9)))
 }
 
+/// The job's peak memory and what it measures: the process's peak RSS on CPU, the CUDA
+/// allocator's peak (since [`cuda_memory::reset_peak`](super::cuda_memory::reset_peak)) on GPUs.
+pub fn peak_memory(device: Device) -> (Option<u64>, &'static str) {
+    match device {
+        Device::Cpu => (proc_status_bytes("VmHWM"), "cpu_peak_rss"),
+        _ => match super::cuda_memory::peak_bytes(device) {
+            Some(bytes) => (Some(bytes), "cuda_allocator_peak"),
+            None => (None, "cuda_not_measured"),
+        },
+    }
+}
+
 /// A field of /proc/self/status in bytes (e.g. `VmHWM`, the peak resident set).
 pub fn proc_status_bytes(field: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -1,6 +1,7 @@
 //! The job process: `seqbench exec-job` reads a job (JSON) on stdin, trains and measures, and
 //! writes one [`JobOutput`](crate::record::JobOutput) (JSON) on stdout. Running each job in its
 //! own process means a panic, abort, OOM kill or hang costs that job only.
+pub mod cuda_memory;
 mod forecast;
 pub mod measure;
 mod train;

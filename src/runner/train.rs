@@ -257,6 +257,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let mut step_rates = Vec::new();
     let mut status = Status::Ok;
     let mut reason = None;
+    // On CUDA the peak covers training and evaluation, not the data upload before it.
+    super::cuda_memory::reset_peak(device);
     let started = Instant::now();
     let log_every = (total_steps / 10).max(1);
     // Short runs still get throughput figures: at least half of the steps are timed.
@@ -327,13 +329,8 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             (m.gen_tokens_per_s, m.gen_tokens_per_s_p10, m.gen_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
         }
     }
-    match device {
-        Device::Cpu => {
-            m.peak_mem_bytes = proc_status_bytes("VmHWM");
-            m.mem_kind = Some("cpu_peak_rss".into());
-        }
-        _ => m.mem_kind = Some("cuda_not_measured".into()),
-    }
+    let (peak, kind) = measure::peak_memory(device);
+    (m.peak_mem_bytes, m.mem_kind) = (peak, Some(kind.into()));
     Ok(JobOutput { status, reason, measurements: m })
 }
 
