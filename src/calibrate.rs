@@ -25,10 +25,7 @@ pub struct Peak {
 pub type Calibration = BTreeMap<String, Peak>;
 
 pub fn cache_path() -> Option<PathBuf> {
-    std::env::var_os("SEQBENCH_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seqbench")))
-        .map(|d| d.join("calibration.json"))
+    crate::env_info::seqbench_home().map(|d| d.join("calibration.json"))
 }
 
 pub fn key(host: &str, device: &str, dtype: &str, threads: u64) -> String {

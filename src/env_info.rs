@@ -22,6 +22,14 @@ pub struct EnvInfo {
     pub created_at: String,
 }
 
+/// seqbench's own files on this machine (venv, build, caches): `$SEQBENCH_HOME`, else
+/// `~/.cache/seqbench`, as scripts/env.sh sets it.
+pub fn seqbench_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("SEQBENCH_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/seqbench")))
+}
+
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.

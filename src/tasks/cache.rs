@@ -22,10 +22,7 @@ pub fn dir() -> Option<PathBuf> {
     match std::env::var(CACHE_ENV) {
         Ok(v) if v == "off" => None,
         Ok(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => std::env::var_os("SEQBENCH_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seqbench")))
-            .map(|home| home.join("data-cache")),
+        _ => crate::env_info::seqbench_home().map(|home| home.join("data-cache")),
     }
 }
 

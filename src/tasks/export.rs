@@ -143,9 +143,10 @@ pub fn validate_listops(file: &Path) -> Result<(usize, usize, Vec<String>)> {
     let rows = super::lra::listops::read_tsv(file).map_err(anyhow::Error::msg)?;
     let (count, first) =
         super::lra::listops::validate(&rows).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    // LRA files have a header line, SPINN files none.
-    let header =
-        std::fs::read(file).is_ok_and(|b| b.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&b).starts_with(b"Source"));
+    // LRA files have a header line, SPINN files none: the first bytes tell (after a BOM).
+    let mut start = [0u8; 9];
+    let n = std::fs::File::open(file).and_then(|mut f| std::io::Read::read(&mut f, &mut start)).unwrap_or(0);
+    let header = start[..n].strip_prefix("\u{feff}".as_bytes()).unwrap_or(&start[..n]).starts_with(b"Source");
     let lines = first
         .iter()
         .map(|(row, stated, computed)| {

@@ -85,16 +85,7 @@ impl ListopsConfig {
         if !(1..=1 << 20).contains(&self.max_length) {
             return Err(("max_length", format!("must be in 1..=1048576, got {}", self.max_length)));
         }
-        for (key, n) in [
-            ("train_examples", self.train_examples),
-            ("val_examples", self.val_examples),
-            ("test_examples", self.test_examples),
-        ] {
-            if n == 0 {
-                return Err((key, "must be at least 1".into()));
-            }
-        }
-        let total = self.train_examples as u128 + self.val_examples as u128 + self.test_examples as u128;
+        let total = super::check_split_sizes(self.train_examples, self.val_examples, self.test_examples)?;
         if total * self.max_length as u128 > 2_000_000_000 {
             return Err(("train_examples", "examples × max_length exceeds 2·10⁹ tokens".into()));
         }

@@ -33,8 +33,11 @@ pub fn subset(total: usize, want: Option<usize>, seed: u64) -> Vec<usize> {
     order
 }
 
-/// Lines of a `label<TAB>text` file (IMDB as shipped): (label, text bytes).
-pub fn read_labelled_tsv(path: &Path) -> Result<Vec<(i64, Vec<u8>)>> {
+/// One line of a `label<TAB>text` file: (label, text bytes).
+pub type LabelledText = (i64, Vec<u8>);
+
+/// Lines of a `label<TAB>text` file (IMDB as shipped).
+pub fn read_labelled_tsv(path: &Path) -> Result<Vec<LabelledText>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     bytes
         .split(|&b| b == b'\n')
@@ -63,6 +66,17 @@ pub fn check_files(files: &[(&'static str, &Option<std::path::PathBuf>)]) -> Res
         }
     }
     Ok(())
+}
+
+/// Train, validation and test sizes of a generated task must each be at least 1; returns their
+/// total, widened so that a size limit can be checked without overflow.
+pub fn check_split_sizes(train: usize, val: usize, test: usize) -> Result<u128, (&'static str, String)> {
+    for (key, n) in [("train_examples", train), ("val_examples", val), ("test_examples", test)] {
+        if n == 0 {
+            return Err((key, "must be at least 1".into()));
+        }
+    }
+    Ok(train as u128 + val as u128 + test as u128)
 }
 
 /// Examples requested must be at least 1 when given.

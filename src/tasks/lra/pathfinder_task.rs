@@ -63,16 +63,7 @@ impl PathfinderConfig {
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         self.params().validate().map_err(|m| ("size", m))?;
-        for (key, n) in [
-            ("train_examples", self.train_examples),
-            ("val_examples", self.val_examples),
-            ("test_examples", self.test_examples),
-        ] {
-            if n == 0 {
-                return Err((key, "must be at least 1".into()));
-            }
-        }
-        let total = self.train_examples as u128 + self.val_examples as u128 + self.test_examples as u128;
+        let total = super::check_split_sizes(self.train_examples, self.val_examples, self.test_examples)?;
         let tokens = total * (self.size * self.size) as u128;
         if tokens > 4_000_000_000 {
             return Err(("train_examples", format!("examples × size² = {tokens} pixels exceeds 4·10⁹")));

@@ -12,7 +12,7 @@
 //!   the review closest in length (label 0, so length does not give the answer away). Like AAN
 //!   it asks whether two long byte documents belong together; unlike AAN the link is
 //!   continuation of one text, not citation.
-use super::{byte_tokens, check_count, read_labelled_tsv, subset, BYTE_PAD, BYTE_VOCAB};
+use super::{byte_tokens, check_count, subset, BYTE_PAD, BYTE_VOCAB};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
 use crate::tasks::{data, BuildContext, TaskData, TaskInfo, TokenSplit};
@@ -267,8 +267,7 @@ fn standin_split(
     seed: u64,
     ctx: BuildContext,
 ) -> Result<TokenSplit> {
-    let path = data::locate(&format!("imdb/{file}"), ctx.data_dir, super::text::SOURCE)?;
-    let rows = read_labelled_tsv(&path)?;
+    let (_, rows) = super::text::read_reviews(file, ctx.data_dir)?;
     let reviews: Vec<Vec<u8>> = subset(rows.len(), want, seed).into_iter().map(|i| rows[i].1.clone()).collect();
     Ok(pair_split(&standin_pairs(&reviews, seed), cfg.max_length))
 }

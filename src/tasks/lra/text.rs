@@ -2,7 +2,7 @@
 //! tokens (byte + 1; 0 pads), truncated or padded to `max_length` (LRA: 4,096), and the model
 //! classifies the whole sequence: 2 classes, 25,000 train and 25,000 test reviews. LRA has no
 //! separate validation split for this task.
-use super::{byte_tokens, check_count, read_labelled_tsv, subset, BYTE_PAD, BYTE_VOCAB};
+use super::{byte_tokens, check_count, read_labelled_tsv, subset, LabelledText, BYTE_PAD, BYTE_VOCAB};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
 use crate::tasks::{data, BuildContext, TaskData, TaskInfo, TokenSplit};
@@ -48,6 +48,13 @@ impl TextConfig {
     }
 }
 
+/// The reviews of an IMDB file (`imdb/{file}` under the data directories), with its path.
+pub fn read_reviews(file: &str, data_dir: Option<&std::path::Path>) -> Result<(std::path::PathBuf, Vec<LabelledText>)> {
+    let path = data::locate(&format!("imdb/{file}"), data_dir, SOURCE)?;
+    let rows = read_labelled_tsv(&path)?;
+    Ok((path, rows))
+}
+
 /// Reads `file` (under the data directories) and keeps a seeded subset of `want` reviews.
 pub fn load_split(
     file: &str,
@@ -56,8 +63,7 @@ pub fn load_split(
     seed: u64,
     data_dir: Option<&std::path::Path>,
 ) -> Result<TokenSplit> {
-    let path = data::locate(&format!("imdb/{file}"), data_dir, SOURCE)?;
-    let rows = read_labelled_tsv(&path)?;
+    let (path, rows) = read_reviews(file, data_dir)?;
     if let Some((label, _)) = rows.iter().find(|(label, _)| !(0..=1).contains(label)) {
         anyhow::bail!("{}: label {label} is not 0 or 1", path.display());
     }
