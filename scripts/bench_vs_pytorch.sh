@@ -2,8 +2,10 @@
 # seqbench against what a user would otherwise run: the same backbone in PyTorch eager
 # (scripts/reference/bench_models.py, in the venv setup.sh made) at the same shape, batch,
 # thread count, optimizer (AdamW, no clipping) and timing rule (median tokens/s after 5 warm-up
-# steps). The two alternate, ROUNDS times, so machine noise hits both; the table shows the
-# median over rounds and the ratio seqbench / PyTorch (> 1: seqbench faster).
+# steps), for every arch but `linear`; each mixer keeps its seqbench defaults, the backbone is the
+# same for all (2 layers, mlp_ratio 4: equal MLP cost, so the mixer is what differs). The two
+# alternate, ROUNDS times, so machine noise hits both; the table shows the median over rounds and
+# the ratio seqbench / PyTorch (> 1: seqbench faster); a warning flags unequal n_params.
 #   bash scripts/bench_vs_pytorch.sh [ROUNDS] [BATCH] [LENGTH] [D_MODEL] [THREADS]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,6 +37,12 @@ models:
   - {arch: lstm, d_model: $d, n_layers: 2, mlp_ratio: 4}
   - {arch: gru, d_model: $d, n_layers: 2, mlp_ratio: 4}
   - {arch: transformer, d_model: $d, n_layers: 2, n_heads: 4, mlp_ratio: 4, positions: rope}
+  - {arch: s4d, d_model: $d, n_layers: 2, mlp_ratio: 4, d_state: 64, init: lin}
+  - {arch: lru, d_model: $d, n_layers: 2, mlp_ratio: 4, d_state: 0}
+  - {arch: mingru, d_model: $d, n_layers: 2, mlp_ratio: 4, expand: 1}
+  - {arch: minlstm, d_model: $d, n_layers: 2, mlp_ratio: 4, expand: 1}
+  - {arch: retnet, d_model: $d, n_layers: 2, mlp_ratio: 4, n_heads: 4, chunk: 64}
+  - {arch: mamba, d_model: $d, n_layers: 2, mlp_ratio: 4, d_state: 16, expand: 2, d_conv: 4, dt_rank: 0}
 tasks:
   - {task: induction, vocab_size: 64, seq_len: $length, train_examples: $((batch * 30)), test_examples: $batch}
 YAML
@@ -68,5 +76,8 @@ for arch in torch:
             print(f"| {arch} | {shape} | {what} | {t:,.0f} | n/a (job not ok) | n/a |")
             continue
         s = statistics.median(values)
+        if torch[arch][0].get("n_params") != seq[arch][0].get("n_params"):
+            print(f"warning: {arch}: n_params differ (PyTorch {torch[arch][0].get('n_params')}, "
+                  f"seqbench {seq[arch][0].get('n_params')}): not the same model", file=sys.stderr)
         print(f"| {arch} | {shape} | {what} | {t:,.0f} | {s:,.0f} | {s / t:.2f} |")
 PY
