@@ -1,6 +1,9 @@
 //! The record: one per job, flat, appended to `records.jsonl`. It is the contract between the
 //! runner, the store and the report; add fields, never change the meaning of one.
+pub mod de;
+
 use crate::job::Job;
+use de::{deserialize_with_flattened, measurements_struct};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -59,76 +62,78 @@ pub struct CurvePoint {
     pub eval_accuracy: Option<f64>,
 }
 
-/// What the job process measured. Every field is optional so that a failed job's record keeps
-/// the same columns (null).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Measurements {
-    /// Device the job ran on (`cpu`, `cuda:0`).
-    pub device: Option<String>,
-    /// libtorch intra-op threads.
-    pub threads: Option<u64>,
-    /// Trainable parameters.
-    pub n_params: Option<u64>,
-    /// Analytic forward FLOPs per token (training ≈ 3×).
-    pub flops_per_token: Option<f64>,
-    /// Optimizer steps taken.
-    pub steps: Option<u64>,
-    /// Mean training loss over the last 10 % of steps.
-    pub train_loss: Option<f64>,
-    /// Mean loss over the labelled test positions.
-    pub eval_loss: Option<f64>,
-    /// Forecasting: mean squared and absolute error over every test window, on scaled values.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mse: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mae: Option<f64>,
-    /// Forecasting: best validation MSE and the epochs trained before early stopping.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub val_mse: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub epochs_trained: Option<u64>,
-    /// Fraction of labelled test positions predicted correctly.
-    pub accuracy: Option<f64>,
-    /// Accuracy on the task's validation split, where it has one (LRA).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_accuracy: Option<f64>,
-    /// Achieved training FLOP/s: 3 × forward FLOPs/token × training tokens/s (backward ≈ 2 ×
-    /// forward), and its fraction of the calibrated matmul peak (`seqbench calibrate`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_flops_per_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mfu: Option<f64>,
-    /// Fraction of test examples with every labelled position correct.
-    pub exact_match: Option<f64>,
-    /// Training throughput (forward + backward + optimizer), tokens/s: median and p10/p90 of steps
-    /// after the warm-up.
-    pub train_tokens_per_s: Option<f64>,
-    pub train_tokens_per_s_p10: Option<f64>,
-    pub train_tokens_per_s_p90: Option<f64>,
-    /// Inference throughput (forward only, no grad), tokens/s: median and p10/p90.
-    pub infer_tokens_per_s: Option<f64>,
-    pub infer_tokens_per_s_p10: Option<f64>,
-    pub infer_tokens_per_s_p90: Option<f64>,
-    /// Generation throughput (recurrent step / KV cache, no grad), tokens/s over the generated
-    /// tokens after a prompt: median and p10/p90 of the steps. Absent for models without a
-    /// recurrent form and for non-causal tasks.
-    pub gen_tokens_per_s: Option<f64>,
-    pub gen_tokens_per_s_p10: Option<f64>,
-    pub gen_tokens_per_s_p90: Option<f64>,
-    /// Peak memory in bytes; what it measures is in `mem_kind`.
-    pub peak_mem_bytes: Option<u64>,
-    /// `cpu_peak_rss`: the job process's peak resident set (VmHWM); `cuda_not_measured` on GPU
-    /// until the allocator peak is wired in.
-    pub mem_kind: Option<String>,
-    /// Resident set of the job process before data and model were built (libraries, runtime).
-    pub baseline_rss_bytes: Option<u64>,
-    /// Seconds spent in the training loop.
-    pub train_s: Option<f64>,
-    pub loss_curve: Vec<CurvePoint>,
-    /// Forecasting: the first test window's target channel, for the report's prediction chart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forecast_sample: Option<ForecastSample>,
+measurements_struct! {
+    /// What the job process measured. Every field is optional so that a failed job's record keeps
+    /// the same columns (null).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct Measurements {
+        /// Device the job ran on (`cpu`, `cuda:0`).
+        pub device: Option<String>,
+        /// libtorch intra-op threads.
+        pub threads: Option<u64>,
+        /// Trainable parameters.
+        pub n_params: Option<u64>,
+        /// Analytic forward FLOPs per token (training ≈ 3×).
+        pub flops_per_token: Option<f64>,
+        /// Optimizer steps taken.
+        pub steps: Option<u64>,
+        /// Mean training loss over the last 10 % of steps.
+        pub train_loss: Option<f64>,
+        /// Mean loss over the labelled test positions.
+        pub eval_loss: Option<f64>,
+        /// Forecasting: mean squared and absolute error over every test window, on scaled values.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub mse: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub mae: Option<f64>,
+        /// Forecasting: best validation MSE and the epochs trained before early stopping.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub val_mse: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub epochs_trained: Option<u64>,
+        /// Fraction of labelled test positions predicted correctly.
+        pub accuracy: Option<f64>,
+        /// Accuracy on the task's validation split, where it has one (LRA).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub val_accuracy: Option<f64>,
+        /// Achieved training FLOP/s: 3 × forward FLOPs/token × training tokens/s (backward ≈ 2 ×
+        /// forward), and its fraction of the calibrated matmul peak (`seqbench calibrate`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub train_flops_per_s: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub mfu: Option<f64>,
+        /// Fraction of test examples with every labelled position correct.
+        pub exact_match: Option<f64>,
+        /// Training throughput (forward + backward + optimizer), tokens/s: median and p10/p90 of steps
+        /// after the warm-up.
+        pub train_tokens_per_s: Option<f64>,
+        pub train_tokens_per_s_p10: Option<f64>,
+        pub train_tokens_per_s_p90: Option<f64>,
+        /// Inference throughput (forward only, no grad), tokens/s: median and p10/p90.
+        pub infer_tokens_per_s: Option<f64>,
+        pub infer_tokens_per_s_p10: Option<f64>,
+        pub infer_tokens_per_s_p90: Option<f64>,
+        /// Generation throughput (recurrent step / KV cache, no grad), tokens/s over the generated
+        /// tokens after a prompt: median and p10/p90 of the steps. Absent for models without a
+        /// recurrent form and for non-causal tasks.
+        pub gen_tokens_per_s: Option<f64>,
+        pub gen_tokens_per_s_p10: Option<f64>,
+        pub gen_tokens_per_s_p90: Option<f64>,
+        /// Peak memory in bytes; what it measures is in `mem_kind`.
+        pub peak_mem_bytes: Option<u64>,
+        /// `cpu_peak_rss`: the job process's peak resident set (VmHWM); `cuda_not_measured` on GPU
+        /// until the allocator peak is wired in.
+        pub mem_kind: Option<String>,
+        /// Resident set of the job process before data and model were built (libraries, runtime).
+        pub baseline_rss_bytes: Option<u64>,
+        /// Seconds spent in the training loop.
+        pub train_s: Option<f64>,
+        pub loss_curve: Vec<CurvePoint>,
+        /// Forecasting: the first test window's target channel, for the report's prediction chart.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub forecast_sample: Option<ForecastSample>,
+    }
 }
 
 /// What `seqbench exec-job` writes on stdout: the job's own verdict plus measurements.
@@ -140,7 +145,9 @@ pub struct JobOutput {
     pub measurements: Measurements,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Serialized with `measurements` flattened into the object; read back by
+/// `deserialize_with_flattened!` below.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
     pub job_id: String,
     pub run_id: String,
@@ -182,6 +189,12 @@ pub struct Record {
     pub log_file: Option<String>,
 }
 
+deserialize_with_flattened!(Record {
+    job_id, run_id, suite, task, task_label, model, arch, seed, params, swept, status, reason, wall_s,
+    hostname, rank, local_rank, cuda_visible_devices, started_at, finished_at, seqbench_version,
+    stderr_tail, log_file,
+} flatten measurements: Measurements);
+
 impl Record {
     /// A record for `job` with no measurements yet.
     pub fn new(job: &Job, run_id: &str, status: Status) -> Self {
@@ -210,5 +223,76 @@ impl Record {
             stderr_tail: None,
             log_file: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_record() -> Record {
+        // Every measurement set, so that a field the reader forgets would come back as None.
+        let value: serde_json::Map<String, serde_json::Value> = Measurements::FIELDS
+            .iter()
+            .map(|&key| {
+                let v = match key {
+                    "device" | "mem_kind" => serde_json::json!("cpu"),
+                    "loss_curve" => serde_json::json!([{"step": 1, "loss": 2.0, "eval_accuracy": 0.5}]),
+                    "forecast_sample" => {
+                        serde_json::json!({"window": 1, "input": [1.0], "truth": [2.0], "prediction": [3.0]})
+                    }
+                    _ => serde_json::json!(3),
+                };
+                (key.to_string(), v)
+            })
+            .collect();
+        let measurements: Measurements = serde_json::from_value(value.into()).unwrap();
+        Record {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            suite: "s".into(),
+            task: "t".into(),
+            task_label: "t \"quoted\"".into(),
+            model: "m".into(),
+            arch: "a".into(),
+            seed: 7,
+            params: [("task.seq_len".to_string(), serde_json::json!(64))].into_iter().collect(),
+            swept: vec!["task.seq_len".into()],
+            status: Status::Oom,
+            reason: Some("out of memory".into()),
+            measurements,
+            wall_s: 1.5,
+            hostname: "h".into(),
+            rank: Some(1),
+            local_rank: Some(0),
+            cuda_visible_devices: Some("0".into()),
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            seqbench_version: "v".into(),
+            stderr_tail: Some("tail".into()),
+            log_file: Some("logs/j.log".into()),
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_equal_with_every_field_set() {
+        let record = full_record();
+        assert!(record.measurements.mfu.is_some() && record.measurements.forecast_sample.is_some());
+        let line = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
+    }
+
+    #[test]
+    fn absent_optional_fields_are_none_unknown_fields_are_skipped_and_a_missing_field_is_named() {
+        let mut value = serde_json::to_value(full_record()).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.remove("rank");
+        object.remove("mfu");
+        object.insert("from_a_newer_version".into(), serde_json::json!({"nested": [1, 2]}));
+        let record: Record = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!((record.rank, record.measurements.mfu), (None, None));
+        value.as_object_mut().unwrap().remove("job_id");
+        let err = serde_json::from_str::<Record>(&value.to_string()).unwrap_err().to_string();
+        assert!(err.contains("missing field `job_id`"), "{err}");
     }
 }

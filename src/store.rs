@@ -15,6 +15,12 @@ pub const LOCK: &str = "run.lock";
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// Writes what `write` produces to `path` through a temporary file and a rename, so readers
+/// never see half; large outputs stream to disk instead of being built in memory first.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<File>) -> Result<()>) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
@@ -24,8 +30,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let host = crate::env_info::hostname();
     let tmp = dir.join(format!(".{name}.tmp-{host}-{}-{call}", std::process::id()));
-    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    let file = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let written = write(&mut out).and_then(|_| {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        Ok(file.sync_all()?)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("writing {}", tmp.display())));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
@@ -205,6 +219,56 @@ impl RecordWriter {
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
         Ok(())
+    }
+}
+
+/// Bytes of `records.jsonl` read at a time by [`for_each_block`].
+pub const BLOCK_BYTES: usize = 32 << 20;
+
+/// Hands `records.jsonl` to `each` in blocks of whole lines (about `block_bytes` each),
+/// reading the next block while `each` works on the current one, so that a gigabyte of records
+/// never sits in memory at once. `each` returns the number of lines handed over so far. A last
+/// line with no newline (a write cut short) is not handed over: its line number is returned.
+pub fn for_each_block(
+    path: &Path,
+    block_bytes: usize,
+    mut each: impl FnMut(&[u8]) -> Result<usize> + Send,
+) -> Result<Option<usize>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let read = |file: &mut File, buf: &mut Vec<u8>| -> Result<usize> {
+        let start = buf.len();
+        buf.resize(start + block_bytes, 0);
+        let mut filled = start;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            }
+        }
+        buf.truncate(filled);
+        Ok(filled - start)
+    };
+    let (mut current, mut next) = (Vec::new(), Vec::new());
+    let mut at_end = read(&mut file, &mut current)? == 0;
+    loop {
+        // Whole lines go now; the tail of a line cut by the block edge moves to the next block.
+        let whole = memchr::memrchr(b'\n', &current).map_or(0, |i| i + 1);
+        if at_end {
+            let lines = each(&current[..whole])?;
+            return Ok((whole < current.len()).then_some(lines + 1));
+        }
+        next.clear();
+        next.extend_from_slice(&current[whole..]);
+        let (done, more) = rayon::join(|| each(&current[..whole]), || read(&mut file, &mut next));
+        done?;
+        at_end = more? == 0;
+        std::mem::swap(&mut current, &mut next);
     }
 }
 

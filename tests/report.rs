@@ -132,3 +132,66 @@ fn a_torn_last_line_is_skipped_with_a_warning() {
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].contains(":7: skipped"), "{warnings:?}");
 }
+
+/// 240 records from the fixture (40 copies with their own ids, seeds and loss curves; from the
+/// 20th copy on, `model.d_model` is swept too), an unreadable line and a torn last line.
+fn many_records_file(path: &Path) {
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(fixture("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut text = String::new();
+    for copy in 0..40u64 {
+        for (i, line) in lines.iter().enumerate() {
+            let mut r = line.clone();
+            r["job_id"] = format!("{}-{copy}", r["job_id"].as_str().unwrap()).into();
+            r["seed"] = (r["seed"].as_u64().unwrap() + 10 * copy).into();
+            let curve: Vec<serde_json::Value> =
+                (1..=5).map(|k| serde_json::json!({"step": 10 * k, "loss": 3.0 / (k + i) as f64})).collect();
+            r["loss_curve"] = curve.into();
+            if copy >= 20 {
+                r["swept"].as_array_mut().unwrap().push("model.d_model".into());
+                r["params"]["model.d_model"] = (32 * (1 + copy % 2)).into();
+            }
+            text += &serde_json::to_string(&r).unwrap();
+            text.push('\n');
+        }
+        if copy == 7 {
+            text += "not a record\n";
+        }
+    }
+    text += "{\"job_id\": \"torn\", \"run";
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn reading_in_blocks_gives_the_report_of_reading_everything_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("records.jsonl");
+    many_records_file(&path);
+    let (records, whole_warnings) = read_records(&path).unwrap();
+    assert_eq!(records.len(), 240);
+    let whole = report::render("t", &records).unwrap();
+    // Blocks far smaller than a line, about one line, and several lines: lines are cut at
+    // every block edge and pieces are gathered apart, then merged.
+    for block in [100, 997, 5000] {
+        let (gathered, warnings) = report::Gathered::read_in_blocks(&path, block).unwrap();
+        assert_eq!(gathered.records, 240);
+        assert_eq!(warnings, whole_warnings, "block {block}: same warnings, same line numbers");
+        let streamed = report::render_gathered("t", gathered).unwrap();
+        assert_eq!(streamed.markdown, whole.markdown, "block {block}");
+        assert!(streamed.records.equals_missing(&whole.records), "block {block}: records table");
+        assert!(streamed.summary.equals_missing(&whole.summary), "block {block}: summary");
+        let names = |r: &report::Rendered| r.charts.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&streamed), names(&whole));
+    }
+    assert_eq!(whole_warnings.len(), 2);
+    assert!(whole_warnings[0].contains(":49: skipped an unreadable record"), "{whole_warnings:?}");
+    assert!(whole_warnings[1].contains(":242: skipped a partial last line"), "{whole_warnings:?}");
+    // The records table shows `model.d_model` for every record, swept or not.
+    let d_model = whole.records.column("model.d_model").unwrap();
+    assert_eq!(d_model.null_count(), 0);
+    // 240 runs with curves: the loss chart shows the mean over seeds per configuration.
+    assert!(whole.charts.iter().any(|c| c.svg.contains("training loss (mean over seeds)")));
+}

@@ -2,8 +2,10 @@
 //! Pareto front, accuracy against model width when `model.d_model` is swept (Zoology's figure),
 //! and — when the suite sweeps `task.seq_len` — throughput, memory and accuracy
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
+use super::frame::MetricFn;
+use super::row::Row;
 use crate::dispatch::progress::human_rate;
-use crate::record::{Record, Status};
+use crate::record::{ForecastSample, Record, Status};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -160,71 +162,150 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Configuration label: model plus the swept parameters other than seq_len.
-fn config_label(r: &Record, skip: &str) -> String {
-    let mut parts = vec![r.model.clone()];
-    for k in r.swept.iter().filter(|k| k.as_str() != skip) {
+/// Configuration label: model plus the swept parameters other than `skip`.
+fn config_label(r: &Row, skip: &str) -> String {
+    let mut label = r.model.to_string();
+    for k in r.swept.iter().filter(|k| ***k != *skip) {
         let v = r.params.get(k).map(super::frame::param_text).unwrap_or_default();
-        parts.push(format!("{}={v}", k.split_once('.').map_or(k.as_str(), |(_, s)| s)));
+        label.push(' ');
+        label.push_str(k.split_once('.').map_or(&**k, |(_, s)| s));
+        label.push('=');
+        label.push_str(&v);
     }
-    parts.join(" ")
+    label
 }
 
-/// One line per configuration (model and the other swept parameters) of a metric against the
-/// integer parameter `key` (e.g. `task.seq_len`), averaged over seeds.
-fn against_param(ok: &[&Record], key: &str, get: impl Fn(&Record) -> Option<f64>) -> Vec<Series> {
-    let mut groups: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
-    for r in ok {
-        let (Some(x), Some(v)) = (r.params.get(key).and_then(|v| v.as_i64()), get(r)) else { continue };
-        groups.entry(config_label(r, key)).or_default().entry(x).or_default().push(v);
+/// A running mean: (sum, count).
+#[derive(Clone, Copy, Default)]
+struct Mean(f64, f64);
+
+impl Mean {
+    fn add(&mut self, v: f64) {
+        *self = Mean(self.0 + v, self.1 + 1.0);
     }
-    groups
-        .into_iter()
-        .map(|(label, by_x)| (label, by_x.into_iter().map(|(x, v)| (x as f64, mean(&v))).collect()))
-        .collect()
+    fn merge(&mut self, other: Mean) {
+        *self = Mean(self.0 + other.0, self.1 + other.1);
+    }
+    fn get(self) -> f64 {
+        self.0 / self.1
+    }
+}
+
+/// Configuration label → x → mean of y.
+type Groups<X> = BTreeMap<String, BTreeMap<X, Mean>>;
+
+fn merge_groups<X: Ord>(into: &mut Groups<X>, from: Groups<X>) {
+    for (label, by_x) in from {
+        let to = into.entry(label).or_default();
+        for (x, m) in by_x {
+            to.entry(x).or_default().merge(m);
+        }
+    }
+}
+
+fn groups_series<X>(groups: Groups<X>, x: impl Fn(X) -> f64) -> Vec<Series> {
+    groups.into_iter().map(|(label, by_x)| (label, by_x.into_iter().map(|(k, m)| (x(k), m.get())).collect())).collect()
 }
 
 /// Most lines a chart draws: beyond it a legend is unreadable and rendering slows.
 const MAX_LINES: usize = 30;
 
-/// Loss curves: one line per run when there are few runs, else the mean over seeds per
-/// configuration (at most [`MAX_LINES`], the title says how many were left out).
-fn loss_curves(recs: &[&Record]) -> (Vec<Series>, String) {
-    let with_curve: Vec<&Record> = recs.iter().copied().filter(|r| !r.measurements.loss_curve.is_empty()).collect();
-    if with_curve.len() <= MAX_LINES {
-        let series = with_curve
-            .iter()
-            .map(|r| {
-                let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
-                (format!("{} seed={}", config_label(r, ""), r.seed), pts)
-            })
-            .collect();
-        return (series, String::new());
-    }
-    let mut by_config: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
-    for r in &with_curve {
-        let steps = by_config.entry(config_label(r, "")).or_default();
-        for p in &r.measurements.loss_curve {
-            let e = steps.entry(p.step).or_insert((0.0, 0.0));
-            *e = (e.0 + p.loss, e.1 + 1.0);
-        }
-    }
-    let configs = by_config.len();
-    let series = by_config
-        .into_iter()
-        .take(MAX_LINES)
-        .map(|(label, steps)| (label, steps.into_iter().map(|(s, (sum, n))| (s as f64, sum / n)).collect()))
-        .collect();
-    let note = if configs > MAX_LINES {
-        format!(" (mean over seeds; first {MAX_LINES} of {configs} configurations)")
-    } else {
-        " (mean over seeds)".to_string()
-    };
-    (series, note)
+/// What one task's charts need, gathered record by record (and merged chunk by chunk).
+#[derive(Default)]
+struct TaskCharts {
+    /// Loss curves of the first runs (one line per run while there are at most [`MAX_LINES`]).
+    run_curves: Vec<Series>,
+    runs_with_curve: usize,
+    /// Per configuration and step, the mean loss over seeds.
+    mean_curves: Groups<u64>,
+    /// Per configuration, mean training throughput and mean accuracy (%).
+    accuracy_vs_throughput: BTreeMap<String, (Mean, Mean)>,
+    seq_len_swept: bool,
+    width_swept: bool,
+    /// Throughput, memory and accuracy against sequence length; accuracy against width.
+    vs_seq_len: [Groups<i64>; 3],
+    vs_width: Groups<i64>,
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
+/// The metrics drawn against sequence length: (chart name, axis label, value).
+const VS_SEQ_LEN: [(&str, &str, MetricFn); 3] = [
+    ("throughput", "training throughput (tokens/s)", |m| m.train_tokens_per_s),
+    ("memory", "peak memory (MiB)", |m| m.peak_mem_bytes.map(|b| b as f64 / 1048576.0)),
+    ("accuracy", "accuracy (%)", |m| m.accuracy.map(|a| 100.0 * a)),
+];
+
+impl TaskCharts {
+    fn add(&mut self, r: &Row) {
+        let label = || config_label(r, "");
+        if !r.measurements.loss_curve.is_empty() {
+            self.runs_with_curve += 1;
+            let label = label();
+            if self.run_curves.len() <= MAX_LINES {
+                let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
+                self.run_curves.push((format!("{label} seed={}", r.seed), pts));
+            }
+            let steps = self.mean_curves.entry(label).or_default();
+            for p in &r.measurements.loss_curve {
+                steps.entry(p.step).or_default().add(p.loss);
+            }
+        }
+        if r.status != Status::Ok {
+            return;
+        }
+        if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
+            let e = self.accuracy_vs_throughput.entry(label()).or_default();
+            e.0.add(t);
+            e.1.add(100.0 * a);
+        }
+        self.seq_len_swept |= r.swept.iter().any(|k| **k == *"task.seq_len");
+        self.width_swept |= r.swept.iter().any(|k| **k == *"model.d_model");
+        if let Some(x) = r.params.get("task.seq_len").and_then(|v| v.as_i64()) {
+            let label = config_label(r, "task.seq_len");
+            for ((_, _, get), groups) in VS_SEQ_LEN.iter().zip(&mut self.vs_seq_len) {
+                if let Some(v) = get(&r.measurements) {
+                    groups.entry(label.clone()).or_default().entry(x).or_default().add(v);
+                }
+            }
+        }
+        if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
+            self.vs_width.entry(config_label(r, "model.d_model")).or_default().entry(x).or_default().add(100.0 * a);
+        }
+    }
+
+    fn merge(&mut self, later: TaskCharts) {
+        let room = (MAX_LINES + 1).saturating_sub(self.run_curves.len());
+        self.run_curves.extend(later.run_curves.into_iter().take(room));
+        self.runs_with_curve += later.runs_with_curve;
+        merge_groups(&mut self.mean_curves, later.mean_curves);
+        for (label, (t, a)) in later.accuracy_vs_throughput {
+            let e = self.accuracy_vs_throughput.entry(label).or_default();
+            e.0.merge(t);
+            e.1.merge(a);
+        }
+        self.seq_len_swept |= later.seq_len_swept;
+        self.width_swept |= later.width_swept;
+        for (into, from) in self.vs_seq_len.iter_mut().zip(later.vs_seq_len) {
+            merge_groups(into, from);
+        }
+        merge_groups(&mut self.vs_width, later.vs_width);
+    }
+
+    /// Loss curves: one line per run when there are few runs, else the mean over seeds per
+    /// configuration (at most [`MAX_LINES`], the title says how many were left out).
+    fn loss_curves(&mut self) -> (Vec<Series>, String) {
+        if self.runs_with_curve <= MAX_LINES {
+            return (std::mem::take(&mut self.run_curves), String::new());
+        }
+        let configs = self.mean_curves.len();
+        let series =
+            groups_series(std::mem::take(&mut self.mean_curves), |s| s as f64).into_iter().take(MAX_LINES).collect();
+        let note = if configs > MAX_LINES {
+            format!(" (mean over seeds; first {MAX_LINES} of {configs} configurations)")
+        } else {
+            " (mean over seeds)".to_string()
+        };
+        (series, note)
+    }
 }
 
 /// Points maximal in both coordinates (higher x and higher y better), sorted by x.
@@ -243,26 +324,89 @@ pub fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-/// Forecasting: per task entry and configuration, the first test window's target channel: the
-/// input, the truth and each model's forecast (lowest seed).
-fn forecast_charts(records: &[Record], out: &mut Vec<Chart>) -> Result<()> {
-    // (task label, swept task parameters) → model → record
-    let mut groups: BTreeMap<(String, String), BTreeMap<&str, &Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.status == Status::Ok && r.measurements.forecast_sample.is_some()) {
+/// The lowest-seed forecast of one model (the first record wins a tie).
+struct Forecast {
+    seed: u64,
+    sample: ForecastSample,
+}
+
+/// (task label, swept task parameters) → model → forecast.
+type Forecasts = BTreeMap<(String, String), BTreeMap<String, Forecast>>;
+
+/// Everything the charts need from the records, gathered one record at a time so that a
+/// million records are never held at once.
+#[derive(Default)]
+pub struct ChartData {
+    tasks: BTreeMap<String, TaskCharts>,
+    forecasts: Forecasts,
+}
+
+impl ChartData {
+    pub fn add(&mut self, r: &Row) {
+        if !self.tasks.contains_key(&*r.task_label) {
+            self.tasks.insert(r.task_label.to_string(), TaskCharts::default());
+        }
+        self.tasks.get_mut(&*r.task_label).expect("inserted").add(r);
+        let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
+            return;
+        };
         let config: Vec<String> = r
             .swept
             .iter()
             .filter(|k| k.starts_with("task."))
             .map(|k| format!("{}={}", &k[5..], r.params.get(k).map(super::frame::param_text).unwrap_or_default()))
             .collect();
-        let by_model = groups.entry((r.task_label.clone(), config.join(" "))).or_default();
-        let keep = by_model.get(r.model.as_str()).is_none_or(|kept| r.seed < kept.seed);
-        if keep {
-            by_model.insert(&r.model, r);
+        let by_model = self.forecasts.entry((r.task_label.to_string(), config.join(" "))).or_default();
+        if by_model.get(&*r.model).is_none_or(|kept| r.seed < kept.seed) {
+            by_model.insert(r.model.to_string(), Forecast { seed: r.seed, sample: sample.clone() });
         }
     }
-    for ((task, config), by_model) in groups {
-        let Some(first) = by_model.values().next().and_then(|r| r.measurements.forecast_sample.as_ref()) else {
+
+    /// Adds the records gathered in `later`, which come after this one's in the file.
+    pub fn merge(&mut self, later: ChartData) {
+        for (task, charts) in later.tasks {
+            match self.tasks.get_mut(&task) {
+                Some(into) => into.merge(charts),
+                None => {
+                    self.tasks.insert(task, charts);
+                }
+            }
+        }
+        for (key, by_model) in later.forecasts {
+            let into = self.forecasts.entry(key).or_default();
+            for (model, f) in by_model {
+                if into.get(&model).is_none_or(|kept| f.seed < kept.seed) {
+                    into.insert(model, f);
+                }
+            }
+        }
+    }
+
+    /// Every chart the records support.
+    pub fn draw(self) -> Result<Vec<Chart>> {
+        let mut out = Vec::new();
+        forecast_charts(self.forecasts, &mut out)?;
+        for (task, mut data) in self.tasks {
+            task_charts(&task, &mut data, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Every chart the records support.
+pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
+    let mut data = ChartData::default();
+    for r in records {
+        data.add(&Row::from(r));
+    }
+    data.draw()
+}
+
+/// Forecasting: per task entry and configuration, the first test window's target channel: the
+/// input, the truth and each model's forecast (lowest seed).
+fn forecast_charts(forecasts: Forecasts, out: &mut Vec<Chart>) -> Result<()> {
+    for ((task, config), by_model) in forecasts {
+        let Some(first) = by_model.values().next().map(|f| &f.sample) else {
             continue;
         };
         let at = |start: i64, values: &[f64]| -> Vec<(f64, f64)> {
@@ -271,10 +415,8 @@ fn forecast_charts(records: &[Record], out: &mut Vec<Chart>) -> Result<()> {
         let input_len = first.input.len() as i64;
         let mut series: Vec<Series> =
             vec![("input".into(), at(-input_len, &first.input)), ("ground truth".into(), at(0, &first.truth))];
-        for (model, r) in &by_model {
-            if let Some(s) = &r.measurements.forecast_sample {
-                series.push((format!("{model} forecast"), at(0, &s.prediction)));
-            }
+        for (model, f) in &by_model {
+            series.push((format!("{model} forecast"), at(0, &f.sample.prediction)));
         }
         let what = if config.is_empty() { task.clone() } else { format!("{task} ({config})") };
         let (svg, png) = plot(
@@ -290,101 +432,76 @@ fn forecast_charts(records: &[Record], out: &mut Vec<Chart>) -> Result<()> {
     Ok(())
 }
 
-/// Every chart the records support.
-pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
-    let mut out = Vec::new();
-    forecast_charts(records, &mut out)?;
-    let mut by_task: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
-    for r in records {
-        by_task.entry(r.task_label.as_str()).or_default().push(r);
+/// One task's loss curves, accuracy against throughput, metrics against sequence length (when
+/// it is swept) and accuracy against width (when it is swept).
+fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Result<()> {
+    let (curves, note) = data.loss_curves();
+    if !curves.is_empty() {
+        let log_y = spans_decades(curves.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+        let (svg, png) = plot(
+            &format!("{task}: training loss{note}"),
+            Axis { label: "step", log: false },
+            Axis { label: "training loss (nats)", log: log_y },
+            &curves,
+            false,
+            &[],
+        )?;
+        out.push(Chart { name: format!("{}_loss", slug(task)), svg, png });
     }
-    for (task, recs) in by_task {
-        let ok: Vec<&Record> = recs.iter().copied().filter(|r| r.status == Status::Ok).collect();
-        let (curves, note) = loss_curves(&recs);
-        if !curves.is_empty() {
-            let log_y = spans_decades(curves.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+    // Accuracy against training throughput, mean over seeds per configuration.
+    if !data.accuracy_vs_throughput.is_empty() {
+        let series: Vec<Series> = std::mem::take(&mut data.accuracy_vs_throughput)
+            .into_iter()
+            .map(|(label, (t, a))| (label, vec![(t.get(), a.get())]))
+            .collect();
+        let points: Vec<(f64, f64)> = series.iter().map(|s| s.1[0]).collect();
+        let log_x = spans_decades(points.iter().map(|p| p.0));
+        let (svg, png) = plot(
+            &format!("{task}: accuracy vs training throughput"),
+            Axis { label: "training throughput (tokens/s)", log: log_x },
+            Axis { label: "accuracy (%)", log: false },
+            &series,
+            true,
+            &pareto_front(&points),
+        )?;
+        out.push(Chart { name: format!("{}_accuracy_vs_throughput", slug(task)), svg, png });
+    }
+    if data.seq_len_swept {
+        for ((name, label, _), groups) in VS_SEQ_LEN.iter().zip(std::mem::take(&mut data.vs_seq_len)) {
+            let series = groups_series(groups, |x| x as f64);
+            if series.is_empty() {
+                continue;
+            }
+            let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+            let log_y = *name != "accuracy" && spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
             let (svg, png) = plot(
-                &format!("{task}: training loss{note}"),
-                Axis { label: "step", log: false },
-                Axis { label: "training loss (nats)", log: log_y },
-                &curves,
+                &format!("{task}: {name} vs sequence length"),
+                Axis { label: "sequence length (tokens)", log: log_x },
+                Axis { label, log: log_y },
+                &series,
                 false,
                 &[],
             )?;
-            out.push(Chart { name: format!("{}_loss", slug(task)), svg, png });
-        }
-        // Accuracy against training throughput, mean over seeds per configuration.
-        let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for r in &ok {
-            if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
-                groups.entry(config_label(r, "")).or_default().push((t, 100.0 * a));
-            }
-        }
-        if !groups.is_empty() {
-            let series: Vec<Series> = groups
-                .into_iter()
-                .map(|(label, pts)| {
-                    let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
-                    let ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
-                    (label, vec![(mean(&xs), mean(&ys))])
-                })
-                .collect();
-            let points: Vec<(f64, f64)> = series.iter().map(|s| s.1[0]).collect();
-            let log_x = spans_decades(points.iter().map(|p| p.0));
-            let (svg, png) = plot(
-                &format!("{task}: accuracy vs training throughput"),
-                Axis { label: "training throughput (tokens/s)", log: log_x },
-                Axis { label: "accuracy (%)", log: false },
-                &series,
-                true,
-                &pareto_front(&points),
-            )?;
-            out.push(Chart { name: format!("{}_accuracy_vs_throughput", slug(task)), svg, png });
-        }
-        // Metrics against sequence length, when it is swept.
-        if ok.iter().any(|r| r.swept.iter().any(|k| k == "task.seq_len")) {
-            type Getter = fn(&Record) -> Option<f64>;
-            let metrics: [(&str, &str, Getter); 3] = [
-                ("throughput", "training throughput (tokens/s)", |r| r.measurements.train_tokens_per_s),
-                ("memory", "peak memory (MiB)", |r| r.measurements.peak_mem_bytes.map(|b| b as f64 / 1048576.0)),
-                ("accuracy", "accuracy (%)", |r| r.measurements.accuracy.map(|a| 100.0 * a)),
-            ];
-            for (name, label, get) in metrics {
-                let series = against_param(&ok, "task.seq_len", get);
-                if series.is_empty() {
-                    continue;
-                }
-                let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-                let log_y = name != "accuracy" && spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
-                let (svg, png) = plot(
-                    &format!("{task}: {name} vs sequence length"),
-                    Axis { label: "sequence length (tokens)", log: log_x },
-                    Axis { label, log: log_y },
-                    &series,
-                    false,
-                    &[],
-                )?;
-                out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg, png });
-            }
-        }
-        // Zoology's figure: accuracy against model width, one line per architecture.
-        if ok.iter().any(|r| r.swept.iter().any(|k| k == "model.d_model")) {
-            let series = against_param(&ok, "model.d_model", |r| r.measurements.accuracy.map(|a| 100.0 * a));
-            if !series.is_empty() {
-                let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-                let (svg, png) = plot(
-                    &format!("{task}: accuracy vs model width"),
-                    Axis { label: "d_model", log: log_x },
-                    Axis { label: "accuracy (%)", log: false },
-                    &series,
-                    false,
-                    &[],
-                )?;
-                out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg, png });
-            }
+            out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg, png });
         }
     }
-    Ok(out)
+    // Zoology's figure: accuracy against model width, one line per architecture.
+    if data.width_swept {
+        let series = groups_series(std::mem::take(&mut data.vs_width), |x| x as f64);
+        if !series.is_empty() {
+            let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+            let (svg, png) = plot(
+                &format!("{task}: accuracy vs model width"),
+                Axis { label: "d_model", log: log_x },
+                Axis { label: "accuracy (%)", log: false },
+                &series,
+                false,
+                &[],
+            )?;
+            out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg, png });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

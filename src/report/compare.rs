@@ -18,15 +18,15 @@ pub enum Better {
 
 /// Metrics compared: name, better direction, how it is read from a record.
 pub const COMPARED: &[(&str, Better, super::frame::MetricFn)] = &[
-    ("accuracy", Better::Higher, |r| r.measurements.accuracy),
-    ("exact_match", Better::Higher, |r| r.measurements.exact_match),
-    ("eval_loss", Better::Lower, |r| r.measurements.eval_loss),
-    ("train_tokens_per_s", Better::Higher, |r| r.measurements.train_tokens_per_s),
-    ("infer_tokens_per_s", Better::Higher, |r| r.measurements.infer_tokens_per_s),
-    ("mse", Better::Lower, |r| r.measurements.mse),
-    ("mae", Better::Lower, |r| r.measurements.mae),
-    ("gen_tokens_per_s", Better::Higher, |r| r.measurements.gen_tokens_per_s),
-    ("peak_mem_bytes", Better::Lower, |r| r.measurements.peak_mem_bytes.map(|b| b as f64)),
+    ("accuracy", Better::Higher, |m| m.accuracy),
+    ("exact_match", Better::Higher, |m| m.exact_match),
+    ("eval_loss", Better::Lower, |m| m.eval_loss),
+    ("train_tokens_per_s", Better::Higher, |m| m.train_tokens_per_s),
+    ("infer_tokens_per_s", Better::Higher, |m| m.infer_tokens_per_s),
+    ("mse", Better::Lower, |m| m.mse),
+    ("mae", Better::Lower, |m| m.mae),
+    ("gen_tokens_per_s", Better::Higher, |m| m.gen_tokens_per_s),
+    ("peak_mem_bytes", Better::Lower, |m| m.peak_mem_bytes.map(|b| b as f64)),
 ];
 
 /// A configuration as compared: task, model and parameters (seed excluded).
@@ -148,7 +148,7 @@ pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
             let values = |runs: &[&Record]| -> Vec<f64> {
                 runs.iter()
                     .filter(|r| r.status == Status::Ok)
-                    .filter_map(|r| get(r))
+                    .filter_map(|r| get(&r.measurements))
                     .filter(|v| v.is_finite())
                     .collect()
             };

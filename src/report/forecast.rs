@@ -1,7 +1,8 @@
 //! The forecasting table in Time-Series-Library's layout: one row per dataset × horizon, one
 //! column per model with MSE / MAE (mean over seeds), the best of each row in bold.
+use super::row::Row;
 use super::table::{Cell, Table};
-use crate::record::{Record, Status};
+use crate::record::Status;
 use std::collections::BTreeMap;
 
 /// (table, for each row the column indices holding the lowest MSE and the lowest MAE).
@@ -11,7 +12,7 @@ pub struct ForecastTable {
     values: Vec<Vec<Option<(f64, f64)>>>,
 }
 
-fn param(r: &Record, key: &str) -> String {
+fn param(r: &Row, key: &str) -> String {
     r.params.get(key).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default()
 }
 
@@ -20,27 +21,55 @@ type RowKey = (String, String, i64);
 /// model → (Σ MSE, Σ MAE, runs)
 type Sums = BTreeMap<String, (f64, f64, f64)>;
 
-/// None when no forecasting job ended ok.
-pub fn tslib_table(records: &[Record]) -> Option<ForecastTable> {
-    let mut cells: BTreeMap<RowKey, Sums> = BTreeMap::new();
-    let mut models: Vec<String> = Vec::new();
-    for r in records.iter().filter(|r| r.task == crate::tasks::forecast::NAME && r.status == Status::Ok) {
-        let (Some(mse), Some(mae)) = (r.measurements.mse, r.measurements.mae) else { continue };
+/// What the TSLib table needs, gathered record by record; models in order of first appearance.
+#[derive(Default)]
+pub struct TslibSums {
+    cells: BTreeMap<RowKey, Sums>,
+    models: Vec<String>,
+}
+
+impl TslibSums {
+    pub fn add(&mut self, r: &Row) {
+        if *r.task != *crate::tasks::forecast::NAME || r.status != Status::Ok {
+            return;
+        }
+        let (Some(mse), Some(mae)) = (r.measurements.mse, r.measurements.mae) else { return };
         let horizon = r.params.get("task.pred_len").and_then(|v| v.as_i64()).unwrap_or(0);
         let key = (param(r, "task.dataset"), param(r, "task.features"), horizon);
-        let e = cells.entry(key).or_default().entry(r.model.clone()).or_insert((0.0, 0.0, 0.0));
+        let e = self.cells.entry(key).or_default().entry(r.model.to_string()).or_insert((0.0, 0.0, 0.0));
         *e = (e.0 + mse, e.1 + mae, e.2 + 1.0);
-        if !models.contains(&r.model) {
-            models.push(r.model.clone());
+        if !self.models.iter().any(|m| *m == *r.model) {
+            self.models.push(r.model.to_string());
         }
     }
+
+    /// Adds the records gathered in `later`, which come after this one's.
+    pub fn merge(&mut self, later: TslibSums) {
+        for (key, by_model) in later.cells {
+            let into = self.cells.entry(key).or_default();
+            for (model, (s, a, n)) in by_model {
+                let e = into.entry(model).or_insert((0.0, 0.0, 0.0));
+                *e = (e.0 + s, e.1 + a, e.2 + n);
+            }
+        }
+        for m in later.models {
+            if !self.models.contains(&m) {
+                self.models.push(m);
+            }
+        }
+    }
+}
+
+/// The table from gathered sums; None when no forecasting job ended ok.
+pub fn tslib_table(gathered: &TslibSums) -> Option<ForecastTable> {
+    let (cells, models) = (&gathered.cells, &gathered.models);
     if cells.is_empty() {
         return None;
     }
     let mut header = vec!["dataset".to_string(), "features".into(), "horizon".into()];
     header.extend(models.iter().map(|m| format!("{m} MSE / MAE")));
     let (mut rows, mut best, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    for ((dataset, features, horizon), by_model) in &cells {
+    for ((dataset, features, horizon), by_model) in cells {
         let means: Vec<Option<(f64, f64)>> =
             models.iter().map(|m| by_model.get(m).map(|(s, a, n)| (s / n, a / n))).collect();
         let argmin = |f: fn(&(f64, f64)) -> f64| {

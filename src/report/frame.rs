@@ -1,33 +1,41 @@
 //! Records → polars frames: the flat per-job table, and the per-configuration summary
 //! (mean ± std over seeds of every metric, runs ok / total).
-use crate::record::Record;
+use super::row::Row;
+use crate::record::{Measurements, Record};
 use anyhow::Result;
 use polars::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Reads one metric of a record.
-pub type MetricFn = fn(&Record) -> Option<f64>;
+/// Reads one metric of a record's measurements.
+pub type MetricFn = fn(&Measurements) -> Option<f64>;
 
-/// Metric columns: (column, how it is read from a record).
+/// Metric columns: (column, how it is read from a record's measurements); `wall_s` follows.
 pub const METRICS: &[(&str, MetricFn)] = &[
-    ("accuracy", |r| r.measurements.accuracy),
-    ("val_accuracy", |r| r.measurements.val_accuracy),
-    ("exact_match", |r| r.measurements.exact_match),
-    ("eval_loss", |r| r.measurements.eval_loss),
-    ("mse", |r| r.measurements.mse),
-    ("mae", |r| r.measurements.mae),
-    ("train_loss", |r| r.measurements.train_loss),
-    ("train_tokens_per_s", |r| r.measurements.train_tokens_per_s),
-    ("infer_tokens_per_s", |r| r.measurements.infer_tokens_per_s),
-    ("gen_tokens_per_s", |r| r.measurements.gen_tokens_per_s),
-    ("peak_mem_bytes", |r| r.measurements.peak_mem_bytes.map(|b| b as f64)),
-    ("n_params", |r| r.measurements.n_params.map(|n| n as f64)),
-    ("flops_per_token", |r| r.measurements.flops_per_token),
-    ("train_flops_per_s", |r| r.measurements.train_flops_per_s),
-    ("mfu", |r| r.measurements.mfu),
-    ("train_s", |r| r.measurements.train_s),
-    ("wall_s", |r| Some(r.wall_s)),
+    ("accuracy", |m| m.accuracy),
+    ("val_accuracy", |m| m.val_accuracy),
+    ("exact_match", |m| m.exact_match),
+    ("eval_loss", |m| m.eval_loss),
+    ("mse", |m| m.mse),
+    ("mae", |m| m.mae),
+    ("train_loss", |m| m.train_loss),
+    ("train_tokens_per_s", |m| m.train_tokens_per_s),
+    ("infer_tokens_per_s", |m| m.infer_tokens_per_s),
+    ("gen_tokens_per_s", |m| m.gen_tokens_per_s),
+    ("peak_mem_bytes", |m| m.peak_mem_bytes.map(|b| b as f64)),
+    ("n_params", |m| m.n_params.map(|n| n as f64)),
+    ("flops_per_token", |m| m.flops_per_token),
+    ("train_flops_per_s", |m| m.train_flops_per_s),
+    ("mfu", |m| m.mfu),
+    ("train_s", |m| m.train_s),
 ];
+
+/// The last metric column: the job's wall-clock seconds (a record field, not a measurement).
+const WALL_S: &str = "wall_s";
+
+/// Every metric column, in order.
+pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    METRICS.iter().map(|(name, _)| *name).chain([WALL_S])
+}
 
 /// A parameter value as text (`64`, `0.001`, `learned`), so mixed types group and print alike.
 pub fn param_text(v: &serde_json::Value) -> String {
@@ -44,40 +52,205 @@ pub fn swept_keys(records: &[&Record]) -> Vec<String> {
     keys.into_iter().cloned().collect()
 }
 
-/// One row per record; parameter columns for `param_keys`, then every metric.
-pub fn records_frame(records: &[&Record], param_keys: &[String]) -> Result<DataFrame> {
-    let text = |name: &str, f: &dyn Fn(&Record) -> String| {
-        Column::new(name.into(), records.iter().map(|r| f(r)).collect::<Vec<String>>())
-    };
-    let mut columns = vec![
-        text("job_id", &|r| r.job_id.clone()),
-        text("task", &|r| r.task_label.clone()),
-        text("model", &|r| r.model.clone()),
-        text("arch", &|r| r.arch.clone()),
-        Column::new("seed".into(), records.iter().map(|r| r.seed).collect::<Vec<u64>>()),
-        text("status", &|r| r.status.as_str().to_string()),
-        text("reason", &|r| r.reason.clone().unwrap_or_default()),
-    ];
-    for key in param_keys {
-        columns.push(param_column(key, records));
-    }
-    for (name, get) in METRICS {
-        columns.push(Column::new((*name).into(), records.iter().map(|r| get(r)).collect::<Vec<Option<f64>>>()));
-    }
-    Ok(DataFrame::new(records.len(), columns)?)
+/// The per-job table, gathered chunk by chunk without holding the records: the fixed columns
+/// and every parameter as columns (which parameters are swept, and so shown, is known only once
+/// every chunk is read; the values of a parameter that some other job sweeps are shown too).
+#[derive(Default)]
+pub struct FramePart {
+    rows: usize,
+    fixed: Option<DataFrame>,
+    params: BTreeMap<String, ParamColumn>,
+    swept: BTreeSet<String>,
+    pending: Vec<FixedRow>,
+    /// Parameter values of the pending rows (shorter than `pending`: the missing rows are null).
+    pending_params: BTreeMap<String, Vec<Option<serde_json::Value>>>,
 }
 
-/// A parameter column typed so that it sorts naturally: integers, else floats, else text.
-fn param_column(key: &str, records: &[&Record]) -> Column {
-    let values: Vec<Option<&serde_json::Value>> = records.iter().map(|r| r.params.get(key)).collect();
-    let present = || values.iter().flatten();
-    if present().all(|v| v.is_i64()) {
-        Column::new(key.into(), values.iter().map(|v| v.and_then(|v| v.as_i64())).collect::<Vec<_>>())
-    } else if present().all(|v| v.is_number()) {
-        Column::new(key.into(), values.iter().map(|v| v.and_then(|v| v.as_f64())).collect::<Vec<_>>())
-    } else {
-        Column::new(key.into(), values.iter().map(|v| v.map(param_text)).collect::<Vec<_>>())
+/// The fixed columns of one record, until its chunk is turned into columns.
+struct FixedRow {
+    text: [String; 6],
+    seed: u64,
+    metrics: [Option<f64>; METRICS.len()],
+    wall_s: f64,
+}
+
+/// Fixed text columns, in order; `seed` sits between `arch` and `status`.
+const TEXT_COLUMNS: [&str; 6] = ["job_id", "task", "model", "arch", "status", "reason"];
+
+/// How a parameter's values are stored: integers, else floats, else text (so that columns sort
+/// naturally); `Null` until a value is seen.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Kind {
+    Null,
+    Int,
+    Float,
+    Text,
+}
+
+impl Kind {
+    fn dtype(self) -> DataType {
+        match self {
+            Kind::Null | Kind::Int => DataType::Int64,
+            Kind::Float => DataType::Float64,
+            Kind::Text => DataType::String,
+        }
     }
+}
+
+struct ParamColumn {
+    kind: Kind,
+    column: Column,
+}
+
+impl ParamColumn {
+    fn nulls(key: &str, rows: usize) -> Self {
+        ParamColumn { kind: Kind::Null, column: Column::full_null(key.into(), rows, &Kind::Null.dtype()) }
+    }
+
+    fn of(key: &str, values: &[Option<serde_json::Value>]) -> Self {
+        let present = || values.iter().flatten();
+        let (kind, column) = if present().next().is_none() {
+            return ParamColumn::nulls(key, values.len());
+        } else if present().all(|v| v.is_i64()) {
+            (Kind::Int, Column::new(key.into(), values.iter().map(|v| v.as_ref()?.as_i64()).collect::<Vec<_>>()))
+        } else if present().all(|v| v.is_number()) {
+            (Kind::Float, Column::new(key.into(), values.iter().map(|v| v.as_ref()?.as_f64()).collect::<Vec<_>>()))
+        } else {
+            let text: Vec<Option<String>> = values.iter().map(|v| v.as_ref().map(param_text)).collect();
+            (Kind::Text, Column::new(key.into(), text))
+        };
+        ParamColumn { kind, column }
+    }
+
+    fn append(&mut self, later: ParamColumn) -> Result<()> {
+        let kind = if self.kind > later.kind { self.kind } else { later.kind };
+        let cast = |c: &Column| c.cast(&kind.dtype());
+        let mut joined = cast(&self.column)?;
+        joined.append(&cast(&later.column)?)?;
+        *self = ParamColumn { kind, column: joined };
+        Ok(())
+    }
+}
+
+impl FramePart {
+    pub fn add(&mut self, r: &Row) {
+        for key in &r.swept {
+            if !self.swept.contains(&**key) {
+                self.swept.insert(key.to_string());
+            }
+        }
+        let row = self.pending.len();
+        for (key, value) in &r.params.0 {
+            if !self.pending_params.contains_key(&**key) {
+                self.pending_params.insert(key.to_string(), Vec::new());
+            }
+            let column = self.pending_params.get_mut(&**key).expect("inserted");
+            column.resize(row, None);
+            column.push(Some(value.clone()));
+        }
+        self.pending.push(FixedRow {
+            text: [
+                r.job_id.to_string(),
+                r.task_label.to_string(),
+                r.model.to_string(),
+                r.arch.to_string(),
+                r.status.as_str().to_string(),
+                r.reason.as_deref().unwrap_or_default().to_string(),
+            ],
+            seed: r.seed,
+            metrics: std::array::from_fn(|i| (METRICS[i].1)(&r.measurements)),
+            wall_s: r.wall_s,
+        });
+    }
+
+    /// Turns the pending rows into columns (once per chunk, so memory stays columnar).
+    fn seal(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.pending);
+        let mut later = FramePart { rows: rows.len(), ..FramePart::default() };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let text = |i: usize| {
+            Column::new(TEXT_COLUMNS[i].into(), rows.iter().map(|r| r.text[i].as_str()).collect::<Vec<&str>>())
+        };
+        let mut columns: Vec<Column> = (0..4).map(text).collect();
+        columns.push(Column::new("seed".into(), rows.iter().map(|r| r.seed).collect::<Vec<u64>>()));
+        columns.extend((4..6).map(text));
+        for (i, (name, _)) in METRICS.iter().enumerate() {
+            columns.push(Column::new((*name).into(), rows.iter().map(|r| r.metrics[i]).collect::<Vec<Option<f64>>>()));
+        }
+        columns.push(Column::new(WALL_S.into(), rows.iter().map(|r| Some(r.wall_s)).collect::<Vec<Option<f64>>>()));
+        later.fixed = Some(DataFrame::new(rows.len(), columns)?);
+        for (key, mut values) in std::mem::take(&mut self.pending_params) {
+            values.resize(rows.len(), None);
+            later.params.insert(key.clone(), ParamColumn::of(&key, &values));
+        }
+        self.append(later)
+    }
+
+    /// Appends the sealed rows of `later` after this part's sealed rows.
+    fn append(&mut self, later: FramePart) -> Result<()> {
+        let keys: BTreeSet<String> = self.params.keys().chain(later.params.keys()).cloned().collect();
+        let mut later_params = later.params;
+        for key in keys {
+            let next = later_params.remove(&key).unwrap_or_else(|| ParamColumn::nulls(&key, later.rows));
+            match self.params.get_mut(&key) {
+                Some(column) => column.append(next)?,
+                None => {
+                    let mut column = ParamColumn::nulls(&key, self.rows);
+                    column.append(next)?;
+                    self.params.insert(key, column);
+                }
+            }
+        }
+        match (&mut self.fixed, later.fixed) {
+            (Some(fixed), Some(df)) => {
+                fixed.vstack_mut(&df)?;
+            }
+            (fixed @ None, df) => *fixed = df,
+            (_, None) => {}
+        }
+        self.rows += later.rows;
+        self.swept.extend(later.swept);
+        Ok(())
+    }
+
+    /// Appends a later chunk's records after this one's.
+    pub fn merge(&mut self, mut later: FramePart) -> Result<()> {
+        self.seal()?;
+        later.seal()?;
+        self.append(later)
+    }
+
+    /// The swept parameters, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.swept.iter().cloned().collect()
+    }
+
+    /// One row per record: the fixed columns, a column per swept parameter, then every metric.
+    pub fn finish(mut self) -> Result<DataFrame> {
+        self.seal()?;
+        let Some(fixed) = self.fixed.take() else {
+            return empty_records_frame();
+        };
+        let mut columns: Vec<Column> = fixed.columns()[..7].to_vec();
+        for key in &self.swept {
+            let column = self.params.remove(key).unwrap_or_else(|| ParamColumn::nulls(key, self.rows));
+            columns.push(column.column);
+        }
+        columns.extend(fixed.columns()[7..].iter().cloned());
+        Ok(DataFrame::new(self.rows, columns)?)
+    }
+}
+
+/// The per-job table of no records: the fixed columns and every metric, no rows.
+fn empty_records_frame() -> Result<DataFrame> {
+    let mut columns: Vec<Column> =
+        TEXT_COLUMNS[..4].iter().map(|n| Column::new((*n).into(), Vec::<String>::new())).collect();
+    columns.push(Column::new("seed".into(), Vec::<u64>::new()));
+    columns.extend(TEXT_COLUMNS[4..].iter().map(|n| Column::new((*n).into(), Vec::<String>::new())));
+    columns.extend(metric_names().map(|n| Column::new(n.into(), Vec::<Option<f64>>::new())));
+    Ok(DataFrame::new(0, columns)?)
 }
 
 /// Groups by task, model and `param_keys`; for each metric `<m>_mean` and `<m>_std` over the
@@ -88,8 +261,8 @@ pub fn summary_frame(records: &DataFrame, param_keys: &[String]) -> Result<DataF
     let ok = col("status").eq(lit("ok"));
     let mut aggs =
         vec![len().cast(DataType::UInt32).alias("runs"), ok.clone().cast(DataType::UInt32).sum().alias("runs_ok")];
-    for (name, _) in METRICS {
-        let m = col(*name).filter(ok.clone());
+    for name in metric_names() {
+        let m = col(name).filter(ok.clone());
         aggs.push(m.clone().mean().alias(format!("{name}_mean")));
         aggs.push(m.std(1).alias(format!("{name}_std")));
     }

@@ -2,8 +2,9 @@
 //! LRA task present (test accuracy %, mean over seeds of the runs that ended ok), then the
 //! average over the model's tasks; the best of each column in bold. The retrieval stand-in
 //! gets its own column, marked, so it is never read as AAN.
+use super::row::Row;
 use super::table::{Cell, Table};
-use crate::record::{Record, Status};
+use crate::record::Status;
 use std::collections::BTreeMap;
 
 /// (task name, column title) in the paper's order.
@@ -23,42 +24,67 @@ pub struct LraTable {
     best: Vec<Option<f64>>,
 }
 
-fn row_label(r: &Record) -> String {
+fn row_label(r: &Row) -> String {
     let swept: Vec<String> = r
         .swept
         .iter()
         .filter_map(|k| {
-            let v = r.params.get(k.as_str())?;
+            let v = r.params.get(k)?;
             k.strip_prefix("model.").map(|short| format!("{short}={}", super::frame::param_text(v)))
         })
         .collect();
     if swept.is_empty() {
-        r.model.clone()
+        r.model.to_string()
     } else {
         format!("{} {}", r.model, swept.join(" "))
     }
 }
 
-/// None when no LRA job ended ok.
-pub fn lra_table(records: &[Record]) -> Option<LraTable> {
-    // model → task → (Σ accuracy, runs)
-    let mut sums: BTreeMap<&str, BTreeMap<&str, (f64, f64)>> = BTreeMap::new();
-    let mut models: Vec<&str> = Vec::new();
-    // One row per model configuration: the model plus any swept model parameter.
-    let labels: Vec<String> = records.iter().map(row_label).collect();
-    for (r, label) in records.iter().zip(&labels) {
-        if r.status != Status::Ok || !COLUMNS.iter().any(|c| c.0 == r.task) {
-            continue;
+/// What the LRA table needs, gathered record by record: per model configuration and LRA task,
+/// the accuracy sum and run count; configurations in order of first appearance.
+#[derive(Default)]
+pub struct LraSums {
+    sums: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
+    models: Vec<String>,
+}
+
+impl LraSums {
+    pub fn add(&mut self, r: &Row) {
+        if r.status != Status::Ok || !COLUMNS.iter().any(|c| c.0 == &*r.task) {
+            return;
         }
-        let Some(acc) = r.measurements.accuracy else { continue };
-        let e = sums.entry(label).or_default().entry(&r.task).or_insert((0.0, 0.0));
+        let Some(acc) = r.measurements.accuracy else { return };
+        // One row per model configuration: the model plus any swept model parameter.
+        let label = row_label(r);
+        let e = self.sums.entry(label.clone()).or_default().entry(r.task.to_string()).or_insert((0.0, 0.0));
         *e = (e.0 + acc, e.1 + 1.0);
-        if !models.contains(&label.as_str()) {
-            models.push(label);
+        if !self.models.contains(&label) {
+            self.models.push(label);
         }
     }
+
+    /// Adds the records gathered in `later`, which come after this one's.
+    pub fn merge(&mut self, later: LraSums) {
+        for (label, by_task) in later.sums {
+            let into = self.sums.entry(label).or_default();
+            for (task, (s, n)) in by_task {
+                let e = into.entry(task).or_insert((0.0, 0.0));
+                *e = (e.0 + s, e.1 + n);
+            }
+        }
+        for m in later.models {
+            if !self.models.contains(&m) {
+                self.models.push(m);
+            }
+        }
+    }
+}
+
+/// The table from gathered sums; None when no LRA job ended ok.
+pub fn lra_table(gathered: &LraSums) -> Option<LraTable> {
+    let (sums, models) = (&gathered.sums, &gathered.models);
     let columns: Vec<(&str, &str)> =
-        COLUMNS.iter().copied().filter(|(task, _)| sums.values().any(|by_task| by_task.contains_key(task))).collect();
+        COLUMNS.iter().copied().filter(|(task, _)| sums.values().any(|by_task| by_task.contains_key(*task))).collect();
     if columns.is_empty() {
         return None;
     }
@@ -70,11 +96,11 @@ pub fn lra_table(records: &[Record]) -> Option<LraTable> {
         .map(|model| {
             let by_task = &sums[model];
             let values: Vec<Option<f64>> =
-                columns.iter().map(|(task, _)| by_task.get(task).map(|(s, n)| 100.0 * s / n)).collect();
+                columns.iter().map(|(task, _)| by_task.get(*task).map(|(s, n)| 100.0 * s / n)).collect();
             let present: Vec<f64> = values.iter().flatten().copied().collect();
             // The average covers the model's own tasks; a missing task is named in the cell.
             let avg = (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64);
-            let mut row = vec![Cell::text(*model)];
+            let mut row = vec![Cell::text(model)];
             row.extend(values.iter().map(|v| match v {
                 Some(v) => Cell { text: format!("{v:.1}"), value: Some(*v) },
                 None => Cell::text("—"),

@@ -7,14 +7,15 @@ pub mod forecast;
 pub mod frame;
 pub mod html;
 pub mod lra;
+pub mod row;
 pub mod table;
 
 use crate::record::Record;
 use crate::store::{self, write_atomic, RunDir};
 use anyhow::{Context, Result};
 use polars::prelude::*;
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 pub struct Report {
     pub markdown: String,
@@ -22,16 +23,12 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    CsvWriter::new(&mut buf).finish(df)?;
-    Ok(buf)
-}
-
-fn parquet_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf).finish(df)?;
-    Ok(buf)
+/// Writes `df` as CSV and as Parquet beside it (`<stem>.csv`, `<stem>.parquet`), streamed.
+fn write_frame(stem: &Path, df: &mut DataFrame) -> Result<Vec<PathBuf>> {
+    let (csv, parquet) = (stem.with_extension("csv"), stem.with_extension("parquet"));
+    store::write_atomic_with(&csv, |w| Ok(CsvWriter::new(w).finish(df)?))?;
+    store::write_atomic_with(&parquet, |w| Ok(ParquetWriter::new(w).finish(df).map(|_| ())?))?;
+    Ok(vec![csv, parquet])
 }
 
 /// Everything a report shows, before it is written anywhere.
@@ -47,33 +44,183 @@ pub struct Rendered {
     pub charts: Vec<charts::Chart>,
 }
 
+/// Everything a report needs from the records, gathered one record at a time: records are
+/// read in chunks, each chunk gathered in parallel and the partials merged in file order, so a
+/// million records never sit in memory as `Record`s.
+#[derive(Default)]
+pub struct Gathered {
+    pub records: usize,
+    pub ok: usize,
+    /// The first record's suite name.
+    pub suite: Option<String>,
+    /// Task → the parameters swept in it.
+    task_keys: BTreeMap<String, BTreeSet<String>>,
+    frame: frame::FramePart,
+    charts: charts::ChartData,
+    lra: lra::LraSums,
+    tslib: forecast::TslibSums,
+    failures: Vec<Vec<table::Cell>>,
+}
+
+impl Gathered {
+    pub fn add(&mut self, r: &row::Row) {
+        self.records += 1;
+        if r.status == crate::record::Status::Ok {
+            self.ok += 1;
+        } else {
+            self.failures.push(table::failure_row(r));
+        }
+        if self.suite.is_none() {
+            self.suite = Some(r.suite.to_string());
+        }
+        if !self.task_keys.contains_key(&*r.task_label) {
+            self.task_keys.insert(r.task_label.to_string(), BTreeSet::new());
+        }
+        let keys = self.task_keys.get_mut(&*r.task_label).expect("inserted");
+        for k in r.swept.iter().filter(|k| ***k != *"seed") {
+            if !keys.contains(&**k) {
+                keys.insert(k.to_string());
+            }
+        }
+        self.frame.add(r);
+        self.charts.add(r);
+        self.lra.add(r);
+        self.tslib.add(r);
+    }
+
+    /// Adds what was gathered from the records that follow this one's in the file.
+    pub fn merge(&mut self, later: Gathered) -> Result<()> {
+        self.records += later.records;
+        self.ok += later.ok;
+        self.suite = self.suite.take().or(later.suite);
+        for (task, keys) in later.task_keys {
+            self.task_keys.entry(task).or_default().extend(keys);
+        }
+        self.frame.merge(later.frame)?;
+        self.charts.merge(later.charts);
+        self.lra.merge(later.lra);
+        self.tslib.merge(later.tslib);
+        self.failures.extend(later.failures);
+        Ok(())
+    }
+
+    /// Gathers a run's records file. Lines that do not parse (a torn last line, manual edits)
+    /// are skipped and reported in the returned warnings.
+    pub fn read(path: &Path) -> Result<(Gathered, Vec<String>)> {
+        Gathered::read_in_blocks(path, store::BLOCK_BYTES)
+    }
+
+    /// [`Gathered::read`] with a given block size (tests use small ones to cut lines at edges).
+    pub fn read_in_blocks(path: &Path, block_bytes: usize) -> Result<(Gathered, Vec<String>)> {
+        let mut gathered = Gathered::default();
+        let mut warnings = Vec::new();
+        // Line numbers are only needed for warnings: each piece counts its own lines, and a
+        // warning's number is fixed up from those counts afterwards.
+        let mut lines_before = 0;
+        let (mut parsing, mut merging) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let partial = store::for_each_block(path, block_bytes, |block| {
+            use rayon::prelude::*;
+            let started = std::time::Instant::now();
+            let parts: Vec<Piece> = pieces(block).into_par_iter().map(gather_piece).collect();
+            parsing += started.elapsed();
+            let started = std::time::Instant::now();
+            for part in parts {
+                gathered.merge(part.gathered)?;
+                warnings.extend(part.skipped.into_iter().map(|(line, e)| {
+                    format!("{}:{}: skipped an unreadable record: {e}", path.display(), lines_before + line)
+                }));
+                lines_before += part.lines;
+            }
+            merging += started.elapsed();
+            Ok(lines_before)
+        })?;
+        tracing::debug!("parsing {:.2} s, merging {:.2} s", parsing.as_secs_f64(), merging.as_secs_f64());
+        if let Some(line) = partial {
+            // A write cut short (even one that parses): `record_writer` sets it aside.
+            warnings.push(format!("{}:{line}: skipped a partial last line", path.display()));
+        }
+        Ok((gathered, warnings))
+    }
+}
+
+/// What one piece of a block gave: its records gathered, the lines it skipped (1-based within
+/// the piece) and its line count.
+struct Piece {
+    gathered: Gathered,
+    skipped: Vec<(usize, serde_json::Error)>,
+    lines: usize,
+}
+
+fn gather_piece(piece: &[u8]) -> Piece {
+    let (mut gathered, mut skipped, mut lines) = (Gathered::default(), Vec::new(), 0);
+    let mut start = 0;
+    while start < piece.len() {
+        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
+        let text = &piece[start..end];
+        lines += 1;
+        start = end + 1;
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<row::Row>(text) {
+            Ok(r) => gathered.add(&r),
+            Err(e) => skipped.push((lines, e)),
+        }
+    }
+    Piece { gathered, skipped, lines }
+}
+
+/// Splits a block of whole lines into pieces of whole lines for the worker threads (several per
+/// thread, so that an uneven piece does not leave a core idle).
+fn pieces(block: &[u8]) -> Vec<&[u8]> {
+    let target = (block.len() / (4 * rayon::current_num_threads())).max(1 << 20);
+    let (mut out, mut rest) = (Vec::new(), block);
+    while !rest.is_empty() {
+        let cut = match rest.get(target..).and_then(|tail| memchr::memchr(b'\n', tail)) {
+            Some(i) => target + i + 1,
+            None => rest.len(),
+        };
+        let (piece, tail) = rest.split_at(cut);
+        out.push(piece);
+        rest = tail;
+    }
+    out
+}
+
 /// Aggregates records into tables and the Markdown report (no I/O).
 pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
+    let mut gathered = Gathered::default();
+    for r in records {
+        gathered.add(&row::Row::from(r));
+    }
+    render_gathered(title, gathered)
+}
+
+/// Tables, charts and the Markdown report from gathered records (no I/O).
+pub fn render_gathered(title: &str, gathered: Gathered) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let all: Vec<&Record> = records.iter().collect();
-    let keys = frame::swept_keys(&all);
-    let records_df = frame::records_frame(&all, &keys)?;
+    let Gathered { records, ok, task_keys, frame, charts, lra, tslib, failures, .. } = gathered;
+    let keys = frame.keys();
+    let records_df = frame.finish()?;
     tracing::debug!("records frame at {:.2} s", started.elapsed().as_secs_f64());
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
-    let ok = records.iter().filter(|r| r.status == crate::record::Status::Ok).count();
-    let counts = format!("{} jobs, {ok} ok, {} not ok.", records.len(), records.len() - ok);
+    let counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
     let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
     let mut tasks = Vec::new();
-    for task in records.iter().map(|r| r.task_label.as_str()).collect::<BTreeSet<&str>>() {
-        let in_task: Vec<&Record> = records.iter().filter(|r| r.task_label == task).collect();
-        let task_keys: Vec<String> = frame::swept_keys(&in_task).into_iter().filter(|k| k != "seed").collect();
+    for (task, task_keys) in &task_keys {
+        let task_keys: Vec<String> = task_keys.iter().cloned().collect();
         let t = table::task_table(&summary, task, &task_keys);
         md += &format!("\n## {task}\n\nMean ± std over seeds of the runs that ended `ok`.\n\n");
         md += &table::markdown(&t);
         tasks.push((task.to_string(), t));
     }
-    if let Some(fc) = forecast::tslib_table(records) {
+    if let Some(fc) = forecast::tslib_table(&tslib) {
         md += "\n## Forecasting (Time-Series-Library layout)\n\nTest MSE / MAE on scaled values over every test window, mean over seeds; the best of each row in bold.\n\n";
         md += &fc.markdown();
         tasks.push(("Forecasting: test MSE / MAE".to_string(), fc.table));
     }
-    if let Some(lra) = lra::lra_table(records) {
+    if let Some(lra) = lra::lra_table(&lra) {
         md += "\n## Long Range Arena\n\nTest accuracy % (mean over seeds of the runs that ended `ok`), as the LRA paper lays it out; the best of each column in bold. Avg covers the tasks each model ran.\n\n";
         md += &lra.markdown();
         tasks.push(("Long Range Arena: test accuracy %".to_string(), lra.table));
@@ -86,7 +233,7 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         tasks.push(("Efficiency".to_string(), efficiency));
     }
     tracing::debug!("tables at {:.2} s", started.elapsed().as_secs_f64());
-    let charts = charts::charts(records)?;
+    let charts = charts.draw()?;
     tracing::debug!("charts at {:.2} s", started.elapsed().as_secs_f64());
     if !charts.is_empty() {
         md += "\n## Charts\n\n";
@@ -95,7 +242,7 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
         }
     }
     md += "\n## Jobs not ok\n\n";
-    let failures = table::failures_table(&all);
+    let failures = table::failures_table(failures);
     if failures.rows.is_empty() {
         md += "All jobs ended `ok`.\n";
     } else {
@@ -116,11 +263,11 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
 /// Reads a run's records and writes its report files. Returns the Markdown.
 pub fn build(run: &RunDir) -> Result<Report> {
     let started = std::time::Instant::now();
-    let (records, warnings) = store::read_records(&run.records_path())?;
-    tracing::info!("read {} records in {:.2} s", records.len(), started.elapsed().as_secs_f64());
-    let suite = run.suite_name().or_else(|| records.first().map(|r| r.suite.clone())).unwrap_or_default();
+    let (gathered, warnings) = Gathered::read(&run.records_path())?;
+    tracing::info!("read {} records in {:.2} s", gathered.records, started.elapsed().as_secs_f64());
+    let suite = run.suite_name().or_else(|| gathered.suite.clone()).unwrap_or_default();
     let title = format!("{suite} / {}", run.run_id());
-    let mut rendered = render(&title, &records).context("aggregating records")?;
+    let mut rendered = render_gathered(&title, gathered).context("aggregating records")?;
     tracing::info!("aggregated and drew charts at {:.2} s", started.elapsed().as_secs_f64());
     let attachments: Vec<(&str, String)> =
         [("Environment (env.json)", store::ENV), ("Suite (suite.resolved.yaml)", store::RESOLVED)]
@@ -144,21 +291,12 @@ pub fn build(run: &RunDir) -> Result<Report> {
     for (title, t) in &rendered.tasks {
         let stem = format!("table_{}", charts::slug(title).trim_matches('_'));
         match table::table_frame(t) {
-            Ok(mut df) => {
-                put(tables.join(format!("{stem}.csv")), csv_bytes(&mut df)?)?;
-                put(tables.join(format!("{stem}.parquet")), parquet_bytes(&mut df)?)?;
-            }
+            Ok(mut df) => files.extend(write_frame(&tables.join(stem), &mut df)?),
             Err(e) => tracing::warn!("table `{title}` not written as CSV: {e}"),
         }
     }
-    put(tables.join("summary.csv"), csv_bytes(&mut rendered.summary)?)?;
-    put(tables.join("summary.parquet"), parquet_bytes(&mut rendered.summary)?)?;
-    put(tables.join("records.csv"), csv_bytes(&mut rendered.records)?)?;
-    put(tables.join("records.parquet"), parquet_bytes(&mut rendered.records)?)?;
+    files.extend(write_frame(&tables.join("summary"), &mut rendered.summary)?);
+    files.extend(write_frame(&tables.join("records"), &mut rendered.records)?);
     tracing::info!("report written at {:.2} s", started.elapsed().as_secs_f64());
-    if records.len() > 100_000 {
-        // Freeing a million records takes seconds, and the process is about to end anyway.
-        std::mem::forget(records);
-    }
     Ok(Report { markdown: rendered.markdown, files, warnings })
 }

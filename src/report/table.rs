@@ -1,8 +1,8 @@
 //! Report tables as data (header, cells with display text and a sort value), rendered to
 //! Markdown here and to HTML in `html.rs`, so both outputs always show the same numbers.
 use super::frame::{f64_at, str_at};
+use super::row::Row;
 use crate::dispatch::progress::human_rate;
-use crate::record::{Record, Status};
 use polars::prelude::{Column, DataFrame, PolarsError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,23 +151,21 @@ pub fn table_frame(table: &Table) -> Result<DataFrame, PolarsError> {
     DataFrame::new(table.rows.len(), columns)
 }
 
+/// A job that did not end `ok`: its row in the failures table.
+pub fn failure_row(r: &Row) -> Vec<Cell> {
+    vec![
+        Cell::text(&*r.job_id),
+        Cell::text(&*r.task_label),
+        Cell::text(&*r.model),
+        Cell { text: r.seed.to_string(), value: Some(r.seed as f64) },
+        Cell::text(r.status.as_str()),
+        Cell::text(r.reason.as_deref().unwrap_or("").replace('\n', " ")),
+    ]
+}
+
 /// Jobs that did not end `ok`, with status and reason — never silently dropped.
-pub fn failures_table(records: &[&Record]) -> Table {
+pub fn failures_table(rows: Vec<Vec<Cell>>) -> Table {
     let header = ["job", "task", "model", "seed", "status", "reason"].map(String::from).to_vec();
-    let rows = records
-        .iter()
-        .filter(|r| r.status != Status::Ok)
-        .map(|r| {
-            vec![
-                Cell::text(&r.job_id),
-                Cell::text(&r.task_label),
-                Cell::text(&r.model),
-                Cell { text: r.seed.to_string(), value: Some(r.seed as f64) },
-                Cell::text(r.status.as_str()),
-                Cell::text(r.reason.as_deref().unwrap_or("").replace('\n', " ")),
-            ]
-        })
-        .collect();
     Table { header, first_numeric: usize::MAX, rows }
 }
 
