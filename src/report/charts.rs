@@ -166,13 +166,25 @@ fn draw<DB: DrawingBackend>(
 fn config_label(r: &Row, skip: &str) -> String {
     let mut label = r.model.to_string();
     for k in r.swept.iter().filter(|k| ***k != *skip) {
-        let v = r.params.get(k).map(super::frame::param_text).unwrap_or_default();
         label.push(' ');
         label.push_str(k.split_once('.').map_or(&**k, |(_, s)| s));
         label.push('=');
-        label.push_str(&v);
+        match r.params.get(k) {
+            Some(serde_json::Value::String(v)) => label.push_str(v),
+            Some(v) => label.push_str(&super::frame::param_text(v)),
+            None => {}
+        }
     }
     label
+}
+
+/// The value under `key`, inserted when missing (the key is copied only then: this runs for
+/// every record of a million-record report).
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted")
 }
 
 /// A running mean: (sum, count).
@@ -236,15 +248,14 @@ const VS_SEQ_LEN: [(&str, &str, MetricFn); 3] = [
 
 impl TaskCharts {
     fn add(&mut self, r: &Row) {
-        let label = || config_label(r, "");
+        let label = config_label(r, "");
         if !r.measurements.loss_curve.is_empty() {
             self.runs_with_curve += 1;
-            let label = label();
             if self.run_curves.len() <= MAX_LINES {
                 let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
                 self.run_curves.push((format!("{label} seed={}", r.seed), pts));
             }
-            let steps = self.mean_curves.entry(label).or_default();
+            let steps = entry(&mut self.mean_curves, &label);
             for p in &r.measurements.loss_curve {
                 steps.entry(p.step).or_default().add(p.loss);
             }
@@ -253,7 +264,7 @@ impl TaskCharts {
             return;
         }
         if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
-            let e = self.accuracy_vs_throughput.entry(label()).or_default();
+            let e = entry(&mut self.accuracy_vs_throughput, &label);
             e.0.add(t);
             e.1.add(100.0 * a);
         }
@@ -263,12 +274,12 @@ impl TaskCharts {
             let label = config_label(r, "task.seq_len");
             for ((_, _, get), groups) in VS_SEQ_LEN.iter().zip(&mut self.vs_seq_len) {
                 if let Some(v) = get(&r.measurements) {
-                    groups.entry(label.clone()).or_default().entry(x).or_default().add(v);
+                    entry(groups, &label).entry(x).or_default().add(v);
                 }
             }
         }
         if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
-            self.vs_width.entry(config_label(r, "model.d_model")).or_default().entry(x).or_default().add(100.0 * a);
+            entry(&mut self.vs_width, &config_label(r, "model.d_model")).entry(x).or_default().add(100.0 * a);
         }
     }
 

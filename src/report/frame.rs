@@ -163,8 +163,9 @@ impl FramePart {
         });
     }
 
-    /// Turns the pending rows into columns (once per chunk, so memory stays columnar).
-    fn seal(&mut self) -> Result<()> {
+    /// Turns the pending rows into columns (once per chunk, in the chunk's own thread, so that
+    /// memory stays columnar and merging only appends).
+    pub fn seal(&mut self) -> Result<()> {
         let rows = std::mem::take(&mut self.pending);
         let mut later = FramePart { rows: rows.len(), ..FramePart::default() };
         if rows.is_empty() {

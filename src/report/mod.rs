@@ -121,7 +121,7 @@ impl Gathered {
         let partial = store::for_each_block(path, block_bytes, |block| {
             use rayon::prelude::*;
             let started = std::time::Instant::now();
-            let parts: Vec<Piece> = pieces(block).into_par_iter().map(gather_piece).collect();
+            let parts: Vec<Piece> = pieces(block).into_par_iter().map(gather_piece).collect::<Result<_>>()?;
             parsing += started.elapsed();
             let started = std::time::Instant::now();
             for part in parts {
@@ -151,7 +151,7 @@ struct Piece {
     lines: usize,
 }
 
-fn gather_piece(piece: &[u8]) -> Piece {
+fn gather_piece(piece: &[u8]) -> Result<Piece> {
     let (mut gathered, mut skipped, mut lines) = (Gathered::default(), Vec::new(), 0);
     let mut start = 0;
     while start < piece.len() {
@@ -167,7 +167,8 @@ fn gather_piece(piece: &[u8]) -> Piece {
             Err(e) => skipped.push((lines, e)),
         }
     }
-    Piece { gathered, skipped, lines }
+    gathered.frame.seal()?;
+    Ok(Piece { gathered, skipped, lines })
 }
 
 /// Splits a block of whole lines into pieces of whole lines for the worker threads (several per
