@@ -5,7 +5,9 @@
 # steps), for every arch but `linear`; each mixer keeps its seqbench defaults, the backbone is the
 # same for all (2 layers, mlp_ratio 4: equal MLP cost, so the mixer is what differs). The two
 # alternate, ROUNDS times, so machine noise hits both; the table shows the median over rounds and
-# the ratio seqbench / PyTorch (> 1: seqbench faster); a warning flags unequal n_params.
+# the ratio seqbench / PyTorch (> 1: seqbench faster) with its range over rounds; a warning flags
+# unequal n_params. SEQBENCH_MALLOC=keep runs both sides with glibc keeping freed memory (seqbench
+# through mallopt, Python through glibc's MALLOC_*_ variables, the same settings).
 #   bash scripts/bench_vs_pytorch.sh [ROUNDS] [BATCH] [LENGTH] [D_MODEL] [THREADS]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,6 +16,14 @@ bash scripts/setup.sh
 # shellcheck source=env.sh
 source scripts/env.sh
 rounds="${1:-3}" batch="${2:-16}" length="${3:-256}" d="${4:-128}" threads="${5:-1}"
+malloc="${SEQBENCH_MALLOC:-default}"
+torch_env=()
+case "$malloc" in
+  default) ;;
+  keep) torch_env=(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=67108864) ;;
+  *) echo "bench_vs_pytorch.sh: SEQBENCH_MALLOC=$malloc: expected keep or default" >&2; exit 2 ;;
+esac
+export SEQBENCH_MALLOC="$malloc"
 cargo build --release --quiet --bin seqbench
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -48,16 +58,16 @@ tasks:
 YAML
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds: PyTorch" >&2
-  "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" --length "$length" \
-    --d-model "$d" --threads "$threads" >"$work/torch-$round.jsonl"
+  env "${torch_env[@]}" "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" \
+    --length "$length" --d-model "$d" --threads "$threads" >"$work/torch-$round.jsonl"
   echo "round $round/$rounds: seqbench" >&2
   "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >"$work/seqbench-$round.log" 2>&1 ||
     { cat "$work/seqbench-$round.log" >&2; echo "bench_vs_pytorch.sh: the seqbench run failed" >&2; exit 1; }
   cp "$work"/runs-"$round"/vs-pytorch/*/records.jsonl "$work/seqbench-$round.jsonl"
 done
-"$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" <<'PY'
+"$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" "$malloc" <<'PY'
 import json, statistics, sys
-work, rounds, shape = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, rounds, shape, malloc = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def rows(prefix, key):
     out = {}
     for r in range(1, rounds + 1):
@@ -66,18 +76,21 @@ def rows(prefix, key):
             out.setdefault(rec[key], []).append(rec)
     return out
 torch, seq = rows("torch", "arch"), rows("seqbench", "model")
-print(f"| arch | shape | what | PyTorch tok/s | seqbench tok/s | seqbench / PyTorch |")
-print("| --- | --- | --- | ---: | ---: | ---: |")
+print(f"malloc: {malloc}; median of {rounds} rounds; range = lowest and highest per-round ratio\n")
+print("| arch | shape | what | PyTorch tok/s | seqbench tok/s | seqbench / PyTorch | range |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
 for arch in torch:
     for what, key in (("train", "train_tokens_per_s"), ("inference", "infer_tokens_per_s")):
         t = statistics.median(r[key] for r in torch[arch])
         values = [r[key] for r in seq.get(arch, []) if r.get(key)]
         if not values:
-            print(f"| {arch} | {shape} | {what} | {t:,.0f} | n/a (job not ok) | n/a |")
+            print(f"| {arch} | {shape} | {what} | {t:,.0f} | n/a (job not ok) | n/a | |")
             continue
         s = statistics.median(values)
         if torch[arch][0].get("n_params") != seq[arch][0].get("n_params"):
             print(f"warning: {arch}: n_params differ (PyTorch {torch[arch][0].get('n_params')}, "
                   f"seqbench {seq[arch][0].get('n_params')}): not the same model", file=sys.stderr)
-        print(f"| {arch} | {shape} | {what} | {t:,.0f} | {s:,.0f} | {s / t:.2f} |")
+        per_round = [r[key] / p[key] for r, p in zip(seq.get(arch, []), torch[arch]) if r.get(key)]
+        spread = f"{min(per_round):.2f}–{max(per_round):.2f}"
+        print(f"| {arch} | {shape} | {what} | {t:,.0f} | {s:,.0f} | {s / t:.2f} | {spread} |")
 PY

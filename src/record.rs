@@ -125,6 +125,10 @@ measurements_struct! {
         /// `cpu_peak_rss`: the job process's peak resident set (VmHWM); `cuda_not_measured` on GPU
         /// until the allocator peak is wired in.
         pub mem_kind: Option<String>,
+        /// The job process's malloc settings (glibc's defaults, or freed memory kept for reuse
+        /// with SEQBENCH_MALLOC=keep); absent for inline jobs, which keep glibc's defaults.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub allocator: Option<String>,
         /// Resident set of the job process before data and model were built (libraries, runtime).
         pub baseline_rss_bytes: Option<u64>,
         /// Seconds spent in the training loop.

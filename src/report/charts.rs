@@ -2,6 +2,7 @@
 //! Pareto front, accuracy against model width when `model.d_model` is swept (Zoology's figure),
 //! and — when the suite sweeps `task.seq_len` — throughput, memory and accuracy
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
+use super::entry;
 use super::frame::MetricFn;
 use super::row::Row;
 use crate::dispatch::progress::human_rate;
@@ -178,15 +179,6 @@ fn config_label(r: &Row, skip: &str) -> String {
     label
 }
 
-/// The value under `key`, inserted when missing (the key is copied only then: this runs for
-/// every record of a million-record report).
-fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), V::default());
-    }
-    map.get_mut(key).expect("inserted")
-}
-
 /// A running mean: (sum, count).
 #[derive(Clone, Copy, Default)]
 struct Mean(f64, f64);
@@ -354,10 +346,7 @@ pub struct ChartData {
 
 impl ChartData {
     pub fn add(&mut self, r: &Row) {
-        if !self.tasks.contains_key(&*r.task_label) {
-            self.tasks.insert(r.task_label.to_string(), TaskCharts::default());
-        }
-        self.tasks.get_mut(&*r.task_label).expect("inserted").add(r);
+        entry(&mut self.tasks, &r.task_label).add(r);
         let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
             return;
         };

@@ -141,10 +141,7 @@ impl FramePart {
         }
         let row = self.pending.len();
         for (key, value) in &r.params.0 {
-            if !self.pending_params.contains_key(&**key) {
-                self.pending_params.insert(key.to_string(), Vec::new());
-            }
-            let column = self.pending_params.get_mut(&**key).expect("inserted");
+            let column = super::entry(&mut self.pending_params, key);
             column.resize(row, None);
             column.push(Some(value.clone()));
         }

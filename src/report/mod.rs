@@ -44,6 +44,15 @@ pub struct Rendered {
     pub charts: Vec<charts::Chart>,
 }
 
+/// The value under `key`, inserted when missing; the key is copied only then (this runs for
+/// every record of a million-record report).
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted")
+}
+
 /// Everything a report needs from the records, gathered one record at a time: records are
 /// read in chunks, each chunk gathered in parallel and the partials merged in file order, so a
 /// million records never sit in memory as `Record`s.
@@ -73,10 +82,7 @@ impl Gathered {
         if self.suite.is_none() {
             self.suite = Some(r.suite.to_string());
         }
-        if !self.task_keys.contains_key(&*r.task_label) {
-            self.task_keys.insert(r.task_label.to_string(), BTreeSet::new());
-        }
-        let keys = self.task_keys.get_mut(&*r.task_label).expect("inserted");
+        let keys = entry(&mut self.task_keys, &r.task_label);
         for k in r.swept.iter().filter(|k| ***k != *"seed") {
             if !keys.contains(&**k) {
                 keys.insert(k.to_string());
