@@ -240,7 +240,7 @@ mod tests {
             .iter()
             .map(|&key| {
                 let v = match key {
-                    "device" | "mem_kind" => serde_json::json!("cpu"),
+                    "device" | "mem_kind" | "allocator" => serde_json::json!("cpu"),
                     "loss_curve" => serde_json::json!([{"step": 1, "loss": 2.0, "eval_accuracy": 0.5}]),
                     "forecast_sample" => {
                         serde_json::json!({"window": 1, "input": [1.0], "truth": [2.0], "prediction": [3.0]})

@@ -367,3 +367,50 @@ tasks:
     assert_eq!((status["train-1"].as_str(), status["train-2"].as_str()), ("ok", "ok"), "{records:?}");
     assert!(records.iter().all(|r| r.log_file.is_none()), "inline jobs start no process and write no job log");
 }
+
+/// SEQBENCH_MALLOC=keep: the record says so, and a job over `max_memory` is still an OOM (with
+/// mmap off, the limit is met by the heap instead); a wrong value fails the job with its name.
+#[test]
+fn kept_malloc_is_recorded_and_limits_still_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = "\
+name: malloc
+defaults:
+  steps: 4
+  batch_size: 8
+  timeout_s: 60
+  threads: 1
+models:
+  - arch: lstm
+    d_model: 8
+    n_layers: 1
+tasks:
+  - task: fault
+    mode: none
+  - task: fault
+    name: oom
+    mode: oom
+    overrides:
+      max_memory: 1GiB
+";
+    let path = write_suite(tmp.path(), "malloc", suite);
+    let run = |value: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_seqbench"))
+            .args(["run", path.to_str().unwrap(), "--out", out])
+            .env("SEQBENCH_MALLOC", value)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    run("keep", "kept");
+    let (records, _) = read_records(&run_dir(&tmp.path().join("kept"), "malloc").join("records.jsonl")).unwrap();
+    let by_task: HashMap<&str, &Record> = records.iter().map(|r| (r.task_label.as_str(), r)).collect();
+    assert_eq!(by_task["fault"].status, Status::Ok);
+    assert_eq!(by_task["oom"].status, Status::Oom, "{:?}", by_task["oom"].reason);
+    assert!(by_task["fault"].measurements.allocator.as_deref().unwrap().contains("freed memory kept"));
+    run("sometimes", "wrong");
+    let (records, _) = read_records(&run_dir(&tmp.path().join("wrong"), "malloc").join("records.jsonl")).unwrap();
+    let reason = records[0].reason.as_deref().unwrap_or_default();
+    assert_eq!(records[0].status, Status::Failed);
+    assert!(reason.contains("SEQBENCH_MALLOC=\"sometimes\": expected `keep` or `default`"), "{reason}");
+}
