@@ -48,6 +48,13 @@ fn custom_csv_forecasts_land_in_a_tslib_table() {
     assert!(report.contains("## Forecasting (Time-Series-Library layout)"), "{report}");
     assert!(report.contains("| custom | M | 4 |") && report.contains("| custom | M | 8 |"), "{report}");
     assert!(report.contains("DLinear MSE / MAE") && report.contains("**"), "{report}");
+    // The HTML shows the same best values in bold, and CSV keeps the plain numbers.
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let bold_md = report.matches("**").count() / 2;
+    assert_eq!(html.matches("<strong>").count(), bold_md, "as many bold values in HTML as in Markdown");
+    assert!(html.contains("<h2>Forecasting (Time-Series-Library layout)</h2>"));
+    let csv = std::fs::read_to_string(run.join("tables/table_forecasting__test_mse___mae.csv")).unwrap();
+    assert!(!csv.contains('*'), "{csv}");
 }
 
 #[test]

@@ -81,33 +81,30 @@ pub fn tslib_table(gathered: &TslibSums) -> Option<ForecastTable> {
                 .map_or(0, |x| x.0)
         };
         best.push((argmin(|v| v.0), argmin(|v| v.1)));
-        let mut row = vec![
-            Cell::text(dataset),
-            Cell::text(features),
-            Cell { text: horizon.to_string(), value: Some(*horizon as f64) },
-        ];
+        let mut row =
+            vec![Cell::text(dataset), Cell::text(features), Cell::number(horizon.to_string(), Some(*horizon as f64))];
         row.extend(means.iter().map(|v| match v {
-            Some((mse, mae)) => Cell { text: format!("{mse:.3} / {mae:.3}"), value: Some(*mse) },
+            Some((mse, mae)) => Cell::number(format!("{mse:.3} / {mae:.3}"), Some(*mse)),
             None => Cell::text("—"),
         }));
         rows.push(row);
         values.push(means);
     }
-    Some(ForecastTable { table: Table { header, first_numeric: 2, rows }, best, values })
+    let mut table = ForecastTable { table: Table { header, first_numeric: 2, rows }, best, values };
+    table.mark_best();
+    Some(table)
 }
 
 impl ForecastTable {
-    /// Markdown with the best MSE and the best MAE of each row in bold.
-    pub fn markdown(&self) -> String {
-        let mut table = self.table.clone();
-        for (row, ((best_mse, best_mae), means)) in table.rows.iter_mut().zip(self.best.iter().zip(&self.values)) {
+    /// Marks the best MSE and the best MAE of each row bold (Markdown and HTML).
+    fn mark_best(&mut self) {
+        for (row, ((best_mse, best_mae), means)) in self.table.rows.iter_mut().zip(self.best.iter().zip(&self.values)) {
             for (i, v) in means.iter().enumerate() {
                 let Some((mse, mae)) = v else { continue };
                 let mse = if i == *best_mse { format!("**{mse:.3}**") } else { format!("{mse:.3}") };
                 let mae = if i == *best_mae { format!("**{mae:.3}**") } else { format!("{mae:.3}") };
-                row[3 + i].text = format!("{mse} / {mae}");
+                row[3 + i].strong = Some(format!("{mse} / {mae}"));
             }
         }
-        super::table::markdown(&table)
     }
 }

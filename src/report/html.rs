@@ -1,11 +1,31 @@
 //! `report.html`: one self-contained page (inline CSS and a few lines of inline script, nothing
 //! fetched) with the report's tables — sortable by clicking a column header — the jobs that did
 //! not end `ok`, and the run's environment and resolved suite.
-use super::table::Table;
+use super::table::{Cell, Table};
 use super::Rendered;
 
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A caption: escaped, with its `code` spans (the only Markdown captions use) as `<code>`.
+fn caption_html(caption: &str) -> String {
+    caption
+        .split('`')
+        .enumerate()
+        .map(|(i, piece)| if i % 2 == 1 { format!("<code>{}</code>", escape(piece)) } else { escape(piece) })
+        .collect()
+}
+
+/// A cell's content: escaped text, with the `**…**` marks of its best values as `<strong>`.
+fn cell_html(cell: &Cell) -> String {
+    let Some(marked) = &cell.strong else { return escape(&cell.text) };
+    // Split on the marks: odd pieces were between a pair.
+    marked
+        .split("**")
+        .enumerate()
+        .map(|(i, piece)| if i % 2 == 1 { format!("<strong>{}</strong>", escape(piece)) } else { escape(piece) })
+        .collect()
 }
 
 fn table_html(table: &Table) -> String {
@@ -20,7 +40,7 @@ fn table_html(table: &Table) -> String {
         for (i, cell) in row.iter().enumerate() {
             let class = if i >= table.first_numeric { " class=\"num\"" } else { "" };
             let value = cell.value.map_or(String::new(), |v| format!(" data-v=\"{v}\""));
-            out += &format!("<td{class}{value}>{}</td>", escape(&cell.text));
+            out += &format!("<td{class}{value}>{}</td>", cell_html(cell));
         }
         out += "</tr>\n";
     }
@@ -42,12 +62,9 @@ const key=td=>td.dataset.v!==undefined?parseFloat(td.dataset.v):td.textContent;\
 /// The whole page. `attachments` are (title, text) shown as preformatted blocks.
 pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
     let mut body = format!("<h1>seqbench report: {}</h1>\n<p>{}</p>\n", escape(&r.title), escape(&r.counts));
-    for (task, table) in &r.tasks {
-        body += &format!(
-            "<h2>{}</h2>\n<p>Mean ± std over seeds of the runs that ended <code>ok</code>.</p>\n",
-            escape(task)
-        );
-        body += &table_html(table);
+    for section in &r.tasks {
+        body += &format!("<h2>{}</h2>\n<p>{}</p>\n", escape(&section.heading), caption_html(&section.caption));
+        body += &table_html(&section.table);
     }
     if !r.charts.is_empty() {
         body += "<h2>Charts</h2>\n";

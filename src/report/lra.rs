@@ -102,12 +102,12 @@ pub fn lra_table(gathered: &LraSums) -> Option<LraTable> {
             let avg = (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64);
             let mut row = vec![Cell::text(model)];
             row.extend(values.iter().map(|v| match v {
-                Some(v) => Cell { text: format!("{v:.1}"), value: Some(*v) },
+                Some(v) => Cell::number(format!("{v:.1}"), Some(*v)),
                 None => Cell::text("—"),
             }));
             // A partial average is shown but has no sort value, so it is never the bold best.
             row.push(match avg {
-                Some(a) if present.len() == values.len() => Cell { text: format!("{a:.1}"), value: Some(a) },
+                Some(a) if present.len() == values.len() => Cell::number(format!("{a:.1}"), Some(a)),
                 Some(a) => Cell::text(format!("{a:.1} ({}/{} tasks)", present.len(), values.len())),
                 None => Cell::text("—"),
             });
@@ -115,21 +115,21 @@ pub fn lra_table(gathered: &LraSums) -> Option<LraTable> {
         })
         .collect();
     let best = (1..header.len()).map(|c| rows.iter().filter_map(|row| row[c].value).max_by(f64::total_cmp)).collect();
-    Some(LraTable { table: Table { header, first_numeric: 1, rows }, best })
+    let mut lra = LraTable { table: Table { header, first_numeric: 1, rows }, best };
+    lra.mark_best();
+    Some(lra)
 }
 
 impl LraTable {
-    /// Markdown with the best of each column in bold.
-    pub fn markdown(&self) -> String {
-        let mut table = self.table.clone();
+    /// Marks the best of each column bold (Markdown and HTML).
+    fn mark_best(&mut self) {
         for (c, best) in self.best.iter().enumerate() {
-            for cell in table.rows.iter_mut().map(|row| &mut row[c + 1]) {
+            for cell in self.table.rows.iter_mut().map(|row| &mut row[c + 1]) {
                 // Compare as printed, so that cells that read the same are bold alike.
                 if best.is_some_and(|b| cell.value.is_some_and(|v| format!("{v:.1}") == format!("{b:.1}"))) {
-                    cell.text = format!("**{}**", cell.text);
+                    cell.strong = Some(format!("**{}**", cell.text));
                 }
             }
         }
-        super::table::markdown(&table)
     }
 }

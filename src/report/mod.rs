@@ -31,13 +31,29 @@ fn write_frame(stem: &Path, df: &mut DataFrame) -> Result<Vec<PathBuf>> {
     Ok(vec![csv, parquet])
 }
 
+/// One table of the report: its heading, the title its files are named after
+/// (`tables/table_<title>.csv`), what it shows, and the table.
+pub struct Section {
+    pub heading: String,
+    pub title: String,
+    /// Markdown (backticks only).
+    pub caption: String,
+    pub table: table::Table,
+}
+
+impl Section {
+    fn new(heading: &str, title: &str, caption: &str, table: table::Table) -> Self {
+        Section { heading: heading.into(), title: title.into(), caption: caption.into(), table }
+    }
+}
+
 /// Everything a report shows, before it is written anywhere.
 pub struct Rendered {
     pub markdown: String,
     /// Title, counts line, per-task tables (section title, table), failures.
     pub title: String,
     pub counts: String,
-    pub tasks: Vec<(String, table::Table)>,
+    pub tasks: Vec<Section>,
     pub failures: table::Table,
     pub summary: DataFrame,
     pub records: DataFrame,
@@ -217,27 +233,38 @@ pub fn render_gathered(title: &str, gathered: Gathered) -> Result<Rendered> {
     let mut tasks = Vec::new();
     for (task, task_keys) in &task_keys {
         let task_keys: Vec<String> = task_keys.iter().cloned().collect();
-        let t = table::task_table(&summary, task, &task_keys);
-        md += &format!("\n## {task}\n\nMean ± std over seeds of the runs that ended `ok`.\n\n");
-        md += &table::markdown(&t);
-        tasks.push((task.to_string(), t));
+        let table = table::task_table(&summary, task, &task_keys);
+        tasks.push(Section::new(task, task, "Mean ± std over seeds of the runs that ended `ok`.", table));
     }
     if let Some(fc) = forecast::tslib_table(&tslib) {
-        md += "\n## Forecasting (Time-Series-Library layout)\n\nTest MSE / MAE on scaled values over every test window, mean over seeds; the best of each row in bold.\n\n";
-        md += &fc.markdown();
-        tasks.push(("Forecasting: test MSE / MAE".to_string(), fc.table));
+        tasks.push(Section::new(
+            "Forecasting (Time-Series-Library layout)",
+            "Forecasting: test MSE / MAE",
+            "Test MSE / MAE on scaled values over every test window, mean over seeds; the best of each row in bold.",
+            fc.table,
+        ));
     }
     if let Some(lra) = lra::lra_table(&lra) {
-        md += "\n## Long Range Arena\n\nTest accuracy % (mean over seeds of the runs that ended `ok`), as the LRA paper lays it out; the best of each column in bold. Avg covers the tasks each model ran.\n\n";
-        md += &lra.markdown();
-        tasks.push(("Long Range Arena: test accuracy %".to_string(), lra.table));
+        tasks.push(Section::new(
+            "Long Range Arena",
+            "Long Range Arena: test accuracy %",
+            "Test accuracy % (mean over seeds of the runs that ended `ok`), as the LRA paper lays it out; the best of each column in bold. Avg covers the tasks each model ran.",
+            lra.table,
+        ));
     }
     let all_keys: Vec<String> = keys.iter().filter(|k| k.as_str() != "seed").cloned().collect();
     let efficiency = table::efficiency_table(&summary, &all_keys);
     if !efficiency.rows.is_empty() {
-        md += "\n## Efficiency\n\nMean ± std over seeds. Train FLOP/s = 3 × forward FLOPs/token × train tokens/s; MFU is its share of the matmul peak measured by `seqbench calibrate` (— when this machine is not calibrated).\n\n";
-        md += &table::markdown(&efficiency);
-        tasks.push(("Efficiency".to_string(), efficiency));
+        tasks.push(Section::new(
+            "Efficiency",
+            "Efficiency",
+            "Mean ± std over seeds. Train FLOP/s = 3 × forward FLOPs/token × train tokens/s; MFU is its share of the matmul peak measured by `seqbench calibrate` (— when this machine is not calibrated).",
+            efficiency,
+        ));
+    }
+    for section in &tasks {
+        md += &format!("\n## {}\n\n{}\n\n", section.heading, section.caption);
+        md += &table::markdown(&section.table);
     }
     tracing::debug!("tables at {:.2} s", started.elapsed().as_secs_f64());
     let charts = charts.draw()?;
@@ -295,7 +322,7 @@ pub fn build(run: &RunDir) -> Result<Report> {
         put(run.path.join("charts").join(format!("{}.svg", chart.name)), chart.svg.clone().into_bytes())?;
         put(run.path.join("charts").join(format!("{}.png", chart.name)), chart.png.clone())?;
     }
-    for (title, t) in &rendered.tasks {
+    for Section { title, table: t, .. } in &rendered.tasks {
         let stem = format!("table_{}", charts::slug(title).trim_matches('_'));
         match table::table_frame(t) {
             Ok(mut df) => files.extend(write_frame(&tables.join(stem), &mut df)?),

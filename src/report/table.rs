@@ -10,11 +10,23 @@ pub struct Cell {
     pub text: String,
     /// Numeric value for sorting (HTML), when the cell is a number.
     pub value: Option<f64>,
+    /// The text with its best values marked `**…**` (LRA and TSLib tables), shown in bold in
+    /// Markdown and HTML; CSV and Parquet keep the plain text.
+    pub strong: Option<String>,
 }
 
 impl Cell {
     pub fn text(text: impl Into<String>) -> Self {
-        Cell { text: text.into(), value: None }
+        Cell { text: text.into(), value: None, strong: None }
+    }
+
+    pub fn number(text: impl Into<String>, value: Option<f64>) -> Self {
+        Cell { text: text.into(), value, strong: None }
+    }
+
+    /// The text as Markdown: with its bold marks, `|` escaped.
+    fn markdown(&self) -> String {
+        self.strong.as_deref().unwrap_or(&self.text).replace('|', "\\|")
     }
 }
 
@@ -33,7 +45,7 @@ fn mean_std(df: &DataFrame, metric: &str, row: usize, fmt: &dyn Fn(f64) -> Strin
         (Some(m), Some(s)) => format!("{} ± {}", fmt(m), fmt(s)),
         (Some(m), None) => fmt(m),
     };
-    Cell { text, value: mean }
+    Cell::number(text, mean)
 }
 
 fn percent(x: f64) -> String {
@@ -82,10 +94,10 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
             continue;
         }
         let mut cells = vec![Cell::text(str_at(df, "model", row))];
-        cells.extend(param_keys.iter().map(|k| Cell { text: str_at(df, k, row), value: f64_at(df, k, row) }));
+        cells.extend(param_keys.iter().map(|k| Cell::number(str_at(df, k, row), f64_at(df, k, row))));
         let runs = f64_at(df, "runs", row).unwrap_or(0.0);
         let runs_ok = f64_at(df, "runs_ok", row).unwrap_or(0.0);
-        cells.push(Cell { text: format!("{runs_ok}/{runs}"), value: Some(runs_ok) });
+        cells.push(Cell::number(format!("{runs_ok}/{runs}"), Some(runs_ok)));
         if has_errors {
             cells.push(mean_std(df, "mse", row, &|x| format!("{x:.4}")));
             cells.push(mean_std(df, "mae", row, &|x| format!("{x:.4}")));
@@ -99,7 +111,7 @@ pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
         cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
         for metric in ["n_params_mean", "flops_per_token_mean"] {
             let v = f64_at(df, metric, row);
-            cells.push(Cell { text: v.map_or("—".into(), human_rate), value: v });
+            cells.push(Cell::number(v.map_or("—".into(), human_rate), v));
         }
         rows.push(cells);
     }
@@ -120,14 +132,14 @@ pub fn efficiency_table(df: &DataFrame, param_keys: &[String]) -> Table {
         .filter(|&row| f64_at(df, "runs_ok", row).unwrap_or(0.0) > 0.0)
         .map(|row| {
             let mut cells = vec![Cell::text(str_at(df, "task", row)), Cell::text(str_at(df, "model", row))];
-            cells.extend(param_keys.iter().map(|k| Cell { text: str_at(df, k, row), value: f64_at(df, k, row) }));
+            cells.extend(param_keys.iter().map(|k| Cell::number(str_at(df, k, row), f64_at(df, k, row))));
             cells.push(mean_std(df, "train_tokens_per_s", row, &human_rate));
             cells.push(mean_std(df, "infer_tokens_per_s", row, &human_rate));
             cells.push(mean_std(df, "gen_tokens_per_s", row, &human_rate));
             cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
             for metric in ["n_params_mean", "flops_per_token_mean", "train_flops_per_s_mean"] {
                 let v = f64_at(df, metric, row);
-                cells.push(Cell { text: v.map_or("—".into(), human_rate), value: v });
+                cells.push(Cell::number(v.map_or("—".into(), human_rate), v));
             }
             cells.push(mean_std(df, "mfu", row, &|x| format!("{:.2}", 100.0 * x)));
             cells
@@ -157,7 +169,7 @@ pub fn failure_row(r: &Row) -> Vec<Cell> {
         Cell::text(&*r.job_id),
         Cell::text(&*r.task_label),
         Cell::text(&*r.model),
-        Cell { text: r.seed.to_string(), value: Some(r.seed as f64) },
+        Cell::number(r.seed.to_string(), Some(r.seed as f64)),
         Cell::text(r.status.as_str()),
         Cell::text(r.reason.as_deref().unwrap_or("").replace('\n', " ")),
     ]
@@ -180,7 +192,7 @@ pub fn markdown(table: &Table) -> String {
         (0..table.header.len()).map(|i| if i >= table.first_numeric { "---:".into() } else { "---".into() }).collect();
     out += &md_line(&align);
     for row in &table.rows {
-        let cells: Vec<String> = row.iter().map(|c| c.text.replace('|', "\\|")).collect();
+        let cells: Vec<String> = row.iter().map(Cell::markdown).collect();
         out += &md_line(&cells);
     }
     out
