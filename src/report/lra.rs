@@ -1,11 +1,12 @@
 //! The Long Range Arena table as the LRA paper prints it: one row per model, one column per
 //! LRA task present (test accuracy %, mean over seeds of the runs that ended ok), then the
 //! average over the model's tasks; the best of each column in bold. The retrieval stand-in
-//! gets its own column, marked, so it is never read as AAN.
+//! gets its own column, marked, so it is never read as AAN. Two task entries of one kind (say,
+//! ListOps at two depths, by name or by a swept task parameter) get a column each.
 use super::row::Row;
 use super::table::{Cell, Table};
 use crate::record::Status;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// (task name, column title) in the paper's order.
 const COLUMNS: [(&str, &str); 7] = [
@@ -40,23 +41,39 @@ fn row_label(r: &Row) -> String {
     }
 }
 
-/// What the LRA table needs, gathered record by record: per model configuration and LRA task,
-/// the accuracy sum and run count; configurations in order of first appearance.
+/// A column: the task's index in [`COLUMNS`], and what tells it apart from other entries of the
+/// same kind (empty for a plain entry named after its kind).
+type Column = (usize, String);
+
+/// The column of a record of an LRA task: its kind, plus the entry's name when it is not the
+/// kind's and any swept task parameter.
+fn column(r: &Row, kind: usize) -> Column {
+    let mut parts: Vec<String> = Vec::new();
+    if *r.task_label != *r.task {
+        parts.push(r.task_label.to_string());
+    }
+    for k in r.swept.iter().filter_map(|k| k.strip_prefix("task.")) {
+        let v = r.params.get(&format!("task.{k}")).map(super::frame::param_text).unwrap_or_default();
+        parts.push(format!("{k}={v}"));
+    }
+    (kind, parts.join(" "))
+}
+
+/// What the LRA table needs, gathered record by record: per model configuration and column, the
+/// accuracy sum and run count; configurations in order of first appearance.
 #[derive(Default)]
 pub struct LraSums {
-    sums: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
+    sums: BTreeMap<String, BTreeMap<Column, (f64, f64)>>,
     models: Vec<String>,
 }
 
 impl LraSums {
     pub fn add(&mut self, r: &Row) {
-        if r.status != Status::Ok || !COLUMNS.iter().any(|c| c.0 == &*r.task) {
-            return;
-        }
-        let Some(acc) = r.measurements.accuracy else { return };
+        let Some(kind) = COLUMNS.iter().position(|c| c.0 == &*r.task) else { return };
+        let (true, Some(acc)) = (r.status == Status::Ok, r.measurements.accuracy) else { return };
         // One row per model configuration: the model plus any swept model parameter.
         let label = row_label(r);
-        let e = self.sums.entry(label.clone()).or_default().entry(r.task.to_string()).or_insert((0.0, 0.0));
+        let e = self.sums.entry(label.clone()).or_default().entry(column(r, kind)).or_insert((0.0, 0.0));
         *e = (e.0 + acc, e.1 + 1.0);
         if !self.models.contains(&label) {
             self.models.push(label);
@@ -83,20 +100,22 @@ impl LraSums {
 /// The table from gathered sums; None when no LRA job ended ok.
 pub fn lra_table(gathered: &LraSums) -> Option<LraTable> {
     let (sums, models) = (&gathered.sums, &gathered.models);
-    let columns: Vec<(&str, &str)> =
-        COLUMNS.iter().copied().filter(|(task, _)| sums.values().any(|by_task| by_task.contains_key(*task))).collect();
+    let columns: BTreeSet<&Column> = sums.values().flat_map(|by_column| by_column.keys()).collect();
     if columns.is_empty() {
         return None;
     }
     let mut header = vec!["model".to_string()];
-    header.extend(columns.iter().map(|c| c.1.to_string()));
+    header.extend(columns.iter().map(|(kind, which)| match which.as_str() {
+        "" => COLUMNS[*kind].1.to_string(),
+        which => format!("{} ({which})", COLUMNS[*kind].1),
+    }));
     header.push("Avg".into());
     let rows: Vec<Vec<Cell>> = models
         .iter()
         .map(|model| {
-            let by_task = &sums[model];
+            let by_column = &sums[model];
             let values: Vec<Option<f64>> =
-                columns.iter().map(|(task, _)| by_task.get(*task).map(|(s, n)| 100.0 * s / n)).collect();
+                columns.iter().map(|c| by_column.get(*c).map(|(s, n)| 100.0 * s / n)).collect();
             let present: Vec<f64> = values.iter().flatten().copied().collect();
             // The average covers the model's own tasks; a missing task is named in the cell.
             let avg = (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64);
@@ -131,5 +150,38 @@ impl LraTable {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    #[test]
+    fn two_entries_of_one_kind_get_a_column_each_and_other_kinds_keep_theirs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
+        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
+        let template: Record = serde_json::from_str(&line).unwrap();
+        let records: Vec<Record> = [
+            ("listops", "listops", 0.3),
+            ("listops", "listops-deep", 0.2),
+            ("text", "text", 0.6),
+            ("mqar", "mqar", 0.9),
+        ]
+        .into_iter()
+        .map(|(kind, label, acc)| {
+            let mut r = template.clone();
+            (r.task, r.task_label, r.swept) = (kind.into(), label.into(), Vec::new());
+            r.measurements.accuracy = Some(acc);
+            r
+        })
+        .collect();
+        let mut sums = LraSums::default();
+        records.iter().for_each(|r| sums.add(&Row::from(r)));
+        let table = lra_table(&sums).unwrap().table;
+        assert_eq!(table.header, ["model", "ListOps", "ListOps (listops-deep)", "Text", "Avg"]);
+        let texts: Vec<&str> = table.rows[0].iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["lstm", "30.0", "20.0", "60.0", "36.7"], "mqar is not an LRA task");
     }
 }
