@@ -140,6 +140,7 @@ pub fn main() -> Result<ExitCode> {
         }
         Command::Run { suite, out, resume, jobs, dry_run, yes, ranks_per_gpu, gpus_per_node } => {
             init_tracing(cli.verbose, "warn");
+            crate::runner::keep_malloc()?;
             let mut mpi = dispatch::mpi::Session::start()?;
             if let Some(session) = mpi.as_mut().filter(|s| s.rank() != 0) {
                 let layout = dispatch::mpi::Layout {

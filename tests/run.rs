@@ -369,7 +369,7 @@ tasks:
 }
 
 /// SEQBENCH_MALLOC=keep: the record says so, and a job over `max_memory` is still an OOM (with
-/// mmap off, the limit is met by the heap instead); a wrong value fails the job with its name.
+/// mmap off, the limit is met by the heap instead); a wrong value is refused before any job.
 #[test]
 fn kept_malloc_is_recorded_and_limits_still_hold() {
     let tmp = tempfile::tempdir().unwrap();
@@ -408,9 +408,12 @@ tasks:
     assert_eq!(by_task["fault"].status, Status::Ok);
     assert_eq!(by_task["oom"].status, Status::Oom, "{:?}", by_task["oom"].reason);
     assert!(by_task["fault"].measurements.allocator.as_deref().unwrap().contains("freed memory kept"));
-    run("sometimes", "wrong");
-    let (records, _) = read_records(&run_dir(&tmp.path().join("wrong"), "malloc").join("records.jsonl")).unwrap();
-    let reason = records[0].reason.as_deref().unwrap_or_default();
-    assert_eq!(records[0].status, Status::Failed);
-    assert!(reason.contains("SEQBENCH_MALLOC=\"sometimes\": expected `keep` or `default`"), "{reason}");
+    let wrong = run("sometimes", "wrong");
+    assert_eq!(wrong.status.code(), Some(2), "a bad value is bad input, refused before any job");
+    assert!(
+        stderr(&wrong).contains("SEQBENCH_MALLOC=\"sometimes\": expected `keep` or `default`"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(!tmp.path().join("wrong").exists(), "no run directory for a refused run");
 }

@@ -52,19 +52,28 @@ pub const MALLOC_ENV: &str = "SEQBENCH_MALLOC";
 /// comparisons. So glibc's defaults stay unless asked: what a plain PyTorch user gets. Returns
 /// what the record's `allocator` says.
 fn malloc_settings() -> Result<&'static str> {
+    if !keep_malloc()? {
+        return Ok("glibc defaults");
+    }
+    // SAFETY: mallopt only changes allocator parameters; called before any large allocation.
+    let set = unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+            && libc::mallopt(libc::M_TOP_PAD, 64 << 20) == 1
+    };
+    anyhow::ensure!(set, "{MALLOC_ENV}=keep: glibc's mallopt refused the settings");
+    Ok("glibc, freed memory kept (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB, M_TOP_PAD=64 MiB)")
+}
+
+/// Whether SEQBENCH_MALLOC asks job processes to keep freed memory; `seqbench run` checks it
+/// before any job starts, so a typo is one clear error rather than every job failing.
+pub fn keep_malloc() -> Result<bool, crate::error::InputError> {
     match std::env::var(MALLOC_ENV).as_deref() {
-        Err(_) | Ok("default") => Ok("glibc defaults"),
-        Ok("keep") => {
-            // SAFETY: mallopt only changes allocator parameters; called before any large allocation.
-            let set = unsafe {
-                libc::mallopt(libc::M_MMAP_MAX, 0) == 1
-                    && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
-                    && libc::mallopt(libc::M_TOP_PAD, 64 << 20) == 1
-            };
-            anyhow::ensure!(set, "{MALLOC_ENV}=keep: glibc's mallopt refused the settings");
-            Ok("glibc, freed memory kept (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB, M_TOP_PAD=64 MiB)")
-        }
-        Ok(other) => anyhow::bail!("{MALLOC_ENV}={other:?}: expected `keep` or `default`"),
+        Err(_) | Ok("default") => Ok(false),
+        Ok("keep") => Ok(true),
+        Ok(other) => Err(crate::error::InputError::new(format!(
+            "environment variable {MALLOC_ENV}={other:?}: expected `keep` or `default`"
+        ))),
     }
 }
 
