@@ -8,24 +8,18 @@ pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A caption: escaped, with its `code` spans (the only Markdown captions use) as `<code>`.
-fn caption_html(caption: &str) -> String {
-    caption
-        .split('`')
+/// Escaped Markdown text with its spans between pairs of `mark` (the only Markdown our captions
+/// and cells use) as HTML `tag` elements: odd pieces of the split were between a pair.
+fn marked_html(text: &str, mark: &str, tag: &str) -> String {
+    text.split(mark)
         .enumerate()
-        .map(|(i, piece)| if i % 2 == 1 { format!("<code>{}</code>", escape(piece)) } else { escape(piece) })
+        .map(|(i, piece)| if i % 2 == 1 { format!("<{tag}>{}</{tag}>", escape(piece)) } else { escape(piece) })
         .collect()
 }
 
-/// A cell's content: escaped text, with the `**…**` marks of its best values as `<strong>`.
+/// A cell's content: with the `**…**` marks of its best values as `<strong>`.
 fn cell_html(cell: &Cell) -> String {
-    let Some(marked) = &cell.strong else { return escape(&cell.text) };
-    // Split on the marks: odd pieces were between a pair.
-    marked
-        .split("**")
-        .enumerate()
-        .map(|(i, piece)| if i % 2 == 1 { format!("<strong>{}</strong>", escape(piece)) } else { escape(piece) })
-        .collect()
+    cell.strong.as_deref().map_or_else(|| escape(&cell.text), |marked| marked_html(marked, "**", "strong"))
 }
 
 fn table_html(table: &Table) -> String {
@@ -63,7 +57,8 @@ const key=td=>td.dataset.v!==undefined?parseFloat(td.dataset.v):td.textContent;\
 pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
     let mut body = format!("<h1>seqbench report: {}</h1>\n<p>{}</p>\n", escape(&r.title), escape(&r.counts));
     for section in &r.tasks {
-        body += &format!("<h2>{}</h2>\n<p>{}</p>\n", escape(&section.heading), caption_html(&section.caption));
+        body +=
+            &format!("<h2>{}</h2>\n<p>{}</p>\n", escape(&section.heading), marked_html(&section.caption, "`", "code"));
         body += &table_html(&section.table);
     }
     if !r.charts.is_empty() {
