@@ -58,7 +58,7 @@ tasks:
 YAML
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds: PyTorch" >&2
-  env "${torch_env[@]}" "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" \
+  env ${torch_env[@]+"${torch_env[@]}"} "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" \
     --length "$length" --d-model "$d" --threads "$threads" >"$work/torch-$round.jsonl"
   echo "round $round/$rounds: seqbench" >&2
   "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >"$work/seqbench-$round.log" 2>&1 ||

@@ -261,7 +261,8 @@ pub fn for_each_block(
         let whole = memchr::memrchr(b'\n', &current).map_or(0, |i| i + 1);
         if at_end {
             let lines = each(&current[..whole])?;
-            return Ok((whole < current.len()).then_some(lines + 1));
+            let partial = current[whole..].iter().any(|b| !b.is_ascii_whitespace());
+            return Ok(partial.then_some(lines + 1));
         }
         next.clear();
         next.extend_from_slice(&current[whole..]);

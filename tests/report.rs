@@ -189,6 +189,10 @@ fn reading_in_blocks_gives_the_report_of_reading_everything_at_once() {
     assert_eq!(whole_warnings.len(), 2);
     assert!(whole_warnings[0].contains(":49: skipped an unreadable record"), "{whole_warnings:?}");
     assert!(whole_warnings[1].contains(":242: skipped a partial last line"), "{whole_warnings:?}");
+    // Blank lines, even a last one with no newline, are no records and no warnings.
+    std::fs::write(&path, "\n  \n\n   ").unwrap();
+    let (gathered, warnings) = report::Gathered::read_in_blocks(&path, 2).unwrap();
+    assert_eq!((gathered.records, warnings.len()), (0, 0), "{warnings:?}");
     // The records table shows `model.d_model` for every record, swept or not.
     let d_model = whole.records.column("model.d_model").unwrap();
     assert_eq!(d_model.null_count(), 0);

@@ -243,7 +243,7 @@ impl TaskCharts {
         let label = config_label(r, "");
         if !r.measurements.loss_curve.is_empty() {
             self.runs_with_curve += 1;
-            if self.run_curves.len() <= MAX_LINES {
+            if self.run_curves.len() < MAX_LINES {
                 let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
                 self.run_curves.push((format!("{label} seed={}", r.seed), pts));
             }
@@ -276,7 +276,7 @@ impl TaskCharts {
     }
 
     fn merge(&mut self, later: TaskCharts) {
-        let room = (MAX_LINES + 1).saturating_sub(self.run_curves.len());
+        let room = MAX_LINES.saturating_sub(self.run_curves.len());
         self.run_curves.extend(later.run_curves.into_iter().take(room));
         self.runs_with_curve += later.runs_with_curve;
         merge_groups(&mut self.mean_curves, later.mean_curves);

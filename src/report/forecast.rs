@@ -101,8 +101,18 @@ impl ForecastTable {
         for (row, ((best_mse, best_mae), means)) in self.table.rows.iter_mut().zip(self.best.iter().zip(&self.values)) {
             for (i, v) in means.iter().enumerate() {
                 let Some((mse, mae)) = v else { continue };
-                let mse = if i == *best_mse { format!("**{mse:.3}**") } else { format!("{mse:.3}") };
-                let mae = if i == *best_mae { format!("**{mae:.3}**") } else { format!("{mae:.3}") };
+                // Compare as printed, so that values that read the same are bold alike.
+                let best =
+                    |j: usize, pick: fn(&(f64, f64)) -> f64| means[j].as_ref().map(|m| format!("{:.3}", pick(m)));
+                let bold = |v: f64, j: usize, pick| {
+                    let text = format!("{v:.3}");
+                    if best(j, pick).as_ref() == Some(&text) {
+                        format!("**{text}**")
+                    } else {
+                        text
+                    }
+                };
+                let (mse, mae) = (bold(*mse, *best_mse, |m| m.0), bold(*mae, *best_mae, |m| m.1));
                 row[3 + i].strong = Some(format!("{mse} / {mae}"));
             }
         }

@@ -33,8 +33,9 @@ deserialize_with_flattened!(Row<'de> {
 pub struct Params<'a>(pub Vec<(Text<'a>, serde_json::Value)>);
 
 impl Params<'_> {
+    /// The value of `key`; the last one if the key repeats, as a map would keep.
     pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
-        self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| v)
+        self.0.iter().rfind(|(k, _)| **k == *key).map(|(_, v)| v)
     }
 }
 

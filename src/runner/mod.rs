@@ -50,7 +50,10 @@ pub const MALLOC_ENV: &str = "SEQBENCH_MALLOC";
 /// to use jemalloc or tcmalloc on CPU do) it took 0.6 million and trained 2.7× faster, but its
 /// peak resident set grew from 1.5 to 2.5 GiB (heap fragmentation), which would distort memory
 /// comparisons. So glibc's defaults stay unless asked: what a plain PyTorch user gets. Returns
-/// what the record's `allocator` says.
+/// what the record's `allocator` says. Limits: glibc still maps blocks over 64 MiB requested
+/// from a thread's own arena (libtorch's intra-op threads) directly, so those are still given
+/// back when freed; and the 64 MiB top pad means an allocation within 64 MiB of `max_memory`
+/// can fail a little early.
 fn malloc_settings() -> Result<&'static str> {
     if !keep_malloc()? {
         return Ok("glibc defaults");
@@ -69,9 +72,12 @@ fn malloc_settings() -> Result<&'static str> {
 /// before any job starts, so a typo is one clear error rather than every job failing.
 pub fn keep_malloc() -> Result<bool, crate::error::InputError> {
     match std::env::var(MALLOC_ENV).as_deref() {
-        Err(_) | Ok("default") => Ok(false),
+        Err(std::env::VarError::NotPresent) | Ok("default") => Ok(false),
         Ok("keep") => Ok(true),
         Ok(other) => Err(crate::error::InputError::new(format!(
+            "environment variable {MALLOC_ENV}={other:?}: expected `keep` or `default`"
+        ))),
+        Err(std::env::VarError::NotUnicode(other)) => Err(crate::error::InputError::new(format!(
             "environment variable {MALLOC_ENV}={other:?}: expected `keep` or `default`"
         ))),
     }
