@@ -273,35 +273,39 @@ pub fn for_each_block(
     }
 }
 
-/// Reads every whole record. Lines that do not parse (a torn last line, manual edits) are
-/// skipped and reported in the returned warnings.
+/// Reads every whole record, block by block like the report. Lines that do not parse (a torn
+/// last line, manual edits, bytes that are not UTF-8) are skipped and reported in the returned
+/// warnings.
 pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    // Parsed in parallel (a million records is about a gigabyte of JSON), in file order.
     use rayon::prelude::*;
-    let lines: Vec<(usize, &str)> = text.split_inclusive('\n').enumerate().collect();
-    let parsed: Vec<Result<Record, String>> = lines
-        .par_iter()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|&(i, line)| {
-            if !line.ends_with('\n') {
-                // A write cut short (even one that parses): `record_writer` sets it aside.
-                return Err(format!("{}:{}: skipped a partial last line", path.display(), i + 1));
+    let (mut records, mut warnings, mut lines_before) = (Vec::new(), Vec::new(), 0);
+    let partial = for_each_block(path, BLOCK_BYTES, |block| {
+        // A block ends with a newline, so the last piece of the split is empty.
+        let lines: Vec<&[u8]> = block.split(|&b| b == b'\n').collect();
+        let lines = &lines[..lines.len() - 1];
+        let parsed: Vec<Option<Result<Record, String>>> = lines
+            .par_iter()
+            .enumerate()
+            .map(|(i, line)| {
+                (!line.iter().all(u8::is_ascii_whitespace)).then(|| {
+                    serde_json::from_slice::<Record>(line).map_err(|e| {
+                        format!("{}:{}: skipped an unreadable record: {e}", path.display(), lines_before + i + 1)
+                    })
+                })
+            })
+            .collect();
+        for p in parsed.into_iter().flatten() {
+            match p {
+                Ok(r) => records.push(r),
+                Err(w) => warnings.push(w),
             }
-            serde_json::from_str::<Record>(line)
-                .map_err(|e| format!("{}:{}: skipped an unreadable record: {e}", path.display(), i + 1))
-        })
-        .collect();
-    let (mut records, mut warnings) = (Vec::with_capacity(parsed.len()), Vec::new());
-    for p in parsed {
-        match p {
-            Ok(r) => records.push(r),
-            Err(w) => warnings.push(w),
         }
+        lines_before += lines.len();
+        Ok(lines_before)
+    })?;
+    if let Some(line) = partial {
+        // A write cut short (even one that parses): `record_writer` sets it aside.
+        warnings.push(format!("{}:{line}: skipped a partial last line", path.display()));
     }
     Ok((records, warnings))
 }

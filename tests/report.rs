@@ -199,3 +199,19 @@ fn reading_in_blocks_gives_the_report_of_reading_everything_at_once() {
     // 240 runs with curves: the loss chart shows the mean over seeds per configuration.
     assert!(whole.charts.iter().any(|c| c.svg.contains("training loss (mean over seeds)")));
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_skipped_and_the_rest_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("records.jsonl");
+    let mut bytes = std::fs::read(fixture("records.jsonl")).unwrap();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes.splice(second..second, b"{\"job_id\": \"\xff\xfe\"}\n".iter().copied());
+    std::fs::write(&path, bytes).unwrap();
+    let (records, warnings) = read_records(&path).unwrap();
+    assert_eq!(records.len(), 6);
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains(":2: skipped an unreadable record"), "{warnings:?}");
+    let (gathered, report_warnings) = report::Gathered::read(&path).unwrap();
+    assert_eq!((gathered.records, report_warnings), (6, warnings));
+}
