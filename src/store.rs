@@ -225,15 +225,21 @@ impl RecordWriter {
 /// Bytes of `records.jsonl` read at a time by [`for_each_block`].
 pub const BLOCK_BYTES: usize = 32 << 20;
 
-/// Hands `records.jsonl` to `each` in blocks of whole lines (about `block_bytes` each),
-/// reading the next block while `each` works on the current one, so that a gigabyte of records
-/// never sits in memory at once. `each` returns the number of lines handed over so far. A last
-/// line with no newline (a write cut short) is not handed over: its line number is returned.
+/// The warning for a line of `path` that is not a record (1-based `line`).
+pub fn unreadable_line(path: &Path, line: usize, error: impl std::fmt::Display) -> String {
+    format!("{}:{line}: skipped an unreadable record: {error}", path.display())
+}
+
+/// Hands `records.jsonl` to `each` in blocks of whole lines (about `block_bytes` each), with
+/// the number of lines before the block, reading the next block while `each` works on the
+/// current one, so that a gigabyte of records never sits in memory at once. `each` returns the
+/// number of lines in its block. A last line with no newline (a write cut short, even one that
+/// parses: `record_writer` sets it aside) is not handed over; the warning about it is returned.
 pub fn for_each_block(
     path: &Path,
     block_bytes: usize,
-    mut each: impl FnMut(&[u8]) -> Result<usize> + Send,
-) -> Result<Option<usize>> {
+    mut each: impl FnMut(&[u8], usize) -> Result<usize> + Send,
+) -> Result<Option<String>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -256,18 +262,19 @@ pub fn for_each_block(
     };
     let (mut current, mut next) = (Vec::new(), Vec::new());
     let mut at_end = read(&mut file, &mut current)? == 0;
+    let mut lines_before = 0;
     loop {
         // Whole lines go now; the tail of a line cut by the block edge moves to the next block.
         let whole = memchr::memrchr(b'\n', &current).map_or(0, |i| i + 1);
         if at_end {
-            let lines = each(&current[..whole])?;
+            let lines = lines_before + each(&current[..whole], lines_before)?;
             let partial = current[whole..].iter().any(|b| !b.is_ascii_whitespace());
-            return Ok(partial.then_some(lines + 1));
+            return Ok(partial.then(|| format!("{}:{}: skipped a partial last line", path.display(), lines + 1)));
         }
         next.clear();
         next.extend_from_slice(&current[whole..]);
-        let (done, more) = rayon::join(|| each(&current[..whole]), || read(&mut file, &mut next));
-        done?;
+        let (done, more) = rayon::join(|| each(&current[..whole], lines_before), || read(&mut file, &mut next));
+        lines_before += done?;
         at_end = more? == 0;
         std::mem::swap(&mut current, &mut next);
     }
@@ -278,8 +285,8 @@ pub fn for_each_block(
 /// warnings.
 pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     use rayon::prelude::*;
-    let (mut records, mut warnings, mut lines_before) = (Vec::new(), Vec::new(), 0);
-    let partial = for_each_block(path, BLOCK_BYTES, |block| {
+    let (mut records, mut warnings) = (Vec::new(), Vec::new());
+    let partial = for_each_block(path, BLOCK_BYTES, |block, lines_before| {
         // A block ends with a newline, so the last piece of the split is empty.
         let lines: Vec<&[u8]> = block.split(|&b| b == b'\n').collect();
         let lines = &lines[..lines.len() - 1];
@@ -288,9 +295,7 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
             .enumerate()
             .map(|(i, line)| {
                 (!line.iter().all(u8::is_ascii_whitespace)).then(|| {
-                    serde_json::from_slice::<Record>(line).map_err(|e| {
-                        format!("{}:{}: skipped an unreadable record: {e}", path.display(), lines_before + i + 1)
-                    })
+                    serde_json::from_slice::<Record>(line).map_err(|e| unreadable_line(path, lines_before + i + 1, e))
                 })
             })
             .collect();
@@ -300,12 +305,8 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
                 Err(w) => warnings.push(w),
             }
         }
-        lines_before += lines.len();
-        Ok(lines_before)
+        Ok(lines.len())
     })?;
-    if let Some(line) = partial {
-        // A write cut short (even one that parses): `record_writer` sets it aside.
-        warnings.push(format!("{}:{line}: skipped a partial last line", path.display()));
-    }
+    warnings.extend(partial);
     Ok((records, warnings))
 }

@@ -350,13 +350,8 @@ impl ChartData {
         let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
             return;
         };
-        let config: Vec<String> = r
-            .swept
-            .iter()
-            .filter(|k| k.starts_with("task."))
-            .map(|k| format!("{}={}", &k[5..], r.params.get(k).map(super::frame::param_text).unwrap_or_default()))
-            .collect();
-        let by_model = self.forecasts.entry((r.task_label.to_string(), config.join(" "))).or_default();
+        let config = r.swept_task_params().join(" ");
+        let by_model = self.forecasts.entry((r.task_label.to_string(), config)).or_default();
         if by_model.get(&*r.model).is_none_or(|kept| r.seed < kept.seed) {
             by_model.insert(r.model.to_string(), Forecast { seed: r.seed, sample: sample.clone() });
         }

@@ -77,6 +77,9 @@ struct FixedRow {
 /// Fixed text columns, in order; `seed` sits between `arch` and `status`.
 const TEXT_COLUMNS: [&str; 6] = ["job_id", "task", "model", "arch", "status", "reason"];
 
+/// Where the parameter columns go in the records table: after the text columns and `seed`.
+const PARAMS_AT: usize = TEXT_COLUMNS.len() + 1;
+
 /// How a parameter's values are stored: integers, else floats, else text (so that columns sort
 /// naturally); `Null` until a value is seen.
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
@@ -164,21 +167,10 @@ impl FramePart {
     /// memory stays columnar and merging only appends).
     pub fn seal(&mut self) -> Result<()> {
         let rows = std::mem::take(&mut self.pending);
-        let mut later = FramePart { rows: rows.len(), ..FramePart::default() };
         if rows.is_empty() {
             return Ok(());
         }
-        let text = |i: usize| {
-            Column::new(TEXT_COLUMNS[i].into(), rows.iter().map(|r| r.text[i].as_str()).collect::<Vec<&str>>())
-        };
-        let mut columns: Vec<Column> = (0..4).map(text).collect();
-        columns.push(Column::new("seed".into(), rows.iter().map(|r| r.seed).collect::<Vec<u64>>()));
-        columns.extend((4..6).map(text));
-        for (i, (name, _)) in METRICS.iter().enumerate() {
-            columns.push(Column::new((*name).into(), rows.iter().map(|r| r.metrics[i]).collect::<Vec<Option<f64>>>()));
-        }
-        columns.push(Column::new(WALL_S.into(), rows.iter().map(|r| Some(r.wall_s)).collect::<Vec<Option<f64>>>()));
-        later.fixed = Some(DataFrame::new(rows.len(), columns)?);
+        let mut later = FramePart { rows: rows.len(), fixed: Some(fixed_frame(&rows)?), ..FramePart::default() };
         for (key, mut values) in std::mem::take(&mut self.pending_params) {
             values.resize(rows.len(), None);
             later.params.insert(key.clone(), ParamColumn::of(&key, &values));
@@ -228,27 +220,33 @@ impl FramePart {
     /// One row per record: the fixed columns, a column per swept parameter, then every metric.
     pub fn finish(mut self) -> Result<DataFrame> {
         self.seal()?;
-        let Some(fixed) = self.fixed.take() else {
-            return empty_records_frame();
+        let fixed = match self.fixed.take() {
+            Some(fixed) => fixed,
+            None => fixed_frame(&[])?,
         };
-        let mut columns: Vec<Column> = fixed.columns()[..7].to_vec();
+        let mut columns: Vec<Column> = fixed.columns()[..PARAMS_AT].to_vec();
         for key in &self.swept {
             let column = self.params.remove(key).unwrap_or_else(|| ParamColumn::nulls(key, self.rows));
             columns.push(column.column);
         }
-        columns.extend(fixed.columns()[7..].iter().cloned());
+        columns.extend(fixed.columns()[PARAMS_AT..].iter().cloned());
         Ok(DataFrame::new(self.rows, columns)?)
     }
 }
 
-/// The per-job table of no records: the fixed columns and every metric, no rows.
-fn empty_records_frame() -> Result<DataFrame> {
-    let mut columns: Vec<Column> =
-        TEXT_COLUMNS[..4].iter().map(|n| Column::new((*n).into(), Vec::<String>::new())).collect();
-    columns.push(Column::new("seed".into(), Vec::<u64>::new()));
-    columns.extend(TEXT_COLUMNS[4..].iter().map(|n| Column::new((*n).into(), Vec::<String>::new())));
-    columns.extend(metric_names().map(|n| Column::new(n.into(), Vec::<Option<f64>>::new())));
-    Ok(DataFrame::new(0, columns)?)
+/// The fixed columns of `rows`, in order: four text columns, `seed`, two more text columns,
+/// every metric, `wall_s`.
+fn fixed_frame(rows: &[FixedRow]) -> Result<DataFrame> {
+    let text =
+        |i: usize| Column::new(TEXT_COLUMNS[i].into(), rows.iter().map(|r| r.text[i].as_str()).collect::<Vec<&str>>());
+    let mut columns: Vec<Column> = (0..4).map(text).collect();
+    columns.push(Column::new("seed".into(), rows.iter().map(|r| r.seed).collect::<Vec<u64>>()));
+    columns.extend((4..6).map(text));
+    for (i, (name, _)) in METRICS.iter().enumerate() {
+        columns.push(Column::new((*name).into(), rows.iter().map(|r| r.metrics[i]).collect::<Vec<Option<f64>>>()));
+    }
+    columns.push(Column::new(WALL_S.into(), rows.iter().map(|r| Some(r.wall_s)).collect::<Vec<Option<f64>>>()));
+    Ok(DataFrame::new(rows.len(), columns)?)
 }
 
 /// Groups by task, model and `param_keys`; for each metric `<m>_mean` and `<m>_std` over the

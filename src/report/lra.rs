@@ -52,10 +52,7 @@ fn column(r: &Row, kind: usize) -> Column {
     if *r.task_label != *r.task {
         parts.push(r.task_label.to_string());
     }
-    for k in r.swept.iter().filter_map(|k| k.strip_prefix("task.")) {
-        let v = r.params.get(&format!("task.{k}")).map(super::frame::param_text).unwrap_or_default();
-        parts.push(format!("{k}={v}"));
-    }
+    parts.extend(r.swept_task_params());
     (kind, parts.join(" "))
 }
 

@@ -138,29 +138,26 @@ impl Gathered {
         let mut warnings = Vec::new();
         // Line numbers are only needed for warnings: each piece counts its own lines, and a
         // warning's number is fixed up from those counts afterwards.
-        let mut lines_before = 0;
         let (mut parsing, mut merging) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-        let partial = store::for_each_block(path, block_bytes, |block| {
+        let partial = store::for_each_block(path, block_bytes, |block, lines_before| {
             use rayon::prelude::*;
             let started = std::time::Instant::now();
             let parts: Vec<Piece> = pieces(block).into_par_iter().map(gather_piece).collect::<Result<_>>()?;
             parsing += started.elapsed();
             let started = std::time::Instant::now();
+            let mut lines = 0;
             for part in parts {
                 gathered.merge(part.gathered)?;
-                warnings.extend(part.skipped.into_iter().map(|(line, e)| {
-                    format!("{}:{}: skipped an unreadable record: {e}", path.display(), lines_before + line)
-                }));
-                lines_before += part.lines;
+                let before = lines_before + lines;
+                warnings
+                    .extend(part.skipped.into_iter().map(|(line, e)| store::unreadable_line(path, before + line, e)));
+                lines += part.lines;
             }
             merging += started.elapsed();
-            Ok(lines_before)
+            Ok(lines)
         })?;
         tracing::debug!("parsing {:.2} s, merging {:.2} s", parsing.as_secs_f64(), merging.as_secs_f64());
-        if let Some(line) = partial {
-            // A write cut short (even one that parses): `record_writer` sets it aside.
-            warnings.push(format!("{}:{line}: skipped a partial last line", path.display()));
-        }
+        warnings.extend(partial);
         Ok((gathered, warnings))
     }
 }

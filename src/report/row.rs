@@ -24,6 +24,20 @@ pub struct Row<'a> {
     pub measurements: Measurements,
 }
 
+impl Row<'_> {
+    /// The swept task parameters as `name=value` (`seq_len=64`): what tells two configurations
+    /// of one task entry apart.
+    pub fn swept_task_params(&self) -> Vec<String> {
+        self.swept
+            .iter()
+            .filter_map(|k| {
+                let short = k.strip_prefix("task.")?;
+                Some(format!("{short}={}", self.params.get(k).map(super::frame::param_text).unwrap_or_default()))
+            })
+            .collect()
+    }
+}
+
 deserialize_with_flattened!(Row<'de> {
     job_id, suite, task, task_label, model, arch, seed, params, swept, status, reason, wall_s,
 } flatten measurements: Measurements);

@@ -71,14 +71,14 @@ fn malloc_settings() -> Result<&'static str> {
 /// Whether SEQBENCH_MALLOC asks job processes to keep freed memory; `seqbench run` checks it
 /// before any job starts, so a typo is one clear error rather than every job failing.
 pub fn keep_malloc() -> Result<bool, crate::error::InputError> {
-    match std::env::var(MALLOC_ENV).as_deref() {
-        Err(std::env::VarError::NotPresent) | Ok("default") => Ok(false),
-        Ok("keep") => Ok(true),
-        Ok(other) => Err(crate::error::InputError::new(format!(
-            "environment variable {MALLOC_ENV}={other:?}: expected `keep` or `default`"
-        ))),
-        Err(std::env::VarError::NotUnicode(other)) => Err(crate::error::InputError::new(format!(
-            "environment variable {MALLOC_ENV}={other:?}: expected `keep` or `default`"
+    let value = std::env::var_os(MALLOC_ENV);
+    match value.as_deref().map(|v| v.to_str()) {
+        None | Some(Some("default")) => Ok(false),
+        Some(Some("keep")) => Ok(true),
+        // Anything else, text or not (shown as the OS gave it).
+        Some(_) => Err(crate::error::InputError::new(format!(
+            "environment variable {MALLOC_ENV}={:?}: expected `keep` or `default`",
+            value.unwrap_or_default()
         ))),
     }
 }
