@@ -1,11 +1,12 @@
 //! Synthetic records for the report benchmark (`scripts/bench_report.sh`): N records of a
 //! suite with 3 tasks × 10 models × 4 sequence lengths × many seeds, 1 % of them failed, each
-//! with a 20-point loss curve, written as `records.jsonl` in the record format.
+//! with a 20-point loss curve, written as `records.jsonl` in the record format, with the
+//! `records.bin` copy a run keeps beside it (built from the JSON, as a resumed run does).
 //!
 //!     cargo run --release --example gen_records -- 1000000 /tmp/bench-report/run
 use std::io::Write;
 
-fn main() -> std::io::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(n), Some(dir)) = (args.get(1).and_then(|a| a.parse::<u64>().ok()), args.get(2)) else {
         eprintln!("usage: gen_records N RUN_DIR");
@@ -54,5 +55,8 @@ fn main() -> std::io::Result<()> {
             "{{\"run_id\": \"bench\", \"suite\": \"bench\", \"task\": \"{task}\", \"task_label\": \"{task}\", \"hostname\": \"h\", \"started_at\": \"2026-11-24T00:00:00+00:00\", \"finished_at\": \"2026-11-24T00:01:00+00:00\", \"seqbench_version\": \"0.1.0\", \"job_id\": \"j{i:07}\", \"model\": \"{model}\", \"arch\": \"{model}\", \"seed\": {seed}, \"params\": {{\"task.seq_len\": {len}, \"model.d_model\": 64}}, \"swept\": [\"task.seq_len\"], \"wall_s\": 60.0, {measurements}}}"
         )?;
     }
-    out.flush()
+    out.flush()?;
+    drop(out);
+    seqbench::store::RunDir::open(std::path::Path::new(dir))?.record_writer()?;
+    Ok(())
 }

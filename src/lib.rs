@@ -16,6 +16,7 @@ pub mod record;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod sidecar;
 pub mod store;
 pub mod suite;
 pub mod tasks;

@@ -231,10 +231,10 @@ impl Record {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn full_record() -> Record {
+    pub(crate) fn full_record() -> Record {
         // Every measurement set, so that a field the reader forgets would come back as None.
         let value: serde_json::Map<String, serde_json::Value> = Measurements::FIELDS
             .iter()

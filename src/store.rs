@@ -181,8 +181,13 @@ impl RunDir {
             file.set_len(keep as u64)?;
             file.seek(SeekFrom::End(0))?;
             tracing::warn!("set aside a partial last line of {} in {}", path.display(), torn.display());
+            text.truncate(keep);
         }
-        Ok(RecordWriter { file })
+        // The binary copy only speeds reports up: a run goes on without it.
+        let sidecar = crate::sidecar::SidecarWriter::open(&path, &text)
+            .map_err(|e| tracing::warn!("{e:#}; reports will read {} as JSON", path.display()))
+            .ok();
+        Ok(RecordWriter { file, sidecar })
     }
 }
 
@@ -209,6 +214,7 @@ impl Drop for RunLock {
 
 pub struct RecordWriter {
     file: File,
+    sidecar: Option<crate::sidecar::SidecarWriter>,
 }
 
 impl RecordWriter {
@@ -218,6 +224,12 @@ impl RecordWriter {
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
+        if let Some(sidecar) = &mut self.sidecar {
+            if let Err(e) = sidecar.append(record, line.trim_end_matches('\n').as_bytes()) {
+                tracing::warn!("{e:#} writing {}; reports will read the rest as JSON", crate::sidecar::FILE);
+                self.sidecar = None;
+            }
+        }
         Ok(())
     }
 }

@@ -215,3 +215,92 @@ fn a_line_that_is_not_utf8_is_skipped_and_the_rest_is_read() {
     let (gathered, report_warnings) = report::Gathered::read(&path).unwrap();
     assert_eq!((gathered.records, report_warnings), (6, warnings));
 }
+
+/// The report read with `records.bin` (for blocks of every size), and read from the JSON alone.
+fn report_with_and_without_copy(run: &Path, blocks: &[usize]) -> Vec<(report::Rendered, Vec<String>, usize)> {
+    let (path, bin, aside) = (run.join("records.jsonl"), run.join("records.bin"), run.join("records.bin.aside"));
+    let mut out = Vec::new();
+    for &block in blocks {
+        let (gathered, warnings) = report::Gathered::read_in_blocks(&path, block).unwrap();
+        let from_copy = gathered.from_copy;
+        out.push((report::render_gathered("t", gathered).unwrap(), warnings, from_copy));
+    }
+    std::fs::rename(&bin, &aside).unwrap();
+    let (gathered, warnings) = report::Gathered::read(&path).unwrap();
+    assert_eq!(gathered.from_copy, 0);
+    out.push((report::render_gathered("t", gathered).unwrap(), warnings, 0));
+    std::fs::rename(&aside, &bin).unwrap();
+    out
+}
+
+/// Every reading of `run` gives the same report; returns how many records came from the copy.
+/// The first check cuts lines at every block edge; the later ones read in two block sizes
+/// (rendering charts is slow in a test build).
+fn same_report_with_and_without_copy(run: &Path) -> usize {
+    static FIRST: std::sync::Once = std::sync::Once::new();
+    let mut blocks = vec![997, seqbench::store::BLOCK_BYTES];
+    FIRST.call_once(|| blocks = vec![100, 997, 5000, seqbench::store::BLOCK_BYTES]);
+    let mut readings = report_with_and_without_copy(run, &blocks);
+    let (json, json_warnings, _) = readings.pop().unwrap();
+    let copied = readings[0].2;
+    for (i, (with_copy, warnings, from_copy)) in readings.iter().enumerate() {
+        assert_eq!(*from_copy, copied, "reading {i}");
+        assert_eq!(with_copy.markdown, json.markdown, "reading {i}");
+        assert!(with_copy.records.equals_missing(&json.records), "reading {i}: records table");
+        assert!(with_copy.summary.equals_missing(&json.summary), "reading {i}: summary");
+        let svgs = |r: &report::Rendered| r.charts.iter().map(|c| c.svg.clone()).collect::<Vec<_>>();
+        assert_eq!(svgs(with_copy), svgs(&json), "reading {i}: charts");
+        assert_eq!(*warnings, json_warnings, "reading {i}");
+    }
+    copied
+}
+
+#[test]
+fn records_bin_gives_the_report_of_the_json_and_the_json_wins_where_they_differ() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, path, bin) = (tmp.path(), tmp.path().join("records.jsonl"), tmp.path().join("records.bin"));
+    // A run written before the copy existed: its writer builds the copy from the JSON (the torn
+    // last line is set aside, the unreadable line 49 gets an entry that says so), then keeps it
+    // in step with appended records.
+    many_records_file(&path);
+    let mut writer = RunDir::open(run).unwrap().record_writer().unwrap();
+    let (mut appended, _) = read_records(&fixture("records.jsonl")).unwrap();
+    for r in &mut appended {
+        r.job_id += "-appended";
+        writer.append(r).unwrap();
+    }
+    drop(writer);
+    assert_eq!(same_report_with_and_without_copy(run), 246);
+
+    // A line edited in place to the same length: that line is read from the JSON.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let third = text.match_indices('\n').nth(1).unwrap().0 + 1;
+    let key = third + text[third..].find("\"accuracy\":").unwrap();
+    let at = key + text[key..].find('.').unwrap() + 1;
+    let old = text[at..].chars().next().unwrap();
+    assert!(old.is_ascii_digit(), "{}", &text[at..at + 20]);
+    let new = if old == '0' { '1' } else { '0' };
+    text.replace_range(at..at + 1, &new.to_string());
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(same_report_with_and_without_copy(run), 245);
+
+    // A line removed: entries stop matching there, and the rest is read from the JSON.
+    let lines: Vec<&str> = text.lines().collect();
+    let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 99).map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(&path, without).unwrap();
+    assert_eq!(same_report_with_and_without_copy(run), 97, "lines 1–99 but the edited and the unreadable one");
+
+    // Reopening the writer (a resumed run) rewrites what no longer matches.
+    drop(RunDir::open(run).unwrap().record_writer().unwrap());
+    assert_eq!(same_report_with_and_without_copy(run), 245);
+
+    // A copy cut mid-entry is used up to the cut; one with a foreign header not at all.
+    let bytes = std::fs::read(&bin).unwrap();
+    std::fs::write(&bin, &bytes[..bytes.len() / 2]).unwrap();
+    let copied = same_report_with_and_without_copy(run);
+    assert!((100..200).contains(&copied), "{copied}");
+    std::fs::write(&bin, b"SQBRECS\x00not this layout").unwrap();
+    assert_eq!(same_report_with_and_without_copy(run), 0);
+    drop(RunDir::open(run).unwrap().record_writer().unwrap());
+    assert_eq!(same_report_with_and_without_copy(run), 245);
+}

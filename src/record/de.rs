@@ -24,6 +24,19 @@ macro_rules! measurements_struct {
             /// Every field's JSON name.
             pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
 
+            /// Every field's type, as written (`records.bin` refuses a copy of another layout).
+            pub const FIELD_TYPES: &'static [&'static str] = &[$(stringify!($ty)),*];
+
+            /// Writes every field, in order, for `records.bin`.
+            pub(crate) fn put_bin(&self, out: &mut Vec<u8>) {
+                $( $crate::sidecar::Bin::put(&self.$field, out); )*
+            }
+
+            /// Reads what [`Self::put_bin`] wrote.
+            pub(crate) fn take_bin(input: &mut &[u8]) -> Result<Self, $crate::sidecar::BinError> {
+                Ok(Self { $( $field: $crate::sidecar::Bin::take(input)?, )* })
+            }
+
             /// Reads the next value of `map` into the field named `key`; false (value not
             /// consumed) when no field has that name.
             pub(crate) fn read_field<'de, A: serde::de::MapAccess<'de>>(

@@ -163,17 +163,20 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Configuration label: model plus the swept parameters other than `skip`.
-fn config_label(r: &Row, skip: &str) -> String {
-    let mut label = r.model.to_string();
+/// Configuration label: model plus the swept parameters other than `skip`, written into `label`
+/// (a buffer reused from record to record: this runs for every record of a report).
+fn config_label<'l>(r: &Row, skip: &str, label: &'l mut String) -> &'l str {
+    use std::fmt::Write;
+    label.clear();
+    label.push_str(&r.model);
     for k in r.swept.iter().filter(|k| ***k != *skip) {
         label.push(' ');
         label.push_str(k.split_once('.').map_or(&**k, |(_, s)| s));
         label.push('=');
         match r.params.get(k) {
             Some(serde_json::Value::String(v)) => label.push_str(v),
-            Some(v) => label.push_str(&super::frame::param_text(v)),
-            None => {}
+            Some(serde_json::Value::Null) | None => {}
+            Some(v) => write!(label, "{v}").expect("writing to a String"),
         }
     }
     label
@@ -198,6 +201,29 @@ impl Mean {
 /// Configuration label → x → mean of y.
 type Groups<X> = BTreeMap<String, BTreeMap<X, Mean>>;
 
+/// Mean loss per step, sorted by step. Runs of one configuration share their step schedule,
+/// so adding a run is one pass over the points.
+#[derive(Default)]
+struct MeanCurve(Vec<(u64, Mean)>);
+
+impl MeanCurve {
+    fn add(&mut self, points: impl ExactSizeIterator<Item = (u64, Mean)> + Clone) {
+        let same_steps = self.0.len() == points.len() && self.0.iter().zip(points.clone()).all(|(a, b)| a.0 == b.0);
+        if same_steps {
+            for (into, (_, m)) in self.0.iter_mut().zip(points) {
+                into.1.merge(m);
+            }
+            return;
+        }
+        for (step, m) in points {
+            match self.0.binary_search_by_key(&step, |p| p.0) {
+                Ok(i) => self.0[i].1.merge(m),
+                Err(i) => self.0.insert(i, (step, m)),
+            }
+        }
+    }
+}
+
 fn merge_groups<X: Ord>(into: &mut Groups<X>, from: Groups<X>) {
     for (label, by_x) in from {
         let to = into.entry(label).or_default();
@@ -221,7 +247,7 @@ struct TaskCharts {
     run_curves: Vec<Series>,
     runs_with_curve: usize,
     /// Per configuration and step, the mean loss over seeds.
-    mean_curves: Groups<u64>,
+    mean_curves: BTreeMap<String, MeanCurve>,
     /// Per configuration, mean training throughput and mean accuracy (%).
     accuracy_vs_throughput: BTreeMap<String, (Mean, Mean)>,
     seq_len_swept: bool,
@@ -229,6 +255,8 @@ struct TaskCharts {
     /// Throughput, memory and accuracy against sequence length; accuracy against width.
     vs_seq_len: [Groups<i64>; 3],
     vs_width: Groups<i64>,
+    /// Reused for every record's configuration label.
+    label: String,
 }
 
 /// The metrics drawn against sequence length: (chart name, axis label, value).
@@ -240,38 +268,42 @@ const VS_SEQ_LEN: [(&str, &str, MetricFn); 3] = [
 
 impl TaskCharts {
     fn add(&mut self, r: &Row) {
-        let label = config_label(r, "");
-        if !r.measurements.loss_curve.is_empty() {
+        let mut buffer = std::mem::take(&mut self.label);
+        let label = config_label(r, "", &mut buffer);
+        let curve = &r.measurements.loss_curve;
+        if !curve.is_empty() {
             self.runs_with_curve += 1;
             if self.run_curves.len() < MAX_LINES {
-                let pts = r.measurements.loss_curve.iter().map(|p| (p.step as f64, p.loss)).collect();
+                let pts = curve.iter().map(|p| (p.step as f64, p.loss)).collect();
                 self.run_curves.push((format!("{label} seed={}", r.seed), pts));
             }
-            let steps = entry(&mut self.mean_curves, &label);
-            for p in &r.measurements.loss_curve {
-                steps.entry(p.step).or_default().add(p.loss);
+            entry(&mut self.mean_curves, label).add(curve.iter().map(|p| (p.step, Mean(p.loss, 1.0))));
+        }
+        if r.status == Status::Ok {
+            if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
+                let e = entry(&mut self.accuracy_vs_throughput, label);
+                e.0.add(t);
+                e.1.add(100.0 * a);
             }
+            self.add_vs_params(r, &mut buffer);
         }
-        if r.status != Status::Ok {
-            return;
-        }
-        if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
-            let e = entry(&mut self.accuracy_vs_throughput, &label);
-            e.0.add(t);
-            e.1.add(100.0 * a);
-        }
+        self.label = buffer;
+    }
+
+    /// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
+    fn add_vs_params(&mut self, r: &Row, buffer: &mut String) {
         self.seq_len_swept |= r.swept.iter().any(|k| **k == *"task.seq_len");
         self.width_swept |= r.swept.iter().any(|k| **k == *"model.d_model");
         if let Some(x) = r.params.get("task.seq_len").and_then(|v| v.as_i64()) {
-            let label = config_label(r, "task.seq_len");
+            let label = config_label(r, "task.seq_len", buffer);
             for ((_, _, get), groups) in VS_SEQ_LEN.iter().zip(&mut self.vs_seq_len) {
                 if let Some(v) = get(&r.measurements) {
-                    entry(groups, &label).entry(x).or_default().add(v);
+                    entry(groups, label).entry(x).or_default().add(v);
                 }
             }
         }
         if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
-            entry(&mut self.vs_width, &config_label(r, "model.d_model")).entry(x).or_default().add(100.0 * a);
+            entry(&mut self.vs_width, config_label(r, "model.d_model", buffer)).entry(x).or_default().add(100.0 * a);
         }
     }
 
@@ -279,7 +311,9 @@ impl TaskCharts {
         let room = MAX_LINES.saturating_sub(self.run_curves.len());
         self.run_curves.extend(later.run_curves.into_iter().take(room));
         self.runs_with_curve += later.runs_with_curve;
-        merge_groups(&mut self.mean_curves, later.mean_curves);
+        for (label, curve) in later.mean_curves {
+            entry(&mut self.mean_curves, &label).add(curve.0.into_iter());
+        }
         for (label, (t, a)) in later.accuracy_vs_throughput {
             let e = self.accuracy_vs_throughput.entry(label).or_default();
             e.0.merge(t);
@@ -300,8 +334,11 @@ impl TaskCharts {
             return (std::mem::take(&mut self.run_curves), String::new());
         }
         let configs = self.mean_curves.len();
-        let series =
-            groups_series(std::mem::take(&mut self.mean_curves), |s| s as f64).into_iter().take(MAX_LINES).collect();
+        let series = std::mem::take(&mut self.mean_curves)
+            .into_iter()
+            .take(MAX_LINES)
+            .map(|(label, curve)| (label, curve.0.into_iter().map(|(step, m)| (step as f64, m.get())).collect()))
+            .collect();
         let note = if configs > MAX_LINES {
             format!(" (mean over seeds; first {MAX_LINES} of {configs} configurations)")
         } else {

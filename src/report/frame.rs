@@ -61,17 +61,58 @@ pub struct FramePart {
     fixed: Option<DataFrame>,
     params: BTreeMap<String, ParamColumn>,
     swept: BTreeSet<String>,
-    pending: Vec<FixedRow>,
+    pending: Option<PendingRows>,
     /// Parameter values of the pending rows (shorter than `pending`: the missing rows are null).
     pending_params: BTreeMap<String, Vec<Option<serde_json::Value>>>,
 }
 
-/// The fixed columns of one record, until its chunk is turned into columns.
-struct FixedRow {
-    text: [String; 6],
-    seed: u64,
-    metrics: [Option<f64>; METRICS.len()],
-    wall_s: f64,
+/// The fixed columns of the records not yet sealed, built column by column as they arrive (no
+/// allocation per record: a million-record report adds them all).
+struct PendingRows {
+    len: usize,
+    text: [StringChunkedBuilder; TEXT_COLUMNS.len()],
+    seed: Vec<u64>,
+    metrics: [Vec<Option<f64>>; METRICS.len()],
+    wall_s: Vec<Option<f64>>,
+}
+
+impl PendingRows {
+    fn new() -> Self {
+        PendingRows {
+            len: 0,
+            text: TEXT_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), 1024)),
+            seed: Vec::new(),
+            metrics: std::array::from_fn(|_| Vec::new()),
+            wall_s: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, r: &Row) {
+        let text = [&*r.job_id, &r.task_label, &r.model, &r.arch, r.status.as_str(), r.reason.as_deref().unwrap_or("")];
+        for (column, value) in self.text.iter_mut().zip(text) {
+            column.append_value(value);
+        }
+        self.seed.push(r.seed);
+        for (column, (_, get)) in self.metrics.iter_mut().zip(METRICS) {
+            column.push(get(&r.measurements));
+        }
+        self.wall_s.push(Some(r.wall_s));
+        self.len += 1;
+    }
+
+    /// The fixed columns, in order: four text columns, `seed`, two more text columns, every
+    /// metric, `wall_s`.
+    fn finish(self) -> Result<DataFrame> {
+        let mut text = self.text.map(|b| b.finish().into_column()).into_iter();
+        let mut columns: Vec<Column> = text.by_ref().take(4).collect();
+        columns.push(Column::new("seed".into(), self.seed));
+        columns.extend(text);
+        for ((name, _), values) in METRICS.iter().zip(self.metrics) {
+            columns.push(Column::new((*name).into(), values));
+        }
+        columns.push(Column::new(WALL_S.into(), self.wall_s));
+        Ok(DataFrame::new(self.len, columns)?)
+    }
 }
 
 /// Fixed text columns, in order; `seed` sits between `arch` and `status`.
@@ -142,42 +183,29 @@ impl FramePart {
                 self.swept.insert(key.to_string());
             }
         }
-        let row = self.pending.len();
+        let pending = self.pending.get_or_insert_with(PendingRows::new);
         for (key, value) in &r.params.0 {
             let column = super::entry(&mut self.pending_params, key);
-            column.resize(row, None);
+            column.resize(pending.len, None);
             column.push(Some(value.clone()));
         }
-        self.pending.push(FixedRow {
-            text: [
-                r.job_id.to_string(),
-                r.task_label.to_string(),
-                r.model.to_string(),
-                r.arch.to_string(),
-                r.status.as_str().to_string(),
-                r.reason.as_deref().unwrap_or_default().to_string(),
-            ],
-            seed: r.seed,
-            metrics: std::array::from_fn(|i| (METRICS[i].1)(&r.measurements)),
-            wall_s: r.wall_s,
-        });
+        pending.push(r);
     }
 
     /// Turns the pending rows into columns (once per chunk, in the chunk's own thread, so that
     /// memory stays columnar and merging only appends).
     pub fn seal(&mut self) -> Result<()> {
-        let rows = std::mem::take(&mut self.pending);
-        if rows.is_empty() {
+        let Some(rows) = self.pending.take() else {
             return Ok(());
-        }
-        let mut later = FramePart { rows: rows.len(), fixed: Some(fixed_frame(&rows)?), ..FramePart::default() };
+        };
+        let len = rows.len;
+        let mut later = FramePart { rows: len, fixed: Some(rows.finish()?), ..FramePart::default() };
         for (key, mut values) in std::mem::take(&mut self.pending_params) {
-            values.resize(rows.len(), None);
+            values.resize(len, None);
             later.params.insert(key.clone(), ParamColumn::of(&key, &values));
         }
         self.append(later)
     }
-
     /// Appends the sealed rows of `later` after this part's sealed rows.
     fn append(&mut self, later: FramePart) -> Result<()> {
         let keys: BTreeSet<String> = self.params.keys().chain(later.params.keys()).cloned().collect();
@@ -222,7 +250,7 @@ impl FramePart {
         self.seal()?;
         let fixed = match self.fixed.take() {
             Some(fixed) => fixed,
-            None => fixed_frame(&[])?,
+            None => PendingRows::new().finish()?,
         };
         let mut columns: Vec<Column> = fixed.columns()[..PARAMS_AT].to_vec();
         for key in &self.swept {
@@ -232,21 +260,6 @@ impl FramePart {
         columns.extend(fixed.columns()[PARAMS_AT..].iter().cloned());
         Ok(DataFrame::new(self.rows, columns)?)
     }
-}
-
-/// The fixed columns of `rows`, in order: four text columns, `seed`, two more text columns,
-/// every metric, `wall_s`.
-fn fixed_frame(rows: &[FixedRow]) -> Result<DataFrame> {
-    let text =
-        |i: usize| Column::new(TEXT_COLUMNS[i].into(), rows.iter().map(|r| r.text[i].as_str()).collect::<Vec<&str>>());
-    let mut columns: Vec<Column> = (0..4).map(text).collect();
-    columns.push(Column::new("seed".into(), rows.iter().map(|r| r.seed).collect::<Vec<u64>>()));
-    columns.extend((4..6).map(text));
-    for (i, (name, _)) in METRICS.iter().enumerate() {
-        columns.push(Column::new((*name).into(), rows.iter().map(|r| r.metrics[i]).collect::<Vec<Option<f64>>>()));
-    }
-    columns.push(Column::new(WALL_S.into(), rows.iter().map(|r| Some(r.wall_s)).collect::<Vec<Option<f64>>>()));
-    Ok(DataFrame::new(rows.len(), columns)?)
 }
 
 /// Groups by task, model and `param_keys`; for each metric `<m>_mean` and `<m>_std` over the

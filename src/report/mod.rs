@@ -11,6 +11,7 @@ pub mod row;
 pub mod table;
 
 use crate::record::Record;
+use crate::sidecar;
 use crate::store::{self, write_atomic, RunDir};
 use anyhow::{Context, Result};
 use polars::prelude::*;
@@ -24,10 +25,16 @@ pub struct Report {
 }
 
 /// Writes `df` as CSV and as Parquet beside it (`<stem>.csv`, `<stem>.parquet`), streamed.
+/// Parquet is LZ4-compressed: at a million records zstd took twice as long for a file 40 % smaller.
 fn write_frame(stem: &Path, df: &mut DataFrame) -> Result<Vec<PathBuf>> {
     let (csv, parquet) = (stem.with_extension("csv"), stem.with_extension("parquet"));
+    let started = std::time::Instant::now();
     store::write_atomic_with(&csv, |w| Ok(CsvWriter::new(w).finish(df)?))?;
-    store::write_atomic_with(&parquet, |w| Ok(ParquetWriter::new(w).finish(df).map(|_| ())?))?;
+    let csv_s = started.elapsed().as_secs_f64();
+    store::write_atomic_with(&parquet, |w| {
+        Ok(ParquetWriter::new(w).with_compression(ParquetCompression::Lz4Raw).finish(df).map(|_| ())?)
+    })?;
+    tracing::debug!("{}: CSV {csv_s:.2} s, Parquet {:.2} s", stem.display(), started.elapsed().as_secs_f64() - csv_s);
     Ok(vec![csv, parquet])
 }
 
@@ -76,6 +83,8 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
 pub struct Gathered {
     pub records: usize,
     pub ok: usize,
+    /// Records read from `records.bin` rather than parsed from JSON.
+    pub from_copy: usize,
     /// The first record's suite name.
     pub suite: Option<String>,
     /// Task → the parameters swept in it.
@@ -114,6 +123,7 @@ impl Gathered {
     pub fn merge(&mut self, later: Gathered) -> Result<()> {
         self.records += later.records;
         self.ok += later.ok;
+        self.from_copy += later.from_copy;
         self.suite = self.suite.take().or(later.suite);
         for (task, keys) in later.task_keys {
             self.task_keys.entry(task).or_default().extend(keys);
@@ -139,10 +149,18 @@ impl Gathered {
         // Line numbers are only needed for warnings: each piece counts its own lines, and a
         // warning's number is fixed up from those counts afterwards.
         let (mut parsing, mut merging) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let mut sidecar = crate::sidecar::SidecarReader::open(path);
         let partial = store::for_each_block(path, block_bytes, |block, lines_before| {
             use rayon::prelude::*;
             let started = std::time::Instant::now();
-            let parts: Vec<Piece> = pieces(block).into_par_iter().map(gather_piece).collect::<Result<_>>()?;
+            let entries = match &mut sidecar {
+                Some(copy) => copy.entries_for(block)?,
+                None => Vec::new(),
+            };
+            let parts: Vec<Piece> = pieces_with_entries(block, &entries)
+                .into_par_iter()
+                .map(|(piece, entries)| gather_piece(piece, entries))
+                .collect::<Result<_>>()?;
             parsing += started.elapsed();
             let started = std::time::Instant::now();
             let mut lines = 0;
@@ -156,7 +174,13 @@ impl Gathered {
             merging += started.elapsed();
             Ok(lines)
         })?;
-        tracing::debug!("parsing {:.2} s, merging {:.2} s", parsing.as_secs_f64(), merging.as_secs_f64());
+        tracing::debug!(
+            "parsing {:.2} s, merging {:.2} s; {} records from {}",
+            parsing.as_secs_f64(),
+            merging.as_secs_f64(),
+            gathered.from_copy,
+            crate::sidecar::FILE
+        );
         warnings.extend(partial);
         Ok((gathered, warnings))
     }
@@ -170,14 +194,28 @@ struct Piece {
     lines: usize,
 }
 
-fn gather_piece(piece: &[u8]) -> Result<Piece> {
+/// Gathers the records of `piece` (whole lines); `entries` are the `records.bin` entries of its
+/// first lines, used where a line's hash still matches.
+fn gather_piece(piece: &[u8], entries: &[sidecar::Entry]) -> Result<Piece> {
     let (mut gathered, mut skipped, mut lines) = (Gathered::default(), Vec::new(), 0);
     let mut start = 0;
     while start < piece.len() {
-        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
+        let entry = entries.get(lines);
+        let end = match entry {
+            Some(e) => start + e.json_len,
+            None => memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i),
+        };
         let text = &piece[start..end];
         lines += 1;
         start = end + 1;
+        let copied = entry
+            .filter(|e| !e.payload.is_empty() && sidecar::line_hash(text) == e.hash)
+            .and_then(|e| sidecar::decode_row(e.payload).ok());
+        if let Some(r) = copied {
+            gathered.add(&r);
+            gathered.from_copy += 1;
+            continue;
+        }
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -188,6 +226,25 @@ fn gather_piece(piece: &[u8]) -> Result<Piece> {
     }
     gathered.frame.seal()?;
     Ok(Piece { gathered, skipped, lines })
+}
+
+/// [`pieces`], each with the entries of `records.bin` that start in it (`entries` copy the
+/// first lines of `block`, in order).
+fn pieces_with_entries<'b, 'e>(
+    block: &'b [u8],
+    entries: &'e [sidecar::Entry<'e>],
+) -> Vec<(&'b [u8], &'e [sidecar::Entry<'e>])> {
+    let (mut out, mut end, mut next, mut entry_start) = (Vec::new(), 0, 0, 0);
+    for piece in pieces(block) {
+        end += piece.len();
+        let first = next;
+        while next < entries.len() && entry_start < end {
+            entry_start += entries[next].json_len + 1;
+            next += 1;
+        }
+        out.push((piece, &entries[first..next]));
+    }
+    out
 }
 
 /// Splits a block of whole lines into pieces of whole lines for the worker threads (several per
