@@ -5,8 +5,13 @@
 //! the JSON wherever the copy is missing, stale or damaged. The file is disposable: the
 //! record writer rebuilds whatever does not match when a run starts or resumes.
 //!
-//! Layout (little-endian): a header (magic, layout fingerprint), then one entry per line of
-//! `records.jsonl`, in order: payload length (u32), JSON line length without its newline
+//! When the copy covers the whole JSON file, the writer stamps it with that file's size, time
+//! of last change and inode; a report that finds the stamp still true reads the copy alone
+//! (the JSON is not even read). Any other change to `records.jsonl` breaks the stamp, and then
+//! each entry is checked against its line.
+//!
+//! Layout (little-endian): a header (magic, layout fingerprint, stamp), then one entry per
+//! line of `records.jsonl`, in order: payload length (u32), JSON line length without its newline
 //! (u32), xxh3 hash of the line (u64), payload. An empty payload stands for a line that is not
 //! a record (the report reads it as JSON and warns, as it would without the copy).
 use crate::record::{CurvePoint, ForecastSample, Measurements, Record, Status};
@@ -18,10 +23,13 @@ use std::path::{Path, PathBuf};
 
 pub const FILE: &str = "records.bin";
 const MAGIC: &[u8; 8] = b"SQBRECS\x01";
-const HEADER_LEN: usize = 16;
+/// Magic and layout fingerprint, then the stamp.
+const LAYOUT_LEN: usize = 16;
+const STAMP_LEN: usize = 32;
+const HEADER_LEN: usize = LAYOUT_LEN + STAMP_LEN;
 const ENTRY_HEAD: usize = 16;
-/// Bump when the payload encoding changes (field additions change the fingerprint by themselves).
-const FORMAT_VERSION: u32 = 1;
+/// Bump when the encoding changes (field additions change the fingerprint by themselves).
+const FORMAT_VERSION: u32 = 2;
 
 /// Identifies the payload layout: a file written by a seqbench with other fields is not read.
 fn fingerprint() -> u64 {
@@ -32,11 +40,22 @@ fn fingerprint() -> u64 {
     xxhash_rust::xxh3::xxh3_64(layout.as_bytes())
 }
 
-fn header() -> [u8; HEADER_LEN] {
-    let mut h = [0; HEADER_LEN];
+fn layout() -> [u8; LAYOUT_LEN] {
+    let mut h = [0; LAYOUT_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8..].copy_from_slice(&fingerprint().to_le_bytes());
     h
+}
+
+/// What tells a file's versions apart without reading it: size, last change (ns), inode, device.
+fn stamp(meta: &std::fs::Metadata) -> [u8; STAMP_LEN] {
+    use std::os::unix::fs::MetadataExt;
+    let changed = (meta.mtime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.mtime_nsec() as u64);
+    let mut out = [0; STAMP_LEN];
+    for (i, v) in [meta.len(), changed, meta.ino(), meta.dev()].into_iter().enumerate() {
+        out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    out
 }
 
 pub fn line_hash(line: &[u8]) -> u64 {
@@ -323,6 +342,16 @@ fn entry_at(bytes: &[u8]) -> Option<(Entry<'_>, usize)> {
     Some((Entry { json_len, hash, payload }, ENTRY_HEAD + payload_len))
 }
 
+/// The whole entries at the start of `bytes`, and the bytes they take.
+fn whole_entries(bytes: &[u8]) -> (Vec<Entry<'_>>, usize) {
+    let (mut entries, mut at) = (Vec::new(), 0);
+    while let Some((entry, size)) = entry_at(&bytes[at..]) {
+        entries.push(entry);
+        at += size;
+    }
+    (entries, at)
+}
+
 /// Keeps `records.bin` in step with `records.jsonl` as records are appended.
 pub struct SidecarWriter {
     file: File,
@@ -347,7 +376,8 @@ impl SidecarWriter {
         let (kept, covered) = matching_prefix(&existing, jsonl);
         let mut out = Vec::new();
         if kept == 0 {
-            out.extend_from_slice(&header());
+            out.extend_from_slice(&layout());
+            out.extend_from_slice(&[0; STAMP_LEN]);
         }
         let mut rewritten = 0;
         for line in jsonl[covered..].split(|&b| b == b'\n').take(memchr::memchr_iter(b'\n', &jsonl[covered..]).count())
@@ -362,14 +392,25 @@ impl SidecarWriter {
         if rewritten > 0 {
             tracing::debug!("{}: wrote {rewritten} entries from {}", path.display(), jsonl_path.display());
         }
-        Ok(SidecarWriter { file, buffer: Vec::new() })
+        let mut writer = SidecarWriter { file, buffer: Vec::new() };
+        writer.stamp(&std::fs::metadata(jsonl_path)?)?;
+        Ok(writer)
     }
 
-    /// Appends the entry for `record`, whose JSON line (without newline) is `line`.
-    pub fn append(&mut self, record: &Record, line: &[u8]) -> Result<()> {
+    /// Appends the entry for `record`, whose JSON line (without newline) is `line`, the last
+    /// line of the JSON file `jsonl` describes.
+    pub fn append(&mut self, record: &Record, line: &[u8], jsonl: &std::fs::Metadata) -> Result<()> {
         self.buffer.clear();
         encode_entry(Some(record), line, &mut self.buffer);
         self.file.write_all(&self.buffer)?;
+        self.stamp(jsonl)
+    }
+
+    /// Marks the copy as covering the JSON file `jsonl` describes (written last, so that a
+    /// crash before it leaves a stamp that is not true).
+    fn stamp(&mut self, jsonl: &std::fs::Metadata) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(&stamp(jsonl), LAYOUT_LEN as u64)?;
         Ok(())
     }
 }
@@ -377,7 +418,7 @@ impl SidecarWriter {
 /// How much of an existing copy still matches `jsonl`: its bytes to keep (0: none, not even the
 /// header) and the bytes of `jsonl` those entries cover.
 fn matching_prefix(existing: &[u8], jsonl: &[u8]) -> (usize, usize) {
-    if existing.get(..HEADER_LEN) != Some(&header()[..]) {
+    if existing.get(..LAYOUT_LEN) != Some(&layout()[..]) || existing.len() < HEADER_LEN {
         return (0, 0);
     }
     let (mut at, mut covered) = (HEADER_LEN, 0);
@@ -403,6 +444,9 @@ pub struct SidecarReader {
     at_end: bool,
     /// Whether the entries went on matching the lines; once not, the rest is read as JSON.
     in_step: bool,
+    /// The size of `records.jsonl` when the stamp says the copy covers it as it is (the report
+    /// checks that the entries do add up to it: the copy itself may have been cut).
+    pub stamped: Option<u64>,
 }
 
 /// Bytes of `records.bin` read at a time.
@@ -414,11 +458,12 @@ impl SidecarReader {
         let path = jsonl_path.with_file_name(FILE);
         let mut file = File::open(&path).ok()?;
         let mut head = [0; HEADER_LEN];
-        if file.read_exact(&mut head).is_err() || head != header() {
+        if file.read_exact(&mut head).is_err() || head[..LAYOUT_LEN] != layout() {
             tracing::debug!("{} was written by another seqbench version; reading the JSON", path.display());
             return None;
         }
-        Some(SidecarReader { path, file, buffer: Vec::new(), start: 0, at_end: false, in_step: true })
+        let stamped = std::fs::metadata(jsonl_path).ok().filter(|m| head[LAYOUT_LEN..] == stamp(m)).map(|m| m.len());
+        Some(SidecarReader { path, file, buffer: Vec::new(), start: 0, at_end: false, in_step: true, stamped })
     }
 
     /// The entries of the first lines of `block` (whole lines, the next ones of the file): every
@@ -460,22 +505,47 @@ impl SidecarReader {
             .collect())
     }
 
-    fn read_more(&mut self) -> Result<()> {
-        let filled = self.buffer.len();
-        self.buffer.resize(filled + READ_BYTES, 0);
-        let mut end = filled;
-        while end < self.buffer.len() {
-            match self.file.read(&mut self.buffer[end..]) {
-                Ok(0) => {
-                    self.at_end = true;
-                    break;
-                }
-                Ok(n) => end += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+    /// For a stamped copy: hands its entries to `each` about `block_bytes` at a time, with the
+    /// number of entries before them, reading the next block while `each` works. An entry cut
+    /// short at the end (a writer appending right now) is left for the next report.
+    pub fn for_each_block(
+        mut self,
+        block_bytes: usize,
+        mut each: impl FnMut(&[Entry], usize) -> Result<()> + Send,
+    ) -> Result<()> {
+        let (mut current, mut next) = (Vec::new(), Vec::new());
+        let mut at_end = self.fill(&mut current, block_bytes)?;
+        let mut before = 0;
+        loop {
+            let (entries, whole) = whole_entries(&current);
+            if at_end {
+                return each(&entries, before);
             }
+            next.clear();
+            next.extend_from_slice(&current[whole..]);
+            let (done, more) = rayon::join(|| each(&entries, before), || self.fill(&mut next, block_bytes));
+            done?;
+            at_end = more?;
+            before += entries.len();
+            drop(entries);
+            std::mem::swap(&mut current, &mut next);
         }
-        self.buffer.truncate(end);
+    }
+
+    /// Appends up to `bytes` of the file to `buffer`; true when the file ended first.
+    fn fill(&mut self, buffer: &mut Vec<u8>, bytes: usize) -> Result<bool> {
+        let read = (&mut self.file)
+            .take(bytes as u64)
+            .read_to_end(buffer)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        Ok(read < bytes)
+    }
+
+    fn read_more(&mut self) -> Result<()> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let filled = self.fill(&mut buffer, READ_BYTES);
+        self.buffer = buffer;
+        self.at_end = filled?;
         Ok(())
     }
 }
@@ -523,7 +593,7 @@ mod tests {
     fn the_layout_fingerprint_follows_the_measurement_fields() {
         assert_eq!(Measurements::FIELDS.len(), Measurements::FIELD_TYPES.len());
         assert!(Measurements::FIELD_TYPES.contains(&"Vec<CurvePoint>"));
-        assert_eq!(header()[..8], MAGIC[..]);
+        assert_eq!(layout()[..8], MAGIC[..]);
         assert_eq!(fingerprint(), fingerprint());
     }
 }

@@ -225,7 +225,8 @@ impl RecordWriter {
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
         if let Some(sidecar) = &mut self.sidecar {
-            if let Err(e) = sidecar.append(record, line.trim_end_matches('\n').as_bytes()) {
+            let appended = self.file.metadata().map_err(anyhow::Error::from);
+            if let Err(e) = appended.and_then(|m| sidecar.append(record, line.trim_end_matches('\n').as_bytes(), &m)) {
                 tracing::warn!("{e:#} writing {}; reports will read the rest as JSON", crate::sidecar::FILE);
                 self.sidecar = None;
             }
@@ -257,20 +258,9 @@ pub fn for_each_block(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
+    // Appends up to a block to `buf` (into its spare room: no zeroing first) and says how much.
     let read = |file: &mut File, buf: &mut Vec<u8>| -> Result<usize> {
-        let start = buf.len();
-        buf.resize(start + block_bytes, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-            }
-        }
-        buf.truncate(filled);
-        Ok(filled - start)
+        file.take(block_bytes as u64).read_to_end(buf).with_context(|| format!("reading {}", path.display()))
     };
     let (mut current, mut next) = (Vec::new(), Vec::new());
     let mut at_end = read(&mut file, &mut current)? == 0;

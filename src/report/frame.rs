@@ -72,18 +72,18 @@ struct PendingRows {
     len: usize,
     text: [StringChunkedBuilder; TEXT_COLUMNS.len()],
     seed: Vec<u64>,
-    metrics: [Vec<Option<f64>>; METRICS.len()],
-    wall_s: Vec<Option<f64>>,
+    /// Every metric, then `wall_s`: built as values and validity, as the columns hold them.
+    metrics: Vec<PrimitiveChunkedBuilder<Float64Type>>,
 }
 
 impl PendingRows {
     fn new() -> Self {
+        const ROWS: usize = 1024;
         PendingRows {
             len: 0,
-            text: TEXT_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), 1024)),
+            text: TEXT_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), ROWS)),
             seed: Vec::new(),
-            metrics: std::array::from_fn(|_| Vec::new()),
-            wall_s: Vec::new(),
+            metrics: metric_names().map(|name| PrimitiveChunkedBuilder::new(name.into(), ROWS)).collect(),
         }
     }
 
@@ -94,9 +94,9 @@ impl PendingRows {
         }
         self.seed.push(r.seed);
         for (column, (_, get)) in self.metrics.iter_mut().zip(METRICS) {
-            column.push(get(&r.measurements));
+            column.append_option(get(&r.measurements));
         }
-        self.wall_s.push(Some(r.wall_s));
+        self.metrics[METRICS.len()].append_value(r.wall_s);
         self.len += 1;
     }
 
@@ -107,10 +107,7 @@ impl PendingRows {
         let mut columns: Vec<Column> = text.by_ref().take(4).collect();
         columns.push(Column::new("seed".into(), self.seed));
         columns.extend(text);
-        for ((name, _), values) in METRICS.iter().zip(self.metrics) {
-            columns.push(Column::new((*name).into(), values));
-        }
-        columns.push(Column::new(WALL_S.into(), self.wall_s));
+        columns.extend(self.metrics.into_iter().map(|b| b.finish().into_column()));
         Ok(DataFrame::new(self.len, columns)?)
     }
 }

@@ -7,11 +7,11 @@ pub mod forecast;
 pub mod frame;
 pub mod html;
 pub mod lra;
+mod read;
 pub mod row;
 pub mod table;
 
 use crate::record::Record;
-use crate::sidecar;
 use crate::store::{self, write_atomic, RunDir};
 use anyhow::{Context, Result};
 use polars::prelude::*;
@@ -24,17 +24,24 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Writes `df` as CSV and as Parquet beside it (`<stem>.csv`, `<stem>.parquet`), streamed.
-/// Parquet is LZ4-compressed: at a million records zstd took twice as long for a file 40 % smaller.
-fn write_frame(stem: &Path, df: &mut DataFrame) -> Result<Vec<PathBuf>> {
+/// Writes `df` as CSV and as Parquet beside it (`<stem>.csv`, `<stem>.parquet`), streamed, the
+/// two at once: each writer keeps about one core busy. Parquet is LZ4-compressed: at a million
+/// records zstd took twice as long for a file 40 % smaller.
+fn write_frame(stem: &Path, df: &DataFrame) -> Result<Vec<PathBuf>> {
     let (csv, parquet) = (stem.with_extension("csv"), stem.with_extension("parquet"));
     let started = std::time::Instant::now();
-    store::write_atomic_with(&csv, |w| Ok(CsvWriter::new(w).finish(df)?))?;
-    let csv_s = started.elapsed().as_secs_f64();
-    store::write_atomic_with(&parquet, |w| {
-        Ok(ParquetWriter::new(w).with_compression(ParquetCompression::Lz4Raw).finish(df).map(|_| ())?)
-    })?;
-    tracing::debug!("{}: CSV {csv_s:.2} s, Parquet {:.2} s", stem.display(), started.elapsed().as_secs_f64() - csv_s);
+    let (mut for_csv, mut for_parquet) = (df.clone(), df.clone());
+    let (csv_written, parquet_written) = std::thread::scope(|s| {
+        let csv_thread = s.spawn(|| store::write_atomic_with(&csv, |w| Ok(CsvWriter::new(w).finish(&mut for_csv)?)));
+        let parquet_written = store::write_atomic_with(&parquet, |w| {
+            let writer = ParquetWriter::new(w).with_compression(ParquetCompression::Lz4Raw);
+            Ok(writer.finish(&mut for_parquet).map(|_| ())?)
+        });
+        (csv_thread.join(), parquet_written)
+    });
+    csv_written.map_err(|_| anyhow::anyhow!("writing {} panicked", csv.display()))??;
+    parquet_written?;
+    tracing::debug!("{}: {:.2} s", stem.display(), started.elapsed().as_secs_f64());
     Ok(vec![csv, parquet])
 }
 
@@ -135,133 +142,6 @@ impl Gathered {
         self.failures.extend(later.failures);
         Ok(())
     }
-
-    /// Gathers a run's records file. Lines that do not parse (a torn last line, manual edits)
-    /// are skipped and reported in the returned warnings.
-    pub fn read(path: &Path) -> Result<(Gathered, Vec<String>)> {
-        Gathered::read_in_blocks(path, store::BLOCK_BYTES)
-    }
-
-    /// [`Gathered::read`] with a given block size (tests use small ones to cut lines at edges).
-    pub fn read_in_blocks(path: &Path, block_bytes: usize) -> Result<(Gathered, Vec<String>)> {
-        let mut gathered = Gathered::default();
-        let mut warnings = Vec::new();
-        // Line numbers are only needed for warnings: each piece counts its own lines, and a
-        // warning's number is fixed up from those counts afterwards.
-        let (mut parsing, mut merging) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-        let mut sidecar = crate::sidecar::SidecarReader::open(path);
-        let partial = store::for_each_block(path, block_bytes, |block, lines_before| {
-            use rayon::prelude::*;
-            let started = std::time::Instant::now();
-            let entries = match &mut sidecar {
-                Some(copy) => copy.entries_for(block)?,
-                None => Vec::new(),
-            };
-            let parts: Vec<Piece> = pieces_with_entries(block, &entries)
-                .into_par_iter()
-                .map(|(piece, entries)| gather_piece(piece, entries))
-                .collect::<Result<_>>()?;
-            parsing += started.elapsed();
-            let started = std::time::Instant::now();
-            let mut lines = 0;
-            for part in parts {
-                gathered.merge(part.gathered)?;
-                let before = lines_before + lines;
-                warnings
-                    .extend(part.skipped.into_iter().map(|(line, e)| store::unreadable_line(path, before + line, e)));
-                lines += part.lines;
-            }
-            merging += started.elapsed();
-            Ok(lines)
-        })?;
-        tracing::debug!(
-            "parsing {:.2} s, merging {:.2} s; {} records from {}",
-            parsing.as_secs_f64(),
-            merging.as_secs_f64(),
-            gathered.from_copy,
-            crate::sidecar::FILE
-        );
-        warnings.extend(partial);
-        Ok((gathered, warnings))
-    }
-}
-
-/// What one piece of a block gave: its records gathered, the lines it skipped (1-based within
-/// the piece) and its line count.
-struct Piece {
-    gathered: Gathered,
-    skipped: Vec<(usize, serde_json::Error)>,
-    lines: usize,
-}
-
-/// Gathers the records of `piece` (whole lines); `entries` are the `records.bin` entries of its
-/// first lines, used where a line's hash still matches.
-fn gather_piece(piece: &[u8], entries: &[sidecar::Entry]) -> Result<Piece> {
-    let (mut gathered, mut skipped, mut lines) = (Gathered::default(), Vec::new(), 0);
-    let mut start = 0;
-    while start < piece.len() {
-        let entry = entries.get(lines);
-        let end = match entry {
-            Some(e) => start + e.json_len,
-            None => memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i),
-        };
-        let text = &piece[start..end];
-        lines += 1;
-        start = end + 1;
-        let copied = entry
-            .filter(|e| !e.payload.is_empty() && sidecar::line_hash(text) == e.hash)
-            .and_then(|e| sidecar::decode_row(e.payload).ok());
-        if let Some(r) = copied {
-            gathered.add(&r);
-            gathered.from_copy += 1;
-            continue;
-        }
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<row::Row>(text) {
-            Ok(r) => gathered.add(&r),
-            Err(e) => skipped.push((lines, e)),
-        }
-    }
-    gathered.frame.seal()?;
-    Ok(Piece { gathered, skipped, lines })
-}
-
-/// [`pieces`], each with the entries of `records.bin` that start in it (`entries` copy the
-/// first lines of `block`, in order).
-fn pieces_with_entries<'b, 'e>(
-    block: &'b [u8],
-    entries: &'e [sidecar::Entry<'e>],
-) -> Vec<(&'b [u8], &'e [sidecar::Entry<'e>])> {
-    let (mut out, mut end, mut next, mut entry_start) = (Vec::new(), 0, 0, 0);
-    for piece in pieces(block) {
-        end += piece.len();
-        let first = next;
-        while next < entries.len() && entry_start < end {
-            entry_start += entries[next].json_len + 1;
-            next += 1;
-        }
-        out.push((piece, &entries[first..next]));
-    }
-    out
-}
-
-/// Splits a block of whole lines into pieces of whole lines for the worker threads (several per
-/// thread, so that an uneven piece does not leave a core idle).
-fn pieces(block: &[u8]) -> Vec<&[u8]> {
-    let target = (block.len() / (4 * rayon::current_num_threads())).max(1 << 20);
-    let (mut out, mut rest) = (Vec::new(), block);
-    while !rest.is_empty() {
-        let cut = match rest.get(target..).and_then(|tail| memchr::memchr(b'\n', tail)) {
-            Some(i) => target + i + 1,
-            None => rest.len(),
-        };
-        let (piece, tail) = rest.split_at(cut);
-        out.push(piece);
-        rest = tail;
-    }
-    out
 }
 
 /// Aggregates records into tables and the Markdown report (no I/O).
@@ -274,12 +154,24 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
 }
 
 /// Tables, charts and the Markdown report from gathered records (no I/O).
-pub fn render_gathered(title: &str, gathered: Gathered) -> Result<Rendered> {
+pub fn render_gathered(title: &str, mut gathered: Gathered) -> Result<Rendered> {
+    let (keys, records_df) = gathered.records_table()?;
+    render_with_records(title, gathered, keys, records_df)
+}
+
+impl Gathered {
+    /// The records table (one row per record) and the swept parameters; the gathered rows are
+    /// handed over, not copied.
+    fn records_table(&mut self) -> Result<(Vec<String>, DataFrame)> {
+        let frame = std::mem::take(&mut self.frame);
+        Ok((frame.keys(), frame.finish()?))
+    }
+}
+
+/// [`render_gathered`] with the records table already taken out of `gathered`.
+fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, records_df: DataFrame) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let Gathered { records, ok, task_keys, frame, charts, lra, tslib, failures, .. } = gathered;
-    let keys = frame.keys();
-    let records_df = frame.finish()?;
-    tracing::debug!("records frame at {:.2} s", started.elapsed().as_secs_f64());
+    let Gathered { records, ok, task_keys, charts, lra, tslib, failures, .. } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
     let counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
@@ -351,40 +243,55 @@ pub fn render_gathered(title: &str, gathered: Gathered) -> Result<Rendered> {
 /// Reads a run's records and writes its report files. Returns the Markdown.
 pub fn build(run: &RunDir) -> Result<Report> {
     let started = std::time::Instant::now();
-    let (gathered, warnings) = Gathered::read(&run.records_path())?;
+    let (mut gathered, warnings) = Gathered::read(&run.records_path())?;
     tracing::info!("read {} records in {:.2} s", gathered.records, started.elapsed().as_secs_f64());
     let suite = run.suite_name().or_else(|| gathered.suite.clone()).unwrap_or_default();
     let title = format!("{suite} / {}", run.run_id());
-    let mut rendered = render_gathered(&title, gathered).context("aggregating records")?;
-    tracing::info!("aggregated and drew charts at {:.2} s", started.elapsed().as_secs_f64());
+    let tables = run.path.join("tables");
+    let (keys, records_df) = gathered.records_table()?;
+    // The records table is the largest file (a row per job): it is written while the rest of
+    // the report is made.
+    let (rendered, records_files) = std::thread::scope(|s| {
+        let records_files = s.spawn(|| write_frame(&tables.join("records"), &records_df));
+        let rendered = render_with_records(&title, gathered, keys, records_df.clone())
+            .context("aggregating records")
+            .and_then(|rendered| write_report(run, &rendered).map(|files| (rendered, files)));
+        (rendered, records_files.join())
+    });
+    let (rendered, mut files) = rendered?;
+    files.extend(records_files.map_err(|_| anyhow::anyhow!("writing the records table panicked"))??);
+    tracing::info!("report written at {:.2} s", started.elapsed().as_secs_f64());
+    Ok(Report { markdown: rendered.markdown, files, warnings })
+}
+
+/// Writes every report file but the records table; returns their paths.
+fn write_report(run: &RunDir, rendered: &Rendered) -> Result<Vec<PathBuf>> {
     let attachments: Vec<(&str, String)> =
         [("Environment (env.json)", store::ENV), ("Suite (suite.resolved.yaml)", store::RESOLVED)]
             .into_iter()
             .filter_map(|(title, file)| std::fs::read_to_string(run.path.join(file)).ok().map(|t| (title, t)))
             .collect();
-    let page = html::page(&rendered, &attachments);
+    let page = html::page(rendered, &attachments);
     let tables = run.path.join("tables");
     let mut files = Vec::new();
-    let mut put = |path: PathBuf, bytes: Vec<u8>| -> Result<()> {
-        write_atomic(&path, &bytes)?;
+    let mut put = |path: PathBuf, bytes: &[u8]| -> Result<()> {
+        write_atomic(&path, bytes)?;
         files.push(path);
         Ok(())
     };
-    put(run.path.join("report.md"), rendered.markdown.clone().into_bytes())?;
-    put(run.path.join("report.html"), page.into_bytes())?;
+    put(run.path.join("report.md"), rendered.markdown.as_bytes())?;
+    put(run.path.join("report.html"), page.as_bytes())?;
     for chart in &rendered.charts {
-        put(run.path.join("charts").join(format!("{}.svg", chart.name)), chart.svg.clone().into_bytes())?;
-        put(run.path.join("charts").join(format!("{}.png", chart.name)), chart.png.clone())?;
+        put(run.path.join("charts").join(format!("{}.svg", chart.name)), chart.svg.as_bytes())?;
+        put(run.path.join("charts").join(format!("{}.png", chart.name)), &chart.png)?;
     }
     for Section { title, table: t, .. } in &rendered.tasks {
         let stem = format!("table_{}", charts::slug(title).trim_matches('_'));
         match table::table_frame(t) {
-            Ok(mut df) => files.extend(write_frame(&tables.join(stem), &mut df)?),
+            Ok(df) => files.extend(write_frame(&tables.join(stem), &df)?),
             Err(e) => tracing::warn!("table `{title}` not written as CSV: {e}"),
         }
     }
-    files.extend(write_frame(&tables.join("summary"), &mut rendered.summary)?);
-    files.extend(write_frame(&tables.join("records"), &mut rendered.records)?);
-    tracing::info!("report written at {:.2} s", started.elapsed().as_secs_f64());
-    Ok(Report { markdown: rendered.markdown, files, warnings })
+    files.extend(write_frame(&tables.join("summary"), &rendered.summary)?);
+    Ok(files)
 }
