@@ -343,13 +343,34 @@ fn entry_at(bytes: &[u8]) -> Option<(Entry<'_>, usize)> {
 }
 
 /// The whole entries at the start of `bytes`, and the bytes they take.
-fn whole_entries(bytes: &[u8]) -> (Vec<Entry<'_>>, usize) {
-    let (mut entries, mut at) = (Vec::new(), 0);
-    while let Some((entry, size)) = entry_at(&bytes[at..]) {
-        entries.push(entry);
-        at += size;
+/// Where the whole entries at the start of a buffer are (found while the buffer is read, so
+/// that handing them out is a pass over this list, not over the buffer).
+#[derive(Default)]
+struct Spans {
+    /// Payload start and length, JSON line length and hash of each entry.
+    entries: Vec<(usize, usize, usize, u64)>,
+    /// Bytes the whole entries take.
+    whole: usize,
+}
+
+impl Spans {
+    fn of(bytes: &[u8]) -> Self {
+        let mut spans = Spans::default();
+        while let Some((entry, size)) = entry_at(&bytes[spans.whole..]) {
+            spans.entries.push((spans.whole + ENTRY_HEAD, entry.payload.len(), entry.json_len, entry.hash));
+            spans.whole += size;
+        }
+        spans
     }
-    (entries, at)
+
+    fn entries<'a>(&self, bytes: &'a [u8]) -> Vec<Entry<'a>> {
+        let entry = |&(at, len, json_len, hash): &(usize, usize, usize, u64)| Entry {
+            json_len,
+            hash,
+            payload: &bytes[at..at + len],
+        };
+        self.entries.iter().map(entry).collect()
+    }
 }
 
 /// Keeps `records.bin` in step with `records.jsonl` as records are appended.
@@ -515,19 +536,24 @@ impl SidecarReader {
     ) -> Result<()> {
         let (mut current, mut next) = (Vec::new(), Vec::new());
         let mut at_end = self.fill(&mut current, block_bytes)?;
+        let mut spans = Spans::of(&current);
         let mut before = 0;
         loop {
-            let (entries, whole) = whole_entries(&current);
+            let entries = spans.entries(&current);
             if at_end {
                 return each(&entries, before);
             }
             next.clear();
-            next.extend_from_slice(&current[whole..]);
-            let (done, more) = rayon::join(|| each(&entries, before), || self.fill(&mut next, block_bytes));
+            next.extend_from_slice(&current[spans.whole..]);
+            let read_next = || -> Result<(bool, Spans)> {
+                let at_end = self.fill(&mut next, block_bytes)?;
+                Ok((at_end, Spans::of(&next)))
+            };
+            let (done, more) = rayon::join(|| each(&entries, before), read_next);
             done?;
-            at_end = more?;
             before += entries.len();
             drop(entries);
+            (at_end, spans) = more?;
             std::mem::swap(&mut current, &mut next);
         }
     }

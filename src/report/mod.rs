@@ -160,11 +160,14 @@ pub fn render_gathered(title: &str, mut gathered: Gathered) -> Result<Rendered> 
 }
 
 impl Gathered {
-    /// The records table (one row per record) and the swept parameters; the gathered rows are
-    /// handed over, not copied.
+    /// The records table (one row per record) and the swept parameters. Its columns are made
+    /// contiguous once here: the summary, the CSV and the Parquet writer would each do it.
     fn records_table(&mut self) -> Result<(Vec<String>, DataFrame)> {
         let frame = std::mem::take(&mut self.frame);
-        Ok((frame.keys(), frame.finish()?))
+        let keys = frame.keys();
+        let mut df = frame.finish()?;
+        df.rechunk_mut_par();
+        Ok((keys, df))
     }
 }
 
