@@ -5,10 +5,11 @@
 //! the JSON wherever the copy is missing, stale or damaged. The file is disposable: the
 //! record writer rebuilds whatever does not match when a run starts or resumes.
 //!
-//! When the copy covers the whole JSON file, the writer stamps it with that file's size, time
-//! of last change and inode; a report that finds the stamp still true reads the copy alone
-//! (the JSON is not even read). Any other change to `records.jsonl` breaks the stamp, and then
-//! each entry is checked against its line.
+//! When the copy covers the whole JSON file, the writer stamps it with that file's size, change
+//! time, inode and device, and stamps again after each append only if the JSON had not changed
+//! since (an edit while a run appends unstamps the copy). A report that finds the stamp still
+//! true reads the copy alone (the JSON is not even read); otherwise each entry is checked
+//! against its line.
 //!
 //! Layout (little-endian): a header (magic, layout fingerprint, stamp), then one entry per
 //! line of `records.jsonl`, in order: payload length (u32), JSON line length without its newline
@@ -48,9 +49,10 @@ fn layout() -> [u8; LAYOUT_LEN] {
 }
 
 /// What tells a file's versions apart without reading it: size, last change (ns), inode, device.
+/// The change time (ctime), not the modification time: no tool can set it back.
 fn stamp(meta: &std::fs::Metadata) -> [u8; STAMP_LEN] {
     use std::os::unix::fs::MetadataExt;
-    let changed = (meta.mtime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.mtime_nsec() as u64);
+    let changed = (meta.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.ctime_nsec() as u64);
     let mut out = [0; STAMP_LEN];
     for (i, v) in [meta.len(), changed, meta.ino(), meta.dev()].into_iter().enumerate() {
         out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
@@ -248,6 +250,12 @@ fn take_param(input: &mut &[u8]) -> Result<serde_json::Value, BinError> {
     })
 }
 
+/// The record a JSON line holds, as a report parsing it would see it (NaN written as null reads
+/// back as none): the copy is encoded from the line, not from the record in memory.
+fn parse_record(line: &[u8]) -> Option<Record> {
+    serde_json::from_slice(line).ok()
+}
+
 /// The fields a report reads, in the order [`decode_row`] takes them.
 fn encode_payload(r: &Record, out: &mut Vec<u8>) {
     for s in [&r.job_id, &r.suite, &r.task, &r.task_label, &r.model, &r.arch] {
@@ -332,17 +340,27 @@ pub struct Entry<'a> {
     pub payload: &'a [u8],
 }
 
-/// The entry at the start of `bytes` and its size, or None when `bytes` ends first.
-fn entry_at(bytes: &[u8]) -> Option<(Entry<'_>, usize)> {
+/// No record's payload comes near this (a forecast sample of 720 steps is 17 kB): a larger
+/// length is damage, and reading on would only pull the rest of the file into memory.
+const MAX_PAYLOAD: usize = 64 << 20;
+
+/// An entry's head: payload length, JSON line length, hash; None when `bytes` ends first or
+/// the payload length is damaged.
+fn head_at(bytes: &[u8]) -> Option<(usize, usize, u64)> {
     let head = bytes.get(..ENTRY_HEAD)?;
     let payload_len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
     let json_len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
     let hash = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+    (payload_len <= MAX_PAYLOAD).then_some((payload_len, json_len, hash))
+}
+
+/// The entry at the start of `bytes` and its size, or None when `bytes` ends first.
+fn entry_at(bytes: &[u8]) -> Option<(Entry<'_>, usize)> {
+    let (payload_len, json_len, hash) = head_at(bytes)?;
     let payload = bytes.get(ENTRY_HEAD..ENTRY_HEAD + payload_len)?;
     Some((Entry { json_len, hash, payload }, ENTRY_HEAD + payload_len))
 }
 
-/// The whole entries at the start of `bytes`, and the bytes they take.
 /// Where the whole entries at the start of a buffer are (found while the buffer is read, so
 /// that handing them out is a pass over this list, not over the buffer).
 #[derive(Default)]
@@ -351,6 +369,8 @@ struct Spans {
     entries: Vec<(usize, usize, usize, u64)>,
     /// Bytes the whole entries take.
     whole: usize,
+    /// Whether the next entry's length is damaged: nothing after it can be found.
+    damaged: bool,
 }
 
 impl Spans {
@@ -360,6 +380,8 @@ impl Spans {
             spans.entries.push((spans.whole + ENTRY_HEAD, entry.payload.len(), entry.json_len, entry.hash));
             spans.whole += size;
         }
+        let rest = &bytes[spans.whole..];
+        spans.damaged = rest.len() >= ENTRY_HEAD && head_at(rest).is_none();
         spans
     }
 
@@ -377,13 +399,17 @@ impl Spans {
 pub struct SidecarWriter {
     file: File,
     buffer: Vec<u8>,
+    /// The stamp last written; None once the JSON changed behind the writer's back (then the
+    /// copy stays unstamped until the next open checks it line by line).
+    stamped: Option<[u8; STAMP_LEN]>,
 }
 
 impl SidecarWriter {
-    /// Opens the copy beside `jsonl_path`, whose whole text is `jsonl` (whole lines), and brings
-    /// it up to date: entries are kept while they match the lines, the rest is cut off and
-    /// written again from the JSON (all of it for a run written before there was a copy).
-    pub fn open(jsonl_path: &Path, jsonl: &[u8]) -> Result<Self> {
+    /// Opens the copy beside `jsonl_path`, whose whole text is `jsonl` (whole lines) as the file
+    /// `meta` describes, and brings it up to date: entries are kept while they match the lines,
+    /// the rest is cut off and written again from the JSON (all of it for a run written before
+    /// there was a copy).
+    pub fn open(jsonl_path: &Path, jsonl: &[u8], meta: &std::fs::Metadata) -> Result<Self> {
         let path = jsonl_path.with_file_name(FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -403,35 +429,46 @@ impl SidecarWriter {
         let mut rewritten = 0;
         for line in jsonl[covered..].split(|&b| b == b'\n').take(memchr::memchr_iter(b'\n', &jsonl[covered..]).count())
         {
-            let record = serde_json::from_slice::<Record>(line).ok();
-            encode_entry(record.as_ref(), line, &mut out);
+            encode_entry(parse_record(line).as_ref(), line, &mut out);
             rewritten += 1;
         }
-        file.set_len(kept as u64)?;
-        file.seek(SeekFrom::End(0))?;
-        file.write_all(&out).with_context(|| format!("writing {}", path.display()))?;
+        let writing = || format!("writing {}", path.display());
+        file.set_len(kept as u64).with_context(writing)?;
+        file.seek(SeekFrom::End(0)).with_context(writing)?;
+        file.write_all(&out).with_context(writing)?;
         if rewritten > 0 {
-            tracing::debug!("{}: wrote {rewritten} entries from {}", path.display(), jsonl_path.display());
+            tracing::info!("{}: wrote {rewritten} entries from {}", path.display(), jsonl_path.display());
         }
-        let mut writer = SidecarWriter { file, buffer: Vec::new() };
-        writer.stamp(&std::fs::metadata(jsonl_path)?)?;
+        let mut writer = SidecarWriter { file, buffer: Vec::new(), stamped: None };
+        writer.stamp(meta).with_context(writing)?;
         Ok(writer)
     }
 
-    /// Appends the entry for `record`, whose JSON line (without newline) is `line`, the last
-    /// line of the JSON file `jsonl` describes.
-    pub fn append(&mut self, record: &Record, line: &[u8], jsonl: &std::fs::Metadata) -> Result<()> {
+    /// Appends the entry for the record whose JSON line (without newline) is `line`, just
+    /// appended: `before` and `after` describe the JSON file before and after it was.
+    pub fn append(&mut self, line: &[u8], before: &std::fs::Metadata, after: &std::fs::Metadata) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.stamped.is_some() && self.stamped != Some(stamp(before)) {
+            tracing::warn!("records.jsonl changed outside this run; reports will check each line against {FILE}");
+            self.file.write_all_at(&[0; STAMP_LEN], LAYOUT_LEN as u64)?;
+            self.stamped = None;
+        }
         self.buffer.clear();
-        encode_entry(Some(record), line, &mut self.buffer);
+        encode_entry(parse_record(line).as_ref(), line, &mut self.buffer);
         self.file.write_all(&self.buffer)?;
-        self.stamp(jsonl)
+        if self.stamped.is_some() {
+            self.stamp(after)?;
+        }
+        Ok(())
     }
 
     /// Marks the copy as covering the JSON file `jsonl` describes (written last, so that a
     /// crash before it leaves a stamp that is not true).
     fn stamp(&mut self, jsonl: &std::fs::Metadata) -> Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file.write_all_at(&stamp(jsonl), LAYOUT_LEN as u64)?;
+        let stamp = stamp(jsonl);
+        self.file.write_all_at(&stamp, LAYOUT_LEN as u64)?;
+        self.stamped = Some(stamp);
         Ok(())
     }
 }
@@ -480,7 +517,10 @@ impl SidecarReader {
         let mut file = File::open(&path).ok()?;
         let mut head = [0; HEADER_LEN];
         if file.read_exact(&mut head).is_err() || head[..LAYOUT_LEN] != layout() {
-            tracing::debug!("{} was written by another seqbench version; reading the JSON", path.display());
+            tracing::debug!(
+                "{} is cut short or has another layout (another seqbench version); reading the JSON",
+                path.display()
+            );
             return None;
         }
         let stamped = std::fs::metadata(jsonl_path).ok().filter(|m| head[LAYOUT_LEN..] == stamp(m)).map(|m| m.len());
@@ -500,7 +540,27 @@ impl SidecarReader {
         self.start = 0;
         let (mut at, mut covered) = (0, 0);
         while covered < block.len() {
-            let Some((entry, size)) = entry_at(&self.buffer[at..]) else {
+            let rest = &self.buffer[at..];
+            // The line's length is checked from the entry's head, before its payload is waited
+            // for: a damaged length never pulls the rest of the file in.
+            let fits = |json_len: usize| {
+                let end = covered + json_len;
+                block.get(end) == Some(&b'\n') && memchr::memchr(b'\n', &block[covered..end]).is_none()
+            };
+            match head_at(rest) {
+                Some((_, json_len, _)) if !fits(json_len) => {
+                    tracing::debug!("{} stops matching the JSON here; reading the rest as JSON", self.path.display());
+                    self.in_step = false;
+                    break;
+                }
+                None if rest.len() >= ENTRY_HEAD => {
+                    tracing::debug!("{} is damaged here; reading the rest as JSON", self.path.display());
+                    self.in_step = false;
+                    break;
+                }
+                _ => {}
+            }
+            let Some((entry, size)) = entry_at(rest) else {
                 if self.at_end {
                     self.in_step = false;
                     break;
@@ -508,15 +568,9 @@ impl SidecarReader {
                 self.read_more()?;
                 continue;
             };
-            let end = covered + entry.json_len;
-            if block.get(end) != Some(&b'\n') {
-                tracing::debug!("{} stops matching the JSON here; reading the rest as JSON", self.path.display());
-                self.in_step = false;
-                break;
-            }
             found.push((at + ENTRY_HEAD, entry.payload.len(), entry.json_len, entry.hash));
             at += size;
-            covered = end + 1;
+            covered += entry.json_len + 1;
         }
         self.start = at;
         let buffer = &self.buffer;
@@ -540,7 +594,9 @@ impl SidecarReader {
         let mut before = 0;
         loop {
             let entries = spans.entries(&current);
-            if at_end {
+            // Past a damaged length there is nothing to find: the caller sees that the entries
+            // fall short of the JSON, and reads that.
+            if at_end || spans.damaged {
                 return each(&entries, before);
             }
             next.clear();
@@ -613,6 +669,18 @@ mod tests {
                 assert!(decode_row(&out[..cut]).is_err(), "cut at {cut} of {}", out.len());
             }
         }
+    }
+
+    #[test]
+    fn the_payload_encoding_is_pinned() {
+        let mut out = Vec::new();
+        encode_payload(&crate::record::tests::full_record(), &mut out);
+        let pinned = (FORMAT_VERSION, 6665468613858169269);
+        assert_eq!(
+            (FORMAT_VERSION, xxhash_rust::xxh3::xxh3_64(&out)),
+            pinned,
+            "the payload encoding changed: bump FORMAT_VERSION (old copies must not be read), then pin the new hash"
+        );
     }
 
     #[test]

@@ -184,7 +184,10 @@ impl RunDir {
             text.truncate(keep);
         }
         // The binary copy only speeds reports up: a run goes on without it.
-        let sidecar = crate::sidecar::SidecarWriter::open(&path, &text)
+        let sidecar = file
+            .metadata()
+            .map_err(anyhow::Error::from)
+            .and_then(|meta| crate::sidecar::SidecarWriter::open(&path, &text, &meta))
             .map_err(|e| tracing::warn!("{e:#}; reports will read {} as JSON", path.display()))
             .ok();
         Ok(RecordWriter { file, sidecar })
@@ -222,11 +225,14 @@ impl RecordWriter {
     pub fn append(&mut self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_string(record)?;
         line.push('\n');
+        let before = self.file.metadata();
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
         if let Some(sidecar) = &mut self.sidecar {
-            let appended = self.file.metadata().map_err(anyhow::Error::from);
-            if let Err(e) = appended.and_then(|m| sidecar.append(record, line.trim_end_matches('\n').as_bytes(), &m)) {
+            let metadata = before.and_then(|before| Ok((before, self.file.metadata()?))).map_err(anyhow::Error::from);
+            let appended = metadata
+                .and_then(|(before, after)| sidecar.append(line.trim_end_matches('\n').as_bytes(), &before, &after));
+            if let Err(e) = appended {
                 tracing::warn!("{e:#} writing {}; reports will read the rest as JSON", crate::sidecar::FILE);
                 self.sidecar = None;
             }

@@ -304,3 +304,28 @@ fn records_bin_gives_the_report_of_the_json_and_the_json_wins_where_they_differ(
     drop(RunDir::open(run).unwrap().record_writer().unwrap());
     assert_eq!(same_report_with_and_without_copy(run), 245);
 }
+
+#[test]
+fn a_line_edited_while_a_run_appends_is_read_from_the_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, path) = (tmp.path(), tmp.path().join("records.jsonl"));
+    std::fs::copy(fixture("records.jsonl"), &path).unwrap();
+    let mut writer = RunDir::open(run).unwrap().record_writer().unwrap();
+    // The first line's accuracy edited in place, same length, while the writer is open: the
+    // next append must not stamp the copy as covering it.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key = text.find("\"accuracy\":").unwrap();
+    let at = key + text[key..].find('.').unwrap() + 1;
+    let new = if &text[at..at + 1] == "0" { "1" } else { "0" };
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::File::options().write(true).open(&path).unwrap(),
+        new.as_bytes(),
+        at as u64,
+    )
+    .unwrap();
+    let (mut more, _) = read_records(&fixture("records.jsonl")).unwrap();
+    more[0].job_id += "-appended";
+    writer.append(&more[0]).unwrap();
+    drop(writer);
+    assert_eq!(same_report_with_and_without_copy(run), 6, "7 records, the edited one from the JSON");
+}

@@ -40,32 +40,48 @@ impl Gathered {
 
 /// Reads a copy whose stamp holds: entries only, the JSON read just for lines that are no
 /// records (their warning needs the text). None when the entries do not cover the JSON file
-/// after all (the copy was cut, or records are being appended right now).
+/// after all (the copy was cut or damaged): then the JSON is read. Entries past the stamped
+/// size belong to records appended since, and wait for the next report.
 fn read_copy(path: &Path, copy: SidecarReader, block_bytes: usize) -> Result<Option<(Gathered, Vec<String>)>> {
-    let json_len = copy.stamped;
+    let json_len = copy.stamped.unwrap_or(0) as usize;
     let json = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let (mut gathered, mut warnings, mut offset) = (Gathered::default(), Vec::new(), 0);
+    let (mut gathered, mut warnings, mut offset, mut fits) = (Gathered::default(), Vec::new(), 0, true);
     copy.for_each_block(block_bytes, |entries, lines_before| {
         let mut parts = Vec::new();
         let per_part = (entries.len() / (4 * rayon::current_num_threads())).max(1024);
         let (mut at, mut line) = (offset, lines_before);
         for part in entries.chunks(per_part) {
+            let part_len: usize = part.iter().map(|e| e.json_len + 1).sum();
+            if at + part_len > json_len {
+                let within = part.iter().scan(at, |end, e| {
+                    *end += e.json_len + 1;
+                    Some(*end)
+                });
+                let keep = within.take_while(|end| *end <= json_len).count();
+                parts.push((&part[..keep], at, line));
+                at += part[..keep].iter().map(|e| e.json_len + 1).sum::<usize>();
+                break;
+            }
             parts.push((part, at, line));
-            at += part.iter().map(|e| e.json_len + 1).sum::<usize>();
+            at += part_len;
             line += part.len();
         }
         offset = at;
-        let gathered_parts: Vec<(Gathered, Vec<String>)> = parts
+        let gathered_parts: Vec<Option<(Gathered, Vec<String>)>> = parts
             .into_par_iter()
             .map(|(entries, at, before)| gather_entries(path, &json, entries, at, before))
             .collect::<Result<_>>()?;
-        for (part, part_warnings) in gathered_parts {
+        for part in gathered_parts {
+            let Some((part, part_warnings)) = part else {
+                fits = false;
+                continue;
+            };
             gathered.merge(part)?;
             warnings.extend(part_warnings);
         }
         Ok(())
     })?;
-    if Some(offset as u64) != json_len {
+    if !fits || offset != json_len {
         tracing::debug!("{} does not cover {}; reading the JSON", sidecar::FILE, path.display());
         return Ok(None);
     }
@@ -73,13 +89,14 @@ fn read_copy(path: &Path, copy: SidecarReader, block_bytes: usize) -> Result<Opt
 }
 
 /// Gathers `entries`, whose lines start at byte `at` of the JSON file, after `before` lines.
+/// None when a line an entry stands for cannot be read there (the copy is damaged).
 fn gather_entries(
     path: &Path,
     json: &std::fs::File,
     entries: &[Entry],
     mut at: usize,
     before: usize,
-) -> Result<(Gathered, Vec<String>)> {
+) -> Result<Option<(Gathered, Vec<String>)>> {
     use std::os::unix::fs::FileExt;
     let (mut gathered, mut warnings, mut line) = (Gathered::default(), Vec::new(), Vec::new());
     for (i, e) in entries.iter().enumerate() {
@@ -88,9 +105,15 @@ fn gather_entries(
                 gathered.add(&r);
                 gathered.from_copy += 1;
             }
-            _ => {
-                line.resize(e.json_len, 0);
-                json.read_exact_at(&mut line, at as u64).with_context(|| format!("reading {}", path.display()))?;
+            other => {
+                if let Some(Err(damage)) = other {
+                    tracing::debug!("{}:{}: {damage}; reading the JSON line", path.display(), before + i + 1);
+                }
+                line.resize(e.json_len + 1, 0);
+                let read = json.read_exact_at(&mut line, at as u64);
+                if read.is_err() || line.pop() != Some(b'\n') || memchr::memchr(b'\n', &line).is_some() {
+                    return Ok(None);
+                }
                 if !line.iter().all(u8::is_ascii_whitespace) {
                     match serde_json::from_slice::<row::Row>(&line) {
                         Ok(r) => gathered.add(&r),
@@ -102,7 +125,7 @@ fn gather_entries(
         at += e.json_len + 1;
     }
     gathered.frame.seal()?;
-    Ok((gathered, warnings))
+    Ok(Some((gathered, warnings)))
 }
 
 /// Reads the JSON block by block; `copy` (when there is one) gives the lines whose hash matches.
