@@ -114,11 +114,8 @@ fn gather_entries(
                 if read.is_err() || line.pop() != Some(b'\n') || memchr::memchr(b'\n', &line).is_some() {
                     return Ok(None);
                 }
-                if !line.iter().all(u8::is_ascii_whitespace) {
-                    match serde_json::from_slice::<row::Row>(&line) {
-                        Ok(r) => gathered.add(&r),
-                        Err(err) => warnings.push(store::unreadable_line(path, before + i + 1, err)),
-                    }
+                if let Err(err) = gathered.add_json_line(&line) {
+                    warnings.push(store::unreadable_line(path, before + i + 1, err));
                 }
             }
         }
@@ -186,16 +183,22 @@ fn gather_piece(piece: &[u8], entries: &[Entry]) -> Result<Piece> {
             gathered.from_copy += 1;
             continue;
         }
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<row::Row>(text) {
-            Ok(r) => gathered.add(&r),
-            Err(e) => skipped.push((lines, e)),
+        if let Err(e) = gathered.add_json_line(text) {
+            skipped.push((lines, e));
         }
     }
     gathered.frame.seal()?;
     Ok(Piece { gathered, skipped, lines })
+}
+
+impl Gathered {
+    /// Adds the record of a JSON line; a blank line is none.
+    fn add_json_line(&mut self, text: &[u8]) -> Result<(), serde_json::Error> {
+        if !text.iter().all(u8::is_ascii_whitespace) {
+            self.add(&serde_json::from_slice::<row::Row>(text)?);
+        }
+        Ok(())
+    }
 }
 
 /// [`pieces`], each with the entries of `records.bin` that start in it (`entries` copy the
