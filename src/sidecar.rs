@@ -616,18 +616,11 @@ impl SidecarReader {
 
     /// Appends up to `bytes` of the file to `buffer`; true when the file ended first.
     fn fill(&mut self, buffer: &mut Vec<u8>, bytes: usize) -> Result<bool> {
-        let read = (&mut self.file)
-            .take(bytes as u64)
-            .read_to_end(buffer)
-            .with_context(|| format!("reading {}", self.path.display()))?;
-        Ok(read < bytes)
+        Ok(crate::store::read_up_to(&mut self.file, &self.path, buffer, bytes)? < bytes)
     }
 
     fn read_more(&mut self) -> Result<()> {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let filled = self.fill(&mut buffer, READ_BYTES);
-        self.buffer = buffer;
-        self.at_end = filled?;
+        self.at_end = crate::store::read_up_to(&mut self.file, &self.path, &mut self.buffer, READ_BYTES)? < READ_BYTES;
         Ok(())
     }
 }

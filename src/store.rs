@@ -241,6 +241,12 @@ impl RecordWriter {
     }
 }
 
+/// Appends up to `bytes` of `file` (at `path`) to `buffer`, into its spare room (no zeroing
+/// first); returns how many it read, fewer only at the end of the file.
+pub fn read_up_to(file: &mut File, path: &Path, buffer: &mut Vec<u8>, bytes: usize) -> Result<usize> {
+    file.take(bytes as u64).read_to_end(buffer).with_context(|| format!("reading {}", path.display()))
+}
+
 /// Bytes of `records.jsonl` read at a time by [`for_each_block`].
 pub const BLOCK_BYTES: usize = 32 << 20;
 
@@ -264,10 +270,7 @@ pub fn for_each_block(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    // Appends up to a block to `buf` (into its spare room: no zeroing first) and says how much.
-    let read = |file: &mut File, buf: &mut Vec<u8>| -> Result<usize> {
-        file.take(block_bytes as u64).read_to_end(buf).with_context(|| format!("reading {}", path.display()))
-    };
+    let read = |file: &mut File, buf: &mut Vec<u8>| read_up_to(file, path, buf, block_bytes);
     let (mut current, mut next) = (Vec::new(), Vec::new());
     let mut at_end = read(&mut file, &mut current)? == 0;
     let mut lines_before = 0;

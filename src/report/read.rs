@@ -47,23 +47,18 @@ fn read_copy(path: &Path, copy: SidecarReader, block_bytes: usize) -> Result<Opt
     let json = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let (mut gathered, mut warnings, mut offset, mut fits) = (Gathered::default(), Vec::new(), 0, true);
     copy.for_each_block(block_bytes, |entries, lines_before| {
+        let mut end = offset;
+        let within = entries.iter().take_while(|e| {
+            end += e.json_len + 1;
+            end <= json_len
+        });
+        let entries = &entries[..within.count()];
         let mut parts = Vec::new();
         let per_part = (entries.len() / (4 * rayon::current_num_threads())).max(1024);
         let (mut at, mut line) = (offset, lines_before);
         for part in entries.chunks(per_part) {
-            let part_len: usize = part.iter().map(|e| e.json_len + 1).sum();
-            if at + part_len > json_len {
-                let within = part.iter().scan(at, |end, e| {
-                    *end += e.json_len + 1;
-                    Some(*end)
-                });
-                let keep = within.take_while(|end| *end <= json_len).count();
-                parts.push((&part[..keep], at, line));
-                at += part[..keep].iter().map(|e| e.json_len + 1).sum::<usize>();
-                break;
-            }
             parts.push((part, at, line));
-            at += part_len;
+            at += part.iter().map(|e| e.json_len + 1).sum::<usize>();
             line += part.len();
         }
         offset = at;
