@@ -1,7 +1,6 @@
 //! Synthetic records for the report benchmark (`scripts/bench_report.sh`): N records of a
 //! suite with 3 tasks × 10 models × 4 sequence lengths × many seeds, 1 % of them failed, each
-//! with a 20-point loss curve, written as `records.jsonl` in the record format, with the
-//! `records.bin` copy a run keeps beside it (built from the JSON, as a resumed run does).
+//! with a 20-point loss curve, written as `records.jsonl` in the record format.
 //!
 //!     cargo run --release --example gen_records -- 1000000 /tmp/bench-report/run
 use std::io::Write;
@@ -56,7 +55,5 @@ fn main() -> anyhow::Result<()> {
         )?;
     }
     out.flush()?;
-    drop(out);
-    seqbench::store::RunDir::open(std::path::Path::new(dir))?.record_writer()?;
     Ok(())
 }

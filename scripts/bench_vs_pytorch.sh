@@ -7,7 +7,9 @@
 # alternate, ROUNDS times, so machine noise hits both; the table shows the median over rounds and
 # the ratio seqbench / PyTorch (> 1: seqbench faster) with its range over rounds; a warning flags
 # unequal n_params. SEQBENCH_MALLOC=keep runs both sides with glibc keeping freed memory (seqbench
-# through mallopt, Python through glibc's MALLOC_*_ variables, the same settings).
+# through mallopt, Python through glibc's MALLOC_*_ variables, the same settings). Both sides
+# flush denormal floats (seqbench's default, torch.set_flush_denormal(True) in the reference);
+# SEQBENCH_FLUSH_DENORMAL=false keeps them on both sides (PyTorch's default).
 #   bash scripts/bench_vs_pytorch.sh [ROUNDS] [BATCH] [LENGTH] [D_MODEL] [THREADS]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +19,11 @@ bash scripts/setup.sh
 source scripts/env.sh
 rounds="${1:-3}" batch="${2:-16}" length="${3:-256}" d="${4:-128}" threads="${5:-1}"
 malloc="${SEQBENCH_MALLOC:-default}"
+flush="${SEQBENCH_FLUSH_DENORMAL:-true}"
+case "$flush" in
+  true | false) ;;
+  *) echo "bench_vs_pytorch.sh: SEQBENCH_FLUSH_DENORMAL=$flush: expected true or false" >&2; exit 2 ;;
+esac
 torch_env=()
 case "$malloc" in
   default) ;;
@@ -42,6 +49,7 @@ defaults:
   grad_clip: 0.0
   generate_tokens: 0
   threads: $threads
+  flush_denormal: $flush
   seeds: [0]
 models:
   - {arch: lstm, d_model: $d, n_layers: 2, mlp_ratio: 4}
@@ -59,15 +67,15 @@ YAML
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds: PyTorch" >&2
   env ${torch_env[@]+"${torch_env[@]}"} "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" \
-    --length "$length" --d-model "$d" --threads "$threads" >"$work/torch-$round.jsonl"
+    --length "$length" --d-model "$d" --threads "$threads" --flush-denormal "$flush" >"$work/torch-$round.jsonl"
   echo "round $round/$rounds: seqbench" >&2
   "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >"$work/seqbench-$round.log" 2>&1 ||
     { cat "$work/seqbench-$round.log" >&2; echo "bench_vs_pytorch.sh: the seqbench run failed" >&2; exit 1; }
   cp "$work"/runs-"$round"/vs-pytorch/*/records.jsonl "$work/seqbench-$round.jsonl"
 done
-"$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" "$malloc" <<'PY'
+"$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" "$malloc" "$flush" <<'PY'
 import json, statistics, sys
-work, rounds, shape, malloc = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+work, rounds, shape, malloc, flush = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def rows(prefix, key):
     out = {}
     for r in range(1, rounds + 1):
@@ -76,7 +84,12 @@ def rows(prefix, key):
             out.setdefault(rec[key], []).append(rec)
     return out
 torch, seq = rows("torch", "arch"), rows("seqbench", "model")
-print(f"malloc: {malloc}; median of {rounds} rounds; range = lowest and highest per-round ratio\n")
+want = "flushed" if flush == "true" else "kept"
+for arch, recs in seq.items():
+    got = {r.get("denormals") for r in recs if r.get("status") == "ok"}
+    if got - {want}:
+        sys.exit(f"bench_vs_pytorch.sh: seqbench's {arch} jobs say denormals {got}, expected {want}")
+print(f"malloc: {malloc}; denormals: {want} on both sides; median of {rounds} rounds; range = lowest and highest per-round ratio\n")
 print("| arch | shape | what | PyTorch tok/s | seqbench tok/s | seqbench / PyTorch | range |")
 print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
 for arch in torch:

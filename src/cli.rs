@@ -312,6 +312,9 @@ fn compare(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Pat
     store::write_atomic(&out.join("compare.md"), md.as_bytes())?;
     store::write_atomic(&out.join("compare.html"), html.as_bytes())?;
     print!("{md}");
+    for w in &comparison.warnings {
+        eprintln!("warning: {w}");
+    }
     eprintln!("comparison: {}", out.join("compare.md").display());
     let regressions = comparison.regressions().count();
     if fail && regressions > 0 {

@@ -3,7 +3,7 @@
 pub mod de;
 
 use crate::job::Job;
-use de::{deserialize_with_flattened, measurements_struct};
+use de::{measurements_struct, record_struct};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -51,6 +51,14 @@ pub struct ForecastSample {
     pub prediction: Vec<f64>,
 }
 
+/// The scores of one named evaluation split (see `TaskData::evals`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitScores {
+    pub accuracy: f64,
+    pub exact_match: f64,
+    pub loss: f64,
+}
+
 /// One point of the down-sampled training curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
@@ -74,6 +82,10 @@ measurements_struct! {
         pub threads: Option<u64>,
         /// Trainable parameters.
         pub n_params: Option<u64>,
+        /// Sequence length of the task's examples, as its declared shapes state it (LRA's
+        /// `max_length` or `size`, MQAR's `seq_len`, …): what the report draws metrics against.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub seq_len: Option<u64>,
         /// Analytic forward FLOPs per token (training ≈ 3×).
         pub flops_per_token: Option<f64>,
         /// Optimizer steps taken.
@@ -97,6 +109,9 @@ measurements_struct! {
         /// Accuracy on the task's validation split, where it has one (LRA).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub val_accuracy: Option<f64>,
+        /// The task's further named evaluation splits (`len=512`, …), each with its scores.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        pub evals: BTreeMap<String, SplitScores>,
         /// Achieved training FLOP/s: 3 × forward FLOPs/token × training tokens/s (backward ≈ 2 ×
         /// forward), and its fraction of the calibrated matmul peak (`seqbench calibrate`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,10 +144,31 @@ measurements_struct! {
         /// with SEQBENCH_MALLOC=keep); absent for inline jobs, which keep glibc's defaults.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub allocator: Option<String>,
+        /// Whether the job process flushed denormal floats to zero (`flushed`) or kept them
+        /// (`kept`, PyTorch's default); see `train.flush_denormal`. Absent in records from
+        /// before the option existed, which kept them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub denormals: Option<String>,
         /// Resident set of the job process before data and model were built (libraries, runtime).
         pub baseline_rss_bytes: Option<u64>,
         /// Seconds spent in the training loop.
         pub train_s: Option<f64>,
+        /// Over the training loop: the process's page faults and involuntary context switches,
+        /// and the share of the machine's CPU time stolen by the hypervisor (see
+        /// `runner::counters`): what explains a speed figure that the code alone would not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub page_faults: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub involuntary_switches: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cpu_steal: Option<f64>,
+        /// The job process's OS threads at the end of training, and the cores it may run on:
+        /// more busy threads than cores (intra-op × concurrent jobs, inter-op, oneDNN) shows up
+        /// as involuntary switches.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub process_threads: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cores: Option<u64>,
         pub loss_curve: Vec<CurvePoint>,
         /// Forecasting: the first test window's target channel, for the report's prediction chart.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,55 +185,54 @@ pub struct JobOutput {
     pub measurements: Measurements,
 }
 
-/// Serialized with `measurements` flattened into the object; read back by
-/// `deserialize_with_flattened!` below.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Record {
-    pub job_id: String,
-    pub run_id: String,
-    pub suite: String,
-    /// Task registry name and display name.
-    pub task: String,
-    pub task_label: String,
-    /// Model display name and architecture.
-    pub model: String,
-    pub arch: String,
-    pub seed: u64,
-    /// Every resolved parameter: `task.*`, `model.*`, `train.*`.
-    pub params: BTreeMap<String, serde_json::Value>,
-    /// The parameters the suite sweeps (the report groups by them).
-    pub swept: Vec<String>,
-    pub status: Status,
-    /// Why the job did not end `ok` (error message, signal, timeout).
-    pub reason: Option<String>,
-    #[serde(flatten)]
-    pub measurements: Measurements,
-    /// Wall-clock seconds of the whole job process, as seen by the coordinator.
-    pub wall_s: f64,
-    pub hostname: String,
-    /// MPI runs only: the worker's rank in the world, its rank among the workers on its node,
-    /// and the CUDA device it was given (the job process sees only that one, as cuda:0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rank: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local_rank: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cuda_visible_devices: Option<String>,
-    /// RFC 3339 start and end times.
-    pub started_at: String,
-    pub finished_at: String,
-    pub seqbench_version: String,
-    /// Last lines of the job's stderr when it did not end `ok`.
-    pub stderr_tail: Option<String>,
-    /// Job log (stderr), relative to the run directory.
-    pub log_file: Option<String>,
+record_struct! {
+    /// One job's record, serialized with `measurements` flattened into the object. Written as
+    /// [`Record`] (owned strings, parameters as a map); the report reads the same fields as a
+    /// [`Row`](crate::report::row::Row), borrowing strings from the JSON line.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    pub struct RecordOf<S, P> {
+        pub job_id: S,
+        pub run_id: S,
+        pub suite: S,
+        /// Task registry name and display name.
+        pub task: S,
+        pub task_label: S,
+        /// Model display name and architecture.
+        pub model: S,
+        pub arch: S,
+        pub seed: u64,
+        /// Every resolved parameter: `task.*`, `model.*`, `train.*`.
+        pub params: P,
+        /// The parameters the suite sweeps (the report groups by them).
+        pub swept: Vec<S>,
+        pub status: Status,
+        /// Why the job did not end `ok` (error message, signal, timeout).
+        pub reason: Option<S>,
+        flatten measurements: Measurements,
+        /// Wall-clock seconds of the whole job process, as seen by the coordinator.
+        pub wall_s: f64,
+        pub hostname: S,
+        /// MPI runs only: the worker's rank in the world, its rank among the workers on its node,
+        /// and the CUDA device it was given (the job process sees only that one, as cuda:0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub rank: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub local_rank: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cuda_visible_devices: Option<S>,
+        /// RFC 3339 start and end times.
+        pub started_at: S,
+        pub finished_at: S,
+        pub seqbench_version: S,
+        /// Last lines of the job's stderr when it did not end `ok`.
+        pub stderr_tail: Option<S>,
+        /// Job log (stderr), relative to the run directory.
+        pub log_file: Option<S>,
+    }
 }
 
-deserialize_with_flattened!(Record {
-    job_id, run_id, suite, task, task_label, model, arch, seed, params, swept, status, reason, wall_s,
-    hostname, rank, local_rank, cuda_visible_devices, started_at, finished_at, seqbench_version,
-    stderr_tail, log_file,
-} flatten measurements: Measurements);
+/// A record as the runner writes it.
+pub type Record = RecordOf<String, BTreeMap<String, serde_json::Value>>;
 
 impl Record {
     /// A record for `job` with no measurements yet.
@@ -240,8 +275,9 @@ pub(crate) mod tests {
             .iter()
             .map(|&key| {
                 let v = match key {
-                    "device" | "mem_kind" | "allocator" => serde_json::json!("cpu"),
+                    "device" | "mem_kind" | "allocator" | "denormals" => serde_json::json!("cpu"),
                     "loss_curve" => serde_json::json!([{"step": 1, "loss": 2.0, "eval_accuracy": 0.5}]),
+                    "evals" => serde_json::json!({"len=128": {"accuracy": 0.5, "exact_match": 0.25, "loss": 1.5}}),
                     "forecast_sample" => {
                         serde_json::json!({"window": 1, "input": [1.0], "truth": [2.0], "prediction": [3.0]})
                     }

@@ -172,25 +172,19 @@ impl RunDir {
             .create(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        let mut text = Vec::new();
-        file.read_to_end(&mut text)?;
-        if !text.is_empty() && text.last() != Some(&b'\n') {
-            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let len = file.metadata()?.len();
+        let keep = whole_lines_len(&mut file, len).with_context(|| format!("reading {}", path.display()))?;
+        if keep < len {
+            let mut torn_line = Vec::new();
+            file.seek(SeekFrom::Start(keep))?;
+            Read::read_to_end(&mut file, &mut torn_line)?;
             let torn = path.with_extension("jsonl.torn");
-            OpenOptions::new().create(true).append(true).open(&torn)?.write_all(&text[keep..])?;
-            file.set_len(keep as u64)?;
+            OpenOptions::new().create(true).append(true).open(&torn)?.write_all(&torn_line)?;
+            file.set_len(keep)?;
             file.seek(SeekFrom::End(0))?;
             tracing::warn!("set aside a partial last line of {} in {}", path.display(), torn.display());
-            text.truncate(keep);
         }
-        // The binary copy only speeds reports up: a run goes on without it.
-        let sidecar = file
-            .metadata()
-            .map_err(anyhow::Error::from)
-            .and_then(|meta| crate::sidecar::SidecarWriter::open(&path, &text, &meta))
-            .map_err(|e| tracing::warn!("{e:#}; reports will read {} as JSON", path.display()))
-            .ok();
-        Ok(RecordWriter { file, sidecar })
+        Ok(RecordWriter { file })
     }
 }
 
@@ -215,9 +209,26 @@ impl Drop for RunLock {
     }
 }
 
+/// The length of `file`'s whole lines: up to and including its last newline. Reads backwards
+/// from the end, so that reopening a large records file does not read it all.
+fn whole_lines_len(file: &mut File, len: u64) -> std::io::Result<u64> {
+    let mut end = len;
+    let mut chunk = vec![0; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = memchr::memrchr(b'\n', part) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 pub struct RecordWriter {
     file: File,
-    sidecar: Option<crate::sidecar::SidecarWriter>,
 }
 
 impl RecordWriter {
@@ -225,18 +236,8 @@ impl RecordWriter {
     pub fn append(&mut self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_string(record)?;
         line.push('\n');
-        let before = self.file.metadata();
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
-        if let Some(sidecar) = &mut self.sidecar {
-            let metadata = before.and_then(|before| Ok((before, self.file.metadata()?))).map_err(anyhow::Error::from);
-            let appended = metadata
-                .and_then(|(before, after)| sidecar.append(line.trim_end_matches('\n').as_bytes(), &before, &after));
-            if let Err(e) = appended {
-                tracing::warn!("{e:#} writing {}; reports will read the rest as JSON", crate::sidecar::FILE);
-                self.sidecar = None;
-            }
-        }
         Ok(())
     }
 }

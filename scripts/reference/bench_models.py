@@ -344,7 +344,13 @@ def main():
     p.add_argument("--steps", type=int, default=30, help="training steps, warm-up included")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--infer-steps", type=int, default=20, help="timed forward passes after warm-up")
+    p.add_argument("--flush-denormal", choices=["true", "false"], default="true",
+                   help="flush denormal floats to zero (torch.set_flush_denormal), as seqbench's jobs do "
+                        "by default; set before any tensor op so that the intra-op threads, started "
+                        "later, inherit it")
     a = p.parse_args()
+    if not torch.set_flush_denormal(a.flush_denormal == "true") and a.flush_denormal == "true":
+        raise SystemExit("this CPU cannot flush denormals (no SSE3)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     tokens = a.batch * a.length
@@ -369,7 +375,7 @@ def main():
 
         train = median_rate(train_step, tokens, a.warmup, a.steps - a.warmup)
         infer = median_rate(infer_step, tokens, a.warmup, a.infer_steps)
-        record = {"arch": arch, "n_params": n_params, "train_tokens_per_s": train, "infer_tokens_per_s": infer}
+        record = {"arch": arch, "n_params": n_params, "flush_denormal": a.flush_denormal == "true", "train_tokens_per_s": train, "infer_tokens_per_s": infer}
         print(json.dumps(record), flush=True)
 
 

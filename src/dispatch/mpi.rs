@@ -72,17 +72,15 @@ pub fn visible_device(inherited: Option<&str>, index: usize) -> String {
 }
 
 /// Rough cost of a job, to start the largest first: steps × batch × length × width² × layers
-/// from its resolved parameters (missing values count as 1).
+/// from its resolved parameters, the length as the task's shapes state it (missing values
+/// count as 1).
 pub fn cost_estimate(job: &Job) -> f64 {
     let get = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(1.0);
     let steps = job.train.steps.map(|s| s as f64).or(job.train.epochs).unwrap_or(1.0);
     let width = get(&job.model.params, "d_model");
-    steps
-        * job.train.batch_size as f64
-        * get(&job.task.params, "seq_len")
-        * width
-        * width
-        * get(&job.model.params, "n_layers")
+    let task = crate::tasks::find(&job.task.kind);
+    let seq_len = task.and_then(|t| (t.io)(&job.task.params).ok()).map_or(1.0, |io| io.seq_len as f64);
+    steps * job.train.batch_size as f64 * seq_len * width * width * get(&job.model.params, "n_layers")
 }
 
 /// Size of the MPI world this process was started in, from the launcher's environment (OpenMPI,

@@ -24,19 +24,6 @@ macro_rules! measurements_struct {
             /// Every field's JSON name.
             pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
 
-            /// Every field's type, as written (`records.bin` refuses a copy of another layout).
-            pub const FIELD_TYPES: &'static [&'static str] = &[$(stringify!($ty)),*];
-
-            /// Writes every field, in order, for `records.bin`.
-            pub(crate) fn put_bin(&self, out: &mut Vec<u8>) {
-                $( $crate::sidecar::Bin::put(&self.$field, out); )*
-            }
-
-            /// Reads what [`Self::put_bin`] wrote.
-            pub(crate) fn take_bin(input: &mut &[u8]) -> Result<Self, $crate::sidecar::BinError> {
-                Ok(Self { $( $field: $crate::sidecar::Bin::take(input)?, )* })
-            }
-
             /// Reads the next value of `map` into the field named `key`; false (value not
             /// consumed) when no field has that name.
             pub(crate) fn read_field<'de, A: serde::de::MapAccess<'de>>(
@@ -125,26 +112,45 @@ pub(crate) fn skip_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::E
     map.next_value::<IgnoredAny>().map(|_| ())
 }
 
-/// Implements `Deserialize` for a struct with one `#[serde(flatten)]` field whose type has a
-/// `read_field` (see `measurements_struct!`): keys are matched against the struct's own fields
-/// first, then offered to the flattened one; unknown keys are skipped, as the derive does.
-macro_rules! deserialize_with_flattened {
-    // `Record`, or `Row<'de>` for a struct that borrows from the input (the lifetime must be `'de`).
-    ($name:ident $(<$lt:lifetime>)? { $($field:ident),* $(,)? } flatten $flat:ident : $flat_ty:ty) => {
-        impl<'de> serde::Deserialize<'de> for $name $(<$lt>)? {
+/// Declares the record struct, generic over its string type `S` (owned `String` when written,
+/// borrowed [`Text`] when a report reads a million of them) and its parameter map `P`, and
+/// implements `Deserialize` for it without serde's buffering `flatten`: keys are matched
+/// against the struct's own fields first, then offered to the flattened one (see
+/// `measurements_struct!`); unknown keys are skipped, as the derive does. The field list is
+/// written once, here: `Record` and the report's `Row` are two instances of one struct.
+macro_rules! record_struct {
+    (
+        $(#[$struct_meta:meta])*
+        pub struct $name:ident<$s:ident, $p:ident> {
+            $( $(#[$m1:meta])* pub $f1:ident : $t1:ty, )*
+            flatten $flat:ident : $flat_ty:ty,
+            $( $(#[$m2:meta])* pub $f2:ident : $t2:ty, )*
+        }
+    ) => {
+        $(#[$struct_meta])*
+        pub struct $name<$s, $p> {
+            $( $(#[$m1])* pub $f1: $t1, )*
+            #[serde(flatten)]
+            pub $flat: $flat_ty,
+            $( $(#[$m2])* pub $f2: $t2, )*
+        }
+
+        impl<'de, $s: serde::Deserialize<'de>, $p: serde::Deserialize<'de>> serde::Deserialize<'de> for $name<$s, $p> {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct FlatVisitor;
-                impl<'de> serde::de::Visitor<'de> for FlatVisitor {
-                    type Value = $name $(<$lt>)?;
+                struct FlatVisitor<$s, $p>(std::marker::PhantomData<($s, $p)>);
+                impl<'de, $s: serde::Deserialize<'de>, $p: serde::Deserialize<'de>> serde::de::Visitor<'de> for FlatVisitor<$s, $p> {
+                    type Value = $name<$s, $p>;
                     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                         write!(f, "a {} object", stringify!($name))
                     }
                     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                        $( let mut $field = None; )*
+                        $( let mut $f1 = None; )*
+                        $( let mut $f2 = None; )*
                         let mut $flat = <$flat_ty>::default();
                         while let Some(key) = map.next_key::<$crate::record::de::Text<'de>>()? {
                             match key.0.as_ref() {
-                                $( stringify!($field) => $field = Some(map.next_value()?), )*
+                                $( stringify!($f1) => $f1 = Some(map.next_value()?), )*
+                                $( stringify!($f2) => $f2 = Some(map.next_value()?), )*
                                 other => {
                                     if !$flat.read_field(other, &mut map)? {
                                         $crate::record::de::skip_value(&mut map)?;
@@ -153,17 +159,21 @@ macro_rules! deserialize_with_flattened {
                             }
                         }
                         Ok($name {
-                            $( $field: match $field {
+                            $( $f1: match $f1 {
                                 Some(value) => value,
-                                None => $crate::record::de::missing(stringify!($field))?,
+                                None => $crate::record::de::missing(stringify!($f1))?,
                             }, )*
                             $flat,
+                            $( $f2: match $f2 {
+                                Some(value) => value,
+                                None => $crate::record::de::missing(stringify!($f2))?,
+                            }, )*
                         })
                     }
                 }
-                deserializer.deserialize_map(FlatVisitor)
+                deserializer.deserialize_map(FlatVisitor(std::marker::PhantomData))
             }
         }
     };
 }
-pub(crate) use deserialize_with_flattened;
+pub(crate) use record_struct;

@@ -1,11 +1,11 @@
 //! Charts (plotters, SVG and PNG): training-loss curves, accuracy against training throughput with the
 //! Pareto front, accuracy against model width when `model.d_model` is swept (Zoology's figure),
-//! and — when the suite sweeps `task.seq_len` — throughput, memory and accuracy
+//! and — when the suite sweeps a task's length (`seq_len`, LRA's `max_length`, …) — throughput, memory and accuracy
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
 use super::entry;
-use super::frame::MetricFn;
 use super::row::Row;
 use crate::dispatch::progress::human_rate;
+use crate::metric::{Metric, Unit, METRICS};
 use crate::record::{ForecastSample, Record, Status};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -165,11 +165,11 @@ fn draw<DB: DrawingBackend>(
 
 /// Configuration label: model plus the swept parameters other than `skip`, written into `label`
 /// (a buffer reused from record to record: this runs for every record of a report).
-fn config_label<'l>(r: &Row, skip: &str, label: &'l mut String) -> &'l str {
+fn config_label<'l>(r: &Row, skip: impl Fn(&str) -> bool, label: &'l mut String) -> &'l str {
     use std::fmt::Write;
     label.clear();
     label.push_str(&r.model);
-    for k in r.swept.iter().filter(|k| ***k != *skip) {
+    for k in r.swept.iter().filter(|k| !skip(k)) {
         label.push(' ');
         label.push_str(k.split_once('.').map_or(&**k, |(_, s)| s));
         label.push('=');
@@ -252,24 +252,22 @@ struct TaskCharts {
     accuracy_vs_throughput: BTreeMap<String, (Mean, Mean)>,
     seq_len_swept: bool,
     width_swept: bool,
-    /// Throughput, memory and accuracy against sequence length; accuracy against width.
-    vs_seq_len: [Groups<i64>; 3],
+    /// Each of [`vs_seq_len_metrics`] against sequence length; accuracy against width.
+    vs_seq_len: Vec<Groups<i64>>,
     vs_width: Groups<i64>,
     /// Reused for every record's configuration label.
     label: String,
 }
 
-/// The metrics drawn against sequence length: (chart name, axis label, value).
-const VS_SEQ_LEN: [(&str, &str, MetricFn); 3] = [
-    ("throughput", "training throughput (tokens/s)", |m| m.train_tokens_per_s),
-    ("memory", "peak memory (MiB)", |m| m.peak_mem_bytes.map(|b| b as f64 / 1048576.0)),
-    ("accuracy", "accuracy (%)", |m| m.accuracy.map(|a| 100.0 * a)),
-];
+/// The metrics drawn against sequence length, with their chart name and axis label.
+fn vs_seq_len_metrics() -> impl Iterator<Item = (&'static Metric, &'static str, &'static str)> {
+    METRICS.iter().filter_map(|m| m.vs_seq_len.map(|(name, axis)| (m, name, axis)))
+}
 
 impl TaskCharts {
     fn add(&mut self, r: &Row) {
         let mut buffer = std::mem::take(&mut self.label);
-        let label = config_label(r, "", &mut buffer);
+        let label = config_label(r, |_| false, &mut buffer);
         let curve = &r.measurements.loss_curve;
         if !curve.is_empty() {
             self.runs_with_curve += 1;
@@ -292,18 +290,32 @@ impl TaskCharts {
 
     /// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
     fn add_vs_params(&mut self, r: &Row, buffer: &mut String) {
-        self.seq_len_swept |= r.swept.iter().any(|k| **k == *"task.seq_len");
+        // The task's own length parameters (`seq_len`, LRA's `max_length` or `size`, …).
+        let length_params = crate::tasks::find(&r.task).map_or(&[][..], |t| t.length_params);
+        let sets_length = |key: &str| key.strip_prefix("task.").is_some_and(|k| length_params.contains(&k));
+        self.seq_len_swept |= r.swept.iter().any(|k| sets_length(k));
         self.width_swept |= r.swept.iter().any(|k| **k == *"model.d_model");
-        if let Some(x) = r.params.get("task.seq_len").and_then(|v| v.as_i64()) {
-            let label = config_label(r, "task.seq_len", buffer);
-            for ((_, _, get), groups) in VS_SEQ_LEN.iter().zip(&mut self.vs_seq_len) {
-                if let Some(v) = get(&r.measurements) {
-                    entry(groups, label).entry(x).or_default().add(v);
+        // Records from before `seq_len` was recorded: the length parameter, when there is one.
+        let from_param = || match length_params {
+            [one] => {
+                r.params.0.iter().rfind(|(k, _)| k.strip_prefix("task.") == Some(one)).and_then(|(_, v)| v.as_i64())
+            }
+            _ => None,
+        };
+        if let Some(x) = r.measurements.seq_len.map(|l| l as i64).or_else(from_param) {
+            let label = config_label(r, sets_length, buffer);
+            self.vs_seq_len.resize_with(vs_seq_len_metrics().count(), Groups::default);
+            for ((metric, _, _), groups) in vs_seq_len_metrics().zip(&mut self.vs_seq_len) {
+                if let Some(v) = (metric.get)(&r.measurements, r.wall_s) {
+                    entry(groups, label).entry(x).or_default().add(metric.unit.shown(v));
                 }
             }
         }
         if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
-            entry(&mut self.vs_width, config_label(r, "model.d_model", buffer)).entry(x).or_default().add(100.0 * a);
+            entry(&mut self.vs_width, config_label(r, |k| k == "model.d_model", buffer))
+                .entry(x)
+                .or_default()
+                .add(100.0 * a);
         }
     }
 
@@ -321,6 +333,7 @@ impl TaskCharts {
         }
         self.seq_len_swept |= later.seq_len_swept;
         self.width_swept |= later.width_swept;
+        self.vs_seq_len.resize_with(later.vs_seq_len.len().max(self.vs_seq_len.len()), Groups::default);
         for (into, from) in self.vs_seq_len.iter_mut().zip(later.vs_seq_len) {
             merge_groups(into, from);
         }
@@ -429,7 +442,7 @@ impl ChartData {
 pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
     let mut data = ChartData::default();
     for r in records {
-        data.add(&Row::from(r));
+        super::row::with_row(r, |row| data.add(row));
     }
     data.draw()
 }
@@ -499,13 +512,14 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
         out.push(Chart { name: format!("{}_accuracy_vs_throughput", slug(task)), svg, png });
     }
     if data.seq_len_swept {
-        for ((name, label, _), groups) in VS_SEQ_LEN.iter().zip(std::mem::take(&mut data.vs_seq_len)) {
+        for ((metric, name, label), groups) in vs_seq_len_metrics().zip(std::mem::take(&mut data.vs_seq_len)) {
             let series = groups_series(groups, |x| x as f64);
             if series.is_empty() {
                 continue;
             }
             let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-            let log_y = *name != "accuracy" && spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+            let percent = matches!(metric.unit, Unit::Percent(_));
+            let log_y = !percent && spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
             let (svg, png) = plot(
                 &format!("{task}: {name} vs sequence length"),
                 Axis { label: "sequence length (tokens)", log: log_x },

@@ -3,31 +3,13 @@
 //! that got worse by more than the noise: the threshold, or twice the standard error of the
 //! difference estimated from the seeds, whichever is larger.
 use super::html::escape;
+use crate::metric::{Better, METRICS};
 use crate::record::{Record, Status};
 use std::collections::BTreeMap;
 
-/// Parameters that bound a run without changing its result; left out of the join key.
-const NOT_IN_KEY: &[&str] = &["train.timeout_s", "train.max_memory"];
-
-/// Which direction is better for a metric.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Better {
-    Higher,
-    Lower,
-}
-
-/// Metrics compared: name, better direction, how it is read from a record.
-pub const COMPARED: &[(&str, Better, super::frame::MetricFn)] = &[
-    ("accuracy", Better::Higher, |m| m.accuracy),
-    ("exact_match", Better::Higher, |m| m.exact_match),
-    ("eval_loss", Better::Lower, |m| m.eval_loss),
-    ("train_tokens_per_s", Better::Higher, |m| m.train_tokens_per_s),
-    ("infer_tokens_per_s", Better::Higher, |m| m.infer_tokens_per_s),
-    ("mse", Better::Lower, |m| m.mse),
-    ("mae", Better::Lower, |m| m.mae),
-    ("gen_tokens_per_s", Better::Higher, |m| m.gen_tokens_per_s),
-    ("peak_mem_bytes", Better::Lower, |m| m.peak_mem_bytes.map(|b| b as f64)),
-];
+/// Parameters that bound a run without changing its result, or that change how fast it runs
+/// rather than what it computes (a difference there is a warning); left out of the join key.
+const NOT_IN_KEY: &[&str] = &["train.timeout_s", "train.max_memory", "train.flush_denormal"];
 
 /// A configuration as compared: task, model and parameters (seed excluded).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,6 +93,8 @@ pub struct Comparison {
     /// Configurations with no `ok` run on one side (nothing to compare).
     pub not_ok: Vec<(ConfigKey, usize, usize)>,
     pub swept: Vec<String>,
+    /// Configurations whose two sides ran differently in a way that moves speed figures.
+    pub warnings: Vec<String>,
 }
 
 impl Comparison {
@@ -144,11 +128,21 @@ pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
         if base_ok == 0 || new_ok == 0 {
             out.not_ok.push((key.clone(), base_ok, new_ok));
         }
-        for &(metric, better, get) in COMPARED {
+        let (base_modes, new_modes) = (denormal_modes(base_runs), denormal_modes(new_runs));
+        if base_modes != new_modes {
+            out.warnings.push(format!(
+                "{}: denormals {} in base, {} in new: CPU speeds are not comparable",
+                key.describe(&out.swept),
+                base_modes.join(" and "),
+                new_modes.join(" and ")
+            ));
+        }
+        for metric in METRICS.iter().filter(|m| m.compared) {
+            let better = metric.better.unwrap_or(Better::Higher);
             let values = |runs: &[&Record]| -> Vec<f64> {
                 runs.iter()
                     .filter(|r| r.status == Status::Ok)
-                    .filter_map(|r| get(&r.measurements))
+                    .filter_map(|r| (metric.get)(&r.measurements, r.wall_s))
                     .filter(|v| v.is_finite())
                     .collect()
             };
@@ -173,17 +167,35 @@ pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
             } else {
                 Verdict::Worse
             };
-            out.changes.push(MetricChange { key: key.clone(), metric, base: bs, new: ns, change, limit, verdict });
+            out.changes.push(MetricChange {
+                key: key.clone(),
+                metric: metric.key,
+                base: bs,
+                new: ns,
+                change,
+                limit,
+                verdict,
+            });
         }
     }
     out
 }
 
-fn number(x: f64) -> String {
-    if x.abs() >= 1000.0 {
-        crate::dispatch::progress::human_rate(x)
-    } else {
-        format!("{x:.4}")
+/// How the `ok` runs treated denormal floats (records from before the option kept them).
+fn denormal_modes(runs: &[&Record]) -> Vec<String> {
+    let modes: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .map(|r| r.measurements.denormals.as_deref().unwrap_or(crate::runner::denormal::KEPT))
+        .collect();
+    modes.into_iter().map(String::from).collect()
+}
+
+/// A compared value as the report shows it (accuracy in %, memory in MiB).
+fn number(metric: &str, x: f64) -> String {
+    match crate::metric::metric(metric) {
+        Some(m) => m.unit.format(x),
+        None => format!("{x:.4}"),
     }
 }
 
@@ -206,8 +218,8 @@ fn rows(c: &Comparison) -> Vec<(Verdict, [String; 7])> {
             let cells = [
                 x.key.describe(&c.swept),
                 x.metric.to_string(),
-                number(x.base.mean),
-                number(x.new.mean),
+                number(x.metric, x.base.mean),
+                number(x.metric, x.new.mean),
                 format!("{:+.1}%", 100.0 * x.change),
                 format!("±{:.1}%", 100.0 * x.limit),
                 verdict_text(x.verdict).to_string(),
@@ -236,6 +248,10 @@ pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
         let items: Vec<String> = keys.iter().map(|k| format!("- {}\n", k.describe(&c.swept))).collect();
         format!("\n## {title}\n\n{}", items.concat())
     };
+    if !c.warnings.is_empty() {
+        md += "\n## Warnings\n\n";
+        md += &c.warnings.iter().map(|w| format!("- {w}\n")).collect::<String>();
+    }
     md += &list(&format!("Only in {base_name}"), &c.only_base);
     md += &list(&format!("Only in {new_name}"), &c.only_new);
     if !c.not_ok.is_empty() {
@@ -259,6 +275,12 @@ pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
         let tds: String = cells.iter().map(|cell| format!("<td>{}</td>", escape(cell.trim_matches('*')))).collect();
         rows_html += &format!("<tr class=\"{class}\">{tds}</tr>\n");
     }
+    let warnings_html = if c.warnings.is_empty() {
+        String::new()
+    } else {
+        let items: String = c.warnings.iter().map(|w| format!("<li>{}</li>", escape(w))).collect();
+        format!("<h2>Warnings</h2><ul>{items}</ul>\n")
+    };
     let one_side = |title: String, keys: &[ConfigKey]| {
         if keys.is_empty() {
             return String::new();
@@ -270,10 +292,11 @@ pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>seqbench compare</title>\n<style>\
 body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
 td:first-child,td:nth-child(2){{text-align:left}}tr.worse{{background:#fdd}}tr.better{{background:#dfd}}</style></head><body>\n\
-<h1>seqbench compare: {} → {}</h1>\n<p>{} regressions.</p>\n<table><tr><th>configuration</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>noise limit</th><th>verdict</th></tr>\n{rows_html}</table>\n{}{}</body></html>\n",
+<h1>seqbench compare: {} → {}</h1>\n<p>{} regressions.</p>\n{}<table><tr><th>configuration</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>noise limit</th><th>verdict</th></tr>\n{rows_html}</table>\n{}{}</body></html>\n",
         escape(base_name),
         escape(new_name),
         c.regressions().count(),
+        warnings_html,
         one_side(format!("Only in {base_name}"), &c.only_base),
         one_side(format!("Only in {new_name}"), &c.only_new),
     )

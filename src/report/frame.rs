@@ -1,41 +1,11 @@
 //! Records → polars frames: the flat per-job table, and the per-configuration summary
 //! (mean ± std over seeds of every metric, runs ok / total).
 use super::row::Row;
-use crate::record::{Measurements, Record};
+use crate::metric::METRICS;
+use crate::record::Record;
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Reads one metric of a record's measurements.
-pub type MetricFn = fn(&Measurements) -> Option<f64>;
-
-/// Metric columns: (column, how it is read from a record's measurements); `wall_s` follows.
-pub const METRICS: &[(&str, MetricFn)] = &[
-    ("accuracy", |m| m.accuracy),
-    ("val_accuracy", |m| m.val_accuracy),
-    ("exact_match", |m| m.exact_match),
-    ("eval_loss", |m| m.eval_loss),
-    ("mse", |m| m.mse),
-    ("mae", |m| m.mae),
-    ("train_loss", |m| m.train_loss),
-    ("train_tokens_per_s", |m| m.train_tokens_per_s),
-    ("infer_tokens_per_s", |m| m.infer_tokens_per_s),
-    ("gen_tokens_per_s", |m| m.gen_tokens_per_s),
-    ("peak_mem_bytes", |m| m.peak_mem_bytes.map(|b| b as f64)),
-    ("n_params", |m| m.n_params.map(|n| n as f64)),
-    ("flops_per_token", |m| m.flops_per_token),
-    ("train_flops_per_s", |m| m.train_flops_per_s),
-    ("mfu", |m| m.mfu),
-    ("train_s", |m| m.train_s),
-];
-
-/// The last metric column: the job's wall-clock seconds (a record field, not a measurement).
-const WALL_S: &str = "wall_s";
-
-/// Every metric column, in order.
-pub fn metric_names() -> impl Iterator<Item = &'static str> {
-    METRICS.iter().map(|(name, _)| *name).chain([WALL_S])
-}
 
 /// A parameter value as text (`64`, `0.001`, `learned`), so mixed types group and print alike.
 pub fn param_text(v: &serde_json::Value) -> String {
@@ -72,7 +42,7 @@ struct PendingRows {
     len: usize,
     text: [StringChunkedBuilder; TEXT_COLUMNS.len()],
     seed: Vec<u64>,
-    /// Every metric, then `wall_s`: built as values and validity, as the columns hold them.
+    /// Every metric: built as values and validity, as the columns hold them.
     metrics: Vec<PrimitiveChunkedBuilder<Float64Type>>,
 }
 
@@ -83,7 +53,7 @@ impl PendingRows {
             len: 0,
             text: TEXT_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), ROWS)),
             seed: Vec::new(),
-            metrics: metric_names().map(|name| PrimitiveChunkedBuilder::new(name.into(), ROWS)).collect(),
+            metrics: METRICS.iter().map(|m| PrimitiveChunkedBuilder::new(m.key.into(), ROWS)).collect(),
         }
     }
 
@@ -93,15 +63,14 @@ impl PendingRows {
             column.append_value(value);
         }
         self.seed.push(r.seed);
-        for (column, (_, get)) in self.metrics.iter_mut().zip(METRICS) {
-            column.append_option(get(&r.measurements));
+        for (column, metric) in self.metrics.iter_mut().zip(METRICS) {
+            column.append_option((metric.get)(&r.measurements, r.wall_s));
         }
-        self.metrics[METRICS.len()].append_value(r.wall_s);
         self.len += 1;
     }
 
     /// The fixed columns, in order: four text columns, `seed`, two more text columns, every
-    /// metric, `wall_s`.
+    /// metric.
     fn finish(self) -> Result<DataFrame> {
         let mut text = self.text.map(|b| b.finish().into_column()).into_iter();
         let mut columns: Vec<Column> = text.by_ref().take(4).collect();
@@ -267,10 +236,10 @@ pub fn summary_frame(records: &DataFrame, param_keys: &[String]) -> Result<DataF
     let ok = col("status").eq(lit("ok"));
     let mut aggs =
         vec![len().cast(DataType::UInt32).alias("runs"), ok.clone().cast(DataType::UInt32).sum().alias("runs_ok")];
-    for name in metric_names() {
-        let m = col(name).filter(ok.clone());
-        aggs.push(m.clone().mean().alias(format!("{name}_mean")));
-        aggs.push(m.std(1).alias(format!("{name}_std")));
+    for metric in METRICS {
+        let m = col(metric.key).filter(ok.clone());
+        aggs.push(m.clone().mean().alias(metric.mean_column()));
+        aggs.push(m.std(1).alias(metric.std_column()));
     }
     let sorted = records
         .clone()

@@ -175,7 +175,7 @@ mod tests {
         })
         .collect();
         let mut sums = LraSums::default();
-        records.iter().for_each(|r| sums.add(&Row::from(r)));
+        records.iter().for_each(|r| crate::report::row::with_row(r, |row| sums.add(row)));
         let table = lra_table(&sums).unwrap().table;
         assert_eq!(table.header, ["model", "ListOps", "ListOps (listops-deep)", "Text", "Avg"]);
         let texts: Vec<&str> = table.rows[0].iter().map(|c| c.text.as_str()).collect();

@@ -9,6 +9,7 @@ pub mod html;
 pub mod lra;
 mod read;
 pub mod row;
+pub mod splits;
 pub mod table;
 
 use crate::record::Record;
@@ -90,8 +91,6 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
 pub struct Gathered {
     pub records: usize,
     pub ok: usize,
-    /// Records read from `records.bin` rather than parsed from JSON.
-    pub from_copy: usize,
     /// The first record's suite name.
     pub suite: Option<String>,
     /// Task → the parameters swept in it.
@@ -100,6 +99,7 @@ pub struct Gathered {
     charts: charts::ChartData,
     lra: lra::LraSums,
     tslib: forecast::TslibSums,
+    splits: splits::SplitSums,
     failures: Vec<Vec<table::Cell>>,
 }
 
@@ -124,13 +124,13 @@ impl Gathered {
         self.charts.add(r);
         self.lra.add(r);
         self.tslib.add(r);
+        self.splits.add(r);
     }
 
     /// Adds what was gathered from the records that follow this one's in the file.
     pub fn merge(&mut self, later: Gathered) -> Result<()> {
         self.records += later.records;
         self.ok += later.ok;
-        self.from_copy += later.from_copy;
         self.suite = self.suite.take().or(later.suite);
         for (task, keys) in later.task_keys {
             self.task_keys.entry(task).or_default().extend(keys);
@@ -139,6 +139,7 @@ impl Gathered {
         self.charts.merge(later.charts);
         self.lra.merge(later.lra);
         self.tslib.merge(later.tslib);
+        self.splits.merge(later.splits);
         self.failures.extend(later.failures);
         Ok(())
     }
@@ -148,7 +149,7 @@ impl Gathered {
 pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
     let mut gathered = Gathered::default();
     for r in records {
-        gathered.add(&row::Row::from(r));
+        row::with_row(r, |row| gathered.add(row));
     }
     render_gathered(title, gathered)
 }
@@ -174,7 +175,7 @@ impl Gathered {
 /// [`render_gathered`] with the records table already taken out of `gathered`.
 fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, records_df: DataFrame) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let Gathered { records, ok, task_keys, charts, lra, tslib, failures, .. } = gathered;
+    let Gathered { records, ok, task_keys, charts, lra, tslib, splits, failures, .. } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
     let counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
@@ -184,6 +185,14 @@ fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, recor
         let task_keys: Vec<String> = task_keys.iter().cloned().collect();
         let table = table::task_table(&summary, task, &task_keys);
         tasks.push(Section::new(task, task, "Mean ± std over seeds of the runs that ended `ok`.", table));
+    }
+    for (task, table) in splits.tables() {
+        tasks.push(Section::new(
+            &format!("{task}: evaluation splits"),
+            &format!("{task} splits"),
+            "The task's further evaluation splits (e.g. `len=N`: the test distribution at another length), mean over seeds of the runs that ended `ok`.",
+            table,
+        ));
     }
     if let Some(fc) = forecast::tslib_table(&tslib) {
         tasks.push(Section::new(

@@ -1,28 +1,12 @@
-//! The part of a record a report reads, borrowed from the JSON line where it can be: a report
-//! may parse a million lines, and the fields it does not show (host, times, version…) are
-//! skipped without being copied.
-use crate::record::de::{deserialize_with_flattened, Text};
-use crate::record::{Measurements, Record, Status};
+//! A record as a report reads it, borrowed from the JSON line where it can be: a report may
+//! parse a million lines, and a string without escapes is then never copied.
+use crate::record::de::Text;
+use crate::record::{Record, RecordOf};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt;
 
-pub struct Row<'a> {
-    pub job_id: Text<'a>,
-    pub suite: Text<'a>,
-    /// Task registry name and display name.
-    pub task: Text<'a>,
-    pub task_label: Text<'a>,
-    /// Model display name and architecture.
-    pub model: Text<'a>,
-    pub arch: Text<'a>,
-    pub seed: u64,
-    pub params: Params<'a>,
-    pub swept: Vec<Text<'a>>,
-    pub status: Status,
-    pub reason: Option<Text<'a>>,
-    pub wall_s: f64,
-    pub measurements: Measurements,
-}
+/// A record as a report reads it: the same fields as [`Record`], strings borrowed.
+pub type Row<'a> = RecordOf<Text<'a>, Params<'a>>;
 
 impl Row<'_> {
     /// The swept task parameters as `name=value` (`seq_len=64`): what tells two configurations
@@ -37,10 +21,6 @@ impl Row<'_> {
             .collect()
     }
 }
-
-deserialize_with_flattened!(Row<'de> {
-    job_id, suite, task, task_label, model, arch, seed, params, swept, status, reason, wall_s,
-} flatten measurements: Measurements);
 
 /// Every resolved parameter, in the record's order (a list: a report looks up a few keys, and a
 /// map would cost an allocation per entry).
@@ -73,22 +53,8 @@ impl<'de> serde::Deserialize<'de> for Params<'de> {
     }
 }
 
-impl<'a> From<&'a Record> for Row<'a> {
-    fn from(r: &'a Record) -> Self {
-        Row {
-            job_id: r.job_id.as_str().into(),
-            suite: r.suite.as_str().into(),
-            task: r.task.as_str().into(),
-            task_label: r.task_label.as_str().into(),
-            model: r.model.as_str().into(),
-            arch: r.arch.as_str().into(),
-            seed: r.seed,
-            params: Params(r.params.iter().map(|(k, v)| (k.as_str().into(), v.clone())).collect()),
-            swept: r.swept.iter().map(|k| k.as_str().into()).collect(),
-            status: r.status,
-            reason: r.reason.as_deref().map(Text::from),
-            wall_s: r.wall_s,
-            measurements: r.measurements.clone(),
-        }
-    }
+/// Calls `f` with `record` as a report reads it (through its JSON line, as from a file).
+pub fn with_row<T>(record: &Record, f: impl FnOnce(&Row) -> T) -> T {
+    let line = serde_json::to_vec(record).expect("a record serializes");
+    f(&serde_json::from_slice::<Row>(&line).expect("a record's own line reads back"))
 }

@@ -2,7 +2,7 @@
 //! Markdown here and to HTML in `html.rs`, so both outputs always show the same numbers.
 use super::frame::{f64_at, str_at};
 use super::row::Row;
-use crate::dispatch::progress::human_rate;
+use crate::metric::{Metric, Shown, METRICS};
 use polars::prelude::{Column, DataFrame, PolarsError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,22 +38,28 @@ pub struct Table {
     pub rows: Vec<Vec<Cell>>,
 }
 
-fn mean_std(df: &DataFrame, metric: &str, row: usize, fmt: &dyn Fn(f64) -> String) -> Cell {
-    let mean = f64_at(df, &format!("{metric}_mean"), row);
-    let text = match (mean, f64_at(df, &format!("{metric}_std"), row)) {
+/// A metric's cell in a summary row: mean ± std over seeds, or the mean alone, `—` when none.
+fn metric_cell(df: &DataFrame, metric: &Metric, row: usize) -> Cell {
+    let mean = f64_at(df, &metric.mean_column(), row);
+    let std = match metric_column(metric, true) {
+        Shown::Mean => None,
+        _ => f64_at(df, &metric.std_column(), row),
+    };
+    let text = match (mean, std) {
         (None, _) => "—".into(),
-        (Some(m), Some(s)) => format!("{} ± {}", fmt(m), fmt(s)),
-        (Some(m), None) => fmt(m),
+        (Some(m), Some(s)) => format!("{} ± {}", metric.unit.format(m), metric.unit.format(s)),
+        (Some(m), None) => metric.unit.format(m),
     };
     Cell::number(text, mean)
 }
 
-fn percent(x: f64) -> String {
-    format!("{:.1}", 100.0 * x)
-}
-
-fn mib(x: f64) -> String {
-    format!("{:.0}", x / (1024.0 * 1024.0))
+/// How the task table (`task`) or the efficiency table shows `metric`.
+fn metric_column(metric: &Metric, task: bool) -> Shown {
+    if task {
+        metric.task_table
+    } else {
+        metric.efficiency_table
+    }
 }
 
 /// Strips the `task.` / `model.` / `train.` prefix for column headers.
@@ -61,91 +67,53 @@ fn short_key(key: &str) -> &str {
     key.split_once('.').map_or(key, |(_, k)| k)
 }
 
+/// A table of summary rows: the leading text columns, the parameters, `runs ok` in a task's
+/// table (`task`), then every metric the table shows (see [`crate::metric::METRICS`]).
+fn summary_table(df: &DataFrame, rows: &[usize], leading: &[&str], param_keys: &[String], task: bool) -> Table {
+    let metrics: Vec<&Metric> = METRICS
+        .iter()
+        .filter(|m| match metric_column(m, task) {
+            Shown::No => false,
+            Shown::WhenPresent => rows.iter().any(|&row| f64_at(df, &m.mean_column(), row).is_some()),
+            Shown::Mean | Shown::MeanStd => true,
+        })
+        .collect();
+    let mut header: Vec<String> = leading.iter().map(|c| c.to_string()).collect();
+    header.extend(param_keys.iter().map(|k| short_key(k).to_string()));
+    let first_numeric = header.len();
+    if task {
+        header.push("runs ok".into());
+    }
+    header.extend(metrics.iter().map(|m| m.header.to_string()));
+    let rows = rows
+        .iter()
+        .map(|&row| {
+            let mut cells: Vec<Cell> = leading.iter().map(|c| Cell::text(str_at(df, c, row))).collect();
+            cells.extend(param_keys.iter().map(|k| Cell::number(str_at(df, k, row), f64_at(df, k, row))));
+            if task {
+                let runs = f64_at(df, "runs", row).unwrap_or(0.0);
+                let runs_ok = f64_at(df, "runs_ok", row).unwrap_or(0.0);
+                cells.push(Cell::number(format!("{runs_ok}/{runs}"), Some(runs_ok)));
+            }
+            cells.extend(metrics.iter().map(|m| metric_cell(df, m, row)));
+            cells
+        })
+        .collect();
+    Table { header, first_numeric, rows }
+}
+
 /// The main table for one task: one row per (model, swept parameters), quality and efficiency
 /// side by side.
 pub fn task_table(df: &DataFrame, task: &str, param_keys: &[String]) -> Table {
-    let mut header: Vec<String> = vec!["model".into()];
-    header.extend(param_keys.iter().map(|k| short_key(k).to_string()));
-    let first_numeric = header.len();
-    header.extend(
-        [
-            "runs ok",
-            "accuracy %",
-            "exact match %",
-            "eval loss",
-            "train tok/s",
-            "infer tok/s",
-            "gen tok/s",
-            "peak mem MiB",
-            "params",
-            "fwd FLOPs/tok",
-        ]
-        .map(String::from),
-    );
-    // Forecasting tasks score MSE and MAE; their columns appear only where there are values.
-    let has_errors =
-        (0..df.height()).any(|row| str_at(df, "task", row) == task && f64_at(df, "mse_mean", row).is_some());
-    if has_errors {
-        header.splice(first_numeric + 1..first_numeric + 1, ["MSE".to_string(), "MAE".to_string()]);
-    }
-    let mut rows = Vec::new();
-    for row in 0..df.height() {
-        if str_at(df, "task", row) != task {
-            continue;
-        }
-        let mut cells = vec![Cell::text(str_at(df, "model", row))];
-        cells.extend(param_keys.iter().map(|k| Cell::number(str_at(df, k, row), f64_at(df, k, row))));
-        let runs = f64_at(df, "runs", row).unwrap_or(0.0);
-        let runs_ok = f64_at(df, "runs_ok", row).unwrap_or(0.0);
-        cells.push(Cell::number(format!("{runs_ok}/{runs}"), Some(runs_ok)));
-        if has_errors {
-            cells.push(mean_std(df, "mse", row, &|x| format!("{x:.4}")));
-            cells.push(mean_std(df, "mae", row, &|x| format!("{x:.4}")));
-        }
-        cells.push(mean_std(df, "accuracy", row, &percent));
-        cells.push(mean_std(df, "exact_match", row, &percent));
-        cells.push(mean_std(df, "eval_loss", row, &|x| format!("{x:.3}")));
-        cells.push(mean_std(df, "train_tokens_per_s", row, &human_rate));
-        cells.push(mean_std(df, "infer_tokens_per_s", row, &human_rate));
-        cells.push(mean_std(df, "gen_tokens_per_s", row, &human_rate));
-        cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
-        for metric in ["n_params_mean", "flops_per_token_mean"] {
-            let v = f64_at(df, metric, row);
-            cells.push(Cell::number(v.map_or("—".into(), human_rate), v));
-        }
-        rows.push(cells);
-    }
-    Table { header, first_numeric, rows }
+    let rows: Vec<usize> = (0..df.height()).filter(|&row| str_at(df, "task", row) == task).collect();
+    summary_table(df, &rows, &["model"], param_keys, true)
 }
 
 /// Efficiency side by side for every task and configuration: throughputs, memory, size, FLOPs,
 /// achieved training FLOP/s and MFU (with a calibrated peak).
 pub fn efficiency_table(df: &DataFrame, param_keys: &[String]) -> Table {
-    let mut header: Vec<String> = vec!["task".into(), "model".into()];
-    header.extend(param_keys.iter().map(|k| short_key(k).to_string()));
-    let first_numeric = header.len();
-    header.extend(
-        ["train tok/s", "infer tok/s", "gen tok/s", "peak mem MiB", "params", "fwd FLOPs/tok", "train FLOP/s", "MFU %"]
-            .map(String::from),
-    );
-    let rows = (0..df.height())
-        .filter(|&row| f64_at(df, "runs_ok", row).unwrap_or(0.0) > 0.0)
-        .map(|row| {
-            let mut cells = vec![Cell::text(str_at(df, "task", row)), Cell::text(str_at(df, "model", row))];
-            cells.extend(param_keys.iter().map(|k| Cell::number(str_at(df, k, row), f64_at(df, k, row))));
-            cells.push(mean_std(df, "train_tokens_per_s", row, &human_rate));
-            cells.push(mean_std(df, "infer_tokens_per_s", row, &human_rate));
-            cells.push(mean_std(df, "gen_tokens_per_s", row, &human_rate));
-            cells.push(mean_std(df, "peak_mem_bytes", row, &mib));
-            for metric in ["n_params_mean", "flops_per_token_mean", "train_flops_per_s_mean"] {
-                let v = f64_at(df, metric, row);
-                cells.push(Cell::number(v.map_or("—".into(), human_rate), v));
-            }
-            cells.push(mean_std(df, "mfu", row, &|x| format!("{:.2}", 100.0 * x)));
-            cells
-        })
-        .collect();
-    Table { header, first_numeric, rows }
+    let rows: Vec<usize> = (0..df.height()).filter(|&row| f64_at(df, "runs_ok", row).unwrap_or(0.0) > 0.0).collect();
+    summary_table(df, &rows, &["task", "model"], param_keys, false)
 }
 
 /// The table as a frame of text columns (as displayed), for `tables/<name>.{csv,parquet}`.

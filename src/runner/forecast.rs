@@ -3,7 +3,7 @@
 //! epoch), validation after each epoch, early stopping after `patience` epochs without
 //! improvement, and the best epoch's weights scored on every test window (MSE and MAE on
 //! scaled values).
-use super::measure::{self, percentiles, proc_status_bytes, timed};
+use super::measure::{self, proc_status_bytes, set_rates, timed, Throughput, Trained};
 use super::train::{build_optimizer, learning_rate, optimizer_step};
 use crate::job::Job;
 use crate::models::SeqModel;
@@ -93,6 +93,22 @@ fn sample(model: &dyn SeqModel, series: &Series, ci: bool, device: Device) -> Fo
     ForecastSample { window: 0, input: column(&x), truth: column(&y), prediction: column(&forecast) }
 }
 
+/// Inference throughput on one batch of test windows, timed as for every task (see
+/// [`measure::forward_rates`]): tokens are input time steps, channels counted once.
+fn inference_throughput(
+    model: &dyn SeqModel,
+    series: &Series,
+    batch_size: usize,
+    ci: bool,
+    cfg: &crate::job::TrainConfig,
+    device: Device,
+) -> Option<measure::Rates> {
+    let n = series.windows(TEST).min(batch_size);
+    let (x, _) = batch(series, TEST, &(0..n).collect::<Vec<_>>(), device);
+    let tokens = (n * series.seq_len) as f64;
+    measure::forward_rates(device, cfg.measure_warmup_steps, tokens, || predict(model, &x, ci, false))
+}
+
 pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let cfg = &job.train;
     let device = measure::select_device(&cfg.device)?;
@@ -124,6 +140,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let (mut best_val, mut best_weights, mut stale, mut epochs_trained) = (f64::INFINITY, None, 0u64, 0u64);
     let (mut status, mut reason, mut last_loss) = (Status::Ok, None, None);
     let started = Instant::now();
+    let counters = super::counters::Counters::now();
     'epochs: for epoch in 0..epochs {
         let mut epoch_loss = 0.0;
         let mut epoch_steps = 0u64;
@@ -183,35 +200,31 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             }
         });
     }
-    let mut m = Measurements {
-        device: Some(measure::device_name(device)),
-        threads: Some(tch::get_num_threads() as u64),
-        n_params: Some(n_params as u64),
-        flops_per_token: Some(model.flops_per_token(series.seq_len as i64)),
-        steps: Some(step),
-        train_s: Some(train_s),
-        train_loss: last_loss,
-        baseline_rss_bytes: baseline_rss,
-        loss_curve: curve,
-        epochs_trained: Some(epochs_trained),
-        ..Default::default()
+    let trained = Trained {
+        device,
+        n_params,
+        seq_len: series.seq_len as i64,
+        flops_per_token: model.flops_per_token(series.seq_len as i64),
+        steps: step,
+        train_s,
+        baseline_rss,
+        curve,
+        step_rates,
     };
-    if let Some((med, p10, p90)) = percentiles(&step_rates) {
-        (m.train_tokens_per_s, m.train_tokens_per_s_p10, m.train_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
-    }
-    crate::calibrate::add_achieved(&mut m, device);
+    let mut m = Measurements { train_loss: last_loss, epochs_trained: Some(epochs_trained), ..trained.measurements() };
+    counters.record_since(&mut m);
     if status == Status::Ok {
-        let start = Instant::now();
         let (mse, mae) = score(model.as_ref(), &series, TEST, batch_size, ci, device);
-        let test_s = start.elapsed().as_secs_f64();
         (m.mse, m.mae, m.eval_loss, m.val_mse) =
             (Some(mse), Some(mae), Some(mse), best_val.is_finite().then_some(best_val));
-        let tokens = (series.windows(TEST) * series.seq_len) as f64;
-        m.infer_tokens_per_s = Some(tokens / test_s.max(1e-9));
+        set_rates(
+            &mut m,
+            Throughput::Infer,
+            inference_throughput(model.as_ref(), &series, batch_size, ci, cfg, device),
+        );
         m.forecast_sample = Some(sample(model.as_ref(), &series, ci, device));
     }
-    let (peak, kind) = measure::peak_memory(device);
-    (m.peak_mem_bytes, m.mem_kind) = (peak, Some(kind.into()));
+    measure::set_peak_memory(&mut m, device);
     Ok(JobOutput { status, reason, measurements: m })
 }
 

@@ -1,5 +1,6 @@
 //! Measurement helpers: device selection and synchronisation, step timing statistics, memory.
 use crate::job::DeviceRequest;
+use crate::record::Measurements;
 use anyhow::{bail, Result};
 use std::time::Instant;
 use tch::Device;
@@ -63,6 +64,85 @@ pub fn percentiles(samples: &[f64]) -> Option<(f64, f64, f64)> {
     let at = |q: f64| s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)];
     let median = if s.len() % 2 == 1 { s[s.len() / 2] } else { 0.5 * (s[s.len() / 2 - 1] + s[s.len() / 2]) };
     Some((median, at(0.1), at(0.9)))
+}
+
+/// Median, 10th and 90th percentile of a throughput, tokens/s.
+pub type Rates = (f64, f64, f64);
+
+/// Forward passes timed after the warm-up, for the inference throughput.
+pub const TIMED_FORWARD_PASSES: usize = 20;
+
+/// Inference throughput, the same for every task: `warmup` untimed forward passes (no grad),
+/// then [`TIMED_FORWARD_PASSES`] timed ones, each giving `tokens` / seconds.
+pub fn forward_rates(device: Device, warmup: u64, tokens: f64, forward: impl Fn() -> tch::Tensor) -> Option<Rates> {
+    let samples: Vec<f64> = tch::no_grad(|| {
+        (0..warmup as usize + TIMED_FORWARD_PASSES)
+            .map(|_| timed(device, &forward).1)
+            .skip(warmup as usize)
+            .map(|secs| tokens / secs)
+            .collect()
+    });
+    percentiles(&samples)
+}
+
+/// What every training job measures, whatever its task: where and how long it trained, its
+/// size, the training throughput over the steps after the warm-up (`step_rates`), and the
+/// achieved FLOP/s against the calibrated peak. Task metrics, inference and memory follow.
+pub struct Trained {
+    pub device: Device,
+    pub n_params: i64,
+    pub seq_len: i64,
+    pub flops_per_token: f64,
+    pub steps: u64,
+    pub train_s: f64,
+    pub baseline_rss: Option<u64>,
+    pub curve: Vec<crate::record::CurvePoint>,
+    pub step_rates: Vec<f64>,
+}
+
+impl Trained {
+    pub fn measurements(self) -> Measurements {
+        let mut m = Measurements {
+            device: Some(device_name(self.device)),
+            threads: Some(tch::get_num_threads() as u64),
+            n_params: Some(self.n_params as u64),
+            seq_len: Some(self.seq_len as u64),
+            flops_per_token: Some(self.flops_per_token),
+            steps: Some(self.steps),
+            train_s: Some(self.train_s),
+            baseline_rss_bytes: self.baseline_rss,
+            loss_curve: self.curve,
+            ..Default::default()
+        };
+        set_rates(&mut m, Throughput::Train, percentiles(&self.step_rates));
+        crate::calibrate::add_achieved(&mut m, self.device);
+        m
+    }
+}
+
+/// Which throughput a [`Rates`] is.
+#[derive(Clone, Copy)]
+pub enum Throughput {
+    Train,
+    Infer,
+    Gen,
+}
+
+/// Records a throughput's median and percentiles (left absent when None).
+pub fn set_rates(m: &mut Measurements, which: Throughput, rates: Option<Rates>) {
+    let Some((med, p10, p90)) = rates else { return };
+    let fields = match which {
+        Throughput::Train => (&mut m.train_tokens_per_s, &mut m.train_tokens_per_s_p10, &mut m.train_tokens_per_s_p90),
+        Throughput::Infer => (&mut m.infer_tokens_per_s, &mut m.infer_tokens_per_s_p10, &mut m.infer_tokens_per_s_p90),
+        Throughput::Gen => (&mut m.gen_tokens_per_s, &mut m.gen_tokens_per_s_p10, &mut m.gen_tokens_per_s_p90),
+    };
+    (*fields.0, *fields.1, *fields.2) = (Some(med), Some(p10), Some(p90));
+}
+
+/// Records the job's peak memory, the last measurement (it covers evaluation too).
+pub fn set_peak_memory(m: &mut Measurements, device: Device) {
+    let (peak, kind) = peak_memory(device);
+    (m.peak_mem_bytes, m.mem_kind) = (peak, Some(kind.into()));
 }
 
 /// The job's peak memory and what it measures: the process's peak RSS on CPU, the CUDA

@@ -1,7 +1,9 @@
 //! The job process: `seqbench exec-job` reads a job (JSON) on stdin, trains and measures, and
 //! writes one [`JobOutput`](crate::record::JobOutput) (JSON) on stdout. Running each job in its
 //! own process means a panic, abort, OOM kill or hang costs that job only.
+mod counters;
 pub mod cuda_memory;
+pub mod denormal;
 mod forecast;
 pub mod measure;
 mod train;
@@ -104,12 +106,18 @@ pub fn run_job_inline(job: &Job, threads: u64) -> Result<JobOutput> {
     if job.task.kind == crate::tasks::noop::NAME {
         return Ok(JobOutput { status: crate::record::Status::Ok, reason: None, measurements: Default::default() });
     }
+    // Before anything that may start libtorch's threads: they inherit this thread's mode.
+    denormal::set_this_thread(job.train.flush_denormal);
     if threads > 0 {
         tch::set_num_threads(threads as i32);
         INTEROP.call_once(|| tch::set_num_interop_threads(1));
     }
-    if job.task.kind == crate::tasks::forecast::NAME {
-        return forecast::train_and_evaluate(job);
-    }
-    train::train_and_evaluate(job)
+    let denormals = denormal::apply(job.train.flush_denormal)?;
+    let mut output = if job.task.kind == crate::tasks::forecast::NAME {
+        forecast::train_and_evaluate(job)?
+    } else {
+        train::train_and_evaluate(job)?
+    };
+    output.measurements.denormals = Some(denormals.to_string());
+    Ok(output)
 }

@@ -1,8 +1,8 @@
 //! Train with the configured optimizer and schedule, evaluate on the test split, and measure
 //! training and inference throughput, memory, parameters and FLOPs.
-use super::measure::{self, percentiles, proc_status_bytes, timed};
+use super::measure::{self, percentiles, proc_status_bytes, set_rates, timed, Rates, Throughput, Trained};
 use crate::job::{Job, Optimizer, Schedule, TrainConfig};
-use crate::record::{CurvePoint, JobOutput, Measurements, Status};
+use crate::record::{CurvePoint, JobOutput, Measurements, SplitScores, Status};
 use crate::rng::SplitMix64;
 use crate::tasks::{TokenSplit, IGNORE};
 use anyhow::{anyhow, Context, Result};
@@ -144,26 +144,18 @@ fn evaluate(model: &dyn crate::models::SeqModel, split: &TokenSplit, batch: usiz
     })
 }
 
-/// Forward-only throughput on a full batch of test examples: warm-up, then timed passes.
+/// Inference throughput on one batch of test examples (see [`measure::forward_rates`]).
 fn inference_throughput(
     model: &dyn crate::models::SeqModel,
     split: &TokenSplit,
     cfg: &TrainConfig,
     device: Device,
-) -> Option<(f64, f64, f64)> {
+) -> Option<Rates> {
     let batch = cfg.batch_size as usize;
     let idx: Vec<usize> = (0..batch).map(|i| i % split.n).collect();
     let (x, _) = batch_tensors(split, &idx, device);
     let tokens = (batch * split.seq_len) as f64;
-    let timed_passes = 20;
-    let samples: Vec<f64> = tch::no_grad(|| {
-        (0..cfg.measure_warmup_steps + timed_passes)
-            .map(|_| timed(device, || model.forward_t(&x, false)).1)
-            .skip(cfg.measure_warmup_steps as usize)
-            .map(|secs| tokens / secs)
-            .collect()
-    });
-    percentiles(&samples)
+    measure::forward_rates(device, cfg.measure_warmup_steps, tokens, || model.forward_t(&x, false))
 }
 
 /// Longest prompt fed before the timed generation: enough to fill caches and states without
@@ -179,7 +171,7 @@ fn generation_throughput(
     io: &crate::models::TaskIo,
     cfg: &TrainConfig,
     device: Device,
-) -> Option<(f64, f64, f64)> {
+) -> Option<Rates> {
     if cfg.generate_tokens == 0 || !io.causal || !model.can_step() {
         return None;
     }
@@ -260,6 +252,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     // On CUDA the peak covers training and evaluation, not the data upload before it.
     super::cuda_memory::reset_peak(device);
     let started = Instant::now();
+    let counters = super::counters::Counters::now();
     let log_every = (total_steps / 10).max(1);
     // Short runs still get throughput figures: at least half of the steps are timed.
     let timing_warmup = cfg.measure_warmup_steps.min(total_steps / 2);
@@ -299,38 +292,41 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     }
     let train_s = started.elapsed().as_secs_f64();
 
-    let mut m = Measurements {
-        device: Some(measure::device_name(device)),
-        threads: Some(tch::get_num_threads() as u64),
-        n_params: Some(n_params as u64),
-        flops_per_token: Some(model.flops_per_token(data.io.seq_len)),
-        steps: Some(losses.len() as u64),
-        train_s: Some(train_s),
-        baseline_rss_bytes: baseline_rss,
-        loss_curve: curve,
-        ..Default::default()
-    };
     let tail = losses.len().div_ceil(10).max(1);
-    m.train_loss =
+    let train_loss =
         (!losses.is_empty()).then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);
-    if let Some((med, p10, p90)) = percentiles(&step_rates) {
-        (m.train_tokens_per_s, m.train_tokens_per_s_p10, m.train_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
-    }
-    crate::calibrate::add_achieved(&mut m, device);
+    let trained = Trained {
+        device,
+        n_params,
+        seq_len: data.io.seq_len,
+        flops_per_token: model.flops_per_token(data.io.seq_len),
+        steps: losses.len() as u64,
+        train_s,
+        baseline_rss,
+        curve,
+        step_rates,
+    };
+    let mut m = Measurements { train_loss, ..trained.measurements() };
+    counters.record_since(&mut m);
     if status == Status::Ok {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
         m.val_accuracy = data.val.as_ref().map(|val| evaluate(model.as_ref(), val, batch, device).accuracy);
-        if let Some((med, p10, p90)) = inference_throughput(model.as_ref(), &data.test, cfg, device) {
-            (m.infer_tokens_per_s, m.infer_tokens_per_s_p10, m.infer_tokens_per_s_p90) =
-                (Some(med), Some(p10), Some(p90));
+        for (name, split) in &data.evals {
+            // A learned position table ends at the training length: longer splits cannot run.
+            if let Some(max) = model.max_positions().filter(|&max| split.seq_len as i64 > max) {
+                tracing::warn!("split {name} not evaluated: the model's positions end at {max}");
+                continue;
+            }
+            let e = evaluate(model.as_ref(), split, batch, device);
+            let scores = SplitScores { accuracy: e.accuracy, exact_match: e.exact_match, loss: e.loss };
+            m.evals.insert(name.clone(), scores);
         }
-        if let Some((med, p10, p90)) = generation_throughput(model.as_ref(), &data.test, &data.io, cfg, device) {
-            (m.gen_tokens_per_s, m.gen_tokens_per_s_p10, m.gen_tokens_per_s_p90) = (Some(med), Some(p10), Some(p90));
-        }
+        set_rates(&mut m, Throughput::Infer, inference_throughput(model.as_ref(), &data.test, cfg, device));
+        let gen = generation_throughput(model.as_ref(), &data.test, &data.io, cfg, device);
+        set_rates(&mut m, Throughput::Gen, gen);
     }
-    let (peak, kind) = measure::peak_memory(device);
-    (m.peak_mem_bytes, m.mem_kind) = (peak, Some(kind.into()));
+    measure::set_peak_memory(&mut m, device);
     Ok(JobOutput { status, reason, measurements: m })
 }
 

@@ -273,6 +273,7 @@ fn build(_: &serde_json::Value, _: super::BuildContext) -> Result<TaskData> {
 
 pub const INFO: TaskInfo = TaskInfo {
     name: NAME,
+    length_params: &["seq_len"],
     description: "time-series forecasting, Time-Series-Library protocol (ETT, weather, exchange, illness, your CSV)",
     resolve,
     io,

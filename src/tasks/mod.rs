@@ -89,6 +89,9 @@ pub struct TaskData {
     /// beside the test split.
     pub val: Option<TokenSplit>,
     pub test: TokenSplit,
+    /// More named evaluation splits (e.g. `len=512`: the test distribution at another length),
+    /// each evaluated after training and recorded under its name with its own metrics.
+    pub evals: Vec<(String, TokenSplit)>,
     pub io: TaskIo,
     /// Test-only: the `fault` task sets an absurd learning rate here to provoke divergence.
     pub lr_override: Option<f64>,
@@ -97,6 +100,9 @@ pub struct TaskData {
 pub struct TaskInfo {
     pub name: &'static str,
     pub description: &'static str,
+    /// The parameters that set the sequence length (which [`TaskInfo::io`] then states): a
+    /// sweep over them is what the report draws metrics against length for.
+    pub length_params: &'static [&'static str],
     /// Parameters as written (one sweep combination) → full typed config as JSON.
     pub resolve: fn(&ParamMap) -> Result<serde_json::Value, ParamError>,
     /// Shapes the model must handle, from the resolved config alone (no data built).

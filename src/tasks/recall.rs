@@ -56,11 +56,23 @@ pub struct InductionConfig {
     pub train_examples: usize,
     pub test_examples: usize,
     pub data_seed: Option<u64>,
+    /// Lengths beyond (or below) `seq_len` to evaluate at after training (length
+    /// generalisation), comma-separated (`"128,256"`; a YAML list would be a sweep): a test
+    /// split of `test_examples` per length, recorded as `len=N`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub eval_lengths: String,
 }
 
 impl Default for InductionConfig {
     fn default() -> Self {
-        InductionConfig { vocab_size: 64, seq_len: 64, train_examples: 20_000, test_examples: 1_000, data_seed: None }
+        InductionConfig {
+            vocab_size: 64,
+            seq_len: 64,
+            train_examples: 20_000,
+            test_examples: 1_000,
+            data_seed: None,
+            eval_lengths: String::new(),
+        }
     }
 }
 
@@ -102,11 +114,40 @@ impl InductionConfig {
         if self.seq_len < 4 {
             return Err(("seq_len", format!("must be at least 4, got {}", self.seq_len)));
         }
+        let lengths = self.eval_lengths()?;
+        if let Some(bad) = lengths.iter().find(|&&l| l < 4) {
+            return Err(("eval_lengths", format!("every length must be at least 4, got {bad}")));
+        }
+        let eval_tokens: u128 = lengths.iter().map(|&l| self.test_examples as u128 * l as u128).sum();
+        if eval_tokens > MAX_TOKENS {
+            return Err((
+                "eval_lengths",
+                format!("test_examples × lengths = {eval_tokens} tokens exceeds {MAX_TOKENS}"),
+            ));
+        }
         check_sizes(self.vocab_size, self.seq_len, self.train_examples, self.test_examples)
     }
 
     pub fn io(&self) -> TaskIo {
         TaskIo::per_token(self.vocab_size, self.vocab_size, self.seq_len, true)
+    }
+
+    /// The lengths of `eval_lengths`.
+    pub fn eval_lengths(&self) -> Result<Vec<i64>, (&'static str, String)> {
+        let text = self.eval_lengths.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        text.split(',')
+            .map(|part| {
+                part.trim().parse().map_err(|_| {
+                    (
+                        "eval_lengths",
+                        format!("`{part}` is not a length; expected comma-separated integers such as \"128,256\""),
+                    )
+                })
+            })
+            .collect()
     }
 }
 
@@ -161,7 +202,7 @@ fn build_copy(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::R
     let cfg: SelectiveCopyConfig = serde_json::from_value(params.clone())?;
     let sizes = (cfg.train_examples, cfg.test_examples);
     let (train, test) = generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| selective_copy(&cfg, n, s));
-    Ok(TaskData { train, val: None, test, io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: None, test, evals: Vec::new(), io: cfg.io(), lr_override: None })
 }
 
 fn resolve_induction(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
@@ -172,11 +213,22 @@ fn build_induction(params: &serde_json::Value, ctx: super::BuildContext) -> anyh
     let cfg: InductionConfig = serde_json::from_value(params.clone())?;
     let sizes = (cfg.train_examples, cfg.test_examples);
     let (train, test) = generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| induction(&cfg, n, s));
-    Ok(TaskData { train, val: None, test, io: cfg.io(), lr_override: None })
+    let lengths = cfg.eval_lengths().map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+    let evals = lengths
+        .into_iter()
+        .map(|seq_len| {
+            let at = InductionConfig { seq_len, ..cfg.clone() };
+            let (_, split) =
+                generate_splits(cfg.data_seed, ctx.seed, (0, cfg.test_examples), |n, s| induction(&at, n, s));
+            (format!("len={seq_len}"), split)
+        })
+        .collect();
+    Ok(TaskData { train, val: None, test, evals, io: cfg.io(), lr_override: None })
 }
 
 pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
     name: "selective_copy",
+    length_params: &["context", "num_tokens"],
     description: "selective copying (Mamba): output the scattered data tokens in order after the markers",
     resolve: resolve_copy,
     io: |p| Ok(serde_json::from_value::<SelectiveCopyConfig>(p.clone())?.io()),
@@ -185,6 +237,7 @@ pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
 
 pub const INDUCTION_INFO: TaskInfo = TaskInfo {
     name: "induction",
+    length_params: &["seq_len"],
     description: "induction heads: after the trigger's second occurrence, predict what followed its first",
     resolve: resolve_induction,
     io: |p| Ok(serde_json::from_value::<InductionConfig>(p.clone())?.io()),

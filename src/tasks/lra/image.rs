@@ -161,6 +161,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
         train: to_split(&pixels, &labels, &train_pick, &cfg),
         val: (!val_pick.is_empty()).then(|| to_split(&pixels, &labels, &val_pick, &cfg)),
         test: to_split(&test_pixels, &test_labels, &test_pick, &cfg),
+        evals: Vec::new(),
         io: cfg.io(),
         lr_override: None,
     })
@@ -168,6 +169,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
 
 pub const INFO: TaskInfo = TaskInfo {
     name: "image",
+    length_params: &[],
     description: "LRA image: CIFAR-10 as 1,024 grayscale pixels (256 symbols), 10 classes",
     resolve,
     io: |p| Ok(config(p)?.io()),

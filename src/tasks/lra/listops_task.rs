@@ -163,11 +163,12 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
 fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
     let cfg = config(params)?;
     let [train, val, test] = splits(&cfg)?;
-    Ok(TaskData { train, val: Some(val), test, io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: Some(val), test, evals: Vec::new(), io: cfg.io(), lr_override: None })
 }
 
 pub const INFO: TaskInfo = TaskInfo {
     name: "listops",
+    length_params: &["max_length"],
     description: "LRA ListOps: value (0–9) of nested MAX/MIN/MED/SM expressions, generated or from LRA TSV files",
     resolve,
     io: |p| Ok(config(p)?.io()),

@@ -153,11 +153,12 @@ fn config(params: &serde_json::Value) -> Result<PathfinderConfig> {
 fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
     let cfg = config(params)?;
     let [train, val, test] = splits(&cfg)?;
-    Ok(TaskData { train, val: Some(val), test, io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: Some(val), test, evals: Vec::new(), io: cfg.io(), lr_override: None })
 }
 
 pub const INFO: TaskInfo = TaskInfo {
     name: PATHFINDER,
+    length_params: &["size"],
     description: "LRA Pathfinder: 32×32 images (1,024 pixel tokens), are the two markers joined by a dashed contour?",
     resolve: |c| resolve_sized(c, 32),
     io: |p| Ok(config(p)?.io()),
@@ -166,6 +167,7 @@ pub const INFO: TaskInfo = TaskInfo {
 
 pub const PATHX_INFO: TaskInfo = TaskInfo {
     name: PATHX,
+    length_params: &["size"],
     description: "LRA Path-X: Pathfinder at 128×128 (16,384 pixel tokens)",
     resolve: |c| resolve_sized(c, 128),
     io: |p| Ok(config(p)?.io()),

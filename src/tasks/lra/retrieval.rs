@@ -220,6 +220,7 @@ fn build_aan(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> 
         train: aan_split(&cfg, &cfg.train_file, "train", cfg.train_examples, ctx)?,
         val,
         test: aan_split(&cfg, &cfg.test_file, "test", cfg.test_examples, ctx)?,
+        evals: Vec::new(),
         io: pair_io(cfg.max_length),
         lr_override: None,
     })
@@ -278,6 +279,7 @@ fn build_standin(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskDa
         train: standin_split("imdb_train.tsv", cfg.train_examples, &cfg, cfg.data_seed, ctx)?,
         val: None,
         test: standin_split("imdb_test.tsv", cfg.test_examples, &cfg, cfg.data_seed.wrapping_add(1), ctx)?,
+        evals: Vec::new(),
         io: pair_io(cfg.max_length),
         lr_override: None,
     })
@@ -285,6 +287,7 @@ fn build_standin(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskDa
 
 pub const INFO: TaskInfo = TaskInfo {
     name: "retrieval",
+    length_params: &["max_length"],
     description: "LRA retrieval: byte-level AAN document matching from LRA's TSV files (not shipped: bring them)",
     resolve: |c: &ParamMap| -> Result<serde_json::Value, ParamError> {
         crate::tasks::resolve_validated(c, RetrievalConfig::validate)
@@ -295,6 +298,7 @@ pub const INFO: TaskInfo = TaskInfo {
 
 pub const STANDIN_INFO: TaskInfo = TaskInfo {
     name: "retrieval_standin",
+    length_params: &["max_length"],
     description: "stand-in for LRA retrieval (NOT AAN): do two IMDB half-reviews come from the same review?",
     resolve: |c: &ParamMap| -> Result<serde_json::Value, ParamError> {
         crate::tasks::resolve_validated(c, StandinConfig::validate)

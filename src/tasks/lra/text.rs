@@ -90,6 +90,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
         train: split("imdb_train.tsv", cfg.train_examples, cfg.data_seed)?,
         val: None,
         test: split("imdb_test.tsv", cfg.test_examples, cfg.data_seed.wrapping_add(1))?,
+        evals: Vec::new(),
         io: cfg.io(),
         lr_override: None,
     })
@@ -97,6 +98,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
 
 pub const INFO: TaskInfo = TaskInfo {
     name: "text",
+    length_params: &["max_length"],
     description: "LRA text: byte-level IMDB sentiment, 2 classes (reviews up to max_length bytes)",
     resolve,
     io: |p| Ok(config(p)?.io()),
