@@ -33,5 +33,13 @@ fn main() -> anyhow::Result<()> {
         buffer.extend_from_slice(l);
         simd_json::serde::from_slice::<Row>(&mut buffer).is_ok()
     });
+    let mut buffers = simd_json::Buffers::new(4096);
+    time("simd-json (buffers reused)", &lines, |l| {
+        buffer.clear();
+        buffer.extend_from_slice(l);
+        use serde::Deserialize;
+        simd_json::Deserializer::from_slice_with_buffers(&mut buffer, &mut buffers)
+            .is_ok_and(|mut de| Row::deserialize(&mut de).is_ok())
+    });
     Ok(())
 }

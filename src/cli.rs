@@ -5,7 +5,7 @@ use crate::job::Job;
 use crate::store::{self, RunDir};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,6 +40,10 @@ pub enum Command {
         /// Continue a run: run only the jobs that have no record in RUN_DIR yet.
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
+        /// With --resume: also re-run the jobs whose newest record is not ok (failed, crashed,
+        /// timeout, …). The old record stays in the file; reports and compare count the newest.
+        #[arg(long, requires = "resume")]
+        retry_failed: bool,
         /// Jobs run concurrently (each gets cores/N libtorch threads unless the suite sets threads).
         #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: u64,
@@ -138,7 +142,7 @@ pub fn main() -> Result<ExitCode> {
             crate::runner::exec_job_stdio()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { suite, out, resume, jobs, dry_run, yes, ranks_per_gpu, gpus_per_node } => {
+        Command::Run { suite, out, resume, retry_failed, jobs, dry_run, yes, ranks_per_gpu, gpus_per_node } => {
             init_tracing(cli.verbose, "warn");
             crate::runner::keep_malloc()?;
             let mut mpi = dispatch::mpi::Session::start()?;
@@ -154,7 +158,7 @@ pub fn main() -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let opts = RunOptions { out, resume, slots: jobs as usize, dry_run, yes };
+            let opts = RunOptions { out, resume, retry_failed, slots: jobs as usize, dry_run, yes };
             run(&suite, &opts, mpi.as_mut())
         }
         Command::Plan { suite } => {
@@ -381,6 +385,7 @@ pub const CONFIRM_JOBS: usize = 1000;
 struct RunOptions {
     out: PathBuf,
     resume: Option<PathBuf>,
+    retry_failed: bool,
     slots: usize,
     dry_run: bool,
     yes: bool,
@@ -407,17 +412,25 @@ fn run(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Ses
         }
         None => None,
     };
-    let done: HashSet<String> = match &run {
-        Some(r) => {
-            let (records, warnings) = store::read_records(&r.records_path())?;
-            for w in warnings {
-                eprintln!("warning: {w} (its job runs again)");
-            }
-            warn_if_suite_changed(r, &jobs);
-            records.into_iter().map(|r| r.job_id).collect()
+    // Jobs recorded already; with --retry-failed, only those whose newest record is ok, and the
+    // others' newest records are superseded when they run again.
+    let (mut done, mut retried) = (HashSet::new(), HashMap::new());
+    if let Some(r) = &run {
+        let (records, warnings) = store::read_records(&r.records_path())?;
+        for w in warnings {
+            eprintln!("warning: {w} (its job runs again)");
         }
-        None => HashSet::new(),
-    };
+        warn_if_suite_changed(r, &jobs);
+        for record in records {
+            if opts.retry_failed && record.status != crate::record::Status::Ok {
+                done.remove(&record.job_id);
+                retried.insert(record.job_id, record.finished_at);
+            } else {
+                retried.remove(&record.job_id);
+                done.insert(record.job_id);
+            }
+        }
+    }
     let total = jobs.len();
     let todo: Vec<Job> = jobs.iter().filter(|j| !done.contains(&j.job_id)).cloned().collect();
     if dry_run {
@@ -448,6 +461,11 @@ fn run(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Ses
     let _lock = run.lock()?;
     write_run_files(&run, &suite, &jobs)?;
     let mut writer = run.record_writer()?;
+    retried.retain(|job_id, _| todo.iter().any(|j| &j.job_id == job_id));
+    if !retried.is_empty() {
+        eprintln!("seqbench: retrying {} jobs whose newest record is not ok", retried.len());
+    }
+    writer.supersede(retried);
     let cores = crate::env_info::cpu_cores();
     let at_once = match &mpi {
         Some(session) => format!("on {} MPI workers", session.size() - 1),

@@ -4,6 +4,7 @@
 use crate::error::InputError;
 use crate::record::Record;
 use anyhow::{Context, Result};
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -184,7 +185,7 @@ impl RunDir {
             file.seek(SeekFrom::End(0))?;
             tracing::warn!("set aside a partial last line of {} in {}", path.display(), torn.display());
         }
-        Ok(RecordWriter { file })
+        Ok(RecordWriter { file, superseded: HashMap::new(), superseded_path: self.path.join(SUPERSEDED) })
     }
 }
 
@@ -227,8 +228,31 @@ fn whole_lines_len(file: &mut File, len: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
+/// Records replaced by a newer record of the same job (`--retry-failed`): one line per
+/// replaced record, `job_id<TAB>finished_at`, written right after its replacement.
+pub const SUPERSEDED: &str = "superseded.tsv";
+
 pub struct RecordWriter {
     file: File,
+    /// Job id → `finished_at` of the record the job's next record replaces.
+    superseded: HashMap<String, String>,
+    superseded_path: PathBuf,
+}
+
+/// The records replaced by newer ones in the run of `records_path`, as (job id, finished_at);
+/// empty when none were.
+pub fn superseded(records_path: &Path) -> Result<HashSet<(String, String)>> {
+    let path = records_path.with_file_name(SUPERSEDED);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(job, finished)| (job.to_string(), finished.to_string()))
+        .collect())
 }
 
 impl RecordWriter {
@@ -238,7 +262,20 @@ impl RecordWriter {
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
+        if let Some(finished_at) = self.superseded.remove(&record.job_id) {
+            let mut file = OpenOptions::new().create(true).append(true).open(&self.superseded_path)?;
+            file.write_all(format!("{}\t{finished_at}\n", record.job_id).as_bytes())?;
+            file.sync_data()?;
+        }
         Ok(())
+    }
+}
+
+impl RecordWriter {
+    /// The jobs about to run again and the `finished_at` of the record each one's next record
+    /// replaces.
+    pub fn supersede(&mut self, records: HashMap<String, String>) {
+        self.superseded = records;
     }
 }
 
@@ -259,12 +296,13 @@ pub fn unreadable_line(path: &Path, line: usize, error: impl std::fmt::Display) 
 /// Hands `records.jsonl` to `each` in blocks of whole lines (about `block_bytes` each), with
 /// the number of lines before the block, reading the next block while `each` works on the
 /// current one, so that a gigabyte of records never sits in memory at once. `each` returns the
-/// number of lines in its block. A last line with no newline (a write cut short, even one that
+/// number of lines in its block; it may change the block's bytes (the report parses lines in
+/// place). A last line with no newline (a write cut short, even one that
 /// parses: `record_writer` sets it aside) is not handed over; the warning about it is returned.
 pub fn for_each_block(
     path: &Path,
     block_bytes: usize,
-    mut each: impl FnMut(&[u8], usize) -> Result<usize> + Send,
+    mut each: impl FnMut(&mut [u8], usize) -> Result<usize> + Send,
 ) -> Result<Option<String>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
@@ -279,17 +317,27 @@ pub fn for_each_block(
         // Whole lines go now; the tail of a line cut by the block edge moves to the next block.
         let whole = memchr::memrchr(b'\n', &current).map_or(0, |i| i + 1);
         if at_end {
-            let lines = lines_before + each(&current[..whole], lines_before)?;
+            let lines = lines_before + each(&mut current[..whole], lines_before)?;
             let partial = current[whole..].iter().any(|b| !b.is_ascii_whitespace());
             return Ok(partial.then(|| format!("{}:{}: skipped a partial last line", path.display(), lines + 1)));
         }
         next.clear();
         next.extend_from_slice(&current[whole..]);
-        let (done, more) = rayon::join(|| each(&current[..whole], lines_before), || read(&mut file, &mut next));
+        let (done, more) = rayon::join(|| each(&mut current[..whole], lines_before), || read(&mut file, &mut next));
         lines_before += done?;
         at_end = more? == 0;
         std::mem::swap(&mut current, &mut next);
     }
+}
+
+/// Parses one JSON line in place (simd-json; the line's bytes are changed), reusing `buffers`
+/// from line to line. The report and [`read_records`] both read lines this way, so they skip the
+/// same lines with the same message.
+pub fn parse_line<'a, T: serde::Deserialize<'a>>(
+    line: &'a mut [u8],
+    buffers: &mut simd_json::Buffers,
+) -> Result<T, simd_json::Error> {
+    simd_json::Deserializer::from_slice_with_buffers(line, buffers).and_then(|mut de| T::deserialize(&mut de))
 }
 
 /// Reads every whole record, block by block like the report. Lines that do not parse (a torn
@@ -300,16 +348,19 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     let (mut records, mut warnings) = (Vec::new(), Vec::new());
     let partial = for_each_block(path, BLOCK_BYTES, |block, lines_before| {
         // A block ends with a newline, so the last piece of the split is empty.
-        let lines: Vec<&[u8]> = block.split(|&b| b == b'\n').collect();
-        let lines = &lines[..lines.len() - 1];
+        let mut lines: Vec<&mut [u8]> = block.split_mut(|&b| b == b'\n').collect();
+        lines.pop();
+        let count = lines.len();
         let parsed: Vec<Option<Result<Record, String>>> = lines
-            .par_iter()
+            .into_par_iter()
             .enumerate()
-            .map(|(i, line)| {
-                (!line.iter().all(u8::is_ascii_whitespace)).then(|| {
-                    serde_json::from_slice::<Record>(line).map_err(|e| unreadable_line(path, lines_before + i + 1, e))
-                })
-            })
+            .map_init(
+                || simd_json::Buffers::new(4096),
+                |buffers, (i, line)| {
+                    (!line.iter().all(u8::is_ascii_whitespace))
+                        .then(|| parse_line(line, buffers).map_err(|e| unreadable_line(path, lines_before + i + 1, e)))
+                },
+            )
             .collect();
         for p in parsed.into_iter().flatten() {
             match p {
@@ -317,8 +368,12 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
                 Err(w) => warnings.push(w),
             }
         }
-        Ok(lines.len())
+        Ok(count)
     })?;
     warnings.extend(partial);
+    let superseded = superseded(path)?;
+    if !superseded.is_empty() {
+        records.retain(|r| !superseded.contains(&(r.job_id.clone(), r.finished_at.clone())));
+    }
     Ok((records, warnings))
 }

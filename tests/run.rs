@@ -178,6 +178,36 @@ fn resume_runs_only_missing_jobs_and_sets_torn_lines_aside() {
 }
 
 #[test]
+fn retry_failed_reruns_jobs_whose_newest_record_is_not_ok_and_the_newest_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Too short a limit: both jobs time out. The limit is not part of a job's identity, so the
+    // same jobs run again once it is raised.
+    let short = SMALL.replace("  seeds: [0, 1, 2, 3]", "  seeds: [0, 1]\n  timeout_s: 0.01");
+    let suite = write_suite(tmp.path(), "small", &short);
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--out", "res"], tmp.path());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let dir = run_dir(&tmp.path().join("res"), "small");
+    let resume = ["run", suite.to_str().unwrap(), "--resume", dir.to_str().unwrap()];
+    let out = seqbench(&resume, tmp.path());
+    assert!(stderr(&out).contains("0 jobs to run (2 already recorded)"), "plain --resume skips them: {}", stderr(&out));
+
+    std::fs::write(&suite, short.replace("timeout_s: 0.01", "timeout_s: 600")).unwrap();
+    let out = seqbench(&[&resume[..], &["--retry-failed"]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retrying 2 jobs whose newest record is not ok"), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.join("records.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 4, "the old records stay in the file");
+    let (records, _) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r.status == seqbench::record::Status::Ok), "the newest records count");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("2 jobs, 2 ok, 0 not ok. 2 earlier records"), "{report}");
+    // Without --resume the flag is refused by the argument parser.
+    let out = seqbench(&["run", suite.to_str().unwrap(), "--retry-failed"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
 fn bad_input_exits_2_with_a_located_message() {
     let tmp = tempfile::tempdir().unwrap();
     let out = seqbench(&["plan", "missing.yaml"], tmp.path());

@@ -91,6 +91,8 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
 pub struct Gathered {
     pub records: usize,
     pub ok: usize,
+    /// Records replaced by a newer record of their job (`--retry-failed`), not counted.
+    pub superseded: usize,
     /// The first record's suite name.
     pub suite: Option<String>,
     /// Task → the parameters swept in it.
@@ -131,6 +133,7 @@ impl Gathered {
     pub fn merge(&mut self, later: Gathered) -> Result<()> {
         self.records += later.records;
         self.ok += later.ok;
+        self.superseded += later.superseded;
         self.suite = self.suite.take().or(later.suite);
         for (task, keys) in later.task_keys {
             self.task_keys.entry(task).or_default().extend(keys);
@@ -175,10 +178,13 @@ impl Gathered {
 /// [`render_gathered`] with the records table already taken out of `gathered`.
 fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, records_df: DataFrame) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let Gathered { records, ok, task_keys, charts, lra, tslib, splits, failures, .. } = gathered;
+    let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, failures, .. } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
-    let counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
+    let mut counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
+    if superseded > 0 {
+        counts += &format!(" {superseded} earlier records of jobs run again (`--retry-failed`) are not counted.");
+    }
     let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
     let mut tasks = Vec::new();
     for (task, task_keys) in &task_keys {

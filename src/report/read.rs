@@ -1,10 +1,12 @@
 //! Reading a run's `records.jsonl` into a [`Gathered`]: block by block, each block split into
-//! pieces of whole lines that the worker threads parse and gather in parallel, the partials
+//! pieces of whole lines that the worker threads parse in place (simd-json, the fastest of the
+//! parsers measured on the record shape: `examples/parse_records.rs`) and gather, the partials
 //! merged in file order.
 use super::{row, Gathered};
 use crate::store;
 use anyhow::Result;
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::Path;
 
 impl Gathered {
@@ -17,21 +19,25 @@ impl Gathered {
     /// [`Gathered::read`] with a given block size (tests use small ones to cut lines at edges).
     pub fn read_in_blocks(path: &Path, block_bytes: usize) -> Result<(Gathered, Vec<String>)> {
         let started = std::time::Instant::now();
+        let superseded = store::superseded(path)?;
         let mut gathered = Gathered::default();
         let mut warnings = Vec::new();
         // Line numbers are only needed for warnings: each piece counts its own lines, and a
-        // warning's number is fixed up from those counts afterwards.
+        // warning's number is fixed up from those counts as pieces merge.
         let partial = store::for_each_block(path, block_bytes, |block, lines_before| {
-            let parts: Vec<Piece> = pieces(block).into_par_iter().map(gather_piece).collect::<Result<_>>()?;
-            let mut lines = 0;
-            for part in parts {
-                gathered.merge(part.gathered)?;
-                let before = lines_before + lines;
-                warnings
-                    .extend(part.skipped.into_iter().map(|(line, e)| store::unreadable_line(path, before + line, e)));
-                lines += part.lines;
-            }
-            Ok(lines)
+            let Some(block) = pieces(block)
+                .into_par_iter()
+                .map(|piece| gather_piece(piece, &superseded))
+                .reduce_with(|a, b| a?.then(b?))
+            else {
+                return Ok(0);
+            };
+            let block = block?;
+            gathered.merge(block.gathered)?;
+            warnings.extend(
+                block.skipped.into_iter().map(|(line, e)| store::unreadable_line(path, lines_before + line, e)),
+            );
+            Ok(block.lines)
         })?;
         warnings.extend(partial);
         tracing::debug!("read {} records in {:.2} s", gathered.records, started.elapsed().as_secs_f64());
@@ -39,43 +45,56 @@ impl Gathered {
     }
 }
 
-/// What one piece of a block gave: its records gathered, the lines it skipped (1-based within
-/// the piece) and its line count.
+/// What some whole lines gave: their records gathered, the lines skipped (1-based within
+/// them, with the parser's message) and their line count.
 struct Piece {
     gathered: Gathered,
-    skipped: Vec<(usize, serde_json::Error)>,
+    skipped: Vec<(usize, String)>,
     lines: usize,
 }
 
-/// Gathers the records of `piece` (whole lines).
-fn gather_piece(piece: &[u8]) -> Result<Piece> {
+impl Piece {
+    /// This piece followed by `later` (the lines right after it), as one.
+    fn then(mut self, later: Piece) -> Result<Piece> {
+        self.gathered.merge(later.gathered)?;
+        self.skipped.extend(later.skipped.into_iter().map(|(line, e)| (self.lines + line, e)));
+        self.lines += later.lines;
+        Ok(self)
+    }
+}
+
+/// Gathers the records of `piece` (whole lines), parsing each line in place; records replaced
+/// by a newer record of their job (`superseded`, from `--retry-failed`) are counted apart.
+fn gather_piece(piece: &mut [u8], superseded: &HashSet<(String, String)>) -> Result<Piece> {
     let (mut gathered, mut skipped, mut lines) = (Gathered::default(), Vec::new(), 0);
-    let mut start = 0;
-    while start < piece.len() {
-        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
+    let mut buffers = simd_json::Buffers::new(4096);
+    let mut rest = piece;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let (line, tail) = rest.split_at_mut(end);
+        rest = tail.get_mut(1..).unwrap_or_default();
         lines += 1;
-        if let Err(e) = gathered.add_json_line(&piece[start..end]) {
-            skipped.push((lines, e));
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue; // a blank line is no record
         }
-        start = end + 1;
+        match store::parse_line::<row::Row>(line, &mut buffers) {
+            Ok(r)
+                if !superseded.is_empty()
+                    && superseded.contains(&(r.job_id.to_string(), r.finished_at.to_string())) =>
+            {
+                gathered.superseded += 1;
+            }
+            Ok(r) => gathered.add(&r),
+            Err(e) => skipped.push((lines, e.to_string())),
+        }
     }
     gathered.frame.seal()?;
     Ok(Piece { gathered, skipped, lines })
 }
 
-impl Gathered {
-    /// Adds the record of a JSON line; a blank line is none.
-    fn add_json_line(&mut self, text: &[u8]) -> Result<(), serde_json::Error> {
-        if !text.iter().all(u8::is_ascii_whitespace) {
-            self.add(&serde_json::from_slice::<row::Row>(text)?);
-        }
-        Ok(())
-    }
-}
-
 /// Splits a block of whole lines into pieces of whole lines for the worker threads (several per
 /// thread, so that an uneven piece does not leave a core idle).
-fn pieces(block: &[u8]) -> Vec<&[u8]> {
+fn pieces(block: &mut [u8]) -> Vec<&mut [u8]> {
     let target = (block.len() / (4 * rayon::current_num_threads())).max(1 << 20);
     let (mut out, mut rest) = (Vec::new(), block);
     while !rest.is_empty() {
@@ -83,7 +102,7 @@ fn pieces(block: &[u8]) -> Vec<&[u8]> {
             Some(i) => target + i + 1,
             None => rest.len(),
         };
-        let (piece, tail) = rest.split_at(cut);
+        let (piece, tail) = rest.split_at_mut(cut);
         out.push(piece);
         rest = tail;
     }
