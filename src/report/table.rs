@@ -39,9 +39,9 @@ pub struct Table {
 }
 
 /// A metric's cell in a summary row: mean ± std over seeds, or the mean alone, `—` when none.
-fn metric_cell(df: &DataFrame, metric: &Metric, row: usize) -> Cell {
+fn metric_cell(df: &DataFrame, metric: &Metric, shown: Shown, row: usize) -> Cell {
     let mean = f64_at(df, &metric.mean_column(), row);
-    let std = match metric_column(metric, true) {
+    let std = match shown {
         Shown::Mean => None,
         _ => f64_at(df, &metric.std_column(), row),
     };
@@ -95,7 +95,7 @@ fn summary_table(df: &DataFrame, rows: &[usize], leading: &[&str], param_keys: &
                 let runs_ok = f64_at(df, "runs_ok", row).unwrap_or(0.0);
                 cells.push(Cell::number(format!("{runs_ok}/{runs}"), Some(runs_ok)));
             }
-            cells.extend(metrics.iter().map(|m| metric_cell(df, m, row)));
+            cells.extend(metrics.iter().map(|m| metric_cell(df, m, metric_column(m, task), row)));
             cells
         })
         .collect();
@@ -164,4 +164,39 @@ pub fn markdown(table: &Table) -> String {
         out += &md_line(&cells);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn each_table_shows_a_metric_as_its_descriptor_says() {
+        let df = df!(
+            "task" => ["t"],
+            "model" => ["m"],
+            "runs" => [2.0],
+            "runs_ok" => [2.0],
+            "train_flops_per_s_mean" => [1e9],
+            "train_flops_per_s_std" => [1e8],
+            "mfu_mean" => [0.5],
+            "mfu_std" => [0.01],
+            "accuracy_mean" => [0.2555],
+            "accuracy_std" => [0.001],
+        )
+        .unwrap();
+        let cell = |t: &Table, header: &str| {
+            let c = t.header.iter().position(|h| h == header).unwrap_or_else(|| panic!("{header} in {:?}", t.header));
+            t.rows[0][c].text.clone()
+        };
+        let efficiency = efficiency_table(&df, &[]);
+        assert_eq!(cell(&efficiency, "train FLOP/s"), "1.00G", "the mean alone");
+        assert_eq!(cell(&efficiency, "MFU %"), "50.00 ± 1.00");
+        assert!(!efficiency.header.iter().any(|h| h == "accuracy %"), "quality is in the task table only");
+        let task = task_table(&df, "t", &[]);
+        assert_eq!(cell(&task, "accuracy %"), "25.6 ± 0.1");
+        assert_eq!(cell(&task, "runs ok"), "2/2");
+        assert!(!task.header.iter().any(|h| h == "MSE"), "forecast errors only where present");
+    }
 }
