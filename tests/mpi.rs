@@ -50,8 +50,14 @@ fn text(o: &Output) -> String {
 /// directory once the first record is on disk (within two minutes).
 // The caller waits for the returned child; clippy cannot follow it out of the function.
 #[allow(clippy::zombie_processes)]
-fn start_and_wait_for_a_record(dir: &Path, suite: &Path, name: &str) -> (std::process::Child, PathBuf) {
+fn start_and_wait_for_a_record(
+    dir: &Path,
+    suite: &Path,
+    name: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, PathBuf) {
     let mut child = mpirun(3, &["run", suite.to_str().unwrap(), "--out", "results"], dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -122,7 +128,7 @@ fn an_interrupted_mpi_run_resumes_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();
     let path = suite(tmp.path(), "mpi_resume", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
     // Interrupt once at least one record is on disk and before all are.
-    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_resume");
+    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_resume", &[]);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
     let before = records(&run).len();
@@ -173,7 +179,7 @@ fn pid_of_rank(rank: u32, dir: &Path) -> Option<i32> {
 fn a_killed_worker_rank_loses_nothing_and_resume_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let path = suite(tmp.path(), "mpi_kill", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
-    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_kill");
+    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_kill", &[]);
     let worker = pid_of_rank(2, tmp.path()).expect("worker rank 2 is running");
     unsafe { libc::kill(worker, libc::SIGKILL) };
     let status = child.wait().unwrap();
@@ -189,4 +195,47 @@ fn a_killed_worker_rank_loses_nothing_and_resume_completes() {
     assert_eq!((after.len(), ids.len()), (6, 6), "every job exactly once after resume:\n{}", text(&out));
     // What was recorded before the kill is still there, unchanged.
     assert!(before.iter().all(|b| after.iter().any(|a| a.job_id == b.job_id && a.finished_at == b.finished_at)));
+}
+
+/// A worker rank that stops answering while alive (SIGSTOP: no heartbeats, no exit) has its job
+/// recorded `failed` with the reason once `SEQBENCH_WORKER_TIMEOUT_S` (here 15 s: three
+/// heartbeats, the least it accepts) has passed; the other worker runs the rest, the report is
+/// written, and rank 0 then aborts the world, since a stopped rank cannot take part in
+/// MPI_Finalize.
+#[test]
+fn a_hung_worker_rank_has_its_job_recorded_failed_and_the_others_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = suite(tmp.path(), "mpi_hang", &["none"], "[0, 1, 2, 3, 4, 5]", 2000);
+    let env = [("SEQBENCH_WORKER_TIMEOUT_S", "15")];
+    let (mut child, run) = start_and_wait_for_a_record(tmp.path(), &path, "mpi_hang", &env);
+    let worker = pid_of_rank(2, tmp.path()).expect("worker rank 2 is running");
+    unsafe { libc::kill(worker, libc::SIGSTOP) };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            unsafe { libc::kill(worker, libc::SIGKILL) };
+            let _ = child.kill();
+            panic!("the run did not end within four minutes of the hang");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    assert!(!status.success(), "rank 0 aborts the world after a hung rank");
+    let recs = records(&run);
+    let ids: BTreeSet<&str> = recs.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!((recs.len(), ids.len()), (6, 6), "every job recorded exactly once");
+    let hung: Vec<&Record> = recs.iter().filter(|r| r.status == Status::Failed).collect();
+    assert_eq!(hung.len(), 1, "{recs:?}");
+    assert_eq!(hung[0].rank, Some(2));
+    let reason = hung[0].reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("MPI worker rank 2 stopped answering for 15 s"), "{reason}");
+    assert!(!hung[0].started_at.is_empty() && hung[0].finished_at > hung[0].started_at);
+    // Rank 2 sent nothing after it was stopped: every later record came from rank 1.
+    let later: Vec<&Record> =
+        recs.iter().filter(|r| r.status == Status::Ok && r.finished_at > hung[0].finished_at).collect();
+    assert!(later.iter().all(|r| r.rank == Some(1)), "{recs:?}");
+    assert!(run.join("report.md").is_file(), "the report is written before the abort");
 }

@@ -10,7 +10,8 @@
 //! Failure handling, as OpenMPI behaves:
 //! - a job that crashes, hangs past its timeout or runs out of memory is a record (the child
 //!   dies, never the worker);
-//! - a worker that stops answering (no heartbeat for `WORKER_TIMEOUT`) has its job recorded as
+//! - a worker that stops answering (no heartbeat for `WORKER_TIMEOUT`, or
+//!   `SEQBENCH_WORKER_TIMEOUT_S`) has its job recorded as
 //!   `failed` and gets no more work; the run completes on the others, then rank 0 writes the
 //!   report and calls MPI_Abort, since a hung rank cannot take part in MPI_Finalize;
 //! - a worker process that dies makes mpirun abort every rank: what was recorded stays on disk
@@ -46,6 +47,27 @@ pub struct Assignment {
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Silence after which the coordinator gives up on a worker.
 pub const WORKER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Environment variable replacing [`WORKER_TIMEOUT`] (seconds): longer for clusters whose nodes
+/// pause, shorter for tests.
+pub const WORKER_TIMEOUT_ENV: &str = "SEQBENCH_WORKER_TIMEOUT_S";
+
+/// How long a busy worker may stay silent before its job is recorded as failed.
+pub fn worker_timeout() -> Result<Duration, crate::error::InputError> {
+    let Some(value) = std::env::var_os(WORKER_TIMEOUT_ENV) else { return Ok(WORKER_TIMEOUT) };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        // Several heartbeats must fit in it, or a busy but healthy worker would be given up on.
+        .filter(|s| s.is_finite() && *s >= 3.0 * HEARTBEAT_EVERY.as_secs_f64())
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            crate::error::InputError::new(format!(
+                "environment variable {WORKER_TIMEOUT_ENV}={value:?}: expected a number of seconds ≥ {} (three heartbeats)",
+                3 * HEARTBEAT_EVERY.as_secs()
+            ))
+        })
+}
 
 /// GPU layout options of `seqbench run` under MPI.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -247,12 +269,13 @@ mod with_mpi {
             libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
             libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         }
+        let timeout = worker_timeout()?;
         jobs.sort_by(|a, b| cost_estimate(b).total_cmp(&cost_estimate(a)));
         let mut queue = jobs.into_iter();
         let world = &session.world;
         let workers = (session.size() - 1) as usize;
-        // rank → (job, last message from it)
-        let mut busy: HashMap<i32, (Job, Instant)> = HashMap::new();
+        // rank → (job, last message from it, when the job was handed out, RFC 3339)
+        let mut busy: HashMap<i32, (Job, Instant, String)> = HashMap::new();
         // Ranks given up on: anything they still send is ignored (their job is already recorded).
         let mut lost_ranks: std::collections::HashSet<i32> = Default::default();
         let (mut released, mut lost) = (0usize, 0usize);
@@ -264,14 +287,15 @@ mod with_mpi {
                 break;
             }
             let Some(probed) = world.any_process().immediate_matched_probe() else {
-                for (rank, (job, seen)) in busy.clone() {
-                    if seen.elapsed() > WORKER_TIMEOUT {
+                for (rank, (job, seen, started_at)) in busy.clone() {
+                    if seen.elapsed() > timeout {
                         let mut record = Record::new(&job, run_id, Status::Failed);
                         record.reason = Some(format!(
                             "MPI worker rank {rank} stopped answering for {} s while running this job",
-                            WORKER_TIMEOUT.as_secs()
+                            timeout.as_secs()
                         ));
                         record.rank = Some(rank as u64);
+                        (record.started_at, record.finished_at) = (started_at, chrono::Local::now().to_rfc3339());
                         store(&record, &mut on_record, &mut outcome, progress)?;
                         busy.remove(&rank);
                         lost_ranks.insert(rank);
@@ -311,7 +335,7 @@ mod with_mpi {
                     let assignment =
                         Assignment { job: job.clone(), run_dir: run_dir.to_path_buf(), run_id: run_id.into() };
                     world.process_at_rank(rank).send_with_tag(&serde_json::to_vec(&assignment)?[..], tag::JOB);
-                    busy.insert(rank, (job, Instant::now()));
+                    busy.insert(rank, (job, Instant::now(), chrono::Local::now().to_rfc3339()));
                 }
                 None => {
                     world.process_at_rank(rank).send_with_tag(&[0u8; 0][..], tag::DONE);

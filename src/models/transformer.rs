@@ -163,13 +163,31 @@ impl Mixer for Attention {
             return None;
         }
         let (q, k, v) = self.project(&x.unsqueeze(1), pos);
-        let (k, v) = match state.as_slice() {
-            [kc, vc] => (Tensor::cat(&[kc, &k], 2), Tensor::cat(&[vc, &v], 2)),
-            _ => (k, v),
-        };
+        // The KV cache: key and value buffers (batch, heads, capacity, head dim) holding the
+        // `pos` earlier positions, written in place and doubled when full, so that generating
+        // L tokens copies O(L) entries rather than the O(L²) of growing it by concatenation.
+        let cached = pos;
+        if state.first().is_none_or(|buffer| buffer.size()[2] <= cached) {
+            let capacity = (2 * (cached + 1)).max(16);
+            let grown: Vec<Tensor> = [&k, &v]
+                .iter()
+                .enumerate()
+                .map(|(i, new)| {
+                    let (b, h, _, d) = new.size4().expect("(batch, heads, 1, head dim)");
+                    let buffer = Tensor::zeros([b, h, capacity, d], (new.kind(), new.device()));
+                    if let Some(old) = state.get(i).filter(|_| cached > 0) {
+                        buffer.narrow(2, 0, cached).copy_(&old.narrow(2, 0, cached));
+                    }
+                    buffer
+                })
+                .collect();
+            *state = grown;
+        }
+        state[0].narrow(2, cached, 1).copy_(&k);
+        state[1].narrow(2, cached, 1).copy_(&v);
+        let (keys, values) = (state[0].narrow(2, 0, cached + 1), state[1].narrow(2, 0, cached + 1));
         // The query is the newest position: every cached key is in its past.
-        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, None, false);
-        *state = vec![k, v];
+        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &keys, &values, None, 0.0, false, None, false);
         Some(self.merge(&y).squeeze_dim(1))
     }
 

@@ -30,7 +30,8 @@ pub struct TslibSums {
 
 impl TslibSums {
     pub fn add(&mut self, r: &Row) {
-        if *r.task != *crate::tasks::forecast::NAME || r.status != Status::Ok {
+        let series = crate::tasks::find(&r.task).is_some_and(|t| t.training == crate::tasks::Training::Series);
+        if !series || r.status != Status::Ok {
             return;
         }
         let (Some(mse), Some(mae)) = (r.measurements.mse, r.measurements.mae) else { return };

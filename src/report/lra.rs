@@ -8,16 +8,10 @@ use super::table::{Cell, Table};
 use crate::record::Status;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// (task name, column title) in the paper's order.
-const COLUMNS: [(&str, &str); 7] = [
-    ("listops", "ListOps"),
-    ("text", "Text"),
-    ("retrieval", "Retrieval (AAN)"),
-    ("retrieval_standin", "Retrieval stand-in (IMDB, not AAN)"),
-    ("image", "Image"),
-    ("pathfinder", "Pathfinder"),
-    ("pathx", "Path-X"),
-];
+/// The column title of the `kind`-th LRA task (see [`crate::tasks::lra_tasks`]).
+fn title(kind: usize) -> &'static str {
+    crate::tasks::lra_tasks().nth(kind).and_then(|t| t.lra_column).unwrap_or_default()
+}
 
 pub struct LraTable {
     pub table: Table,
@@ -41,7 +35,7 @@ fn row_label(r: &Row) -> String {
     }
 }
 
-/// A column: the task's index in [`COLUMNS`], and what tells it apart from other entries of the
+/// A column: the task's index among [`crate::tasks::lra_tasks`], and what tells it apart from other entries of the
 /// same kind (empty for a plain entry named after its kind).
 type Column = (usize, String);
 
@@ -66,7 +60,7 @@ pub struct LraSums {
 
 impl LraSums {
     pub fn add(&mut self, r: &Row) {
-        let Some(kind) = COLUMNS.iter().position(|c| c.0 == &*r.task) else { return };
+        let Some(kind) = crate::tasks::lra_tasks().position(|t| t.name == &*r.task) else { return };
         let (true, Some(acc)) = (r.status == Status::Ok, r.measurements.accuracy) else { return };
         // One row per model configuration: the model plus any swept model parameter.
         let label = row_label(r);
@@ -103,8 +97,8 @@ pub fn lra_table(gathered: &LraSums) -> Option<LraTable> {
     }
     let mut header = vec!["model".to_string()];
     header.extend(columns.iter().map(|(kind, which)| match which.as_str() {
-        "" => COLUMNS[*kind].1.to_string(),
-        which => format!("{} ({which})", COLUMNS[*kind].1),
+        "" => title(*kind).to_string(),
+        which => format!("{} ({which})", title(*kind)),
     }));
     header.push("Avg".into());
     let rows: Vec<Vec<Cell>> = models

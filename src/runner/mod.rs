@@ -103,7 +103,9 @@ pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
 /// refuses to resize it.
 pub fn run_job_inline(job: &Job, threads: u64) -> Result<JobOutput> {
     static INTEROP: std::sync::Once = std::sync::Once::new();
-    if job.task.kind == crate::tasks::noop::NAME {
+    use crate::tasks::Training;
+    let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow::anyhow!("unknown task {}", job.task.kind))?;
+    if task.training == Training::Nothing {
         return Ok(JobOutput { status: crate::record::Status::Ok, reason: None, measurements: Default::default() });
     }
     // Before anything that may start libtorch's threads: they inherit this thread's mode.
@@ -113,10 +115,9 @@ pub fn run_job_inline(job: &Job, threads: u64) -> Result<JobOutput> {
         INTEROP.call_once(|| tch::set_num_interop_threads(1));
     }
     let denormals = denormal::apply(job.train.flush_denormal)?;
-    let mut output = if job.task.kind == crate::tasks::forecast::NAME {
-        forecast::train_and_evaluate(job)?
-    } else {
-        train::train_and_evaluate(job)?
+    let mut output = match task.training {
+        Training::Series => forecast::train_and_evaluate(job)?,
+        Training::Tokens | Training::Nothing => train::train_and_evaluate(job)?,
     };
     output.measurements.denormals = Some(denormals.to_string());
     Ok(output)

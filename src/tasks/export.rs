@@ -42,7 +42,7 @@ pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
         }
         let task = super::find(&job.task.kind).with_context(|| format!("unknown task {}", job.task.kind))?;
         // Forecasting reads its CSV in the runner and noop has no data: nothing to export.
-        if [super::forecast::NAME, super::noop::NAME].contains(&job.task.kind.as_str()) {
+        if super::find(&job.task.kind).is_some_and(|t| t.training != super::Training::Tokens) {
             eprintln!("{}: no token data to export (skipped)", job.task.label);
             continue;
         }

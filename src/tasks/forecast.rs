@@ -273,6 +273,8 @@ fn build(_: &serde_json::Value, _: super::BuildContext) -> Result<TaskData> {
 
 pub const INFO: TaskInfo = TaskInfo {
     name: NAME,
+    training: super::Training::Series,
+    lra_column: None,
     length_params: &["seq_len"],
     description: "time-series forecasting, Time-Series-Library protocol (ETT, weather, exchange, illness, your CSV)",
     resolve,

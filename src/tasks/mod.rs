@@ -97,9 +97,24 @@ pub struct TaskData {
     pub lr_override: Option<f64>,
 }
 
+/// How the job process trains on a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Training {
+    /// Token splits from `build`, the shared training loop (`runner::train`).
+    Tokens,
+    /// A time series under Time-Series-Library's protocol (`runner::forecast`).
+    Series,
+    /// No data, model or training: the harness's own cost per job.
+    Nothing,
+}
+
 pub struct TaskInfo {
     pub name: &'static str,
     pub description: &'static str,
+    /// How the job process trains on the task's data.
+    pub training: Training,
+    /// The Long Range Arena table's column this task fills (LRA tasks only), in registry order.
+    pub lra_column: Option<&'static str>,
     /// The parameters that set the sequence length (which [`TaskInfo::io`] then states): a
     /// sweep over them is what the report draws metrics against length for.
     pub length_params: &'static [&'static str],
@@ -154,6 +169,11 @@ pub fn registry() -> &'static [TaskInfo] {
 
 pub fn find(name: &str) -> Option<&'static TaskInfo> {
     registry().iter().find(|t| t.name == name)
+}
+
+/// The tasks that fill a column of the Long Range Arena table, in the paper's order.
+pub fn lra_tasks() -> impl Iterator<Item = &'static TaskInfo> {
+    registry().iter().filter(|t| t.lra_column.is_some())
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -152,6 +152,8 @@ fn build(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result
 
 pub const INFO: TaskInfo = TaskInfo {
     name: "mqar",
+    training: super::Training::Tokens,
+    lra_column: None,
     length_params: &["seq_len"],
     description: "multi-query associative recall (Zoology): recall the value of each queried key",
     resolve,

@@ -25,6 +25,8 @@ fn build(_: &serde_json::Value, _: super::BuildContext) -> anyhow::Result<TaskDa
 
 pub const INFO: TaskInfo = TaskInfo {
     name: NAME,
+    training: super::Training::Nothing,
+    lra_column: None,
     length_params: &[],
     description: "does nothing and succeeds: measures the harness's own cost per job",
     resolve,

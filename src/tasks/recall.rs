@@ -228,6 +228,8 @@ fn build_induction(params: &serde_json::Value, ctx: super::BuildContext) -> anyh
 
 pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
     name: "selective_copy",
+    training: super::Training::Tokens,
+    lra_column: None,
     length_params: &["context", "num_tokens"],
     description: "selective copying (Mamba): output the scattered data tokens in order after the markers",
     resolve: resolve_copy,
@@ -237,6 +239,8 @@ pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
 
 pub const INDUCTION_INFO: TaskInfo = TaskInfo {
     name: "induction",
+    training: super::Training::Tokens,
+    lra_column: None,
     length_params: &["seq_len"],
     description: "induction heads: after the trigger's second occurrence, predict what followed its first",
     resolve: resolve_induction,

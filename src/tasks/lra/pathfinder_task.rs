@@ -158,6 +158,8 @@ fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
 
 pub const INFO: TaskInfo = TaskInfo {
     name: PATHFINDER,
+    training: crate::tasks::Training::Tokens,
+    lra_column: Some("Pathfinder"),
     length_params: &["size"],
     description: "LRA Pathfinder: 32×32 images (1,024 pixel tokens), are the two markers joined by a dashed contour?",
     resolve: |c| resolve_sized(c, 32),
@@ -167,6 +169,8 @@ pub const INFO: TaskInfo = TaskInfo {
 
 pub const PATHX_INFO: TaskInfo = TaskInfo {
     name: PATHX,
+    training: crate::tasks::Training::Tokens,
+    lra_column: Some("Path-X"),
     length_params: &["size"],
     description: "LRA Path-X: Pathfinder at 128×128 (16,384 pixel tokens)",
     resolve: |c| resolve_sized(c, 128),
