@@ -269,9 +269,7 @@ impl RecordWriter {
         }
         Ok(())
     }
-}
 
-impl RecordWriter {
     /// The jobs about to run again and the `finished_at` of the record each one's next record
     /// replaces.
     pub fn supersede(&mut self, records: HashMap<String, String>) {
