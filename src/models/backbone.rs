@@ -255,11 +255,11 @@ impl SeqModel for Backbone {
         }
         // Probe a one-token step on a throwaway state: cheap, and the single source of truth.
         let x = Tensor::zeros([1, self.cfg.d_model], (tch::Kind::Float, self.head.ws.device()));
-        tch::no_grad(|| self.blocks.iter().all(|b| b.mixer.step(&x, 0, &mut Vec::new()).is_some()))
+        tch::no_grad(|| self.blocks.iter().all(|b| b.mixer.step(&x, 0, &mut MixerState::default()).is_some()))
     }
 
     fn step(&self, tokens: &Tensor, pos: i64, states: &mut Vec<MixerState>) -> Tensor {
-        states.resize_with(self.blocks.len(), Vec::new);
+        states.resize_with(self.blocks.len(), MixerState::default);
         let mut h = self.embed_tokens(tokens, pos);
         for (block, state) in self.blocks.iter().zip(states.iter_mut()) {
             let mixed = block

@@ -143,12 +143,12 @@ impl Mixer for Lru {
     /// State: [h] complex (b, N).
     fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
         let input = self.input(x);
-        let h = match state.first() {
-            Some(h) => self.lambda() * h + input,
+        let h = match state.get::<LruState>() {
+            Some(prev) => self.lambda() * &prev.h + input,
             None => input,
         };
         let y = self.readout(&h, x);
-        *state = vec![h];
+        state.set(LruState { h });
         Some(y)
     }
 
@@ -157,6 +157,11 @@ impl Mixer for Lru {
         let (h, n) = (self.d_model as f64, self.d_state as f64);
         8.0 * n * h + 8.0 * n
     }
+}
+
+/// The LRU's recurrent state: the complex hidden state (batch, N).
+struct LruState {
+    h: Tensor,
 }
 
 pub const INFO: ArchInfo = ArchInfo {

@@ -168,9 +168,9 @@ impl Mixer for Mamba {
         let batch = u.size()[0];
         let xz = self.in_proj.forward(u).chunk(2, -1);
         let (x, z) = (&xz[0], &xz[1]);
-        let (conv_buf, h) = match state.as_slice() {
-            [buf, h] => (buf.shallow_clone(), h.shallow_clone()),
-            _ => (
+        let (conv_buf, h) = match state.get::<MambaState>() {
+            Some(prev) => (prev.conv_window.shallow_clone(), prev.ssm.shallow_clone()),
+            None => (
                 Tensor::zeros([batch, self.inner, self.d_conv - 1], (u.kind(), u.device())),
                 Tensor::zeros([batch, self.inner, self.d_state], (u.kind(), u.device())),
             ),
@@ -183,7 +183,7 @@ impl Mixer for Mamba {
         let (decay, input) = self.discretize(&x, &delta, &b);
         let h = decay * h + input;
         let y = self.output(&h, &c, &x, z);
-        *state = vec![window.narrow(-1, 1, self.d_conv - 1), h];
+        state.set(MambaState { conv_window: window.narrow(-1, 1, self.d_conv - 1), ssm: h });
         Some(y)
     }
 
@@ -194,6 +194,13 @@ impl Mixer for Mamba {
             (self.d_model as f64, self.inner as f64, self.d_state as f64, self.rank as f64, self.d_conv as f64);
         4.0 * h * e + 2.0 * e * k + 2.0 * e * (r + 2.0 * n) + 2.0 * r * e + 2.0 * e * h + 6.0 * e * n
     }
+}
+
+/// Mamba's recurrent state: the last d_conv − 1 inputs of the causal convolution
+/// (batch, E, d_conv − 1) and the selective scan's state (batch, E, N).
+struct MambaState {
+    conv_window: Tensor,
+    ssm: Tensor,
 }
 
 pub const INFO: ArchInfo = ArchInfo {

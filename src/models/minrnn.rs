@@ -109,12 +109,12 @@ impl Mixer for MinRnn {
     /// State: [h] (b, E).
     fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
         let (log_coeff, log_value) = self.log_terms(x);
-        let h = match state.first() {
-            Some(h) => log_coeff.exp() * h + log_value.exp(),
+        let h = match state.get::<MinRnnState>() {
+            Some(prev) => log_coeff.exp() * &prev.h + log_value.exp(),
             None => log_value.exp(),
         };
         let y = self.out_proj.forward(&h);
-        *state = vec![h];
+        state.set(MinRnnState { h });
         Some(y)
     }
 
@@ -124,6 +124,11 @@ impl Mixer for MinRnn {
         let (h, e) = (self.d_model as f64, self.hidden as f64);
         2.0 * h * parts * e + 2.0 * e * h
     }
+}
+
+/// minGRU's or minLSTM's recurrent state: the hidden state (batch, hidden).
+struct MinRnnState {
+    h: Tensor,
 }
 
 pub const MINGRU_INFO: ArchInfo = ArchInfo {

@@ -65,9 +65,23 @@ pub enum Head {
     PairMatch,
 }
 
-/// The recurrent state a mixer carries between steps; its layout is the mixer's own, and it is
-/// empty before the first step.
-pub type MixerState = Vec<Tensor>;
+/// The recurrent state a mixer carries between steps: a struct of the mixer's own (`LruState`,
+/// the transformer's `KvCache`, tch's `LSTMState`, …), none before the first step.
+#[derive(Default)]
+pub struct MixerState(Option<Box<dyn std::any::Any>>);
+
+impl MixerState {
+    /// The state the previous step left (None before the first step, or if another mixer's
+    /// state were here, which the backbone never does: each block keeps its own).
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.as_ref()?.downcast_ref()
+    }
+
+    /// The state for the next step.
+    pub fn set<T: 'static>(&mut self, state: T) {
+        self.0 = Some(Box::new(state));
+    }
+}
 
 /// A sequence model ready to train.
 pub trait SeqModel {

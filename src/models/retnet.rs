@@ -148,12 +148,12 @@ impl Mixer for Retention {
         let u = x.unsqueeze(1);
         let (q, k, v) = self.project(&u, pos); // (b, heads, 1, d)
         let kv = k.transpose(-1, -2).matmul(&v);
-        let s = match state.first() {
-            Some(s) => s * self.log_decay(x.device()).exp() + kv,
+        let s = match state.get::<RetentionState>() {
+            Some(prev) => &prev.s * self.log_decay(x.device()).exp() + kv,
             None => kv,
         };
         let o = q.matmul(&s);
-        *state = vec![s];
+        state.set(RetentionState { s });
         Some(self.output(&o, &u).squeeze_dim(1))
     }
 
@@ -164,6 +164,11 @@ impl Mixer for Retention {
         let keys = (self.chunk.min(seq_len.max(1)) as f64 + 1.0) / 2.0;
         10.0 * h * h + 4.0 * h * keys + 4.0 * h * self.head_dim() as f64
     }
+}
+
+/// Retention's recurrent state: one d × d matrix per head (batch, heads, d, d).
+struct RetentionState {
+    s: Tensor,
 }
 
 pub const INFO: ArchInfo = ArchInfo {

@@ -130,25 +130,24 @@ impl Mixer for RnnMixer {
             return None;
         }
         let batch = x.size()[0];
-        match &self.layer {
+        // tch's own cell states are the typed states here.
+        let h = match &self.layer {
             Layer::Lstm(l) => {
-                let prev = match state.as_slice() {
-                    [h, c] => nn::LSTMState((h.shallow_clone(), c.shallow_clone())),
-                    _ => l.zero_state(batch),
-                };
-                let nn::LSTMState((h, c)) = l.step(x, &prev);
-                *state = vec![h, c];
+                let prev = state.get::<nn::LSTMState>().map(|s| nn::LSTMState((s.h(), s.c())));
+                let next = l.step(x, &prev.unwrap_or_else(|| l.zero_state(batch)));
+                let h = next.h();
+                state.set(next);
+                h
             }
             Layer::Gru(g) => {
-                let prev = match state.as_slice() {
-                    [h] => nn::GRUState(h.shallow_clone()),
-                    _ => g.zero_state(batch),
-                };
-                let nn::GRUState(h) = g.step(x, &prev);
-                *state = vec![h];
+                let prev = state.get::<nn::GRUState>().map(|s| nn::GRUState(s.value()));
+                let next = g.step(x, &prev.unwrap_or_else(|| g.zero_state(batch)));
+                let h = next.value();
+                state.set(next);
+                h
             }
-        }
-        Some(state[0].get(0))
+        };
+        Some(h.get(0))
     }
 }
 

@@ -175,12 +175,12 @@ impl Mixer for S4d {
         }
         let (dt_a, b_bar) = self.discretize();
         let u = x.unsqueeze(-1); // (b, H, 1)
-        let s = match state.first() {
-            Some(s) => dt_a.exp() * s + b_bar * &u,
+        let s = match state.get::<S4dState>() {
+            Some(prev) => dt_a.exp() * &prev.s + b_bar * &u,
             None => b_bar * &u,
         };
         let y = (self.c().get(0) * &s).sum_dim_intlist([-1i64].as_slice(), false, None).real() * 2.0 + x * &self.d_skip;
-        *state = vec![s];
+        state.set(S4dState { s });
         Some(self.output(&y))
     }
 
@@ -193,6 +193,11 @@ impl Mixer for S4d {
         let fft = (3.0 * 2.5 * 2.0 * l * (2.0 * l).log2() + 6.0 * (l + 1.0)) / l;
         h * fft + 8.0 * channels * h * p + 4.0 * h * h
     }
+}
+
+/// S4D's recurrent state: the complex diagonal state (batch, H, N/2).
+struct S4dState {
+    s: Tensor,
 }
 
 pub const INFO: ArchInfo = ArchInfo {

@@ -167,25 +167,24 @@ impl Mixer for Attention {
         // `pos` earlier positions, written in place and doubled when full, so that generating
         // L tokens copies O(L) entries rather than the O(L²) of growing it by concatenation.
         let cached = pos;
-        if state.first().is_none_or(|buffer| buffer.size()[2] <= cached) {
+        if state.get::<KvCache>().is_none_or(|cache| cache.keys.size()[2] <= cached) {
             let capacity = (2 * (cached + 1)).max(16);
-            let grown: Vec<Tensor> = [&k, &v]
-                .iter()
-                .enumerate()
-                .map(|(i, new)| {
-                    let (b, h, _, d) = new.size4().expect("(batch, heads, 1, head dim)");
-                    let buffer = Tensor::zeros([b, h, capacity, d], (new.kind(), new.device()));
-                    if let Some(old) = state.get(i).filter(|_| cached > 0) {
-                        buffer.narrow(2, 0, cached).copy_(&old.narrow(2, 0, cached));
-                    }
-                    buffer
-                })
-                .collect();
-            *state = grown;
+            let old = state.get::<KvCache>().filter(|_| cached > 0);
+            let grow = |new: &Tensor, old: Option<&Tensor>| {
+                let (b, h, _, d) = new.size4().expect("(batch, heads, 1, head dim)");
+                let buffer = Tensor::zeros([b, h, capacity, d], (new.kind(), new.device()));
+                if let Some(old) = old {
+                    buffer.narrow(2, 0, cached).copy_(&old.narrow(2, 0, cached));
+                }
+                buffer
+            };
+            let grown = KvCache { keys: grow(&k, old.map(|c| &c.keys)), values: grow(&v, old.map(|c| &c.values)) };
+            state.set(grown);
         }
-        state[0].narrow(2, cached, 1).copy_(&k);
-        state[1].narrow(2, cached, 1).copy_(&v);
-        let (keys, values) = (state[0].narrow(2, 0, cached + 1), state[1].narrow(2, 0, cached + 1));
+        let cache = state.get::<KvCache>().expect("allocated above");
+        cache.keys.narrow(2, cached, 1).copy_(&k);
+        cache.values.narrow(2, cached, 1).copy_(&v);
+        let (keys, values) = (cache.keys.narrow(2, 0, cached + 1), cache.values.narrow(2, 0, cached + 1));
         // The query is the newest position: every cached key is in its past.
         let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &keys, &values, None, 0.0, false, None, false);
         Some(self.merge(&y).squeeze_dim(1))
@@ -213,6 +212,13 @@ pub fn build_transformer(vs: &nn::Path, cfg: &TransformerConfig, io: &TaskIo) ->
 fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
     let cfg: TransformerConfig = serde_json::from_value(params.clone())?;
     Ok(build_transformer(vs, &cfg, io))
+}
+
+/// The KV cache: key and value buffers (batch, heads, capacity, head dim), the first `pos`
+/// positions filled; written in place and doubled when full.
+struct KvCache {
+    keys: Tensor,
+    values: Tensor,
 }
 
 pub const INFO: ArchInfo = ArchInfo {
