@@ -309,6 +309,9 @@ fn compare(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Pat
         Ok((dir.display().to_string(), records))
     };
     let ((base_name, base_records), (new_name, new_records)) = (load(base)?, load(new)?);
+    if base.canonicalize().ok() == new.canonicalize().ok() {
+        eprintln!("warning: {base_name} is compared with itself: every metric will be within noise");
+    }
     let comparison = crate::report::compare::compare(&base_records, &new_records, threshold / 100.0);
     let md = crate::report::compare::markdown(&comparison, &base_name, &new_name);
     let html = crate::report::compare::html(&comparison, &base_name, &new_name);
@@ -321,6 +324,13 @@ fn compare(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Pat
     }
     eprintln!("comparison: {}", out.join("compare.md").display());
     let regressions = comparison.regressions().count();
+    if fail && comparison.changes.is_empty() {
+        // A gate that compared nothing must not pass.
+        return Err(InputError::new(format!(
+            "--fail-on-regression: nothing was compared (no configuration has ok runs in both {base_name} and {new_name}); check that they are runs of the same suite"
+        ))
+        .into());
+    }
     if fail && regressions > 0 {
         eprintln!("{regressions} metrics regressed");
         return Ok(ExitCode::from(EXIT_REGRESSION));

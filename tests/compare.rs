@@ -103,4 +103,16 @@ fn the_command_writes_both_files_and_gates_on_regressions() {
     assert!(html.starts_with("<!doctype html>") && html.contains("<tr class=\"worse\">") && !html.contains("http"));
     let out = Command::new(exe).args(args).args(["--threshold", "25", "--fail-on-regression"]).output().unwrap();
     assert!(out.status.success(), "a 25 % threshold tolerates the slowdown");
+
+    // A gate that compares nothing fails; a run compared with itself is warned about.
+    let other = tmp.path().join("other");
+    write_run(&other, &run("other", 1.0, &["gru"]));
+    let out = Command::new(exe).args(["compare", base.to_str().unwrap(), other.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "without the gate, nothing compared is only reported");
+    let gate = ["compare", base.to_str().unwrap(), other.to_str().unwrap(), "--fail-on-regression"];
+    let out = Command::new(exe).args(gate).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was compared"), "{out:?}");
+    let out = Command::new(exe).args(["compare", base.to_str().unwrap(), base.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is compared with itself"), "{out:?}");
 }
