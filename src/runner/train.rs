@@ -46,9 +46,7 @@ fn batch_tensors(split: &TokenSplit, indices: &[usize], device: Device) -> (Tens
     let mut xs = Vec::with_capacity(indices.len() * split.seq_len);
     let mut ys = Vec::with_capacity(indices.len() * split.target_len);
     for &i in indices {
-        let (x, y) = split.example(i);
-        xs.extend_from_slice(x);
-        ys.extend_from_slice(y);
+        split.extend_example(i, &mut xs, &mut ys);
     }
     let n = indices.len() as i64;
     (

@@ -5,7 +5,7 @@
 //!
 //! Location: `$SEQBENCH_CACHE`, else `$SEQBENCH_HOME/data-cache`, else
 //! `~/.cache/seqbench/data-cache`. `SEQBENCH_CACHE=off` disables it.
-use super::TokenSplit;
+use super::{TokenSplit, Tokens};
 use std::path::{Path, PathBuf};
 
 pub const CACHE_ENV: &str = "SEQBENCH_CACHE";
@@ -46,8 +46,8 @@ fn encode(split: &TokenSplit, key: &str) -> Vec<u8> {
     }
     out.extend_from_slice(key.as_bytes());
     // Token ids and labels of every cached task fit in i32 (pixel values, small vocabularies).
-    for v in split.inputs.iter().chain(&split.targets) {
-        out.extend_from_slice(&(*v as i32).to_le_bytes());
+    for v in split.inputs.iter().chain(split.targets.iter()) {
+        out.extend_from_slice(&(v as i32).to_le_bytes());
     }
     out
 }
@@ -68,9 +68,8 @@ fn decode(bytes: &[u8], key: &str) -> Option<TokenSplit> {
     if Some(body.len()) != n_in.checked_add(n_tg).and_then(|v| v.checked_mul(4)) {
         return None;
     }
-    let mut values = body.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64);
-    let inputs: Vec<i64> = values.by_ref().take(n_in).collect();
-    let targets: Vec<i64> = values.collect();
+    let (inputs, targets) = body.split_at(4 * n_in);
+    let (inputs, targets) = (Tokens::from_le_i32(inputs), Tokens::from_le_i32(targets));
     Some(TokenSplit { inputs, targets, n, seq_len, target_len })
 }
 
@@ -118,7 +117,7 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_rejects_damage() {
-        let split = TokenSplit::classification(vec![0, 255, 7, 1, 2, 3], vec![1, 0], 3);
+        let split = TokenSplit::classification(vec![0i64, 255, 7, 1, 2, 3], vec![1, 0], 3);
         let bytes = encode(&split, "k");
         assert_eq!(decode(&bytes, "k"), Some(split));
         assert_eq!(decode(&bytes, "other"), None, "another key's data must not load");
@@ -134,7 +133,7 @@ mod tests {
         let path = dir.join("slow.bin");
         let slow = || {
             std::thread::sleep(std::time::Duration::from_millis(200));
-            TokenSplit::per_token((0..50_000).collect(), vec![1; 50_000], 100, 500)
+            TokenSplit::per_token((0..50_000).collect::<Vec<i64>>(), vec![1i64; 50_000], 100, 500)
         };
         let t0 = std::time::Instant::now();
         let first = cached_at(&path, "slow", "k", || Ok(slow())).unwrap();
@@ -147,7 +146,8 @@ mod tests {
         // A torn file (an interrupted write without the rename) is regenerated, not trusted.
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        let again = cached_at(&path, "slow", "k", || Ok(TokenSplit::per_token(vec![9; 4], vec![9; 4], 1, 4))).unwrap();
+        let again =
+            cached_at(&path, "slow", "k", || Ok(TokenSplit::per_token(vec![9i64; 4], vec![9i64; 4], 1, 4))).unwrap();
         assert_eq!(again.inputs, vec![9; 4]);
         std::fs::remove_dir_all(dir).ok();
     }

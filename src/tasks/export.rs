@@ -14,8 +14,8 @@ fn frame(split: &TokenSplit) -> Result<DataFrame> {
     let (mut inputs, mut targets) = (Vec::with_capacity(split.n), Vec::with_capacity(split.n));
     for i in 0..split.n {
         let (x, y) = split.example(i);
-        inputs.push(join(x));
-        targets.push(join(y));
+        inputs.push(join(&x));
+        targets.push(join(&y));
     }
     let example: Vec<u64> = (0..split.n as u64).collect();
     Ok(DataFrame::new(
@@ -124,8 +124,8 @@ pub fn export_task(
         let rows: Vec<(String, u8)> = (0..chosen.n)
             .map(|i| {
                 let (x, y) = chosen.example(i);
-                let e =
-                    super::lra::listops::parse(&super::lra::listops_task::detokenize(x)).map_err(anyhow::Error::msg)?;
+                let e = super::lra::listops::parse(&super::lra::listops_task::detokenize(&x))
+                    .map_err(anyhow::Error::msg)?;
                 Ok((super::lra::listops::render(&e, true), y[0] as u8))
             })
             .collect::<Result<_>>()?;

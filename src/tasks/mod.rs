@@ -9,17 +9,20 @@ pub mod lra;
 pub mod mqar;
 pub mod noop;
 pub mod recall;
+pub mod tokens;
 
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
+pub use tokens::Tokens;
 
 /// A split of a token task: `n` examples of `seq_len` inputs and `target_len` targets each
 /// (`seq_len` for per-position tasks, 1 for classification). Targets equal to [`IGNORE`] carry
-/// no label (excluded from loss and accuracy).
+/// no label (excluded from loss and accuracy). Values are stored in the smallest integer type
+/// that holds them ([`Tokens`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenSplit {
-    pub inputs: Vec<i64>,
-    pub targets: Vec<i64>,
+    pub inputs: Tokens,
+    pub targets: Tokens,
     pub n: usize,
     pub seq_len: usize,
     pub target_len: usize,
@@ -30,20 +33,26 @@ pub const IGNORE: i64 = -100;
 
 impl TokenSplit {
     /// A per-position split: one target per input position.
-    pub fn per_token(inputs: Vec<i64>, targets: Vec<i64>, n: usize, seq_len: usize) -> Self {
-        TokenSplit { inputs, targets, n, seq_len, target_len: seq_len }
+    pub fn per_token(inputs: impl Into<Tokens>, targets: impl Into<Tokens>, n: usize, seq_len: usize) -> Self {
+        TokenSplit { inputs: inputs.into(), targets: targets.into(), n, seq_len, target_len: seq_len }
     }
 
     /// A classification split: one label per example.
-    pub fn classification(inputs: Vec<i64>, labels: Vec<i64>, seq_len: usize) -> Self {
-        TokenSplit { n: labels.len(), inputs, targets: labels, seq_len, target_len: 1 }
+    pub fn classification(inputs: impl Into<Tokens>, labels: Vec<i64>, seq_len: usize) -> Self {
+        TokenSplit { n: labels.len(), inputs: inputs.into(), targets: labels.into(), seq_len, target_len: 1 }
     }
 
-    pub fn example(&self, i: usize) -> (&[i64], &[i64]) {
-        (
-            &self.inputs[i * self.seq_len..(i + 1) * self.seq_len],
-            &self.targets[i * self.target_len..(i + 1) * self.target_len],
-        )
+    /// Example `i`'s inputs and targets, widened to int64.
+    pub fn example(&self, i: usize) -> (Vec<i64>, Vec<i64>) {
+        let (mut x, mut y) = (Vec::with_capacity(self.seq_len), Vec::with_capacity(self.target_len));
+        self.extend_example(i, &mut x, &mut y);
+        (x, y)
+    }
+
+    /// Appends example `i`'s inputs to `x` and its targets to `y`, widened to int64.
+    pub fn extend_example(&self, i: usize, x: &mut Vec<i64>, y: &mut Vec<i64>) {
+        self.inputs.extend_into(i * self.seq_len..(i + 1) * self.seq_len, x);
+        self.targets.extend_into(i * self.target_len..(i + 1) * self.target_len, y);
     }
 
     /// Moves the examples from `at` on into a split of their own (the head is not copied).

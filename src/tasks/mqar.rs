@@ -215,11 +215,11 @@ mod tests {
         let mut c = cfg(64, 32, 4);
         c.random_non_queries = false;
         let data = generate(&c, 20, 1);
-        let zeros = data.inputs.iter().filter(|&&t| t == 0).count();
+        let zeros = data.inputs.iter().filter(|&t| t == 0).count();
         assert_eq!(zeros, 20 * (32 - 8 - 4));
         c.random_non_queries = true;
         let data = generate(&c, 200, 1);
-        let zeros = data.inputs.iter().filter(|&&t| t == 0).count();
+        let zeros = data.inputs.iter().filter(|&t| t == 0).count();
         assert!(zeros < 200 * 3, "random fill leaves few zeros, got {zeros}");
     }
 

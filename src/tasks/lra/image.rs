@@ -201,9 +201,9 @@ mod tests {
         assert_eq!((data.train.seq_len, data.train.target_len), (1024, 1));
         // The test batch has exactly 1,000 images per class.
         for class in 0..10 {
-            assert_eq!(data.test.targets.iter().filter(|&&y| y == class).count(), 1000, "class {class}");
+            assert_eq!(data.test.targets.iter().filter(|&y| y == class).count(), 1000, "class {class}");
         }
-        let (lo, hi) = data.test.inputs.iter().fold((255, 0), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+        let (lo, hi) = data.test.inputs.iter().fold((255, 0), |(lo, hi), p| (lo.min(p), hi.max(p)));
         assert!(lo >= 0 && hi <= 255 && hi - lo > 200, "pixel range {lo}..{hi}");
     }
 

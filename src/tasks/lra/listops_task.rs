@@ -187,7 +187,7 @@ mod tests {
         let split = to_split(&rows, 6).unwrap();
         assert_eq!(split.inputs, vec![12, 3, 10, 17, 0, 0]);
         assert_eq!(split.targets, vec![9]);
-        assert_eq!(detokenize(&split.inputs), "[MAX 2 9 ]");
+        assert_eq!(detokenize(&split.inputs.to_vec()), "[MAX 2 9 ]");
     }
 
     #[test]
@@ -203,7 +203,7 @@ mod tests {
         };
         let [train, val, test] = splits(&cfg).unwrap();
         assert_eq!((train.n, val.n, test.n), (300, 50, 50));
-        let texts = |s: &TokenSplit| (0..s.n).map(|i| detokenize(s.example(i).0)).collect::<Vec<_>>();
+        let texts = |s: &TokenSplit| (0..s.n).map(|i| detokenize(&s.example(i).0)).collect::<Vec<_>>();
         let train_texts = texts(&train);
         assert!(texts(&test).iter().all(|t| !train_texts.contains(t)), "a test expression is in train");
         for s in [&train, &val, &test] {
@@ -211,7 +211,7 @@ mod tests {
                 let (x, y) = s.example(i);
                 let len = x.iter().filter(|&&t| t != listops::PAD).count();
                 assert!((20..=64).contains(&len), "length {len}");
-                let e = listops::parse(&detokenize(x)).unwrap();
+                let e = listops::parse(&detokenize(&x)).unwrap();
                 assert_eq!(listops::evaluate(&e) as i64, y[0]);
             }
         }

@@ -101,12 +101,12 @@ mod tests {
 
     #[test]
     fn train_val_test_split_moves_consecutive_examples() {
-        let all = crate::tasks::TokenSplit::classification((0..20).collect(), (0..10).collect(), 2);
+        let all = crate::tasks::TokenSplit::classification((0..20).collect::<Vec<i64>>(), (0..10).collect(), 2);
         let [train, val, test] = all.into_train_val_test(6, 3);
         assert_eq!((train.n, val.n, test.n), (6, 3, 1));
         assert_eq!(train.targets, vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!((val.targets.clone(), val.example(0).0), (vec![6, 7, 8], &[12i64, 13][..]));
-        assert_eq!((test.targets.clone(), test.inputs.clone()), (vec![9], vec![18, 19]));
+        assert_eq!((val.targets.to_vec(), val.example(0).0), (vec![6, 7, 8], vec![12i64, 13]));
+        assert_eq!((test.targets.to_vec(), test.inputs.to_vec()), (vec![9], vec![18, 19]));
     }
 
     #[test]

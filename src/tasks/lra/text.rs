@@ -116,8 +116,8 @@ mod tests {
         for file in ["imdb_train.tsv", "imdb_test.tsv"] {
             let split = load_split(file, None, 512, 0, None).unwrap();
             assert_eq!(split.n, 25_000, "{file}");
-            assert_eq!(split.targets.iter().filter(|&&y| y == 1).count(), 12_500, "{file}");
-            assert!(split.inputs.iter().all(|&t| (0..BYTE_VOCAB).contains(&t)));
+            assert_eq!(split.targets.iter().filter(|&y| y == 1).count(), 12_500, "{file}");
+            assert!(split.inputs.iter().all(|t| (0..BYTE_VOCAB).contains(&t)));
             // Reviews are at least a few bytes long: no example is all padding.
             assert!((0..split.n).all(|i| split.example(i).0[0] != BYTE_PAD), "{file}");
         }
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn a_subset_keeps_both_classes() {
         let split = load_split("imdb_test.tsv", Some(1000), 64, 3, None).unwrap();
-        let pos = split.targets.iter().filter(|&&y| y == 1).count();
+        let pos = split.targets.iter().filter(|&y| y == 1).count();
         assert!((400..600).contains(&pos), "{pos} positives in 1000");
     }
 }
