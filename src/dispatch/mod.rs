@@ -3,6 +3,7 @@
 pub mod local;
 pub mod mpi;
 pub mod progress;
+pub mod run;
 
 use crate::job::Job;
 use crate::record::{Record, Status};

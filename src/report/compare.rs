@@ -3,9 +3,14 @@
 //! that got worse by more than the noise: the threshold, or twice the standard error of the
 //! difference estimated from the seeds, whichever is larger.
 use super::html::escape;
+use crate::error::InputError;
 use crate::metric::{Better, METRICS};
 use crate::record::{Record, Status};
+use crate::store::{self, RunDir};
+use anyhow::Result;
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
 
 /// Parameters that bound a run without changing its result, or that change how fast it runs
 /// rather than what it computes (a difference there is a warning); left out of the join key.
@@ -300,4 +305,51 @@ td:first-child,td:nth-child(2){{text-align:left}}tr.worse{{background:#fdd}}tr.b
         one_side(format!("Only in {base_name}"), &c.only_base),
         one_side(format!("Only in {new_name}"), &c.only_new),
     )
+}
+
+/// Exit status of `compare --fail-on-regression` when a metric regressed.
+pub const EXIT_REGRESSION: u8 = 4;
+
+/// `seqbench compare BASE NEW`: reads both runs, writes compare.md and compare.html (into NEW or
+/// `out`), prints the table and warnings; the exit status gates on regressions with `fail`.
+pub fn command(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Path>) -> Result<ExitCode> {
+    if !(threshold >= 0.0 && threshold.is_finite()) {
+        return Err(InputError::new(format!("--threshold must be a percentage ≥ 0, got {threshold}")).into());
+    }
+    let load = |dir: &Path| -> Result<(String, Vec<crate::record::Record>)> {
+        let run = RunDir::open(dir)?;
+        let (records, warnings) = store::read_records(&run.records_path())?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok((dir.display().to_string(), records))
+    };
+    let ((base_name, base_records), (new_name, new_records)) = (load(base)?, load(new)?);
+    if base.canonicalize().ok() == new.canonicalize().ok() {
+        eprintln!("warning: {base_name} is compared with itself: every metric will be within noise");
+    }
+    let comparison = compare(&base_records, &new_records, threshold / 100.0);
+    let md = markdown(&comparison, &base_name, &new_name);
+    let html = html(&comparison, &base_name, &new_name);
+    let out = out.unwrap_or(new);
+    store::write_atomic(&out.join("compare.md"), md.as_bytes())?;
+    store::write_atomic(&out.join("compare.html"), html.as_bytes())?;
+    print!("{md}");
+    for w in &comparison.warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!("comparison: {}", out.join("compare.md").display());
+    let regressions = comparison.regressions().count();
+    if fail && comparison.changes.is_empty() {
+        // A gate that compared nothing must not pass.
+        return Err(InputError::new(format!(
+            "--fail-on-regression: nothing was compared (no configuration has ok runs in both {base_name} and {new_name}); check that they are runs of the same suite"
+        ))
+        .into());
+    }
+    if fail && regressions > 0 {
+        eprintln!("{regressions} metrics regressed");
+        return Ok(ExitCode::from(EXIT_REGRESSION));
+    }
+    Ok(ExitCode::SUCCESS)
 }
