@@ -65,10 +65,8 @@ pub struct Metric {
     pub key: &'static str,
     pub header: &'static str,
     pub unit: Unit,
-    /// The direction `compare` judges; None for metrics that are no verdict (sizes, times).
+    /// The direction `compare` judges; None for metrics `compare` leaves out (sizes, times).
     pub better: Option<Better>,
-    /// Checked by `compare`.
-    pub compared: bool,
     /// In each task's table and in the efficiency table.
     pub task_table: Shown,
     pub efficiency_table: Shown,
@@ -90,7 +88,6 @@ impl Metric {
             header,
             unit,
             better: None,
-            compared: false,
             task_table: Shown::No,
             efficiency_table: Shown::No,
             vs_seq_len: None,
@@ -101,7 +98,6 @@ impl Metric {
     /// Judged by `compare`, with `better` the improving direction.
     const fn compared(mut self, better: Better) -> Self {
         self.better = Some(better);
-        self.compared = true;
         self
     }
 
@@ -184,10 +180,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_unique_and_every_compared_metric_has_a_direction() {
+    fn keys_are_unique_and_compare_judges_quality_speed_and_memory() {
         let keys: std::collections::BTreeSet<&str> = METRICS.iter().map(|m| m.key).collect();
         assert_eq!(keys.len(), METRICS.len());
-        assert!(METRICS.iter().filter(|m| m.compared).all(|m| m.better.is_some()));
+        let compared: Vec<(&str, Better)> = METRICS.iter().filter_map(|m| Some((m.key, m.better?))).collect();
+        assert_eq!(
+            compared,
+            [
+                ("mse", Lower),
+                ("mae", Lower),
+                ("accuracy", Higher),
+                ("exact_match", Higher),
+                ("eval_loss", Lower),
+                ("train_tokens_per_s", Higher),
+                ("infer_tokens_per_s", Higher),
+                ("gen_tokens_per_s", Higher),
+                ("peak_mem_bytes", Lower),
+                ("job_mem_bytes", Lower),
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::row::Row;
 use crate::dispatch::progress::human_rate;
 use crate::metric::{Metric, Unit, METRICS};
 use crate::record::{ForecastSample, Record, Status};
+use crate::tasks::TaskInfo;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -265,7 +266,7 @@ fn vs_seq_len_metrics() -> impl Iterator<Item = (&'static Metric, &'static str, 
 }
 
 impl TaskCharts {
-    fn add(&mut self, r: &Row) {
+    fn add(&mut self, r: &Row, task: Option<&TaskInfo>) {
         let mut buffer = std::mem::take(&mut self.label);
         let label = config_label(r, |_| false, &mut buffer);
         let curve = &r.measurements.loss_curve;
@@ -283,15 +284,15 @@ impl TaskCharts {
                 e.0.add(t);
                 e.1.add(100.0 * a);
             }
-            self.add_vs_params(r, &mut buffer);
+            self.add_vs_params(r, task, &mut buffer);
         }
         self.label = buffer;
     }
 
     /// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
-    fn add_vs_params(&mut self, r: &Row, buffer: &mut String) {
+    fn add_vs_params(&mut self, r: &Row, task: Option<&TaskInfo>, buffer: &mut String) {
         // The task's own length parameters (`seq_len`, LRA's `max_length` or `size`, …).
-        let length_params = crate::tasks::find(&r.task).map_or(&[][..], |t| t.length_params);
+        let length_params = task.map_or(&[][..], |t| t.length_params);
         let sets_length = |key: &str| key.strip_prefix("task.").is_some_and(|k| length_params.contains(&k));
         self.seq_len_swept |= r.swept.iter().any(|k| sets_length(k));
         self.width_swept |= r.swept.iter().any(|k| **k == *"model.d_model");
@@ -395,8 +396,9 @@ pub struct ChartData {
 }
 
 impl ChartData {
-    pub fn add(&mut self, r: &Row) {
-        entry(&mut self.tasks, &r.task_label).add(r);
+    /// Adds a record of `task` (its registry entry; None for a task this build does not know).
+    pub fn add(&mut self, r: &Row, task: Option<&TaskInfo>) {
+        entry(&mut self.tasks, &r.task_label).add(r, task);
         let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
             return;
         };
@@ -442,7 +444,7 @@ impl ChartData {
 pub fn charts(records: &[Record]) -> Result<Vec<Chart>> {
     let mut data = ChartData::default();
     for r in records {
-        super::row::with_row(r, |row| data.add(row));
+        super::row::with_row(r, |row| data.add(row, crate::tasks::find(&r.task)));
     }
     data.draw()
 }

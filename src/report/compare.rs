@@ -142,8 +142,7 @@ pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
                 new_modes.join(" and ")
             ));
         }
-        for metric in METRICS.iter().filter(|m| m.compared) {
-            let better = metric.better.unwrap_or(Better::Higher);
+        for (metric, better) in METRICS.iter().filter_map(|m| Some((m, m.better?))) {
             let values = |runs: &[&Record]| -> Vec<f64> {
                 runs.iter()
                     .filter(|r| r.status == Status::Ok)

@@ -29,8 +29,9 @@ pub struct TslibSums {
 }
 
 impl TslibSums {
-    pub fn add(&mut self, r: &Row) {
-        let series = crate::tasks::find(&r.task).is_some_and(|t| t.training == crate::tasks::Training::Series);
+    /// Adds a record of `task` (its registry entry); only forecasting records count.
+    pub fn add(&mut self, r: &Row, task: Option<&crate::tasks::TaskInfo>) {
+        let series = task.is_some_and(|t| t.training == crate::tasks::Training::Series);
         if !series || r.status != Status::Ok {
             return;
         }

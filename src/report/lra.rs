@@ -59,8 +59,10 @@ pub struct LraSums {
 }
 
 impl LraSums {
-    pub fn add(&mut self, r: &Row) {
-        let Some(kind) = crate::tasks::lra_tasks().position(|t| t.name == &*r.task) else { return };
+    /// Adds a record of `task` (its registry entry); records of tasks outside LRA are skipped.
+    pub fn add(&mut self, r: &Row, task: Option<&crate::tasks::TaskInfo>) {
+        let Some(name) = task.filter(|t| t.lra_column.is_some()).map(|t| t.name) else { return };
+        let Some(kind) = crate::tasks::lra_tasks().position(|t| t.name == name) else { return };
         let (true, Some(acc)) = (r.status == Status::Ok, r.measurements.accuracy) else { return };
         // One row per model configuration: the model plus any swept model parameter.
         let label = row_label(r);
@@ -169,7 +171,7 @@ mod tests {
         })
         .collect();
         let mut sums = LraSums::default();
-        records.iter().for_each(|r| crate::report::row::with_row(r, |row| sums.add(row)));
+        records.iter().for_each(|r| crate::report::row::with_row(r, |row| sums.add(row, crate::tasks::find(&r.task))));
         let table = lra_table(&sums).unwrap().table;
         assert_eq!(table.header, ["model", "ListOps", "ListOps (listops-deep)", "Text", "Avg"]);
         let texts: Vec<&str> = table.rows[0].iter().map(|c| c.text.as_str()).collect();

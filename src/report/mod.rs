@@ -123,9 +123,11 @@ impl Gathered {
             }
         }
         self.frame.add(r);
-        self.charts.add(r);
-        self.lra.add(r);
-        self.tslib.add(r);
+        // The task's registry entry, looked up once per record for everything below.
+        let task = crate::tasks::find(&r.task);
+        self.charts.add(r, task);
+        self.lra.add(r, task);
+        self.tslib.add(r, task);
         self.splits.add(r);
     }
 

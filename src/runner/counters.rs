@@ -31,12 +31,6 @@ fn cpu_times() -> Option<(u64, u64)> {
     Some((*fields.get(7)?, total))
 }
 
-/// The OS threads of this process (libtorch's intra-op and inter-op pools, oneDNN's, ours).
-fn process_threads() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
-}
-
 /// The CPUs this process may run on (its affinity mask: a cgroup or `taskset` may allow fewer
 /// than the machine has).
 fn usable_cores() -> Option<u64> {
@@ -58,7 +52,8 @@ impl Counters {
         let now = rusage();
         m.page_faults = Some((now.ru_minflt + now.ru_majflt - self.usage.ru_minflt - self.usage.ru_majflt) as u64);
         m.involuntary_switches = Some((now.ru_nivcsw - self.usage.ru_nivcsw) as u64);
-        m.process_threads = process_threads();
+        // The OS threads of this process: libtorch's intra-op and inter-op pools, oneDNN's, ours.
+        m.process_threads = super::measure::proc_status_value("Threads");
         m.cores = usable_cores();
         if let (Some((steal0, total0)), Some((steal1, total1))) = (self.cpu, cpu_times()) {
             m.cpu_steal = (total1 > total0).then(|| (steal1 - steal0) as f64 / (total1 - total0) as f64);

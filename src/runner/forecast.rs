@@ -210,9 +210,9 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         baseline_rss,
         curve,
         step_rates,
+        counters,
     };
     let mut m = Measurements { train_loss: last_loss, epochs_trained: Some(epochs_trained), ..trained.measurements() };
-    counters.record_since(&mut m);
     if status == Status::Ok {
         let (mse, mae) = score(model.as_ref(), &series, TEST, batch_size, ci, device);
         (m.mse, m.mae, m.eval_loss, m.val_mse) =

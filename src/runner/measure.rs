@@ -86,8 +86,8 @@ pub fn forward_rates(device: Device, warmup: u64, tokens: f64, forward: impl Fn(
 }
 
 /// What every training job measures, whatever its task: where and how long it trained, its
-/// size, the training throughput over the steps after the warm-up (`step_rates`), and the
-/// achieved FLOP/s against the calibrated peak. Task metrics, inference and memory follow.
+/// size, the training throughput over the steps after the warm-up (`step_rates`), the
+/// counters over the training loop, and the achieved FLOP/s against the calibrated peak. Task metrics, inference and memory follow.
 pub struct Trained {
     pub device: Device,
     pub n_params: i64,
@@ -98,6 +98,8 @@ pub struct Trained {
     pub baseline_rss: Option<u64>,
     pub curve: Vec<crate::record::CurvePoint>,
     pub step_rates: Vec<f64>,
+    /// Taken when the training loop started; what changed since is recorded.
+    pub counters: super::counters::Counters,
 }
 
 impl Trained {
@@ -114,6 +116,7 @@ impl Trained {
             loss_curve: self.curve,
             ..Default::default()
         };
+        self.counters.record_since(&mut m);
         set_rates(&mut m, Throughput::Train, percentiles(&self.step_rates));
         crate::calibrate::add_achieved(&mut m, self.device);
         m
@@ -159,10 +162,14 @@ pub fn peak_memory(device: Device) -> (Option<u64>, &'static str) {
 
 /// A field of /proc/self/status in bytes (e.g. `VmHWM`, the peak resident set).
 pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    proc_status_value(field).map(|kb| kb * 1024)
+}
+
+/// The number a field of /proc/self/status holds (`Threads`; in kB for the `Vm*` fields).
+pub fn proc_status_value(field: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
-    let kb: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kb * 1024)
+    line.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 #[cfg(test)]

@@ -303,9 +303,9 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         baseline_rss,
         curve,
         step_rates,
+        counters,
     };
     let mut m = Measurements { train_loss, ..trained.measurements() };
-    counters.record_since(&mut m);
     if status == Status::Ok {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
