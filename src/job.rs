@@ -27,6 +27,12 @@ pub struct TrainConfig {
     /// Peak learning rate.
     pub lr: f64,
     pub weight_decay: f64,
+    /// Which parameters `weight_decay` applies to. `matrices` (default): weight matrices only;
+    /// biases, norm weights, skips, embedding tables and the SSM parameters that each
+    /// architecture's official code exempts are not decayed, and those parameters keep their
+    /// official learning-rate rule (S4D's Δ and A at min(0.001, lr), the LRU's ν, θ, γ, B at
+    /// lr/2). `all`: every parameter decayed at one learning rate (seqbench before 0.3).
+    pub weight_decay_on: WeightDecayOn,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     /// Linear learning-rate warm-up at the start of training.
@@ -64,6 +70,22 @@ pub struct TrainConfig {
     /// out of the job's identity when on, so that job ids are those of earlier versions.
     #[serde(skip_serializing_if = "is_true")]
     pub flush_denormal: bool,
+    /// Write the job's weights as safetensors into `<run dir>/weights/<job_id>.<init|final>.safetensors`
+    /// (names as in the VarStore): `none` (default), `init` (before the first step), `final`
+    /// (the weights evaluated) or `both`. Not part of the job's identity.
+    pub save_weights: SaveWeights,
+    /// Start the job from this safetensors file (as `save_weights` writes) instead of a fresh
+    /// initialisation.
+    pub load_weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaveWeights {
+    None,
+    Init,
+    Final,
+    Both,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -117,6 +139,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             lr: 1e-3,
             weight_decay: 0.1,
+            weight_decay_on: WeightDecayOn::Matrices,
             optimizer: Optimizer::Adamw,
             schedule: Schedule::Cosine,
             lr_warmup_steps: 0,
@@ -130,6 +153,8 @@ impl Default for TrainConfig {
             threads: 0,
             max_memory: None,
             flush_denormal: true,
+            save_weights: SaveWeights::None,
+            load_weights: None,
         }
     }
 }
@@ -139,6 +164,13 @@ impl Default for TrainConfig {
 pub enum Isolation {
     Process,
     Inline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDecayOn {
+    Matrices,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +258,12 @@ impl TrainConfig {
                 ));
             }
         }
+        if let Some(file) = self.load_weights.as_ref().filter(|f| !f.is_file()) {
+            return Err((
+                "load_weights",
+                format!("no file at {} (a safetensors file as save_weights writes)", file.display()),
+            ));
+        }
         if self.batch_size > MAX_BATCH {
             return Err(("batch_size", format!("must be at most {MAX_BATCH}, got {}", self.batch_size)));
         }
@@ -272,11 +310,17 @@ pub struct Job {
 
 impl Job {
     /// sha256 over the canonical JSON of task, model, training config and seed. Labels, the
-    /// suite name, `timeout_s`, `max_memory` and `isolation` (how the job is run, not inputs to
-    /// its result) are left out, so renaming or a larger limit does not break resume or
+    /// suite name, `timeout_s`, `max_memory`, `isolation` and `save_weights` (how the job is run,
+    /// not inputs to its result) are left out, so renaming or a larger limit does not break resume or
     /// comparison.
     pub fn compute_id(task: &Component, model: &Component, train: &TrainConfig, seed: u64) -> String {
-        let train = TrainConfig { timeout_s: 0.0, max_memory: None, isolation: Isolation::Process, ..train.clone() };
+        let train = TrainConfig {
+            timeout_s: 0.0,
+            max_memory: None,
+            isolation: Isolation::Process,
+            save_weights: SaveWeights::None,
+            ..train.clone()
+        };
         let identity = serde_json::json!({
             "task": [&task.kind, &task.params],
             "model": [&model.kind, &model.params],

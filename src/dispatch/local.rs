@@ -101,9 +101,10 @@ pub fn classify(
 
 /// Runs the job in this process (`isolation: inline`): a panic becomes a `panic` record, an
 /// error a `failed` one; anything worse ends the process.
-fn run_inline(job: Job, threads: u64, mut record: Record) -> Record {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::runner::run_job_inline(&job, threads)));
+fn run_inline(job: Job, threads: u64, run_dir: PathBuf, mut record: Record) -> Record {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::runner::run_job_inline(&job, threads, Some(&run_dir))
+    }));
     match outcome {
         Ok(Ok(out)) => {
             record.status = out.status;
@@ -134,7 +135,9 @@ impl Executor for ChildExecutor {
         let started = Instant::now();
         if job.train.isolation == Isolation::Inline {
             let mut fallback = record.clone();
-            let mut record = match tokio::task::spawn_blocking(move || run_inline(job, threads, record)).await {
+            let run_dir = self.run_dir.clone();
+            let mut record = match tokio::task::spawn_blocking(move || run_inline(job, threads, run_dir, record)).await
+            {
                 Ok(record) => record,
                 Err(e) => {
                     fallback.reason = Some(format!("the inline job's thread failed: {e}"));
@@ -147,7 +150,7 @@ impl Executor for ChildExecutor {
         }
         let log_rel = format!("logs/{}.log", job.job_id);
         let log_path = self.run_dir.join(&log_rel);
-        let result = run_child(&self.exe, &self.env, &job, threads, log_path).await;
+        let result = run_child(&self.exe, &self.env, &self.run_dir, &job, threads, log_path).await;
         record.wall_s = started.elapsed().as_secs_f64();
         record.finished_at = chrono::Local::now().to_rfc3339();
         record.log_file = Some(log_rel);
@@ -208,6 +211,7 @@ pub struct StderrSummary {
 async fn run_child(
     exe: &PathBuf,
     env: &[(String, String)],
+    run_dir: &std::path::Path,
     job: &Job,
     threads: u64,
     log_path: PathBuf,
@@ -219,6 +223,7 @@ async fn run_child(
     command
         .arg("exec-job")
         .env(crate::runner::THREADS_ENV, threads.to_string())
+        .env(crate::runner::weights::RUN_DIR_ENV, run_dir)
         .env("RUST_BACKTRACE", "1")
         // libtorch errors then fit on their `Error:` line instead of carrying a C++ backtrace.
         .env("TORCH_SHOW_CPP_STACKTRACES", "0")

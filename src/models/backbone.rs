@@ -1,6 +1,7 @@
 //! The shared backbone: token embedding (+ optional learned positions) → N pre-norm blocks
 //! (norm → mixer → residual → norm → MLP → residual) → final norm → per-token head.
-use super::{Head, Mixer, MixerState, SeqModel};
+use super::init::{rescale_redraw, torch_linear};
+use super::{Head, Mixer, MixerState, ParamRule, SeqModel};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -15,12 +16,48 @@ pub struct BackboneConfig {
     pub dropout: f64,
     /// Absolute positions added to the input (attention needs some; recurrences do not).
     pub absolute_positions: AbsolutePositions,
+    /// The pre-norms and the final norm.
+    pub norm: Norm,
+    /// ε of every norm (1e-5 as torch.nn.LayerNorm and Mamba's RMSNorm; torchscale uses 1e-6).
+    pub norm_eps: f64,
+    /// How the backbone's own layers start.
+    pub init: BackboneInit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// torch.nn.LayerNorm: mean and variance, affine weight and bias.
+    Layer,
+    /// RMSNorm: x / √(mean(x²) + ε) · weight, no bias (Mamba, RetNet).
+    Rms,
+}
+
+/// Initialisation of the parts seqbench adds around a mixer (embedding, MLP, head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackboneInit {
+    /// PyTorch's module defaults: `nn.Embedding` N(0, 1), `nn.Linear` U(±1/√fan_in).
+    Torch,
+    /// Mamba's language model (`_init_weights` in state-spaces/mamba
+    /// `models/mixer_seq_simple.py`): embeddings N(0, 0.02²), Linear biases zero, and the
+    /// residual branch's last layer (the MLP's fc2, like the mixer's out_proj) redrawn and
+    /// divided by √n_layers.
+    MambaLm,
 }
 
 impl BackboneConfig {
     /// The plain backbone of a recurrent or SSM model (no position embeddings).
     pub fn plain(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64) -> Self {
-        BackboneConfig { d_model, n_layers, mlp_ratio, dropout, absolute_positions: AbsolutePositions::None }
+        BackboneConfig {
+            d_model,
+            n_layers,
+            mlp_ratio,
+            dropout,
+            absolute_positions: AbsolutePositions::None,
+            norm: Norm::Layer,
+            norm_eps: 1e-5,
+            init: BackboneInit::Torch,
+        }
     }
 
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -64,10 +101,40 @@ struct Mlp {
     fc2: nn::Linear,
 }
 
+/// A LayerNorm or an RMSNorm over the last dimension.
+#[derive(Debug)]
+enum NormLayer {
+    Layer(nn::LayerNorm),
+    Rms { weight: Tensor, eps: f64 },
+}
+
+impl NormLayer {
+    fn new(vs: nn::Path, d: i64, norm: Norm, eps: f64) -> Self {
+        match norm {
+            Norm::Layer => {
+                NormLayer::Layer(nn::layer_norm(vs, vec![d], nn::LayerNormConfig { eps, ..Default::default() }))
+            }
+            Norm::Rms => NormLayer::Rms { weight: vs.ones("weight", &[d]), eps },
+        }
+    }
+}
+
+impl Module for NormLayer {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        match self {
+            NormLayer::Layer(ln) => ln.forward(xs),
+            NormLayer::Rms { weight, eps } => {
+                let mean_square = xs.square().mean_dim([-1i64].as_slice(), true, None);
+                xs * (mean_square + *eps).rsqrt() * weight
+            }
+        }
+    }
+}
+
 struct Block {
-    norm1: nn::LayerNorm,
+    norm1: NormLayer,
     mixer: Box<dyn Mixer>,
-    norm2: nn::LayerNorm,
+    norm2: NormLayer,
     mlp: Option<Mlp>,
 }
 
@@ -86,7 +153,7 @@ pub struct Backbone {
     pair_proj: Option<nn::Linear>,
     positions: Option<nn::Embedding>,
     blocks: Vec<Block>,
-    norm_f: nn::LayerNorm,
+    norm_f: NormLayer,
     head: nn::Linear,
     num_classes: i64,
     head_kind: Head,
@@ -102,48 +169,79 @@ impl Backbone {
         make_mixer: &dyn Fn(&nn::Path, i64) -> Box<dyn Mixer>,
     ) -> Self {
         let d = cfg.d_model;
-        let ln = || nn::LayerNormConfig::default();
+        let norm = |path: nn::Path| NormLayer::new(path, d, cfg.norm, cfg.norm_eps);
+        let linear = |path: nn::Path, inputs: i64, outputs: i64| torch_linear(&path, inputs, outputs, true);
+        let embed_init = match cfg.init {
+            BackboneInit::Torch => nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+            BackboneInit::MambaLm => nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+        };
+        let embedding = |path: nn::Path, n: i64| {
+            nn::embedding(path, n, d, nn::EmbeddingConfig { ws_init: embed_init, ..Default::default() })
+        };
         let embed = if io.input_features > 0 {
-            Input::Features(nn::linear(vs / "embed", io.input_features, d, Default::default()))
+            Input::Features(linear(vs / "embed", io.input_features, d))
         } else {
-            Input::Tokens(nn::embedding(vs / "embed", io.vocab_size, d, Default::default()))
+            Input::Tokens(embedding(vs / "embed", io.vocab_size))
         };
         let time_proj = match io.head {
-            Head::Forecast { horizon } => Some(nn::linear(vs / "time_proj", io.seq_len, horizon, Default::default())),
+            Head::Forecast { horizon } => Some(linear(vs / "time_proj", io.seq_len, horizon)),
             _ => None,
         };
-        let pair_proj =
-            (io.head == Head::PairMatch).then(|| nn::linear(vs / "pair_proj", 4 * d, d, Default::default()));
-        let positions = (cfg.absolute_positions == AbsolutePositions::Learned)
-            .then(|| nn::embedding(vs / "positions", io.seq_len, d, Default::default()));
+        let pair_proj = (io.head == Head::PairMatch).then(|| linear(vs / "pair_proj", 4 * d, d));
+        let positions =
+            (cfg.absolute_positions == AbsolutePositions::Learned).then(|| embedding(vs / "positions", io.seq_len));
         let blocks = (0..cfg.n_layers)
             .map(|i| {
                 let bp = vs / "blocks" / i;
                 let mlp = (cfg.mlp_ratio > 0).then(|| Mlp {
-                    fc1: nn::linear(&bp / "mlp" / "fc1", d, cfg.mlp_ratio * d, Default::default()),
-                    fc2: nn::linear(&bp / "mlp" / "fc2", cfg.mlp_ratio * d, d, Default::default()),
+                    fc1: linear(&bp / "mlp" / "fc1", d, cfg.mlp_ratio * d),
+                    fc2: linear(&bp / "mlp" / "fc2", cfg.mlp_ratio * d, d),
                 });
                 Block {
-                    norm1: nn::layer_norm(&bp / "norm1", vec![d], ln()),
+                    norm1: norm(&bp / "norm1"),
                     mixer: make_mixer(&(&bp / "mixer"), i),
-                    norm2: nn::layer_norm(&bp / "norm2", vec![d], ln()),
+                    norm2: norm(&bp / "norm2"),
                     mlp,
                 }
             })
             .collect();
-        Backbone {
+        let backbone = Backbone {
             cfg,
             embed,
             time_proj,
             pair_proj,
             positions,
             blocks,
-            norm_f: nn::layer_norm(vs / "norm_f", vec![d], ln()),
-            head: nn::linear(vs / "head", d, io.num_classes, Default::default()),
+            norm_f: norm(vs / "norm_f"),
+            head: linear(vs / "head", d, io.num_classes),
             num_classes: io.num_classes,
             head_kind: io.head,
             pad_id: io.pad_id,
+        };
+        if cfg.init == BackboneInit::MambaLm {
+            backbone.apply_mamba_lm_init();
         }
+        backbone
+    }
+
+    /// The parts of Mamba's `_init_weights` that reach the backbone: every Linear bias zero, the
+    /// MLP's fc2 redrawn and divided by √n_layers (the embedding's N(0, 0.02²) is set at
+    /// creation; the mixer rescales its own out_proj).
+    fn apply_mamba_lm_init(&self) {
+        let mut linears: Vec<&nn::Linear> = vec![&self.head];
+        linears.extend(self.time_proj.iter().chain(self.pair_proj.iter()));
+        if let Input::Features(p) = &self.embed {
+            linears.push(p);
+        }
+        for mlp in self.blocks.iter().filter_map(|b| b.mlp.as_ref()) {
+            linears.extend([&mlp.fc1, &mlp.fc2]);
+            rescale_redraw(&mlp.fc2.ws, (self.cfg.n_layers as f64).sqrt());
+        }
+        tch::no_grad(|| {
+            for bias in linears.iter().filter_map(|l| l.bs.as_ref()) {
+                let _ = bias.shallow_clone().zero_();
+            }
+        });
     }
 
     /// Pools (b, l, d) into (b, 1, d) (or maps it to (b, horizon, d)) as the head requires;
@@ -280,5 +378,23 @@ impl SeqModel for Backbone {
         let mlp = 4.0 * self.cfg.mlp_ratio as f64 * d * d;
         let blocks: f64 = self.blocks.iter().map(|b| b.mixer.flops_per_token(seq_len) + mlp).sum();
         blocks + 2.0 * d * self.num_classes as f64
+    }
+
+    /// Embedding tables are not decayed (the usual recipes: nanoGPT, Mamba, S4); each mixer adds
+    /// its own rules under `blocks.{i}.mixer`.
+    fn param_rules(&self) -> Vec<(String, ParamRule)> {
+        let mut rules = Vec::new();
+        if let Input::Tokens(_) = self.embed {
+            rules.push(("embed.weight".to_string(), ParamRule::NoDecay));
+        }
+        if self.positions.is_some() {
+            rules.push(("positions.weight".to_string(), ParamRule::NoDecay));
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            for (name, rule) in block.mixer.param_rules() {
+                rules.push((format!("blocks.{i}.mixer.{name}"), rule));
+            }
+        }
+        rules
     }
 }

@@ -2,6 +2,7 @@
 //! axis, shared across channels. The forecasting baselines that embarrass bigger models; as a
 //! mixer they are the "no recurrence, no attention" floor. See docs/models.md.
 use super::backbone::BackboneConfig;
+use super::init::torch_linear;
 use super::{ArchConfig, ArchInfo, Head, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -87,7 +88,7 @@ impl TimeLinear {
             LinearVariant::Nlinear => &["time"],
         };
         TimeLinear {
-            maps: names.iter().map(|n| nn::linear(vs / *n, len, len, Default::default())).collect(),
+            maps: names.iter().map(|n| torch_linear(&(vs / *n), len, len, true)).collect(),
             variant: cfg.variant,
             kernel: cfg.kernel,
             causal: io.causal,
@@ -126,7 +127,8 @@ fn moving_average(u: &Tensor, kernel: i64, causal: bool) -> Tensor {
 
 /// DLinear / NLinear as the forecasting papers define them, for `Head::Forecast` tasks: no
 /// embedding and no blocks, a Linear(L, horizon) over time shared across channels (TSLib's
-/// `individual: False`), weights starting at 1/L as Time-Series-Library initialises them.
+/// `individual: False`); DLinear's weights start at 1/L as Time-Series-Library's, NLinear's as
+/// torch.nn.Linear's (LTSF-Linear).
 /// (b, L, C) → (b, horizon, C). d_model, n_layers and mlp_ratio do not apply.
 pub struct LinearForecaster {
     maps: Vec<nn::Linear>,
@@ -143,14 +145,19 @@ impl LinearForecaster {
             LinearVariant::Nlinear => &["time"],
         };
         let len = io.seq_len;
-        let lin = nn::LinearConfig { ws_init: nn::Init::Const(1.0 / len as f64), ..Default::default() };
-        LinearForecaster {
-            maps: names.iter().map(|n| nn::linear(vs / *n, len, horizon, lin)).collect(),
-            variant: cfg.variant,
-            kernel: cfg.kernel,
-            horizon,
-            channels: io.input_features.max(1),
-        }
+        let maps = names
+            .iter()
+            .map(|n| {
+                let lin = torch_linear(&(vs / *n), len, horizon, true);
+                // Time-Series-Library's DLinear sets both weights to 1/L (bias left as torch's);
+                // LTSF-Linear's NLinear keeps torch's default Linear.
+                if cfg.variant == LinearVariant::Dlinear {
+                    let _ = tch::no_grad(|| lin.ws.shallow_clone().fill_(1.0 / len as f64));
+                }
+                lin
+            })
+            .collect();
+        LinearForecaster { maps, variant: cfg.variant, kernel: cfg.kernel, horizon, channels: io.input_features.max(1) }
     }
 
     /// Linear over the time axis: (b, L, C) → (b, horizon, C).

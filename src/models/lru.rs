@@ -2,9 +2,10 @@
 //! exponential parameterisation of the eigenvalues, ring initialisation and γ normalisation;
 //! see docs/models.md for the equations.
 use super::backbone::BackboneConfig;
-use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::init::flax_dense;
+use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, nn::Module, Kind, Tensor};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +21,13 @@ pub struct LruConfig {
     pub r_max: f64,
     /// Eigenvalue phases start uniform in [0, max_phase].
     pub max_phase: f64,
+    /// The official sequence layer's output: GELU, then a GLU (two Dense(H) layers,
+    /// out1(x)·σ(out2(x))) after the recurrence (minimal-LRU `SequenceLayer`). `false` sends
+    /// the recurrence's output straight to the residual (seqbench before this option).
+    pub glu: bool,
+    /// Learning-rate factor of ν, θ, γ and B, which also get no weight decay (`lr_factor` in
+    /// minimal-LRU: 0.5).
+    pub ssm_lr_factor: f64,
 }
 
 impl Default for LruConfig {
@@ -33,6 +41,8 @@ impl Default for LruConfig {
             r_min: 0.9,
             r_max: 0.999,
             max_phase: std::f64::consts::TAU,
+            glu: true,
+            ssm_lr_factor: 0.5,
         }
     }
 }
@@ -62,6 +72,9 @@ impl Validate for LruConfig {
         if self.max_phase.is_nan() || self.max_phase <= 0.0 {
             return Err(("max_phase", format!("must be > 0, got {}", self.max_phase)));
         }
+        if !(self.ssm_lr_factor > 0.0 && self.ssm_lr_factor.is_finite()) {
+            return Err(("ssm_lr_factor", format!("must be > 0, got {}", self.ssm_lr_factor)));
+        }
         Ok(())
     }
 }
@@ -85,6 +98,10 @@ pub struct Lru {
     c_re: Tensor,
     c_im: Tensor,
     d_skip: Tensor,
+    /// GELU → out1(x)·σ(out2(x)), when `glu`.
+    glu: Option<(nn::Linear, nn::Linear)>,
+    dropout: f64,
+    ssm_lr_factor: f64,
     d_model: i64,
     d_state: i64,
 }
@@ -110,6 +127,9 @@ impl Lru {
             c_re: vs.randn("c_re", &[h, n], 0.0, c_std),
             c_im: vs.randn("c_im", &[h, n], 0.0, c_std),
             d_skip: vs.randn("d_skip", &[h], 0.0, 1.0),
+            glu: cfg.glu.then(|| (flax_dense(&(vs / "out1"), h, h), flax_dense(&(vs / "out2"), h, h))),
+            dropout: cfg.dropout,
+            ssm_lr_factor: cfg.ssm_lr_factor,
             d_model: h,
             d_state: n,
         }
@@ -131,13 +151,25 @@ impl Lru {
         // Re(C h) = C_re·Re(h) − C_im·Im(h)
         h.real().matmul(&self.c_re.tr()) - h.imag().matmul(&self.c_im.tr()) + u * &self.d_skip
     }
+
+    /// The sequence layer's output stage: drop(GELU(y)) → out1·σ(out2), or y itself.
+    fn output(&self, y: Tensor, train: bool) -> Tensor {
+        match &self.glu {
+            Some((out1, out2)) => {
+                // flax.linen.gelu is the tanh approximation (jax.nn.gelu(approximate=True)).
+                let x = y.gelu("tanh").dropout(self.dropout, train);
+                out1.forward(&x) * out2.forward(&x).sigmoid()
+            }
+            None => y,
+        }
+    }
 }
 
 impl Mixer for Lru {
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let input = self.input(xs); // (b, L, N)
         let decay = self.lambda().expand_as(&input);
-        self.readout(&scan::linear_scan(&decay, &input), xs)
+        self.output(self.readout(&scan::linear_scan(&decay, &input), xs), train)
     }
 
     /// State: [h] complex (b, N).
@@ -147,15 +179,23 @@ impl Mixer for Lru {
             Some(prev) => self.lambda() * &prev.h + input,
             None => input,
         };
-        let y = self.readout(&h, x);
+        let y = self.output(self.readout(&h, x), false);
         state.set(LruState { h });
         Some(y)
     }
 
-    /// Complex B and C products (2·2·N·H each) and the complex recurrence (8·N).
+    /// Complex B and C products (2·2·N·H each), the complex recurrence (8·N) and the GLU's two
+    /// Dense layers (2·2·H²).
     fn flops_per_token(&self, _seq_len: i64) -> f64 {
         let (h, n) = (self.d_model as f64, self.d_state as f64);
-        8.0 * n * h + 8.0 * n
+        let glu = if self.glu.is_some() { 4.0 * h * h } else { 0.0 };
+        8.0 * n * h + 8.0 * n + glu
+    }
+
+    /// minimal-LRU `train_helpers.py`: ν, θ, γ and B train at lr·lr_factor without decay.
+    fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {
+        let rule = ParamRule::NoDecayLrScaled(self.ssm_lr_factor);
+        ["nu_log", "theta_log", "gamma_log", "b_re", "b_im"].into_iter().map(|n| (n, rule)).collect()
     }
 }
 

@@ -1,8 +1,9 @@
 //! Mamba (Gu & Dao 2023): a selective state-space block with input-dependent Δ, B and C; see
 //! docs/models.md for the equations. The selective scan is `scan::linear_scan`.
-use super::backbone::BackboneConfig;
+use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::init::{rescale_redraw, torch_linear, uniform_fan_in};
 use super::s4d::{log_uniform_log, validate_dt_range};
-use super::{linear_no_bias, scan, uniform_fan_in, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -24,6 +25,8 @@ pub struct MambaConfig {
     pub dt_rank: i64,
     pub dt_min: f64,
     pub dt_max: f64,
+    /// The backbone's norms: RMSNorm as Mamba's language model (`rms_norm=True`), or LayerNorm.
+    pub norm: Norm,
 }
 
 impl Default for MambaConfig {
@@ -39,6 +42,7 @@ impl Default for MambaConfig {
             dt_rank: 0,
             dt_min: 0.001,
             dt_max: 0.1,
+            norm: Norm::Rms,
         }
     }
 }
@@ -70,7 +74,11 @@ impl Validate for MambaConfig {
 
 impl ArchConfig for MambaConfig {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+        BackboneConfig {
+            norm: self.norm,
+            init: BackboneInit::MambaLm,
+            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+        }
     }
 
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
@@ -101,23 +109,23 @@ impl Mamba {
         // Δ starts log-uniform in [dt_min, dt_max]: the bias is softplus⁻¹(Δ) = Δ + log(1 − e^−Δ).
         let dt = log_uniform_log(&[e], cfg.dt_min, cfg.dt_max).exp().clamp_min(1e-4);
         let dt_bias = &dt + (-(-&dt).expm1()).log();
-        let dt_proj = nn::linear(
-            vs / "dt_proj",
-            r,
-            e,
-            nn::LinearConfig { ws_init: uniform_fan_in(r), bs_init: Some(nn::Init::Const(0.0)), bias: true },
-        );
+        // dt_proj's weight is U(±dt_rank^−½) (dt_init "random", dt_scale 1): torch's fan-in rule.
+        let dt_proj = torch_linear(&(vs / "dt_proj"), r, e, true);
         tch::no_grad(|| dt_proj.bs.as_ref().expect("dt_proj has a bias").shallow_clone().copy_(&dt_bias));
         let a_log = Tensor::arange_start(1, n + 1, cpu).log().unsqueeze(0).repeat([e, 1]);
+        // The language model's _init_weights redraws out_proj and divides it by √n_layer.
+        let out_proj = torch_linear(&(vs / "out_proj"), e, h, false);
+        rescale_redraw(&out_proj.ws, (cfg.n_layers as f64).sqrt());
         Mamba {
-            in_proj: linear_no_bias(&(vs / "in_proj"), h, 2 * e),
+            in_proj: torch_linear(&(vs / "in_proj"), h, 2 * e, false),
+            // The depthwise nn.Conv1d keeps PyTorch's init: fan_in = 1 · d_conv.
             conv_weight: vs.var("conv_weight", &[e, 1, cfg.d_conv], uniform_fan_in(cfg.d_conv)),
             conv_bias: vs.var("conv_bias", &[e], uniform_fan_in(cfg.d_conv)),
-            x_proj: linear_no_bias(&(vs / "x_proj"), e, r + 2 * n),
+            x_proj: torch_linear(&(vs / "x_proj"), e, r + 2 * n, false),
             dt_proj,
             a_log: vs.var_copy("a_log", &a_log),
             d_skip: vs.ones("d_skip", &[e]),
-            out_proj: linear_no_bias(&(vs / "out_proj"), e, h),
+            out_proj,
             d_model: h,
             inner: e,
             d_state: n,
@@ -193,6 +201,11 @@ impl Mixer for Mamba {
         let (h, e, n, r, k) =
             (self.d_model as f64, self.inner as f64, self.d_state as f64, self.rank as f64, self.d_conv as f64);
         4.0 * h * e + 2.0 * e * k + 2.0 * e * (r + 2.0 * n) + 2.0 * r * e + 2.0 * e * h + 6.0 * e * n
+    }
+
+    /// `_no_weight_decay` on A_log and D in state-spaces/mamba `mamba_simple.py`.
+    fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {
+        vec![("a_log", ParamRule::NoDecay), ("d_skip", ParamRule::NoDecay)]
     }
 }
 

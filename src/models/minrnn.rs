@@ -2,7 +2,8 @@
 //! the input alone, so the recurrence is linear in h and trains with a log-space parallel scan.
 //! See docs/models.md for the equations.
 use super::backbone::BackboneConfig;
-use super::{linear_no_bias, scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::init::torch_linear;
+use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -78,8 +79,8 @@ impl MinRnn {
     pub fn new(vs: &nn::Path, d_model: i64, hidden: i64, lstm: bool) -> Self {
         let parts = if lstm { 3 } else { 2 };
         MinRnn {
-            in_proj: nn::linear(vs / "in_proj", d_model, parts * hidden, Default::default()),
-            out_proj: linear_no_bias(&(vs / "out_proj"), hidden, d_model),
+            in_proj: torch_linear(&(vs / "in_proj"), d_model, parts * hidden, true),
+            out_proj: torch_linear(&(vs / "out_proj"), hidden, d_model, false),
             lstm,
             d_model,
             hidden,

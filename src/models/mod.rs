@@ -3,6 +3,7 @@
 //! isolate the mixer. An architecture is registered with a typed config (defaults documented on
 //! its fields), a builder and an analytic FLOPs formula.
 pub mod backbone;
+pub mod init;
 pub mod linear;
 pub mod lru;
 pub mod mamba;
@@ -99,6 +100,10 @@ pub trait SeqModel {
     /// Recurrent form: tokens (batch,) at position `pos` → logits (batch, num_classes), with one
     /// state per block in `states` (empty before the first step).
     fn step(&self, tokens: &Tensor, pos: i64, states: &mut Vec<MixerState>) -> Tensor;
+    /// Full VarStore names of the parameters with their own optimiser rule (see [`ParamRule`]).
+    fn param_rules(&self) -> Vec<(String, ParamRule)> {
+        Vec::new()
+    }
 }
 
 /// A sequence mixer: the part that differs between architectures.
@@ -119,6 +124,27 @@ pub trait Mixer {
     /// as `forward_t` computed one token at a time. None for mixers without one (then the state
     /// is left alone).
     fn step(&self, x: &Tensor, pos: i64, state: &mut MixerState) -> Option<Tensor>;
+    /// Parameters (names under the mixer's path) that the architecture's official optimiser
+    /// set-up treats apart from the default rule (see [`ParamRule`]).
+    fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {
+        Vec::new()
+    }
+}
+
+/// How the optimiser treats a parameter that its architecture's official code singles out.
+/// Everything else follows the default rule (runner::optim): matrices are decayed, vectors
+/// (biases, norm weights, skips) are not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamRule {
+    /// No weight decay at the base learning rate: embedding tables, Mamba's A_log and D
+    /// (`_no_weight_decay` in state-spaces/mamba).
+    NoDecay,
+    /// No weight decay at learning rate × factor: the LRU's ν, θ, γ and B (factor 0.5 in the
+    /// authors' minimal-LRU `train_helpers.py`).
+    NoDecayLrScaled(f64),
+    /// No weight decay at learning rate min(cap, lr): S4D's Δ and A (state-spaces/s4
+    /// `example.py` gives them lr = min(0.001, lr), weight decay 0).
+    NoDecayLrAtMost(f64),
 }
 
 pub type ResolveFn = fn(&ParamMap, &TaskIo) -> Result<serde_json::Value, ParamError>;
@@ -189,15 +215,4 @@ pub fn build_arch<C: ArchConfig>(
 ) -> anyhow::Result<Box<dyn SeqModel>> {
     let cfg: C = serde_json::from_value(params.clone())?;
     Ok(build_model(vs, &cfg, io))
-}
-
-/// Uniform init U(−1/√fan_in, 1/√fan_in), as torch.nn.Linear initialises its weights.
-pub fn uniform_fan_in(fan_in: i64) -> nn::Init {
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    nn::Init::Uniform { lo: -bound, up: bound }
-}
-
-/// A Linear layer without bias.
-pub fn linear_no_bias(vs: &nn::Path, inputs: i64, outputs: i64) -> nn::Linear {
-    nn::linear(vs, inputs, outputs, nn::LinearConfig { bias: false, ..Default::default() })
 }

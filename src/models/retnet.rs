@@ -1,8 +1,8 @@
 //! Retention (Sun et al. 2023): linear attention with a fixed per-head exponential decay, rotary
 //! positions, per-head normalisation and a swish gate; see docs/models.md for the equations.
-use super::backbone::BackboneConfig;
-use super::transformer::apply_rope;
-use super::{linear_no_bias, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::backbone::{BackboneConfig, Norm};
+use super::init::xavier_linear;
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -17,11 +17,25 @@ pub struct RetNetConfig {
     pub n_heads: i64,
     /// Positions computed in parallel before the state is carried on (chunkwise form).
     pub chunk: i64,
+    /// Value (and gate) width as a multiple of d_model: 2 in the paper and torchscale; 1 makes
+    /// the value as wide as the keys (seqbench's choice before this option).
+    pub value_factor: i64,
+    /// The backbone's norms: RMSNorm with ε = 1e-6 as torchscale's RetNet, or LayerNorm.
+    pub norm: Norm,
 }
 
 impl Default for RetNetConfig {
     fn default() -> Self {
-        RetNetConfig { d_model: 64, n_layers: 2, mlp_ratio: 4, dropout: 0.0, n_heads: 4, chunk: 64 }
+        RetNetConfig {
+            d_model: 64,
+            n_layers: 2,
+            mlp_ratio: 4,
+            dropout: 0.0,
+            n_heads: 4,
+            chunk: 64,
+            value_factor: 2,
+            norm: Norm::Rms,
+        }
     }
 }
 
@@ -40,13 +54,20 @@ impl Validate for RetNetConfig {
         if self.chunk < 1 {
             return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
         }
+        if self.value_factor < 1 {
+            return Err(("value_factor", format!("must be at least 1, got {}", self.value_factor)));
+        }
         Ok(())
     }
 }
 
 impl ArchConfig for RetNetConfig {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+        BackboneConfig {
+            norm: self.norm,
+            norm_eps: NORM_EPS,
+            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+        }
     }
 
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
@@ -60,34 +81,42 @@ pub struct Retention {
     v: nn::Linear,
     g: nn::Linear,
     out: nn::Linear,
-    norm_weight: Tensor,
-    norm_bias: Tensor,
     n_heads: i64,
     d_model: i64,
+    /// Value width: value_factor · d_model.
+    d_value: i64,
     chunk: i64,
 }
 
-const NORM_EPS: f64 = 1e-5;
+/// ε of the per-head RMSNorm and of the backbone's norms (torchscale `layernorm_eps`).
+const NORM_EPS: f64 = 1e-6;
 
 impl Retention {
+    /// Projections as torchscale's `MultiScaleRetention.reset_parameters`: Xavier-uniform with
+    /// gain 2^−2.5 for q, k, v and g, 2^−1 for the output.
     pub fn new(vs: &nn::Path, cfg: &RetNetConfig) -> Self {
-        let d = cfg.d_model;
+        let (d, dv) = (cfg.d_model, cfg.value_factor * cfg.d_model);
+        let gain = 2f64.powf(-2.5);
         Retention {
-            q: linear_no_bias(&(vs / "q"), d, d),
-            k: linear_no_bias(&(vs / "k"), d, d),
-            v: linear_no_bias(&(vs / "v"), d, d),
-            g: linear_no_bias(&(vs / "g"), d, d),
-            out: linear_no_bias(&(vs / "out"), d, d),
-            norm_weight: vs.ones("norm_weight", &[d]),
-            norm_bias: vs.zeros("norm_bias", &[d]),
+            q: xavier_linear(&(vs / "q"), d, d, gain),
+            k: xavier_linear(&(vs / "k"), d, d, gain),
+            v: xavier_linear(&(vs / "v"), d, dv, gain),
+            g: xavier_linear(&(vs / "g"), d, dv, gain),
+            out: xavier_linear(&(vs / "out"), dv, d, 0.5),
             n_heads: cfg.n_heads,
             d_model: d,
+            d_value: dv,
             chunk: cfg.chunk,
         }
     }
 
+    /// Key (and query) width per head.
     fn head_dim(&self) -> i64 {
         self.d_model / self.n_heads
+    }
+
+    fn value_head_dim(&self) -> i64 {
+        self.d_value / self.n_heads
     }
 
     /// log γ_h per head, shaped (heads, 1, 1) to broadcast over (b, heads, l, d).
@@ -96,35 +125,49 @@ impl Retention {
         (-(((h + 5.0) * -(2f64.ln())).exp()) + 1.0).log().view([-1, 1, 1])
     }
 
-    /// (b, l, H) → q, k, v as (b, heads, l, d), rotary from position `offset`, k scaled by d^−½.
-    fn project(&self, xs: &Tensor, offset: i64) -> (Tensor, Tensor, Tensor) {
-        let (b, l, _) = xs.size3().expect("retention input is (batch, seq, d_model)");
-        let split = |t: Tensor| t.view([b, l, self.n_heads, self.head_dim()]).transpose(1, 2);
-        let q = apply_rope(&split(self.q.forward(xs)), offset);
-        let k = apply_rope(&split(self.k.forward(xs)), offset) * (self.head_dim() as f64).powf(-0.5);
-        (q, k, split(self.v.forward(xs)))
+    /// 1/√(Σ_{m≤p} γ^(p−m)) = √((1 − γ)/(1 − γ^(p+1))) for positions p = first..first+len, as
+    /// (heads, len, 1): torchscale's `recurrent_forward` divides its state by the square root of
+    /// this running decay sum, which RMSNorm's ε makes visible on small outputs.
+    fn decay_normaliser(&self, first: i64, len: i64, device: tch::Device) -> Tensor {
+        let log_gamma = self.log_decay(device);
+        let p = Tensor::arange_start(first, first + len, (Kind::Float, device)).view([1, -1, 1]);
+        let sums = (-(&log_gamma * (p + 1.0)).exp() + 1.0) / (-log_gamma.exp() + 1.0);
+        sums.rsqrt()
     }
 
-    /// Per-head normalisation, the swish gate and the output projection. o: (b, heads, l, d),
-    /// u: the mixer input (b, l, H).
+    /// (b, l, H) → q, k as (b, heads, l, d_k) with rotary from position `offset` and k scaled
+    /// by d_k^−½, v as (b, heads, l, d_v).
+    fn project(&self, xs: &Tensor, offset: i64) -> (Tensor, Tensor, Tensor) {
+        let (b, l, _) = xs.size3().expect("retention input is (batch, seq, d_model)");
+        let split = |t: Tensor, width: i64| t.view([b, l, self.n_heads, width]).transpose(1, 2);
+        let dk = self.head_dim();
+        let q = theta_shift(&split(self.q.forward(xs), dk), offset);
+        let k = theta_shift(&split(self.k.forward(xs), dk), offset) * (dk as f64).powf(-0.5);
+        (q, k, split(self.v.forward(xs), self.value_head_dim()))
+    }
+
+    /// Per-head RMSNorm without affine weights (torchscale's `group_norm`), the swish gate and
+    /// the output projection. o: (b, heads, l, d_v), u: the mixer input (b, l, H).
     fn output(&self, o: &Tensor, u: &Tensor) -> Tensor {
-        let (b, _, l, _) = o.size4().expect("retention output is (b, heads, l, d)");
-        let mean = o.mean_dim([-1i64].as_slice(), true, None);
-        let var = o.var_dim([-1i64].as_slice(), false, true);
-        let normed = ((o - mean) / (var + NORM_EPS).sqrt()).transpose(1, 2).reshape([b, l, self.d_model]);
-        let normed = normed * &self.norm_weight + &self.norm_bias;
+        let (b, _, l, _) = o.size4().expect("retention output is (b, heads, l, d_v)");
+        let mean_square = o.square().mean_dim([-1i64].as_slice(), true, None);
+        let normed = (o * (mean_square + NORM_EPS).rsqrt()).transpose(1, 2).reshape([b, l, self.d_value]);
         self.out.forward(&(self.g.forward(u).silu() * normed))
     }
 }
 
 impl Mixer for Retention {
     /// Chunkwise form: inside a chunk, the decay-masked parallel form; across chunks, the
-    /// (d × d) state S = Σ_m γ^(pos−m) k_mᵀ v_m, as in the paper's chunkwise recurrence.
+    /// (d_k × d_v) state S = Σ_m γ^(pos−m) k_mᵀ v_m, as in the paper's chunkwise recurrence.
+    /// Outputs are divided by √(running decay sum) as torchscale's recurrent form does; its
+    /// parallel form also divides scores by their absolute row sums, which no chunkwise form can
+    /// compute (that per-row scale only shows through RMSNorm's ε).
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (q, k, v) = self.project(xs, 0);
-        let (b, len, d) = (q.size()[0], q.size()[2], self.head_dim());
+        let (b, len) = (q.size()[0], q.size()[2]);
         let log_gamma = self.log_decay(xs.device()); // (heads, 1, 1)
-        let mut state = Tensor::zeros([b, self.n_heads, d, d], (q.kind(), q.device()));
+        let mut state =
+            Tensor::zeros([b, self.n_heads, self.head_dim(), self.value_head_dim()], (q.kind(), q.device()));
         let mut outputs = Vec::new();
         for start in (0..len).step_by(self.chunk as usize) {
             let n = self.chunk.min(len - start);
@@ -140,10 +183,10 @@ impl Mixer for Retention {
             let k_decayed = &kc * ((-&i + (n - 1) as f64).unsqueeze(-1) * &log_gamma).exp();
             state = state * (&log_gamma * n as f64).exp() + k_decayed.transpose(-1, -2).matmul(&vc);
         }
-        self.output(&Tensor::cat(&outputs, 2), xs)
+        self.output(&(Tensor::cat(&outputs, 2) * self.decay_normaliser(0, len, xs.device())), xs)
     }
 
-    /// State: [S] (b, heads, d, d).
+    /// State: [S] (b, heads, d_k, d_v).
     fn step(&self, x: &Tensor, pos: i64, state: &mut MixerState) -> Option<Tensor> {
         let u = x.unsqueeze(1);
         let (q, k, v) = self.project(&u, pos); // (b, heads, 1, d)
@@ -152,21 +195,39 @@ impl Mixer for Retention {
             Some(prev) => &prev.s * self.log_decay(x.device()).exp() + kv,
             None => kv,
         };
-        let o = q.matmul(&s);
+        let o = q.matmul(&s) * self.decay_normaliser(pos, 1, x.device());
         state.set(RetentionState { s });
         Some(self.output(&o, &u).squeeze_dim(1))
     }
 
-    /// Projections 10H² (q, k, v, gate, out); inside a chunk 4H·c with c the mean number of
-    /// keys a query sees there; across chunks 4H·d (read and update the state).
+    /// Projections 4H² (q, k) + 6H·V (v, gate, out) with V the value width; inside a chunk
+    /// 2(H + V)·c with c the mean number of keys a query sees there; across chunks 4H·d_v (read
+    /// and update the state).
     fn flops_per_token(&self, seq_len: i64) -> f64 {
-        let h = self.d_model as f64;
+        let (h, v) = (self.d_model as f64, self.d_value as f64);
         let keys = (self.chunk.min(seq_len.max(1)) as f64 + 1.0) / 2.0;
-        10.0 * h * h + 4.0 * h * keys + 4.0 * h * self.head_dim() as f64
+        4.0 * h * h + 6.0 * h * v + 2.0 * (h + v) * keys + 4.0 * h * self.value_head_dim() as f64
     }
 }
 
-/// Retention's recurrent state: one d × d matrix per head (batch, heads, d, d).
+/// torchscale's rotary (`theta_shift` with `RetNetRelPos`'s angles): pair (2i, 2i+1) of each
+/// head rotated by pos·θ_i, θ_i = 10000^(−i/(d/2 − 1)) (a `linspace(0, 1)` exponent, not the
+/// RoFormer i/(d/2)). x: (b, heads, l, d) whose first position is `offset`.
+fn theta_shift(x: &Tensor, offset: i64) -> Tensor {
+    let (l, hd) = (x.size()[2], x.size()[3]);
+    let opts = (Kind::Float, x.device());
+    let half = hd / 2;
+    let exponent = if half > 1 { Tensor::arange(half, opts) / (half - 1) as f64 } else { Tensor::zeros([half], opts) };
+    let theta = (exponent * -(10_000f64.ln())).exp(); // (d/2)
+    let angles = Tensor::arange_start(offset, offset + l, opts).unsqueeze(1) * theta.unsqueeze(0); // (l, d/2)
+    let angles = angles.repeat_interleave_self_int(2, 1, None).to_kind(x.kind()); // (l, d): a0 a0 a1 a1 …
+    let pairs = x.view([x.size()[0], x.size()[1], l, half, 2]);
+    let rotated =
+        Tensor::stack(&[-pairs.select(-1, 1), pairs.select(-1, 0)], -1).view([x.size()[0], x.size()[1], l, hd]);
+    x * angles.cos() + rotated * angles.sin()
+}
+
+/// Retention's recurrent state: one d_k × d_v matrix per head (batch, heads, d_k, d_v).
 struct RetentionState {
     s: Tensor,
 }

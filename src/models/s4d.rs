@@ -1,7 +1,8 @@
 //! S4D: a diagonal state-space layer (Gu et al. 2022) with zero-order-hold discretisation and a
 //! learnable step, applied as a long convolution by FFT; see docs/models.md for the equations.
 use super::backbone::BackboneConfig;
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::init::torch_linear;
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -22,6 +23,10 @@ pub struct S4dConfig {
     pub dt_max: f64,
     /// A second kernel looking at the future (non-causal tasks only).
     pub bidirectional: bool,
+    /// Learning-rate cap of the SSM parameters (Δ and A), which also get no weight decay: they
+    /// train at min(ssm_lr, lr), as state-spaces/s4 `example.py` builds its S4D layers
+    /// (`lr=min(0.001, args.lr)`).
+    pub ssm_lr: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +48,7 @@ impl Default for S4dConfig {
             dt_min: 0.001,
             dt_max: 0.1,
             bidirectional: false,
+            ssm_lr: 0.001,
         }
     }
 }
@@ -54,6 +60,9 @@ impl Validate for S4dConfig {
             return Err(("d_state", format!("must be an even number ≥ 2, got {}", self.d_state)));
         }
         validate_dt_range(self.dt_min, self.dt_max)?;
+        if !(self.ssm_lr > 0.0 && self.ssm_lr.is_finite()) {
+            return Err(("ssm_lr", format!("must be a positive learning rate, got {}", self.ssm_lr)));
+        }
         if self.bidirectional && io.causal {
             return Err(("bidirectional", "this task is causal: a bidirectional kernel would see the answers".into()));
         }
@@ -98,6 +107,7 @@ pub struct S4d {
     d_model: i64,
     modes: i64,
     bidirectional: bool,
+    ssm_lr: f64,
 }
 
 impl S4d {
@@ -120,10 +130,12 @@ impl S4d {
             c_re: vs.randn("c_re", &[channels, h, p], 0.0, c_std),
             c_im: vs.randn("c_im", &[channels, h, p], 0.0, c_std),
             d_skip: vs.randn("d_skip", &[h], 0.0, 1.0),
-            out: nn::linear(vs / "out", h, 2 * h, Default::default()),
+            // output_linear is nn.Conv1d(H, 2H, kernel_size=1): PyTorch's default init.
+            out: torch_linear(&(vs / "out"), h, 2 * h, true),
             d_model: h,
             modes: p,
             bidirectional: cfg.bidirectional,
+            ssm_lr: cfg.ssm_lr,
         }
     }
 
@@ -192,6 +204,11 @@ impl Mixer for S4d {
         let channels = if self.bidirectional { 2.0 } else { 1.0 };
         let fft = (3.0 * 2.5 * 2.0 * l * (2.0 * l).log2() + 6.0 * (l + 1.0)) / l;
         h * fft + 8.0 * channels * h * p + 4.0 * h * h
+    }
+
+    fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {
+        let rule = ParamRule::NoDecayLrAtMost(self.ssm_lr);
+        vec![("log_dt", rule), ("a_log_re", rule), ("a_im", rule)]
     }
 }
 

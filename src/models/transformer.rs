@@ -2,6 +2,7 @@
 //! `scaled_dot_product_attention` (flash / memory-efficient kernels where available), causal
 //! when the task is, with rotary (default) or learned absolute positions.
 use super::backbone::{AbsolutePositions, Backbone, BackboneConfig};
+use super::init::torch_linear;
 use super::{ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
@@ -45,15 +46,12 @@ impl Default for TransformerConfig {
 impl TransformerConfig {
     fn backbone(&self) -> BackboneConfig {
         BackboneConfig {
-            d_model: self.d_model,
-            n_layers: self.n_layers,
-            mlp_ratio: self.mlp_ratio,
-            dropout: self.dropout,
             absolute_positions: match self.positions {
                 Positions::Learned => AbsolutePositions::Learned,
                 Positions::Sinusoidal => AbsolutePositions::Sinusoidal,
                 Positions::Rope | Positions::None => AbsolutePositions::None,
             },
+            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
         }
     }
 }
@@ -101,8 +99,8 @@ impl Attention {
     pub fn new(vs: &nn::Path, cfg: &TransformerConfig, causal: bool) -> Self {
         let d = cfg.d_model;
         Attention {
-            qkv: nn::linear(vs / "qkv", d, 3 * d, Default::default()),
-            out: nn::linear(vs / "out", d, d, Default::default()),
+            qkv: torch_linear(&(vs / "qkv"), d, 3 * d, true),
+            out: torch_linear(&(vs / "out"), d, d, true),
             n_heads: cfg.n_heads,
             d_model: d,
             causal,

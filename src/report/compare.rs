@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 /// Parameters that bound a run without changing its result, or that change how fast it runs
 /// rather than what it computes (a difference there is a warning); left out of the join key.
-const NOT_IN_KEY: &[&str] = &["train.timeout_s", "train.max_memory", "train.flush_denormal"];
+const NOT_IN_KEY: &[&str] = &["train.timeout_s", "train.max_memory", "train.flush_denormal", "train.save_weights"];
 
 /// A configuration as compared: task, model and parameters (seed excluded).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,7 +4,9 @@
 //! improvement, and the best epoch's weights scored on every test window (MSE and MAE on
 //! scaled values).
 use super::measure::{self, proc_status_bytes, set_rates, timed, Throughput, Trained};
-use super::train::{build_optimizer, learning_rate, optimizer_step};
+use super::optim::GroupedOptimizer;
+use super::train::learning_rate;
+use super::weights::{self, Snapshot};
 use crate::job::Job;
 use crate::models::SeqModel;
 use crate::record::{CurvePoint, ForecastSample, JobOutput, Measurements, Status};
@@ -109,7 +111,7 @@ fn inference_throughput(
     measure::forward_rates(device, cfg.measure_warmup_steps, tokens, || predict(model, &x, ci, false))
 }
 
-pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
+pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
     let cfg = &job.train;
     let device = measure::select_device(&cfg.device)?;
     let baseline_rss = proc_status_bytes("VmRSS");
@@ -119,10 +121,12 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
     let ci = task.channel_independence;
     let io = series.io(ci);
     let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let model = (arch.build)(&vs.root(), &job.model.params, &io)?;
+    weights::load_start(&mut vs, job)?;
+    weights::save(&vs, job, run_dir, Snapshot::Init)?;
     let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-    let mut opt = build_optimizer(&vs, cfg, cfg.lr)?;
+    let mut opt = GroupedOptimizer::new(&vs, model.as_ref(), cfg, cfg.lr)?;
 
     let batch_size = cfg.batch_size as usize;
     let n_train = series.windows(TRAIN);
@@ -153,7 +157,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             opt.set_lr(learning_rate(cfg, step, total_steps, steps_per_epoch));
             let (loss, secs) = timed(device, || {
                 let loss = (predict(model.as_ref(), &x, ci, true) - &y).square().mean(Kind::Float);
-                optimizer_step(&mut opt, &loss, cfg.grad_clip);
+                opt.step(&loss, cfg.grad_clip);
                 loss
             });
             let loss = loss.double_value(&[]);
@@ -200,6 +204,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
             }
         });
     }
+    weights::save(&vs, job, run_dir, Snapshot::Final)?;
     let trained = Trained {
         device,
         n_params,

@@ -6,7 +6,9 @@ pub mod cuda_memory;
 pub mod denormal;
 mod forecast;
 pub mod measure;
+pub mod optim;
 mod train;
+pub mod weights;
 
 use crate::job::Job;
 use crate::record::JobOutput;
@@ -22,7 +24,8 @@ pub fn exec_job_stdio() -> Result<()> {
     std::io::stdin().read_to_string(&mut input).context("reading the job from stdin")?;
     let job: Job = serde_json::from_str(&input).context("stdin is not a seqbench job (JSON)")?;
     let threads = std::env::var(THREADS_ENV).ok().and_then(|t| t.parse().ok()).unwrap_or(job.train.threads);
-    let output = run_job(&job, threads)?;
+    let run_dir = std::env::var_os(weights::RUN_DIR_ENV).map(std::path::PathBuf::from);
+    let output = run_job(&job, threads, run_dir.as_deref())?;
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &output)?;
     stdout.write_all(b"\n")?;
@@ -87,13 +90,13 @@ pub fn keep_malloc() -> Result<bool, crate::error::InputError> {
 
 /// Runs one job in its own job process (`seqbench exec-job`): the memory limit and the
 /// allocator settings apply to the whole process. `threads` = 0 leaves libtorch's default.
-pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
+pub fn run_job(job: &Job, threads: u64, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
     let allocator = malloc_settings()?;
     if let Some(limit) = &job.train.max_memory {
         let bytes = limit.bytes().map_err(anyhow::Error::msg)?;
         limit_memory(bytes)?;
     }
-    let mut output = run_job_inline(job, threads)?;
+    let mut output = run_job_inline(job, threads, run_dir)?;
     output.measurements.allocator = Some(allocator.to_string());
     Ok(output)
 }
@@ -101,7 +104,7 @@ pub fn run_job(job: &Job, threads: u64) -> Result<JobOutput> {
 /// Runs one job inside a longer-lived process (`isolation: inline`): no memory limit (it would
 /// cap the dispatcher itself), and libtorch's inter-op pool set only once, since libtorch
 /// refuses to resize it.
-pub fn run_job_inline(job: &Job, threads: u64) -> Result<JobOutput> {
+pub fn run_job_inline(job: &Job, threads: u64, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
     static INTEROP: std::sync::Once = std::sync::Once::new();
     use crate::tasks::Training;
     let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow::anyhow!("unknown task {}", job.task.kind))?;
@@ -116,8 +119,8 @@ pub fn run_job_inline(job: &Job, threads: u64) -> Result<JobOutput> {
     }
     let denormals = denormal::apply(job.train.flush_denormal)?;
     let mut output = match task.training {
-        Training::Series => forecast::train_and_evaluate(job)?,
-        Training::Tokens | Training::Nothing => train::train_and_evaluate(job)?,
+        Training::Series => forecast::train_and_evaluate(job, run_dir)?,
+        Training::Tokens | Training::Nothing => train::train_and_evaluate(job, run_dir)?,
     };
     output.measurements.denormals = Some(denormals.to_string());
     Ok(output)

@@ -1,13 +1,15 @@
 //! Train with the configured optimizer and schedule, evaluate on the test split, and measure
 //! training and inference throughput, memory, parameters and FLOPs.
 use super::measure::{self, percentiles, proc_status_bytes, set_rates, timed, Rates, Throughput, Trained};
-use crate::job::{Job, Optimizer, Schedule, TrainConfig};
+use super::optim::GroupedOptimizer;
+use super::weights::{self, Snapshot};
+use crate::job::{Job, Schedule, TrainConfig};
 use crate::record::{CurvePoint, JobOutput, Measurements, SplitScores, Status};
 use crate::rng::SplitMix64;
 use crate::tasks::{TokenSplit, IGNORE};
 use anyhow::{anyhow, Context, Result};
 use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// Cycles through a split in a fresh random order every epoch.
 pub(super) struct Batcher {
@@ -80,25 +82,6 @@ pub(super) fn learning_rate(cfg: &TrainConfig, step: u64, total: u64, steps_per_
             cfg.lr * 0.5f64.powi(epoch.saturating_sub(1).min(1000) as i32)
         }
     }
-}
-
-/// One update: gradients of `loss`, clipped to `grad_clip` (0: no clipping), then the step.
-pub(super) fn optimizer_step(opt: &mut nn::Optimizer, loss: &Tensor, grad_clip: f64) {
-    opt.zero_grad();
-    loss.backward();
-    if grad_clip > 0.0 {
-        opt.clip_grad_norm(grad_clip);
-    }
-    opt.step();
-}
-
-pub(super) fn build_optimizer(vs: &nn::VarStore, cfg: &TrainConfig, lr: f64) -> Result<nn::Optimizer> {
-    let opt = match cfg.optimizer {
-        Optimizer::Adamw => nn::adamw(0.9, 0.999, cfg.weight_decay).build(vs, lr),
-        Optimizer::Adam => nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, lr),
-        Optimizer::Sgd => nn::sgd(0.9, 0.0, cfg.weight_decay, false).build(vs, lr),
-    };
-    opt.context("building the optimizer")
 }
 
 struct Evaluation {
@@ -204,7 +187,7 @@ fn generation_throughput(
     percentiles(&samples)
 }
 
-pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
+pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
     let cfg = &job.train;
     let device = measure::select_device(&cfg.device)?;
     let baseline_rss = proc_status_bytes("VmRSS");
@@ -230,12 +213,14 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         );
     }
 
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let model = (arch.build)(&vs.root(), &job.model.params, &data.io)?;
+    weights::load_start(&mut vs, job)?;
+    weights::save(&vs, job, run_dir, Snapshot::Init)?;
     let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let total_steps = cfg.total_steps(data.train.n);
     let peak_lr = data.lr_override.unwrap_or(cfg.lr);
-    let mut opt = build_optimizer(&vs, cfg, peak_lr)?;
+    let mut opt = GroupedOptimizer::new(&vs, model.as_ref(), cfg, peak_lr)?;
     let lr_cfg = TrainConfig { lr: peak_lr, ..cfg.clone() };
 
     let batch = cfg.batch_size as usize;
@@ -261,7 +246,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         opt.set_lr(learning_rate(&lr_cfg, step, total_steps, (data.train.n as u64).div_ceil(batch as u64)));
         let (loss, secs) = timed(device, || {
             let loss = loss_fn(&model.forward_t(&x, true), &y);
-            optimizer_step(&mut opt, &loss, cfg.grad_clip);
+            opt.step(&loss, cfg.grad_clip);
             loss
         });
         let loss = loss.double_value(&[]);
@@ -289,6 +274,7 @@ pub fn train_and_evaluate(job: &Job) -> Result<JobOutput> {
         }
     }
     let train_s = started.elapsed().as_secs_f64();
+    weights::save(&vs, job, run_dir, Snapshot::Final)?;
 
     let tail = losses.len().div_ceil(10).max(1);
     let train_loss =

@@ -1,0 +1,222 @@
+//! Initialisation as the official code does it, seen from outside: every architecture is built
+//! fresh (no fixture overwrites its weights) and the statistics of its initial parameters are
+//! compared with the rule of the official file cited in docs/models.md. Uniform draws are
+//! checked by their bound and spread, normal draws by their spread, constants exactly.
+use seqbench::models::{find, Head, TaskIo};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tch::{nn, Device, Kind, Tensor};
+
+const VOCAB: i64 = 100;
+
+fn build(arch: &str, params: Value, io: &TaskIo) -> HashMap<String, Tensor> {
+    tch::manual_seed(7);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let info = find(arch).expect("registered architecture");
+    let config = (info.resolve)(&serde_json::from_value(params).unwrap(), io).expect("valid config");
+    let _model = (info.build)(&vs.root(), &config, io).expect("model builds");
+    vs.variables().into_iter().map(|(k, v)| (k, v.to_kind(Kind::Double))).collect()
+}
+
+fn tokens_io() -> TaskIo {
+    TaskIo::per_token(VOCAB, VOCAB, 32, true)
+}
+
+fn get<'a>(vars: &'a HashMap<String, Tensor>, name: &str) -> &'a Tensor {
+    vars.get(name).unwrap_or_else(|| {
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        panic!("no parameter {name}; have {names:?}")
+    })
+}
+
+fn max_abs(t: &Tensor) -> f64 {
+    t.abs().max().double_value(&[])
+}
+
+fn std(t: &Tensor) -> f64 {
+    t.std(true).double_value(&[])
+}
+
+/// Sampling tolerance of a standard deviation estimated from n draws (≈ 4 standard errors).
+fn std_tolerance(n: i64) -> f64 {
+    (4.0 / (2.0 * n as f64).sqrt()).max(0.02)
+}
+
+/// Drawn from U(−bound, bound): nothing beyond the bound, something close to it, and the
+/// spread of a uniform (bound/√3).
+fn assert_uniform(vars: &HashMap<String, Tensor>, name: &str, bound: f64) {
+    let t = get(vars, name);
+    let n = t.numel() as i64;
+    let (max, spread) = (max_abs(t), std(t));
+    assert!(max <= bound * (1.0 + 1e-6), "{name}: max |w| = {max}, beyond the bound {bound}");
+    assert!(max >= bound * (1.0 - 8.0 / n as f64), "{name}: max |w| = {max}, far inside the bound {bound}");
+    let expected = bound / 3f64.sqrt();
+    assert!((spread / expected - 1.0).abs() < std_tolerance(n), "{name}: std {spread}, expected {expected}");
+}
+
+fn assert_normal(vars: &HashMap<String, Tensor>, name: &str, expected_std: f64) {
+    let t = get(vars, name);
+    let spread = std(t);
+    let tol = std_tolerance(t.numel() as i64);
+    assert!((spread / expected_std - 1.0).abs() < tol, "{name}: std {spread}, expected {expected_std}");
+    let mean = t.mean(Kind::Double).double_value(&[]);
+    assert!(mean.abs() < expected_std * tol * 2.0, "{name}: mean {mean}");
+}
+
+fn assert_constant(vars: &HashMap<String, Tensor>, name: &str, value: f64) {
+    let t = get(vars, name);
+    let off = (t - value).abs().max().double_value(&[]);
+    assert!(off < 1e-6, "{name}: should all be {value}, off by up to {off}");
+}
+
+fn assert_absent(vars: &HashMap<String, Tensor>, name: &str) {
+    assert!(!vars.contains_key(name), "{name} should not exist");
+}
+
+#[test]
+fn backbone_and_transformer_use_torch_module_defaults() {
+    let vars = build("transformer", json!({"d_model": 128, "n_heads": 4, "mlp_ratio": 4}), &tokens_io());
+    let d = 128f64;
+    for name in ["qkv.weight", "qkv.bias", "out.weight", "out.bias"] {
+        assert_uniform(&vars, &format!("blocks.0.mixer.{name}"), 1.0 / d.sqrt());
+    }
+    assert_uniform(&vars, "blocks.1.mlp.fc1.weight", 1.0 / d.sqrt());
+    assert_uniform(&vars, "blocks.1.mlp.fc2.weight", 1.0 / (4.0 * d).sqrt());
+    assert_uniform(&vars, "blocks.1.mlp.fc2.bias", 1.0 / (4.0 * d).sqrt());
+    assert_uniform(&vars, "head.weight", 1.0 / d.sqrt());
+    assert_normal(&vars, "embed.weight", 1.0);
+    assert_constant(&vars, "blocks.0.norm1.weight", 1.0);
+    assert_constant(&vars, "blocks.0.norm1.bias", 0.0);
+}
+
+#[test]
+fn lstm_and_gru_start_as_torch_nn_lstm() {
+    for arch in ["lstm", "gru"] {
+        let vars = build(arch, json!({"d_model": 64}), &tokens_io());
+        for name in ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"] {
+            assert_uniform(&vars, &format!("blocks.0.mixer.{name}"), 1.0 / 8.0);
+        }
+    }
+}
+
+#[test]
+fn mamba_starts_as_mamba_simple_and_its_language_model() {
+    let params = json!({"d_model": 64, "n_layers": 4, "d_state": 16, "expand": 2, "d_conv": 4});
+    let vars = build("mamba", params, &tokens_io());
+    let m = |name: &str| format!("blocks.2.mixer.{name}");
+    // A = −exp(A_log) = −(1, 2, …, N) in every channel; D = 1.
+    let expected = Tensor::arange_start(1, 17, (Kind::Double, Device::Cpu)).log().unsqueeze(0).expand([128, 16], false);
+    assert!(get(&vars, &m("a_log")).allclose(&expected, 1e-6, 1e-6, false), "A_log = log(1..N)");
+    assert_constant(&vars, &m("d_skip"), 1.0);
+    // Δ = softplus(bias) starts log-uniform in [dt_min, dt_max] = [0.001, 0.1].
+    let dt = get(&vars, &m("dt_proj.bias")).softplus();
+    let (lo, hi) = (dt.min().double_value(&[]), dt.max().double_value(&[]));
+    assert!(lo >= 0.001 * 0.999 && hi <= 0.1 * 1.001, "Δ in [{lo}, {hi}]");
+    let mean_log = dt.log().mean(Kind::Double).double_value(&[]);
+    let centre = (0.001f64.ln() + 0.1f64.ln()) / 2.0;
+    assert!((mean_log - centre).abs() < 0.5, "mean log Δ {mean_log}, log-uniform centre {centre}");
+    assert_uniform(&vars, &m("dt_proj.weight"), 0.5); // dt_rank^−½, dt_rank = ⌈64/16⌉ = 4
+    assert_uniform(&vars, &m("conv_weight"), 0.5); // nn.Conv1d, fan_in = d_conv
+    assert_uniform(&vars, &m("conv_bias"), 0.5);
+    assert_uniform(&vars, &m("in_proj.weight"), 1.0 / 8.0);
+    assert_uniform(&vars, &m("x_proj.weight"), 1.0 / 128f64.sqrt());
+    // _init_weights: out_proj redrawn and divided by √n_layer; embeddings N(0, 0.02²).
+    assert_uniform(&vars, &m("out_proj.weight"), 1.0 / 128f64.sqrt() / 2.0);
+    assert_normal(&vars, "embed.weight", 0.02);
+    // RMSNorm (weight only) and zero Linear biases.
+    assert_constant(&vars, "blocks.0.norm1.weight", 1.0);
+    assert_absent(&vars, "blocks.0.norm1.bias");
+    assert_constant(&vars, "head.bias", 0.0);
+}
+
+#[test]
+fn lru_starts_on_the_ring_with_the_official_layer() {
+    let params = json!({"d_model": 64, "d_state": 256, "r_min": 0.4, "r_max": 0.9, "max_phase": 3.0});
+    let vars = build("lru", params, &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    let nu = get(&vars, &m("nu_log")).exp();
+    let radius_sq = (-&nu * 2.0).exp(); // |λ|² = exp(−2ν)
+    let (lo, hi) = (radius_sq.min().double_value(&[]), radius_sq.max().double_value(&[]));
+    assert!(lo >= 0.16 - 1e-6 && hi <= 0.81 + 1e-6, "|λ|² in [{lo}, {hi}]");
+    // Uniform on the ring's area: |λ|² uniform in [r_min², r_max²].
+    let mean = radius_sq.mean(Kind::Double).double_value(&[]);
+    assert!((mean - 0.485).abs() < 0.05, "mean |λ|² {mean}");
+    let theta = get(&vars, &m("theta_log")).exp();
+    assert!(theta.max().double_value(&[]) <= 3.0 + 1e-6);
+    assert!((theta.mean(Kind::Double).double_value(&[]) - 1.5).abs() < 0.25);
+    let gamma = get(&vars, &m("gamma_log")).exp();
+    assert!(gamma.allclose(&(-radius_sq + 1.0).sqrt(), 1e-5, 1e-6, false), "γ = √(1 − |λ|²)");
+    assert_normal(&vars, &m("b_re"), 1.0 / 128f64.sqrt());
+    assert_normal(&vars, &m("b_im"), 1.0 / 128f64.sqrt());
+    assert_normal(&vars, &m("c_re"), 1.0 / 16.0);
+    assert_normal(&vars, &m("d_skip"), 1.0);
+    // GELU → GLU with Flax Dense layers: lecun_normal (truncated at 2σ), zero bias.
+    let w = get(&vars, &m("out1.weight"));
+    assert_normal(&vars, &m("out1.weight"), 1.0 / 8.0);
+    assert!(max_abs(w) <= 2.0 / 8.0 / 0.879_625_661 + 1e-6, "truncated at two standard deviations");
+    assert_constant(&vars, &m("out2.bias"), 0.0);
+}
+
+#[test]
+fn retnet_starts_as_torchscale_multiscale_retention() {
+    let vars = build("retnet", json!({"d_model": 64, "n_heads": 4}), &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    let xavier = |fan_in: f64, fan_out: f64, gain: f64| gain * (6.0 / (fan_in + fan_out)).sqrt();
+    assert_uniform(&vars, &m("q.weight"), xavier(64.0, 64.0, 2f64.powf(-2.5)));
+    assert_uniform(&vars, &m("k.weight"), xavier(64.0, 64.0, 2f64.powf(-2.5)));
+    assert_eq!(get(&vars, &m("v.weight")).size(), [128, 64], "value_factor 2");
+    assert_uniform(&vars, &m("v.weight"), xavier(64.0, 128.0, 2f64.powf(-2.5)));
+    assert_uniform(&vars, &m("g.weight"), xavier(64.0, 128.0, 2f64.powf(-2.5)));
+    assert_uniform(&vars, &m("out.weight"), xavier(128.0, 64.0, 0.5));
+    // The per-head norm has no affine parameters; the backbone's norms are RMSNorms.
+    assert!(!vars.keys().any(|k| k.starts_with("blocks.0.mixer.norm")), "no affine group norm");
+    assert_absent(&vars, "blocks.0.norm1.bias");
+}
+
+#[test]
+fn s4d_starts_as_the_s4d_kernel() {
+    let vars = build("s4d", json!({"d_model": 64, "d_state": 64}), &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    let log_dt = get(&vars, &m("log_dt"));
+    assert!(log_dt.min().double_value(&[]) >= 0.001f64.ln() - 1e-6);
+    assert!(log_dt.max().double_value(&[]) <= 0.1f64.ln() + 1e-6);
+    assert_constant(&vars, &m("a_log_re"), 0.5f64.ln());
+    let a_im = get(&vars, &m("a_im"));
+    let lin = Tensor::arange(32, (Kind::Double, Device::Cpu)) * std::f64::consts::PI;
+    assert!(a_im.get(5).allclose(&lin, 1e-5, 1e-5, false), "S4D-Lin: A_imag = π n");
+    assert_normal(&vars, &m("c_re"), 0.5f64.sqrt()); // torch.randn(cfloat): variance ½ per part
+    assert_normal(&vars, &m("d_skip"), 1.0);
+    assert_uniform(&vars, &m("out.weight"), 1.0 / 8.0); // nn.Conv1d(H, 2H, 1)
+    assert_uniform(&vars, &m("out.bias"), 1.0 / 8.0);
+}
+
+#[test]
+fn min_rnns_use_torch_linear_layers() {
+    for arch in ["mingru", "minlstm"] {
+        let vars = build(arch, json!({"d_model": 64, "expand": 2}), &tokens_io());
+        assert_uniform(&vars, "blocks.0.mixer.in_proj.weight", 1.0 / 8.0);
+        assert_uniform(&vars, "blocks.0.mixer.in_proj.bias", 1.0 / 8.0);
+        assert_uniform(&vars, "blocks.0.mixer.out_proj.weight", 1.0 / 128f64.sqrt());
+        assert_absent(&vars, "blocks.0.mixer.out_proj.bias");
+    }
+}
+
+#[test]
+fn forecasting_linears_start_as_their_reference_code() {
+    let io = TaskIo {
+        vocab_size: 0,
+        input_features: 7,
+        num_classes: 7,
+        seq_len: 96,
+        causal: false,
+        head: Head::Forecast { horizon: 24 },
+        pad_id: None,
+    };
+    // Time-Series-Library's DLinear: weights 1/L; LTSF-Linear's NLinear: torch.nn.Linear.
+    let vars = build("linear", json!({"variant": "dlinear"}), &io);
+    assert_constant(&vars, "seasonal.weight", 1.0 / 96.0);
+    assert_uniform(&vars, "trend.bias", 1.0 / 96f64.sqrt());
+    let vars = build("linear", json!({"variant": "nlinear"}), &io);
+    assert_uniform(&vars, "time.weight", 1.0 / 96f64.sqrt());
+}
