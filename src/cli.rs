@@ -74,6 +74,11 @@ pub enum Command {
         /// shared machine varies by several percent from run to run.
         #[arg(long, default_value_t = 10.0)]
         threshold: f64,
+        /// How configurations of the two runs are joined: `config` (every resolved parameter) or
+        /// `labels` (task and model names and the swept values: runs of one suite whose other
+        /// parameters resolved differently, e.g. across seqbench versions).
+        #[arg(long = "match", value_enum, default_value = "config")]
+        match_by: crate::report::compare::MatchBy,
         /// Exit with status 4 when any metric regressed (for nightly CI).
         #[arg(long)]
         fail_on_regression: bool,
@@ -175,9 +180,16 @@ pub fn main() -> Result<ExitCode> {
             eprintln!("report: {}", run.path.join("report.md").display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compare { base_run, new_run, threshold, fail_on_regression, out } => {
+        Command::Compare { base_run, new_run, threshold, match_by, fail_on_regression, out } => {
             init_tracing(cli.verbose, "warn");
-            crate::report::compare::command(&base_run, &new_run, threshold, fail_on_regression, out.as_deref())
+            crate::report::compare::command(
+                &base_run,
+                &new_run,
+                threshold,
+                match_by,
+                fail_on_regression,
+                out.as_deref(),
+            )
         }
         Command::Data { action } => data_command(action),
         Command::Calibrate { device, n } => {

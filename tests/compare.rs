@@ -1,7 +1,7 @@
 //! Run comparison: an injected 20 % slowdown is flagged, seed noise is not, configurations
 //! are joined on their parameters (not run-local ids), and `--fail-on-regression` gates.
 use seqbench::record::Record;
-use seqbench::report::compare::{compare, Verdict};
+use seqbench::report::compare::{compare, compare_by, MatchBy, Verdict};
 use std::path::Path;
 use std::process::Command;
 
@@ -72,6 +72,27 @@ fn configurations_on_one_side_are_listed() {
     let md = seqbench::report::compare::markdown(&c, "base", "new");
     assert!(md.contains("## Only in base\n\n- mqar / gru (seq_len=64)\n"), "{md}");
     assert!(md.contains("## Only in new\n\n- mqar / transformer (seq_len=64)\n"), "{md}");
+}
+
+#[test]
+fn labels_join_runs_whose_resolved_parameters_differ() {
+    let base = run("base", 1.0, &["lstm"]);
+    // A newer version resolved one more parameter (a new default): the configurations differ.
+    let mut new = run("new", 1.0, &["lstm"]);
+    for r in &mut new {
+        r.params.insert("train.weight_decay_on".into(), serde_json::json!("matrices"));
+        r.measurements.accuracy = Some(0.95);
+    }
+    assert!(compare(&base, &new, 0.05).changes.is_empty(), "by configuration nothing matches");
+    let c = compare_by(&base, &new, 0.05, MatchBy::Labels);
+    let accuracy = c.changes.iter().find(|x| x.metric == "accuracy").expect("joined by labels");
+    assert_eq!(accuracy.verdict, Verdict::Better);
+    // Swept values still separate configurations.
+    let mut longer = run("new", 1.0, &["lstm"]);
+    for r in &mut longer {
+        r.params.insert("task.seq_len".into(), serde_json::json!(128));
+    }
+    assert!(compare_by(&base, &longer, 0.05, MatchBy::Labels).changes.is_empty());
 }
 
 fn write_run(dir: &Path, records: &[Record]) {

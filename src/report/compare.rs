@@ -1,7 +1,9 @@
 //! `seqbench compare BASE NEW`: joins two runs on the job's configuration (task, model and
 //! every parameter except the seed and run bounds — never on run-local ids), and flags a metric
 //! that got worse by more than the noise: the threshold, or twice the standard error of the
-//! difference estimated from the seeds, whichever is larger.
+//! difference estimated from the seeds, whichever is larger. `--match labels` joins on the
+//! suite's names and swept values instead, for runs whose resolved configurations differ (two
+//! seqbench versions with other defaults, or an edited preset).
 use super::html::escape;
 use crate::error::InputError;
 use crate::metric::{Better, METRICS};
@@ -16,6 +18,17 @@ use std::process::ExitCode;
 /// rather than what it computes (a difference there is a warning); left out of the join key.
 const NOT_IN_KEY: &[&str] = &["train.timeout_s", "train.max_memory", "train.flush_denormal", "train.save_weights"];
 
+/// What joins a configuration of one run to one of the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum MatchBy {
+    /// Task, model and every resolved parameter: the same job.
+    #[default]
+    Config,
+    /// Task and model names as the suite gives them, and the swept parameters' values: the same
+    /// suite entry, whatever its other parameters resolved to.
+    Labels,
+}
+
 /// A configuration as compared: task, model and parameters (seed excluded).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConfigKey {
@@ -25,11 +38,14 @@ pub struct ConfigKey {
 }
 
 impl ConfigKey {
-    pub fn of(r: &Record) -> Self {
+    pub fn of(r: &Record, match_by: MatchBy) -> Self {
         let params = r
             .params
             .iter()
-            .filter(|(k, _)| !NOT_IN_KEY.contains(&k.as_str()))
+            .filter(|(k, _)| match match_by {
+                MatchBy::Config => !NOT_IN_KEY.contains(&k.as_str()),
+                MatchBy::Labels => r.swept.contains(k),
+            })
             .map(|(k, v)| (k.clone(), super::frame::param_text(v)))
             .collect();
         ConfigKey { task: r.task_label.clone(), model: r.model.clone(), params }
@@ -108,18 +124,23 @@ impl Comparison {
     }
 }
 
-fn group(records: &[Record]) -> BTreeMap<ConfigKey, Vec<&Record>> {
+fn group(records: &[Record], match_by: MatchBy) -> BTreeMap<ConfigKey, Vec<&Record>> {
     let mut groups: BTreeMap<ConfigKey, Vec<&Record>> = BTreeMap::new();
     for r in records {
-        groups.entry(ConfigKey::of(r)).or_default().push(r);
+        groups.entry(ConfigKey::of(r, match_by)).or_default().push(r);
     }
     groups
 }
 
-/// Compares two runs' records. `threshold` is the smallest relative change that counts
-/// (e.g. 0.05 for 5 %).
+/// Compares two runs' records, joined on the configuration. `threshold` is the smallest
+/// relative change that counts (e.g. 0.05 for 5 %).
 pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
-    let (b, n) = (group(base), group(new));
+    compare_by(base, new, threshold, MatchBy::Config)
+}
+
+/// [`compare`] with the join chosen.
+pub fn compare_by(base: &[Record], new: &[Record], threshold: f64, match_by: MatchBy) -> Comparison {
+    let (b, n) = (group(base, match_by), group(new, match_by));
     let mut out = Comparison {
         swept: super::frame::swept_keys(&base.iter().chain(new).collect::<Vec<_>>()),
         only_base: b.keys().filter(|k| !n.contains_key(*k)).cloned().collect(),
@@ -311,7 +332,14 @@ pub const EXIT_REGRESSION: u8 = 4;
 
 /// `seqbench compare BASE NEW`: reads both runs, writes compare.md and compare.html (into NEW or
 /// `out`), prints the table and warnings; the exit status gates on regressions with `fail`.
-pub fn command(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<&Path>) -> Result<ExitCode> {
+pub fn command(
+    base: &Path,
+    new: &Path,
+    threshold: f64,
+    match_by: MatchBy,
+    fail: bool,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
     if !(threshold >= 0.0 && threshold.is_finite()) {
         return Err(InputError::new(format!("--threshold must be a percentage ≥ 0, got {threshold}")).into());
     }
@@ -327,7 +355,7 @@ pub fn command(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<
     if base.canonicalize().ok() == new.canonicalize().ok() {
         eprintln!("warning: {base_name} is compared with itself: every metric will be within noise");
     }
-    let comparison = compare(&base_records, &new_records, threshold / 100.0);
+    let comparison = compare_by(&base_records, &new_records, threshold / 100.0, match_by);
     let md = markdown(&comparison, &base_name, &new_name);
     let html = html(&comparison, &base_name, &new_name);
     let out = out.unwrap_or(new);
@@ -342,7 +370,7 @@ pub fn command(base: &Path, new: &Path, threshold: f64, fail: bool, out: Option<
     if fail && comparison.changes.is_empty() {
         // A gate that compared nothing must not pass.
         return Err(InputError::new(format!(
-            "--fail-on-regression: nothing was compared (no configuration has ok runs in both {base_name} and {new_name}); check that they are runs of the same suite"
+            "--fail-on-regression: nothing was compared (no configuration has ok runs in both {base_name} and {new_name}); check that they are runs of the same suite, or join them with --match labels"
         ))
         .into());
     }
