@@ -90,6 +90,7 @@ fn causal_rope_transformer_matches_pytorch() {
 fn zoo_parity<C: ArchConfig>(fixture: &str, cfg: C, causal: bool) {
     let io = TaskIo::per_token(11, 11, ZOO_SEQ, causal);
     let diff = max_abs_diff(fixture, |p| build_model(p, &cfg, &io));
+    eprintln!("{fixture}: max |Δ| = {diff:.1e}");
     assert!(diff <= TOLERANCE, "{fixture}: max |Δ| = {diff:e}");
 }
 
