@@ -16,6 +16,8 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "lru" => json!({ "d_state": 8 }),
         "mingru" | "minlstm" => json!({ "expand": 2 }),
         "retnet" => json!({ "n_heads": 2, "chunk": 16 }),
+        "gla" => json!({ "n_heads": 2, "chunk": 8, "use_short_conv": true }),
+        "deltanet" | "gated_deltanet" => json!({ "n_heads": 2, "chunk": 16 }),
         "linear" => json!({ "kernel": 3 }),
         _ => json!({}),
     };

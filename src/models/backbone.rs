@@ -43,6 +43,9 @@ pub enum BackboneInit {
     /// residual branch's last layer (the MLP's fc2, like the mixer's out_proj) redrawn and
     /// divided by √n_layers.
     MambaLm,
+    /// flash-linear-attention's models (`_init_weights` in `fla/models/*/modeling_*.py`):
+    /// embeddings and every Linear weight N(0, 0.02²), biases zero, no residual rescaling.
+    FlaLm,
 }
 
 impl BackboneConfig {
@@ -173,7 +176,7 @@ impl Backbone {
         let linear = |path: nn::Path, inputs: i64, outputs: i64| torch_linear(&path, inputs, outputs, true);
         let embed_init = match cfg.init {
             BackboneInit::Torch => nn::Init::Randn { mean: 0.0, stdev: 1.0 },
-            BackboneInit::MambaLm => nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+            BackboneInit::MambaLm | BackboneInit::FlaLm => nn::Init::Randn { mean: 0.0, stdev: 0.02 },
         };
         let embedding = |path: nn::Path, n: i64| {
             nn::embedding(path, n, d, nn::EmbeddingConfig { ws_init: embed_init, ..Default::default() })
@@ -218,16 +221,16 @@ impl Backbone {
             head_kind: io.head,
             pad_id: io.pad_id,
         };
-        if cfg.init == BackboneInit::MambaLm {
-            backbone.apply_mamba_lm_init();
+        match cfg.init {
+            BackboneInit::Torch => {}
+            BackboneInit::MambaLm => backbone.apply_mamba_lm_init(),
+            BackboneInit::FlaLm => backbone.apply_fla_init(),
         }
         backbone
     }
 
-    /// The parts of Mamba's `_init_weights` that reach the backbone: every Linear bias zero, the
-    /// MLP's fc2 redrawn and divided by √n_layers (the embedding's N(0, 0.02²) is set at
-    /// creation; the mixer rescales its own out_proj).
-    fn apply_mamba_lm_init(&self) {
+    /// Every Linear the backbone owns (not the mixers').
+    fn own_linears(&self) -> Vec<&nn::Linear> {
         let mut linears: Vec<&nn::Linear> = vec![&self.head];
         linears.extend(self.time_proj.iter().chain(self.pair_proj.iter()));
         if let Input::Features(p) = &self.embed {
@@ -235,10 +238,31 @@ impl Backbone {
         }
         for mlp in self.blocks.iter().filter_map(|b| b.mlp.as_ref()) {
             linears.extend([&mlp.fc1, &mlp.fc2]);
+        }
+        linears
+    }
+
+    /// fla's `_init_weights` on the backbone's Linears: weights N(0, 0.02²), biases zero.
+    fn apply_fla_init(&self) {
+        tch::no_grad(|| {
+            for linear in self.own_linears() {
+                let _ = linear.ws.shallow_clone().normal_(0.0, 0.02);
+                if let Some(bias) = &linear.bs {
+                    let _ = bias.shallow_clone().zero_();
+                }
+            }
+        });
+    }
+
+    /// The parts of Mamba's `_init_weights` that reach the backbone: every Linear bias zero, the
+    /// MLP's fc2 redrawn and divided by √n_layers (the embedding's N(0, 0.02²) is set at
+    /// creation; the mixer rescales its own out_proj).
+    fn apply_mamba_lm_init(&self) {
+        for mlp in self.blocks.iter().filter_map(|b| b.mlp.as_ref()) {
             rescale_redraw(&mlp.fc2.ws, (self.cfg.n_layers as f64).sqrt());
         }
         tch::no_grad(|| {
-            for bias in linears.iter().filter_map(|l| l.bs.as_ref()) {
+            for bias in self.own_linears().iter().filter_map(|l| l.bs.as_ref()) {
                 let _ = bias.shallow_clone().zero_();
             }
         });

@@ -3,8 +3,12 @@
 //! isolate the mixer. An architecture is registered with a typed config (defaults documented on
 //! its fields), a builder and an analytic FLOPs formula.
 pub mod backbone;
+pub mod deltanet;
+pub mod fla_parts;
+pub mod gla;
 pub mod init;
 pub mod linear;
+pub mod linear_attention;
 pub mod lru;
 pub mod mamba;
 pub mod minrnn;
@@ -169,6 +173,9 @@ pub fn registry() -> &'static [ArchInfo] {
         minrnn::MINGRU_INFO,
         minrnn::MINLSTM_INFO,
         retnet::INFO,
+        gla::INFO,
+        deltanet::DELTANET_INFO,
+        deltanet::GATED_DELTANET_INFO,
         linear::INFO,
     ]
 }

@@ -1,0 +1,99 @@
+//! Pieces the flash-linear-attention layers share (fla-org/flash-linear-attention): the short
+//! causal convolution, the per-head (gated) output RMSNorm, L2-normalised keys, and the models'
+//! initialisation (`_init_weights` in `fla/models/*/modeling_*.py`: every Linear and Conv1d
+//! weight N(0, 0.02²), biases zero).
+use tch::{nn, nn::Module, Tensor};
+
+/// fla's `initializer_range`.
+pub const INIT_STD: f64 = 0.02;
+
+/// A Linear as fla's models initialise it: weight N(0, 0.02²), bias zero.
+pub fn linear(vs: &nn::Path, inputs: i64, outputs: i64, bias: bool) -> nn::Linear {
+    let cfg = nn::LinearConfig {
+        ws_init: nn::Init::Randn { mean: 0.0, stdev: INIT_STD },
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias,
+    };
+    nn::linear(vs, inputs, outputs, cfg)
+}
+
+/// x / √(Σx² + 1e-6) over the last dimension (fla's `l2norm`, used in the kernels).
+pub fn l2norm(x: &Tensor) -> Tensor {
+    x * (x.square().sum_dim_intlist([-1i64].as_slice(), true, None) + 1e-6).rsqrt()
+}
+
+/// fla's `ShortConvolution`: a depthwise causal Conv1d over time (kernel `width`, no bias), then
+/// SiLU. Weight (D, 1, width), named `weight`.
+pub struct ShortConv {
+    weight: Tensor,
+    width: i64,
+    channels: i64,
+}
+
+impl ShortConv {
+    pub fn new(vs: &nn::Path, channels: i64, width: i64) -> Self {
+        let weight = vs.var("weight", &[channels, 1, width], nn::Init::Randn { mean: 0.0, stdev: INIT_STD });
+        ShortConv { weight, width, channels }
+    }
+
+    /// (b, L, D) → (b, L, D).
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let len = x.size()[1];
+        x.transpose(1, 2)
+            .conv1d::<Tensor>(&self.weight, None, [1], [self.width - 1], [1], self.channels)
+            .narrow(-1, 0, len)
+            .transpose(1, 2)
+            .silu()
+    }
+
+    /// One step: x (b, D) and the previous `width − 1` inputs (b, D, width − 1), None before
+    /// the first → (output (b, D), the new window).
+    pub fn step(&self, x: &Tensor, window: Option<&Tensor>) -> (Tensor, Tensor) {
+        let previous = window.map_or_else(
+            || Tensor::zeros([x.size()[0], self.channels, self.width - 1], (x.kind(), x.device())),
+            |w| w.shallow_clone(),
+        );
+        let full = Tensor::cat(&[&previous, &x.unsqueeze(-1)], -1); // (b, D, width)
+        let y = (&full * self.weight.squeeze_dim(1)).sum_dim_intlist([-1i64].as_slice(), false, None).silu();
+        (y, full.narrow(-1, 1, self.width - 1))
+    }
+}
+
+/// RMSNorm over each head's values with one weight of the head's width shared by all heads,
+/// optionally gated by swish(g): fla's `RMSNorm(head_v_dim)` / `FusedRMSNormGated(head_v_dim)`.
+pub struct HeadNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl HeadNorm {
+    pub fn new(vs: &nn::Path, head_dim: i64, eps: f64) -> Self {
+        HeadNorm { weight: vs.ones("weight", &[head_dim]), eps }
+    }
+
+    /// o (…, heads, d_v), gate (…, heads, d_v) or None.
+    pub fn forward(&self, o: &Tensor, gate: Option<&Tensor>) -> Tensor {
+        let mean_square = o.square().mean_dim([-1i64].as_slice(), true, None);
+        let normed = o * (mean_square + self.eps).rsqrt() * &self.weight;
+        match gate {
+            Some(g) => normed * g.silu(),
+            None => normed,
+        }
+    }
+}
+
+/// (b, L, heads·d) → (b, heads, L, d).
+pub fn split_heads(x: &Tensor, heads: i64) -> Tensor {
+    let (b, l, width) = x.size3().expect("(batch, seq, width)");
+    x.view([b, l, heads, width / heads]).transpose(1, 2)
+}
+
+/// (b, heads, L, d) → (b, L, heads, d).
+pub fn heads_last(x: &Tensor) -> Tensor {
+    x.transpose(1, 2)
+}
+
+/// A Linear applied as fla's low-rank gate projections are (`nn.Sequential(Linear, Linear)`).
+pub fn low_rank(first: &nn::Linear, second: &nn::Linear, x: &Tensor) -> Tensor {
+    second.forward(&first.forward(x))
+}

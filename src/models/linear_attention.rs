@@ -1,0 +1,265 @@
+//! One engine for the matrix-state linear recurrences (GLA, the delta-rule family, RetNet, …):
+//!
+//! ```text
+//! S_t = α_t ⊙ S_{t−1} + k_t v_tᵀ                          (no delta rule)
+//! S_t = α_t ⊙ (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ    (delta rule)
+//! o_t = S_tᵀ q_t
+//! ```
+//!
+//! with S of (d_k × d_v) per head and the decay α_t none, fixed per head, a data-dependent
+//! scalar per head, or a data-dependent vector over d_k (scaling S's rows), given in log space.
+//! Three forms compute the same function: [`naive`] (a token loop, the reference), [`chunkwise`]
+//! (matmuls inside chunks, the state carried across them; the delta rule through the UT/WY
+//! representation, one triangular solve per chunk) and [`step`] (one token, for generation).
+//! Every exponent the chunkwise form takes is a decay between two positions, so ≤ 0: nothing
+//! overflows however strong the decay. q is used as given (callers scale it).
+use tch::{Kind, Tensor};
+
+/// The decay α_t, as log α (≤ 0).
+pub enum Decay {
+    /// α = 1.
+    None,
+    /// One fixed log α per head: (heads,).
+    Head(Tensor),
+    /// A data-dependent log α per head and step: (b, heads, L).
+    Scalar(Tensor),
+    /// A data-dependent log α per key dimension: (b, heads, L, d_k).
+    Vector(Tensor),
+}
+
+/// One sequence's inputs: q, k (b, heads, L, d_k), v (b, heads, L, d_v), the decay, and β
+/// (b, heads, L) for the delta rule.
+pub struct Inputs {
+    pub q: Tensor,
+    pub k: Tensor,
+    pub v: Tensor,
+    pub decay: Decay,
+    pub beta: Option<Tensor>,
+}
+
+/// The log decay in a form with a key dimension to broadcast against: (b, heads, L, 1) or
+/// (b, heads, L, d_k).
+fn log_decay(inputs: &Inputs) -> Option<Tensor> {
+    let (b, h, l) = (inputs.q.size()[0], inputs.q.size()[1], inputs.q.size()[2]);
+    match &inputs.decay {
+        Decay::None => None,
+        Decay::Head(g) => Some(g.view([1, h, 1, 1]).expand([b, h, l, 1], false)),
+        Decay::Scalar(g) => Some(g.unsqueeze(-1)),
+        Decay::Vector(g) => Some(g.shallow_clone()),
+    }
+}
+
+fn check(inputs: &Inputs) {
+    assert!(
+        !(matches!(inputs.decay, Decay::Vector(_)) && inputs.beta.is_some()),
+        "the delta rule is implemented with scalar decays only"
+    );
+}
+
+fn zero_state(inputs: &Inputs) -> Tensor {
+    let (q, v) = (&inputs.q, &inputs.v);
+    Tensor::zeros([q.size()[0], q.size()[1], q.size()[3], v.size()[3]], (q.kind(), q.device()))
+}
+
+/// One token: q, k (b, heads, d_k), v (b, heads, d_v), log α (b, heads, 1) or (b, heads, d_k)
+/// (None: no decay), β (b, heads) → (o (b, heads, d_v), the new state).
+pub fn step(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    log_alpha: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    state: &Tensor,
+) -> (Tensor, Tensor) {
+    let decayed = match log_alpha {
+        Some(g) => state * g.exp().unsqueeze(-1),
+        None => state.shallow_clone(),
+    };
+    let value = match beta {
+        // v' = β (v − Sᵀk) after the decay (fla's naive gated delta rule).
+        Some(beta) => {
+            (v - (&decayed * k.unsqueeze(-1)).sum_dim_intlist([-2i64].as_slice(), false, None)) * beta.unsqueeze(-1)
+        }
+        None => v.shallow_clone(),
+    };
+    // A new tensor, not `+=`: the old state may be the caller's (or saved for autograd).
+    let s = decayed + k.unsqueeze(-1) * value.unsqueeze(-2);
+    let o = (q.unsqueeze(-1) * &s).sum_dim_intlist([-2i64].as_slice(), false, None);
+    (o, s)
+}
+
+/// The token loop: (o (b, heads, L, d_v), final state (b, heads, d_k, d_v)).
+pub fn naive(inputs: &Inputs, initial: Option<&Tensor>) -> (Tensor, Tensor) {
+    check(inputs);
+    let log_alpha = log_decay(inputs);
+    let mut state = initial.map_or_else(|| zero_state(inputs), |s| s.shallow_clone());
+    let len = inputs.q.size()[2];
+    let mut outputs = Vec::with_capacity(len as usize);
+    for t in 0..len {
+        let at = |x: &Tensor| x.select(2, t);
+        let g = log_alpha.as_ref().map(at);
+        let beta = inputs.beta.as_ref().map(at);
+        let (o, s) = step(&at(&inputs.q), &at(&inputs.k), &at(&inputs.v), g.as_ref(), beta.as_ref(), &state);
+        outputs.push(o);
+        state = s;
+    }
+    (Tensor::stack(&outputs, 2), state)
+}
+
+/// exp(b_i − b_j) for i ≥ j, 0 above the diagonal, from cumulative log decays b (…, n, 1):
+/// (…, n, n). Masked before the exponential, so no exponent is positive.
+fn relative_decay(b: &Tensor) -> Tensor {
+    let n = b.size()[b.dim() - 2];
+    let gap = b - b.transpose(-1, -2); // b_i − b_j
+    let causal = Tensor::ones([n, n], (Kind::Bool, b.device())).tril(0);
+    gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp()
+}
+
+/// Scores q_i · k_j weighted by the decay from j to i, for i ≥ j (0 above): (…, n, n).
+/// `diagonal`: whether i = j counts.
+fn decayed_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>, diagonal: bool) -> Tensor {
+    let n = q.size()[q.dim() - 2];
+    let mask = Tensor::ones([n, n], (q.kind(), q.device())).tril(if diagonal { 0 } else { -1 });
+    let scores = match b {
+        None => q.matmul(&k.transpose(-1, -2)),
+        Some(b) if b.size()[b.dim() - 1] == 1 => q.matmul(&k.transpose(-1, -2)) * relative_decay(b),
+        Some(b) => {
+            // A vector decay weighs each key dimension apart: Σ_d q_id k_jd exp(b_id − b_jd),
+            // formed exactly as (n, n, d_k) with the exponent masked first.
+            let gap = b.unsqueeze(-2) - b.unsqueeze(-3); // (…, n, n, d_k)
+            let causal = Tensor::ones([n, n, 1], (Kind::Bool, q.device())).tril(0);
+            let weights = gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp();
+            (q.unsqueeze(-2) * k.unsqueeze(-3) * weights).sum_dim_intlist([-1i64].as_slice(), false, None)
+        }
+    };
+    scores * mask
+}
+
+/// The chunkwise-parallel form, chunks of `chunk` positions: (o, final state), equal to
+/// [`naive`]'s.
+pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tensor, Tensor) {
+    check(inputs);
+    let log_alpha = log_decay(inputs);
+    let mut state = initial.map_or_else(|| zero_state(inputs), |s| s.shallow_clone());
+    let len = inputs.q.size()[2];
+    let mut outputs = Vec::new();
+    for start in (0..len).step_by(chunk.max(1) as usize) {
+        let n = chunk.min(len - start);
+        let part = |x: &Tensor| x.narrow(2, start, n);
+        let (q, k, v) = (part(&inputs.q), part(&inputs.k), part(&inputs.v));
+        // b_i: log of the decay from the chunk's start through position i, (…, n, 1 or d_k).
+        let b = log_alpha.as_ref().map(|g| part(g).cumsum(2, g.kind()));
+        let from_start = |x: &Tensor| match &b {
+            Some(b) => x * b.exp(),
+            None => x.shallow_clone(),
+        };
+        // The chunk's keys decayed to its end: k_j ⊙ exp(b_last − b_j).
+        let (k_to_end, decay_all) = match &b {
+            Some(b) => {
+                let last = b.narrow(2, n - 1, 1);
+                (&k * (&last - b).exp(), Some(last))
+            }
+            None => (k.shallow_clone(), None),
+        };
+        let values = match &inputs.beta {
+            None => v.shallow_clone(),
+            Some(beta) => {
+                // UT transform: (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1)) u = diag(β)(V − diag(γ) K S).
+                let beta = part(beta).unsqueeze(-1); // (…, n, 1)
+                let system = decayed_scores(&k, &k, b.as_ref(), false) * &beta + Tensor::eye(n, (q.kind(), q.device()));
+                let rhs = (&v - from_start(&k).matmul(&state)) * &beta;
+                system.linalg_solve_triangular(&rhs, false, true, true)
+            }
+        };
+        let intra = decayed_scores(&q, &k, b.as_ref(), true).matmul(&values);
+        outputs.push(intra + from_start(&q).matmul(&state));
+        let decayed_state = match &decay_all {
+            Some(last) => &state * last.exp().transpose(-1, -2), // rows of S: (…, d_k, 1)
+            None => state.shallow_clone(),
+        };
+        state = decayed_state + k_to_end.transpose(-1, -2).matmul(&values);
+    }
+    (Tensor::cat(&outputs, 2), state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn inputs(decay: &str, delta: bool, len: i64) -> Inputs {
+        tch::manual_seed(3);
+        let opts = (Kind::Double, Device::Cpu);
+        let (b, h, dk, dv) = (2, 3, 5, 4);
+        let k = Tensor::randn([b, h, len, dk], opts);
+        // The delta rule is stable for unit-norm keys and β ∈ [0, 2].
+        let k = if delta { &k / k.norm_scalaropt_dim(2, [-1i64].as_slice(), true) } else { k };
+        let decay = match decay {
+            "none" => Decay::None,
+            "head" => Decay::Head(Tensor::from_slice(&[-0.01, -0.1, -1.0]).to_kind(Kind::Double)),
+            "scalar" => Decay::Scalar(-Tensor::rand([b, h, len], opts) * 0.5),
+            "strong" => Decay::Scalar(-Tensor::rand([b, h, len], opts) * 40.0),
+            _ => Decay::Vector(-Tensor::rand([b, h, len, dk], opts) * 0.5),
+        };
+        Inputs {
+            q: Tensor::randn([b, h, len, dk], opts) * 0.5,
+            k,
+            v: Tensor::randn([b, h, len, dv], opts),
+            decay,
+            beta: delta.then(|| Tensor::rand([b, h, len], opts) * 2.0),
+        }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn chunkwise_equals_the_token_loop_for_every_decay_with_and_without_the_delta_rule() {
+        for (decay, delta) in [
+            ("none", false),
+            ("head", false),
+            ("scalar", false),
+            ("strong", false),
+            ("vector", false),
+            ("none", true),
+            ("head", true),
+            ("scalar", true),
+            ("strong", true),
+        ] {
+            let x = inputs(decay, delta, 200);
+            let initial = Tensor::randn([2, 3, 5, 4], (Kind::Double, Device::Cpu));
+            let (o_ref, s_ref) = naive(&x, Some(&initial));
+            for chunk in [16, 64] {
+                let (o, s) = chunkwise(&x, chunk, Some(&initial));
+                assert!(
+                    max_diff(&o, &o_ref) < 1e-9,
+                    "{decay} delta={delta} chunk={chunk}: o off by {}",
+                    max_diff(&o, &o_ref)
+                );
+                assert!(max_diff(&s, &s_ref) < 1e-9, "{decay} delta={delta} chunk={chunk}: state");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_sequence_in_two_halves_carries_its_state() {
+        let x = inputs("scalar", true, 100);
+        let (o_all, s_all) = chunkwise(&x, 32, None);
+        let half = |t: &Tensor, i: i64| t.narrow(2, i * 50, 50);
+        let part = |i| Inputs {
+            q: half(&x.q, i),
+            k: half(&x.k, i),
+            v: half(&x.v, i),
+            decay: match &x.decay {
+                Decay::Scalar(g) => Decay::Scalar(half(g, i)),
+                _ => unreachable!(),
+            },
+            beta: x.beta.as_ref().map(|b| half(b, i)),
+        };
+        let (o1, s1) = chunkwise(&part(0), 32, None);
+        let (o2, s2) = chunkwise(&part(1), 32, Some(&s1));
+        assert!(max_diff(&Tensor::cat(&[o1, o2], 2), &o_all) < 1e-9);
+        assert!(max_diff(&s2, &s_all) < 1e-9);
+    }
+}
