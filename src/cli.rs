@@ -306,7 +306,7 @@ pub fn plan_text(jobs: &[Job]) -> String {
 fn models_text(d_model: i64) -> String {
     let io = crate::models::TaskIo::per_token(128, 128, 64, true);
     let mut out = format!(
-        "Models (arch), sized at d_model {d_model}, 2 layers, vocabulary 128, length 64:\n  {:<12} {:>10} {:>12}  description\n",
+        "Models (arch), sized at d_model {d_model}, 2 layers, vocabulary 128, length 64:\n  {:<15} {:>10} {:>12}  description\n",
         "arch", "params", "FLOPs/tok"
     );
     for a in crate::models::registry() {
@@ -314,15 +314,15 @@ fn models_text(d_model: i64) -> String {
             Ok((p, f)) => (p.to_string(), format!("{f:.3e}")),
             Err(_) => ("—".into(), "—".into()),
         };
-        out += &format!("  {:<12} {params:>10} {flops:>12}  {}\n", a.name, a.description);
+        out += &format!("  {:<15} {params:>10} {flops:>12}  {}\n", a.name, a.description);
     }
     out += "\nPresets (configs/models/, use as `preset: NAME` in a suite):\n";
     for (name, arch, description) in presets(Path::new("configs/models")) {
-        out += &format!("  {name:<20} {arch:<12} {description}\n");
+        out += &format!("  {name:<20} {arch:<15} {description}\n");
     }
     out += "\nTasks:\n";
     for t in crate::tasks::registry() {
-        out += &format!("  {:<12} {}\n", t.name, t.description);
+        out += &format!("  {:<17} {}\n", t.name, t.description);
     }
     out
 }

@@ -220,3 +220,31 @@ fn forecasting_linears_start_as_their_reference_code() {
     let vars = build("linear", json!({"variant": "nlinear"}), &io);
     assert_uniform(&vars, "time.weight", 1.0 / 96f64.sqrt());
 }
+
+#[test]
+fn fla_layers_start_as_flash_linear_attention_models() {
+    // fla's _init_weights: every Linear and Conv1d weight N(0, 0.02²), biases zero, embeddings
+    // N(0, 0.02²); Gated DeltaNet's A = exp(A_log) ~ U(0, 16) and dt_bias as Mamba's.
+    let vars = build("gla", json!({"d_model": 128, "n_heads": 4, "use_short_conv": true}), &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    for name in
+        ["q_proj.weight", "v_proj.weight", "gk_proj.0.weight", "gk_proj.1.weight", "o_proj.weight", "q_conv1d.weight"]
+    {
+        assert_normal(&vars, &m(name), 0.02);
+    }
+    assert_constant(&vars, &m("gk_proj.1.bias"), 0.0);
+    assert_constant(&vars, &m("g_norm_swish_gate.weight"), 1.0);
+    assert_normal(&vars, "embed.weight", 0.02);
+    assert_normal(&vars, "blocks.0.mlp.fc1.weight", 0.02);
+    assert_constant(&vars, "head.bias", 0.0);
+
+    let vars = build("gated_deltanet", json!({"d_model": 128, "n_heads": 64}), &tokens_io());
+    assert_normal(&vars, &m("k_proj.weight"), 0.02);
+    assert_normal(&vars, &m("b_proj.weight"), 0.02);
+    let a = get(&vars, &m("a_log")).exp();
+    assert!(a.min().double_value(&[]) >= 0.0 && a.max().double_value(&[]) <= 16.0);
+    assert!((a.mean(Kind::Double).double_value(&[]) - 8.0).abs() < 2.5, "A ~ U(0, 16)");
+    let dt = get(&vars, &m("dt_bias")).softplus();
+    assert!(dt.min().double_value(&[]) >= 0.001 * 0.999 && dt.max().double_value(&[]) <= 0.1 * 1.001);
+    assert_eq!(get(&vars, &m("v_proj.weight")).size(), [256, 128], "value width 2× the keys");
+}

@@ -1,5 +1,7 @@
 //! Forward parity with PyTorch: fixtures written by tests/fixtures/make_parity_fixtures.py hold
 //! weights, inputs and PyTorch's logits; seqbench's models must match within 1e-5 (fp32).
+use seqbench::models::deltanet::{DeltaConfig, DeltaNetConfig, GatedDeltaNetConfig};
+use seqbench::models::gla::GlaConfig;
 use seqbench::models::linear::{LinearConfig, LinearVariant};
 use seqbench::models::lru::LruConfig;
 use seqbench::models::mamba::MambaConfig;
@@ -125,6 +127,21 @@ fn retnet_matches_torchscale_across_chunks() {
     // 150 positions in chunks of 64: the chunkwise form carries its state twice; the reference
     // is torchscale's parallel form with its normalisations.
     zoo_parity("retnet", RetNetConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 64, ..Default::default() }, true);
+}
+
+#[test]
+fn gla_matches_fla_naive_recurrence() {
+    // Chunks of 16 over 150 positions: the per-dimension decay crosses nine chunk boundaries.
+    let cfg = GlaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 16, ..Default::default() };
+    zoo_parity("gla", cfg.clone(), true);
+    zoo_parity("gla_conv", GlaConfig { use_short_conv: true, ..cfg }, true);
+}
+
+#[test]
+fn deltanet_and_gated_deltanet_match_fla_naive_recurrence() {
+    let cfg = DeltaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 64, ..Default::default() };
+    zoo_parity("deltanet", DeltaNetConfig(cfg.clone()), true);
+    zoo_parity("gated_deltanet", GatedDeltaNetConfig(cfg), true);
 }
 
 #[test]

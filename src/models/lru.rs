@@ -206,7 +206,8 @@ struct LruState {
 
 pub const INFO: ArchInfo = ArchInfo {
     name: "lru",
-    description: "Linear Recurrent Unit: diagonal complex recurrence, exponential parameterisation, ring init",
+    description:
+        "Linear Recurrent Unit: diagonal complex recurrence, exponential parameterisation, ring init, GELU-GLU output",
     resolve: super::resolve_typed::<LruConfig>,
     build: super::build_arch::<LruConfig>,
 };

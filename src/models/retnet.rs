@@ -234,7 +234,7 @@ struct RetentionState {
 
 pub const INFO: ArchInfo = ArchInfo {
     name: "retnet",
-    description: "RetNet retention: multi-scale decayed linear attention, rotary, swish gate; chunkwise",
+    description: "RetNet retention (torchscale layout): multi-scale decay, value width 2H, per-head RMSNorm, swish gate; chunkwise",
     resolve: super::resolve_typed::<RetNetConfig>,
     build: super::build_arch::<RetNetConfig>,
 };
