@@ -248,3 +248,20 @@ fn fla_layers_start_as_flash_linear_attention_models() {
     assert!(dt.min().double_value(&[]) >= 0.001 * 0.999 && dt.max().double_value(&[]) <= 0.1 * 1.001);
     assert_eq!(get(&vars, &m("v_proj.weight")).size(), [256, 128], "value width 2× the keys");
 }
+
+#[test]
+fn mamba2_starts_as_mamba2_py() {
+    let params = json!({"d_model": 64, "n_layers": 4, "d_state": 32, "headdim": 4});
+    let vars = build("mamba2", params, &tokens_io());
+    let m = |name: &str| format!("blocks.1.mixer.{name}");
+    let a = get(&vars, &m("a_log")).exp(); // 32 heads
+    assert!(a.min().double_value(&[]) >= 1.0 - 1e-6 && a.max().double_value(&[]) <= 16.0 + 1e-5, "A ~ U(1, 16)");
+    let dt = get(&vars, &m("dt_bias")).softplus();
+    assert!(dt.min().double_value(&[]) >= 0.001 * 0.999 && dt.max().double_value(&[]) <= 0.1 * 1.001);
+    assert_constant(&vars, &m("d_skip"), 1.0);
+    assert_constant(&vars, &m("norm_weight"), 1.0);
+    assert_uniform(&vars, &m("in_proj.weight"), 1.0 / 8.0);
+    assert_uniform(&vars, &m("conv_weight"), 0.5);
+    assert_uniform(&vars, &m("out_proj.weight"), 1.0 / 128f64.sqrt() / 2.0); // ÷ √n_layers
+    assert_normal(&vars, "embed.weight", 0.02);
+}

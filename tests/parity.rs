@@ -5,6 +5,7 @@ use seqbench::models::gla::GlaConfig;
 use seqbench::models::linear::{LinearConfig, LinearVariant};
 use seqbench::models::lru::LruConfig;
 use seqbench::models::mamba::MambaConfig;
+use seqbench::models::mamba2::Mamba2Config;
 use seqbench::models::minrnn::{MinGruConfig, MinLstmConfig, MinRnnConfig};
 use seqbench::models::retnet::RetNetConfig;
 use seqbench::models::rnn::{build_cell, Cell, RnnConfig};
@@ -127,6 +128,12 @@ fn retnet_matches_torchscale_across_chunks() {
     // 150 positions in chunks of 64: the chunkwise form carries its state twice; the reference
     // is torchscale's parallel form with its normalisations.
     zoo_parity("retnet", RetNetConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 64, ..Default::default() }, true);
+}
+
+#[test]
+fn mamba2_matches_its_step_recurrence() {
+    let cfg = Mamba2Config { d_model: 16, mlp_ratio: 2, d_state: 8, headdim: 8, chunk: 64, ..Default::default() };
+    zoo_parity("mamba2", cfg, true);
 }
 
 #[test]

@@ -13,6 +13,7 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "transformer" => json!({ "n_heads": 2 }),
         "s4d" => json!({ "d_state": 8 }),
         "mamba" => json!({ "d_state": 4, "mlp_ratio": 2 }),
+        "mamba2" => json!({ "d_state": 8, "headdim": 8, "chunk": 16, "mlp_ratio": 2 }),
         "lru" => json!({ "d_state": 8 }),
         "mingru" | "minlstm" => json!({ "expand": 2 }),
         "retnet" => json!({ "n_heads": 2, "chunk": 16 }),

@@ -11,6 +11,7 @@ pub mod linear;
 pub mod linear_attention;
 pub mod lru;
 pub mod mamba;
+pub mod mamba2;
 pub mod minrnn;
 pub mod retnet;
 pub mod rnn;
@@ -169,6 +170,7 @@ pub fn registry() -> &'static [ArchInfo] {
         transformer::INFO,
         s4d::INFO,
         mamba::INFO,
+        mamba2::INFO,
         lru::INFO,
         minrnn::MINGRU_INFO,
         minrnn::MINLSTM_INFO,
