@@ -82,6 +82,9 @@ pub enum Command {
         /// Exit with status 4 when any metric regressed (for nightly CI).
         #[arg(long)]
         fail_on_regression: bool,
+        /// Compare only these metrics (comma-separated keys, e.g. accuracy,eval_loss).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
         /// Where compare.md and compare.html go (default: NEW_RUN).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -180,16 +183,10 @@ pub fn main() -> Result<ExitCode> {
             eprintln!("report: {}", run.path.join("report.md").display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compare { base_run, new_run, threshold, match_by, fail_on_regression, out } => {
+        Command::Compare { base_run, new_run, threshold, match_by, fail_on_regression, metrics, out } => {
             init_tracing(cli.verbose, "warn");
-            crate::report::compare::command(
-                &base_run,
-                &new_run,
-                threshold,
-                match_by,
-                fail_on_regression,
-                out.as_deref(),
-            )
+            let options = crate::report::compare::Options { threshold, match_by, fail_on_regression, metrics };
+            crate::report::compare::command(&base_run, &new_run, &options, out.as_deref())
         }
         Command::Data { action } => data_command(action),
         Command::Calibrate { device, n } => {

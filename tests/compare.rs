@@ -84,7 +84,7 @@ fn labels_join_runs_whose_resolved_parameters_differ() {
         r.measurements.accuracy = Some(0.95);
     }
     assert!(compare(&base, &new, 0.05).changes.is_empty(), "by configuration nothing matches");
-    let c = compare_by(&base, &new, 0.05, MatchBy::Labels);
+    let c = compare_by(&base, &new, 0.05, MatchBy::Labels, &[]);
     let accuracy = c.changes.iter().find(|x| x.metric == "accuracy").expect("joined by labels");
     assert_eq!(accuracy.verdict, Verdict::Better);
     // Swept values still separate configurations.
@@ -92,7 +92,9 @@ fn labels_join_runs_whose_resolved_parameters_differ() {
     for r in &mut longer {
         r.params.insert("task.seq_len".into(), serde_json::json!(128));
     }
-    assert!(compare_by(&base, &longer, 0.05, MatchBy::Labels).changes.is_empty());
+    assert!(compare_by(&base, &longer, 0.05, MatchBy::Labels, &[]).changes.is_empty());
+    let only = compare_by(&base, &new, 0.05, MatchBy::Labels, &["accuracy".to_string()]);
+    assert!(only.changes.iter().all(|x| x.metric == "accuracy") && !only.changes.is_empty());
 }
 
 fn write_run(dir: &Path, records: &[Record]) {

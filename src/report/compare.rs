@@ -135,11 +135,12 @@ fn group(records: &[Record], match_by: MatchBy) -> BTreeMap<ConfigKey, Vec<&Reco
 /// Compares two runs' records, joined on the configuration. `threshold` is the smallest
 /// relative change that counts (e.g. 0.05 for 5 %).
 pub fn compare(base: &[Record], new: &[Record], threshold: f64) -> Comparison {
-    compare_by(base, new, threshold, MatchBy::Config)
+    compare_by(base, new, threshold, MatchBy::Config, &[])
 }
 
-/// [`compare`] with the join chosen.
-pub fn compare_by(base: &[Record], new: &[Record], threshold: f64, match_by: MatchBy) -> Comparison {
+/// [`compare`] with the join chosen, over the metrics named in `only` (all compared metrics
+/// when empty).
+pub fn compare_by(base: &[Record], new: &[Record], threshold: f64, match_by: MatchBy, only: &[String]) -> Comparison {
     let (b, n) = (group(base, match_by), group(new, match_by));
     let mut out = Comparison {
         swept: super::frame::swept_keys(&base.iter().chain(new).collect::<Vec<_>>()),
@@ -163,7 +164,8 @@ pub fn compare_by(base: &[Record], new: &[Record], threshold: f64, match_by: Mat
                 new_modes.join(" and ")
             ));
         }
-        for (metric, better) in METRICS.iter().filter_map(|m| Some((m, m.better?))) {
+        let wanted = |key: &str| only.is_empty() || only.iter().any(|o| o == key);
+        for (metric, better) in METRICS.iter().filter(|m| wanted(m.key)).filter_map(|m| Some((m, m.better?))) {
             let values = |runs: &[&Record]| -> Vec<f64> {
                 runs.iter()
                     .filter(|r| r.status == Status::Ok)
@@ -327,21 +329,34 @@ td:first-child,td:nth-child(2){{text-align:left}}tr.worse{{background:#fdd}}tr.b
     )
 }
 
+/// `seqbench compare`'s options.
+pub struct Options {
+    /// Smallest relative change that counts, in percent.
+    pub threshold: f64,
+    pub match_by: MatchBy,
+    /// Exit with [`EXIT_REGRESSION`] when a metric regressed.
+    pub fail_on_regression: bool,
+    /// Metrics to compare (all compared metrics when empty).
+    pub metrics: Vec<String>,
+}
+
 /// Exit status of `compare --fail-on-regression` when a metric regressed.
 pub const EXIT_REGRESSION: u8 = 4;
 
 /// `seqbench compare BASE NEW`: reads both runs, writes compare.md and compare.html (into NEW or
 /// `out`), prints the table and warnings; the exit status gates on regressions with `fail`.
-pub fn command(
-    base: &Path,
-    new: &Path,
-    threshold: f64,
-    match_by: MatchBy,
-    fail: bool,
-    out: Option<&Path>,
-) -> Result<ExitCode> {
+pub fn command(base: &Path, new: &Path, options: &Options, out: Option<&Path>) -> Result<ExitCode> {
+    let Options { threshold, match_by, fail_on_regression: fail, ref metrics } = *options;
     if !(threshold >= 0.0 && threshold.is_finite()) {
         return Err(InputError::new(format!("--threshold must be a percentage ≥ 0, got {threshold}")).into());
+    }
+    let compared: Vec<&str> = METRICS.iter().filter(|m| m.better.is_some()).map(|m| m.key).collect();
+    if let Some(unknown) = metrics.iter().find(|m| !compared.contains(&m.as_str())) {
+        return Err(InputError::new(format!(
+            "--metrics: `{unknown}` is not a compared metric; expected some of {}",
+            compared.join(", ")
+        ))
+        .into());
     }
     let load = |dir: &Path| -> Result<(String, Vec<crate::record::Record>)> {
         let run = RunDir::open(dir)?;
@@ -355,7 +370,7 @@ pub fn command(
     if base.canonicalize().ok() == new.canonicalize().ok() {
         eprintln!("warning: {base_name} is compared with itself: every metric will be within noise");
     }
-    let comparison = compare_by(&base_records, &new_records, threshold / 100.0, match_by);
+    let comparison = compare_by(&base_records, &new_records, threshold / 100.0, match_by, metrics);
     let md = markdown(&comparison, &base_name, &new_name);
     let html = html(&comparison, &base_name, &new_name);
     let out = out.unwrap_or(new);
