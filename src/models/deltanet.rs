@@ -11,6 +11,7 @@
 //! `allow_neg_eigval` doubles β (eigenvalues of I − βkkᵀ in [−1, 1], Grazzi et al. 2025).
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
 use super::fla_parts::{heads_last, l2norm, linear, split_heads, HeadNorm, ShortConv};
+use super::init::inverse_softplus_dt;
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
@@ -177,8 +178,7 @@ impl DeltaMixer {
             // [0.001, 0.1], floored at 1e-4, through softplus⁻¹).
             let cpu = (Kind::Float, tch::Device::Cpu);
             let a = Tensor::rand([h], cpu) * 16.0;
-            let dt = (Tensor::rand([h], cpu) * (0.1f64.ln() - 0.001f64.ln()) + 0.001f64.ln()).exp().clamp_min(1e-4);
-            let dt_bias = &dt + (-(-&dt).expm1()).log();
+            let dt_bias = inverse_softplus_dt(h, 0.001, 0.1);
             Gate {
                 a_proj: linear(&(vs / "a_proj"), d, h, false),
                 a_log: vs.var_copy("a_log", &a.log()),

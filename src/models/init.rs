@@ -53,6 +53,14 @@ fn libm_erf(x: f64) -> f64 {
     Tensor::from(x).erf().double_value(&[])
 }
 
+/// The bias of a Mamba-style Δ projection: softplus⁻¹(Δ) with Δ log-uniform in
+/// [dt_min, dt_max], floored at 1e-4 (`dt_init_floor`), `n` values (state-spaces/mamba
+/// `mamba_simple.py` and `mamba2.py`; fla's Gated DeltaNet copies it).
+pub fn inverse_softplus_dt(n: i64, dt_min: f64, dt_max: f64) -> Tensor {
+    let dt = super::s4d::log_uniform_log(&[n], dt_min, dt_max).exp().clamp_min(1e-4);
+    &dt + (-(-&dt).expm1()).log()
+}
+
 /// Redraws `weight` as `torch.nn.Linear` would and divides it by `divisor`: the prenorm-residual
 /// rescaling of GPT-2 that Mamba's `_init_weights` applies to `out_proj` and `fc2`
 /// (state-spaces/mamba `models/mixer_seq_simple.py`).

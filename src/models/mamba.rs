@@ -1,8 +1,8 @@
 //! Mamba (Gu & Dao 2023): a selective state-space block with input-dependent Δ, B and C; see
 //! docs/models.md for the equations. The selective scan is `scan::linear_scan`.
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
-use super::init::{rescale_redraw, torch_linear, uniform_fan_in};
-use super::s4d::{log_uniform_log, validate_dt_range};
+use super::init::{inverse_softplus_dt, rescale_redraw, torch_linear, uniform_fan_in};
+use super::s4d::validate_dt_range;
 use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -107,8 +107,7 @@ impl Mamba {
         let (h, e, n, r) = (cfg.d_model, cfg.expand * cfg.d_model, cfg.d_state, cfg.rank());
         let cpu = (Kind::Float, tch::Device::Cpu);
         // Δ starts log-uniform in [dt_min, dt_max]: the bias is softplus⁻¹(Δ) = Δ + log(1 − e^−Δ).
-        let dt = log_uniform_log(&[e], cfg.dt_min, cfg.dt_max).exp().clamp_min(1e-4);
-        let dt_bias = &dt + (-(-&dt).expm1()).log();
+        let dt_bias = inverse_softplus_dt(e, cfg.dt_min, cfg.dt_max);
         // dt_proj's weight is U(±dt_rank^−½) (dt_init "random", dt_scale 1): torch's fan-in rule.
         let dt_proj = torch_linear(&(vs / "dt_proj"), r, e, true);
         tch::no_grad(|| dt_proj.bs.as_ref().expect("dt_proj has a bias").shallow_clone().copy_(&dt_bias));

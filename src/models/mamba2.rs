@@ -5,7 +5,7 @@
 //! k = B, v = Δ·x, the skip D·x, then the gated RMSNorm (y ⊙ silu(z), normalised over d_inner)
 //! and out_proj. See docs/models.md.
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
-use super::init::{rescale_redraw, torch_linear, uniform_fan_in};
+use super::init::{inverse_softplus_dt, rescale_redraw, torch_linear, uniform_fan_in};
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::s4d::validate_dt_range;
 use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
@@ -132,9 +132,7 @@ impl Mamba2 {
         let heads = e / cfg.headdim;
         let conv_dim = e + 2 * n;
         let cpu = (Kind::Float, tch::Device::Cpu);
-        let dt =
-            (Tensor::rand([heads], cpu) * (cfg.dt_max.ln() - cfg.dt_min.ln()) + cfg.dt_min.ln()).exp().clamp_min(1e-4);
-        let dt_bias = &dt + (-(-&dt).expm1()).log();
+        let dt_bias = inverse_softplus_dt(heads, cfg.dt_min, cfg.dt_max);
         let a = Tensor::rand([heads], cpu) * (cfg.a_init_max - cfg.a_init_min) + cfg.a_init_min;
         // The language model's _init_weights redraws out_proj and divides it by √n_layer.
         let out_proj = torch_linear(&(vs / "out_proj"), e, d, false);
