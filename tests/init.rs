@@ -265,3 +265,77 @@ fn mamba2_starts_as_mamba2_py() {
     assert_uniform(&vars, &m("out_proj.weight"), 1.0 / 128f64.sqrt() / 2.0); // ÷ √n_layers
     assert_normal(&vars, "embed.weight", 0.02);
 }
+
+#[test]
+fn hgrn2_starts_as_fla_hgrn2_model() {
+    // fla's _init_weights (N(0, 0.02²)) for every projection; the model-level lower bounds zero,
+    // so layer i starts with bound i / n_layers; the output norm's weight one.
+    let vars = build("hgrn2", json!({"d_model": 128, "n_layers": 4, "expand_ratio": 32}), &tokens_io());
+    for name in ["q_proj.weight", "f_proj.weight", "i_proj.weight", "o_proj.weight"] {
+        assert_normal(&vars, &format!("blocks.2.mixer.{name}"), 0.02);
+    }
+    assert_constant(&vars, "blocks.2.mixer.g_norm.weight", 1.0);
+    assert_constant(&vars, "lower_bounds", 0.0);
+    assert_eq!(get(&vars, "lower_bounds").size(), [4, 128]);
+}
+
+#[test]
+fn rwkv6_starts_as_a_fresh_fla_rwkv6_attention() {
+    // d_model 128: keys 64, values 128, LoRA ranks 32 (shift) and 64 (decay).
+    let vars = build("rwkv6", json!({"d_model": 128, "n_heads": 2}), &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    let xavier = |inputs: f64, outputs: f64| 2f64.powf(-2.5) * (6.0 / (inputs + outputs)).sqrt();
+    assert_uniform(&vars, &m("r_proj.linear.weight"), xavier(128.0, 64.0));
+    assert_uniform(&vars, &m("g_proj.linear.weight"), xavier(128.0, 128.0));
+    assert_uniform(&vars, &m("x_proj.0.linear.weight"), xavier(128.0, 160.0));
+    assert_uniform(&vars, &m("x_proj.2.weight"), xavier(160.0, 128.0));
+    assert_uniform(&vars, &m("o_proj.weight"), xavier(128.0, 128.0));
+    for name in ["x_proj.0.mu", "x_bias", "bonus", "w_proj.linear.lora.0.weight", "w_proj.linear.lora.2.bias"] {
+        assert_constant(&vars, &m(name), 0.0);
+    }
+    // The decay LoRA's up-projection (64 × 64) is orthogonal with gain 0.1: WᵀW = 0.01·I.
+    let up = get(&vars, &m("w_proj.linear.lora.2.weight")).to_kind(Kind::Double);
+    let gram = up.transpose(0, 1).matmul(&up) - Tensor::eye(64, (Kind::Double, tch::Device::Cpu)) * 0.01;
+    assert!(max_abs(&gram) < 1e-6, "orthogonal × 0.1: max |WᵀW − 0.01 I| = {}", max_abs(&gram));
+    assert_constant(&vars, &m("g_norm.weight"), 1.0);
+    assert_constant(&vars, &m("g_norm.bias"), 0.0);
+}
+
+#[test]
+fn mlstm_starts_as_xlstm_reset_parameters() {
+    // d_model 64, 4 layers: inner width 128; small init N(0, 2/(5·64)), Wang's 2/(4·√64).
+    let vars = build("mlstm", json!({"d_model": 64, "n_layers": 4, "n_heads": 4}), &tokens_io());
+    let m = |name: &str| format!("blocks.3.mixer.{name}");
+    let small = (2.0 / (5.0 * 64.0f64)).sqrt();
+    assert_normal(&vars, &m("proj_up.weight"), small);
+    assert_normal(&vars, &m("q_proj.weight"), small);
+    assert_normal(&vars, &m("v_proj.weight"), small);
+    assert_eq!(get(&vars, &m("k_proj.weight")).size(), [32, 4, 4], "blocks of 4");
+    assert_normal(&vars, &m("proj_down.weight"), 2.0 / 4.0 / 8.0);
+    assert_uniform(&vars, &m("conv1d.conv.weight"), 0.5);
+    assert_uniform(&vars, &m("conv1d.conv.bias"), 0.5);
+    assert_constant(&vars, &m("mlstm_cell.igate.weight"), 0.0);
+    assert_constant(&vars, &m("mlstm_cell.fgate.weight"), 0.0);
+    let forget = get(&vars, &m("mlstm_cell.fgate.bias"));
+    let expected = Tensor::from_slice(&[3.0f32, 4.0, 5.0, 6.0]);
+    assert!(max_abs(&(forget - expected)) < 1e-6, "forget-gate biases linspace(3, 6)");
+    let input = get(&vars, &m("mlstm_cell.igate.bias"));
+    assert!(max_abs(input) > 0.0 && max_abs(input) < 0.5, "input-gate biases N(0, 0.1²)");
+    assert_constant(&vars, &m("mlstm_cell.outnorm.weight"), 0.0);
+    assert_constant(&vars, &m("learnable_skip"), 1.0);
+}
+
+#[test]
+fn deltaproduct_starts_as_fla_gated_deltaproduct() {
+    // Two Householder steps: k, v and β projections twice as wide; fla's N(0, 0.02²) and
+    // Gated DeltaNet's decay parameters.
+    let vars = build("deltaproduct", json!({"d_model": 64, "n_heads": 4}), &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    assert_eq!(get(&vars, &m("k_proj.weight")).size(), [128, 64]);
+    assert_eq!(get(&vars, &m("v_proj.weight")).size(), [256, 64]);
+    assert_eq!(get(&vars, &m("b_proj.weight")).size(), [8, 64]);
+    assert_eq!(get(&vars, &m("q_proj.weight")).size(), [64, 64]);
+    assert_normal(&vars, &m("k_proj.weight"), 0.02);
+    let a = get(&vars, &m("a_log")).exp();
+    assert!(a.min().double_value(&[]) >= 0.0 && a.max().double_value(&[]) <= 16.0, "A ~ U(0, 16)");
+}

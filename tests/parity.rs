@@ -1,14 +1,17 @@
 //! Forward parity with PyTorch: fixtures written by tests/fixtures/make_parity_fixtures.py hold
 //! weights, inputs and PyTorch's logits; seqbench's models must match within 1e-5 (fp32).
-use seqbench::models::deltanet::{DeltaConfig, DeltaNetConfig, GatedDeltaNetConfig};
+use seqbench::models::deltanet::{DeltaConfig, DeltaNetConfig, DeltaProductConfig, GatedDeltaNetConfig};
 use seqbench::models::gla::GlaConfig;
+use seqbench::models::hgrn2::Hgrn2Config;
 use seqbench::models::linear::{LinearConfig, LinearVariant};
 use seqbench::models::lru::LruConfig;
 use seqbench::models::mamba::MambaConfig;
 use seqbench::models::mamba2::Mamba2Config;
 use seqbench::models::minrnn::{MinGruConfig, MinLstmConfig, MinRnnConfig};
+use seqbench::models::mlstm::MlstmConfig;
 use seqbench::models::retnet::RetNetConfig;
 use seqbench::models::rnn::{build_cell, Cell, RnnConfig};
+use seqbench::models::rwkv6::Rwkv6Config;
 use seqbench::models::s4d::S4dConfig;
 use seqbench::models::transformer::{build_transformer, Positions, TransformerConfig};
 use seqbench::models::{build_model, ArchConfig, SeqModel, TaskIo};
@@ -149,6 +152,51 @@ fn deltanet_and_gated_deltanet_match_fla_naive_recurrence() {
     let cfg = DeltaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 64, ..Default::default() };
     zoo_parity("deltanet", DeltaNetConfig(cfg.clone()), true);
     zoo_parity("gated_deltanet", GatedDeltaNetConfig(cfg), true);
+}
+
+#[test]
+fn deltaproduct_matches_fla_naive_recurrence() {
+    // Two Householder steps per token: 300 interleaved steps in chunks of 64.
+    let cfg = DeltaConfig {
+        d_model: 16,
+        mlp_ratio: 2,
+        n_heads: 2,
+        chunk: 64,
+        num_householder: 2,
+        allow_neg_eigval: true,
+        ..Default::default()
+    };
+    zoo_parity("deltaproduct", DeltaProductConfig(cfg), true);
+}
+
+#[test]
+fn hgrn2_matches_fla_naive_recurrence() {
+    // Two heads of 8 state dimensions; the second layer reads the model-level lower bounds.
+    zoo_parity(
+        "hgrn2",
+        Hgrn2Config { d_model: 16, mlp_ratio: 2, expand_ratio: 8, chunk: 16, ..Default::default() },
+        true,
+    );
+}
+
+#[test]
+fn rwkv6_matches_fla_naive_recurrence() {
+    let cfg = Rwkv6Config {
+        d_model: 16,
+        mlp_ratio: 2,
+        n_heads: 2,
+        proj_low_rank_dim: 8,
+        gate_low_rank_dim: 4,
+        chunk: 16,
+        ..Default::default()
+    };
+    zoo_parity("rwkv6", cfg, true);
+}
+
+#[test]
+fn mlstm_matches_xlstm_parallel_form() {
+    // d_model 16 → inner width 64 (rounded up to a multiple of 64), two heads of 32.
+    zoo_parity("mlstm", MlstmConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 64, ..Default::default() }, true);
 }
 
 #[test]

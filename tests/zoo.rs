@@ -18,7 +18,10 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "mingru" | "minlstm" => json!({ "expand": 2 }),
         "retnet" => json!({ "n_heads": 2, "chunk": 16 }),
         "gla" => json!({ "n_heads": 2, "chunk": 8, "use_short_conv": true }),
-        "deltanet" | "gated_deltanet" => json!({ "n_heads": 2, "chunk": 16 }),
+        "deltanet" | "gated_deltanet" | "deltaproduct" => json!({ "n_heads": 2, "chunk": 16 }),
+        "hgrn2" => json!({ "expand_ratio": 8, "chunk": 8 }),
+        "rwkv6" => json!({ "n_heads": 2, "proj_low_rank_dim": 4, "gate_low_rank_dim": 4, "chunk": 8 }),
+        "mlstm" => json!({ "n_heads": 2, "round_to": 1, "chunk": 16 }),
         "linear" => json!({ "kernel": 3 }),
         _ => json!({}),
     };

@@ -8,12 +8,20 @@
 //!   the same with a scalar decay per head, α = exp(−exp(A_log)·softplus(a_proj x + dt_bias)),
 //!   and the output norm gated by swish(g_proj x).
 //!
+//! - `deltaproduct` (Siems et al. 2025, "DeltaProduct: Improving State-Tracking in Linear RNNs
+//!   via Householder Products"; `fla/layers/gated_deltaproduct.py`): Gated DeltaNet with
+//!   `num_householder` delta steps per token, each with its own k, v and β; the decay applies
+//!   once per token, before the first step, and the output is read after the last. On the
+//!   engine the steps are an interleaved sequence of length L·n whose queries are zero except
+//!   at each token's last step.
+//!
 //! `allow_neg_eigval` doubles β (eigenvalues of I − βkkᵀ in [−1, 1], Grazzi et al. 2025).
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
 use super::fla_parts::{heads_last, l2norm, linear, split_heads, HeadNorm, ShortConv};
 use super::init::inverse_softplus_dt;
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
+use crate::params::{ParamError, ParamMap};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -35,6 +43,9 @@ pub struct DeltaConfig {
     pub conv_size: i64,
     /// β ∈ [0, 2] instead of [0, 1]: the transition's eigenvalues reach −1.
     pub allow_neg_eigval: bool,
+    /// Delta-rule steps (Householder factors) per token: 1 for DeltaNet and Gated DeltaNet,
+    /// DeltaProduct's n_h (its layer's default: 2).
+    pub num_householder: i64,
     /// Positions per chunk of the chunkwise form.
     pub chunk: i64,
     /// ε of the output norm and the backbone's RMSNorms (fla's models: 1e-6).
@@ -54,6 +65,7 @@ impl Default for DeltaConfig {
             expand_v: 0,
             conv_size: 4,
             allow_neg_eigval: false,
+            num_householder: 1,
             chunk: 64,
             norm_eps: 1e-6,
             norm: Norm::Rms,
@@ -95,6 +107,9 @@ impl DeltaConfig {
         if self.conv_size < 1 {
             return Err(("conv_size", format!("must be at least 1, got {}", self.conv_size)));
         }
+        if self.num_householder < 1 {
+            return Err(("num_householder", format!("must be at least 1, got {}", self.num_householder)));
+        }
         if self.chunk < 1 {
             return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
         }
@@ -119,6 +134,18 @@ pub struct DeltaNetConfig(pub DeltaConfig);
 #[serde(transparent)]
 pub struct GatedDeltaNetConfig(pub DeltaConfig);
 
+/// DeltaProduct's config: Gated DeltaNet's with the defaults of fla's `GatedDeltaProduct`
+/// layer (two Householder steps, eigenvalues in [−1, 1]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeltaProductConfig(pub DeltaConfig);
+
+impl Default for DeltaProductConfig {
+    fn default() -> Self {
+        DeltaProductConfig(DeltaConfig { num_householder: 2, allow_neg_eigval: true, ..DeltaConfig::default() })
+    }
+}
+
 macro_rules! delta_arch {
     ($config:ty, $gated:expr) => {
         impl Validate for $config {
@@ -141,6 +168,7 @@ macro_rules! delta_arch {
 
 delta_arch!(DeltaNetConfig, false);
 delta_arch!(GatedDeltaNetConfig, true);
+delta_arch!(DeltaProductConfig, true);
 
 /// Gated DeltaNet's decay parameters: A_log (heads) and dt_bias (heads), both without weight
 /// decay (`_no_weight_decay` in fla).
@@ -170,7 +198,7 @@ struct DeltaState {
 
 impl DeltaMixer {
     pub fn new(vs: &nn::Path, cfg: &DeltaConfig, gated: bool) -> Self {
-        let (d, h) = (cfg.d_model, cfg.n_heads);
+        let (d, h, n) = (cfg.d_model, cfg.n_heads, cfg.num_householder);
         let (dk, dv) = (h * cfg.head_k(), h * cfg.head_v());
         let conv = |name: &str, width: i64| ShortConv::new(&(vs / name), width, cfg.conv_size);
         let gate = gated.then(|| {
@@ -188,18 +216,18 @@ impl DeltaMixer {
         });
         DeltaMixer {
             q_proj: linear(&(vs / "q_proj"), d, dk, false),
-            k_proj: linear(&(vs / "k_proj"), d, dk, false),
-            v_proj: linear(&(vs / "v_proj"), d, dv, false),
-            b_proj: linear(&(vs / "b_proj"), d, h, false),
+            k_proj: linear(&(vs / "k_proj"), d, n * dk, false),
+            v_proj: linear(&(vs / "v_proj"), d, n * dv, false),
+            b_proj: linear(&(vs / "b_proj"), d, n * h, false),
             o_proj: linear(&(vs / "o_proj"), dv, d, false),
-            convs: [conv("q_conv1d", dk), conv("k_conv1d", dk), conv("v_conv1d", dv)],
+            convs: [conv("q_conv1d", dk), conv("k_conv1d", n * dk), conv("v_conv1d", n * dv)],
             gate,
             norm: HeadNorm::new(&(vs / "o_norm"), cfg.head_v(), cfg.norm_eps),
             cfg: cfg.clone(),
         }
     }
 
-    /// β (…, heads) from the mixer input.
+    /// β (…, n·heads) from the mixer input, step-major.
     fn beta(&self, x: &Tensor) -> Tensor {
         let beta = self.b_proj.forward(x).sigmoid();
         if self.cfg.allow_neg_eigval {
@@ -228,16 +256,33 @@ impl DeltaMixer {
 
 impl Mixer for DeltaMixer {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let h = self.cfg.n_heads;
+        let (b, len, h, n) = (xs.size()[0], xs.size()[1], self.cfg.n_heads, self.cfg.num_householder);
         let [cq, ck, cv] = &self.convs;
-        let q = l2norm(&split_heads(&cq.forward(&self.q_proj.forward(xs)), h));
-        let k = l2norm(&split_heads(&ck.forward(&self.k_proj.forward(xs)), h));
-        let v = split_heads(&cv.forward(&self.v_proj.forward(xs)), h);
-        let to_heads = |t: Tensor| t.transpose(1, 2); // (b, L, heads) → (b, heads, L)
-        let decay = self.log_decay(xs).map_or(Decay::None, |g| Decay::Scalar(to_heads(g)));
-        let inputs = Inputs { q: q * self.scale(), k, v, decay, beta: Some(to_heads(self.beta(xs))) };
+        let q = l2norm(&split_heads(&cq.forward(&self.q_proj.forward(xs)), h)) * self.scale();
+        // (b, L, n·heads·d) → (b, heads, L·n, d): token t's step j at position t·n + j.
+        let steps = |t: Tensor| t.reshape([b, len * n, h, -1]).transpose(1, 2);
+        let k = steps(l2norm(&ck.forward(&self.k_proj.forward(xs)).reshape([b, len, n, h, -1])));
+        let v = steps(cv.forward(&self.v_proj.forward(xs)));
+        let beta = self.beta(xs).view([b, len * n, h]).transpose(1, 2);
+        // Only each token's last step is read; its decay comes before its first.
+        let q = Tensor::cat(&[q.zeros_like().unsqueeze(3).repeat([1, 1, 1, n - 1, 1]), q.unsqueeze(3)], 3).view([
+            b,
+            h,
+            len * n,
+            -1,
+        ]);
+        let decay = match self.log_decay(xs) {
+            Some(g) => {
+                let g = g.transpose(1, 2).unsqueeze(-1); // (b, heads, L, 1)
+                let rest = g.zeros_like().repeat([1, 1, 1, n - 1]);
+                Decay::Scalar(Tensor::cat(&[g, rest], -1).view([b, h, len * n]))
+            }
+            None => Decay::None,
+        };
+        let inputs = Inputs { q, k, v, decay, beta: Some(beta) };
         let (o, _) = engine::chunkwise(&inputs, self.cfg.chunk, None);
-        self.output(&heads_last(&o), xs)
+        let last = o.view([b, h, len, n, -1]).select(3, n - 1);
+        self.output(&heads_last(&last), xs)
     }
 
     fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
@@ -248,40 +293,41 @@ impl Mixer for DeltaMixer {
         let (q, wq) = cq.step(&self.q_proj.forward(x), old(0));
         let (k, wk) = ck.step(&self.k_proj.forward(x), old(1));
         let (v, wv) = cv.step(&self.v_proj.forward(x), old(2));
-        let heads = |t: &Tensor| t.view([t.size()[0], h, -1]);
-        let s = prev.map_or_else(
-            || Tensor::zeros([x.size()[0], h, self.cfg.head_k(), self.cfg.head_v()], (x.kind(), x.device())),
+        let (b, n) = (x.size()[0], self.cfg.num_householder);
+        let steps = |t: &Tensor| t.reshape([b, n, h, -1]);
+        let (k, v, beta) = (l2norm(&steps(&k)), steps(&v), self.beta(x).view([b, n, h]));
+        let q = l2norm(&q.view([b, h, -1])) * self.scale();
+        let mut s = prev.map_or_else(
+            || Tensor::zeros([b, h, self.cfg.head_k(), self.cfg.head_v()], (x.kind(), x.device())),
             |p| p.s.shallow_clone(),
         );
         let log_alpha = self.log_decay(x).map(|g| g.unsqueeze(-1));
-        let (o, s) = engine::step(
-            &(l2norm(&heads(&q)) * self.scale()),
-            &l2norm(&heads(&k)),
-            &heads(&v),
-            log_alpha.as_ref(),
-            Some(&self.beta(x)),
-            &s,
-        );
+        let mut o = Tensor::zeros([b, h, self.cfg.head_v()], (x.kind(), x.device()));
+        for j in 0..n {
+            let decay = if j == 0 { log_alpha.as_ref() } else { None };
+            (o, s) = engine::step(&q, &k.select(1, j), &v.select(1, j), decay, Some(&beta.select(1, j)), &s);
+        }
         let y = self.output(&o.unsqueeze(1), &x.unsqueeze(1)).squeeze_dim(1);
         state.set(DeltaState { windows: [wq, wk, wv], s });
         Some(y)
     }
 
-    /// Projections 2H(2d_k + d_v + heads) (+ 2H(heads + d_v) gated), convolutions
-    /// 2·conv(2d_k + d_v); inside a chunk of c the scores, the UT system and the values
-    /// ≈ (3d_k + 2d_v)·(c + 1)/2 plus its triangular solve c·d_v; across chunks the state's
-    /// read, correction and update 6·d_k·d_v/heads.
+    /// With n delta steps per token: projections 2H(d_k + n(d_k + d_v + heads) + d_v)
+    /// (+ 2H(heads + d_v) gated), convolutions 2·conv(d_k + n(d_k + d_v)); per step, inside a
+    /// chunk of c the scores, the UT system and the values ≈ (3d_k + 2d_v)·(c + 1)/2 plus its
+    /// triangular solve c·d_v, across chunks the state's read, correction and update
+    /// 6·d_k·d_v/heads.
     fn flops_per_token(&self, seq_len: i64) -> f64 {
-        let (d, heads) = (self.cfg.d_model as f64, self.cfg.n_heads as f64);
+        let (d, heads, n) = (self.cfg.d_model as f64, self.cfg.n_heads as f64, self.cfg.num_householder as f64);
         let (dk, dv) = (heads * self.cfg.head_k() as f64, heads * self.cfg.head_v() as f64);
-        let c = self.cfg.chunk.min(seq_len.max(1)) as f64;
-        let mut projections = 2.0 * d * (2.0 * dk + 2.0 * dv + heads);
+        let c = self.cfg.chunk.min(seq_len.max(1) * self.cfg.num_householder) as f64;
+        let mut projections = 2.0 * d * (dk + n * (dk + dv + heads) + dv);
         if self.gate.is_some() {
             projections += 2.0 * d * (heads + dv);
         }
-        let conv = 2.0 * self.cfg.conv_size as f64 * (2.0 * dk + dv);
+        let conv = 2.0 * self.cfg.conv_size as f64 * (dk + n * (dk + dv));
         let intra = (3.0 * dk + 2.0 * dv) * (c + 1.0) / 2.0 + c * dv;
-        projections + conv + intra + 6.0 * dk * dv / heads
+        projections + conv + n * (intra + 6.0 * dk * dv / heads)
     }
 
     fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {
@@ -304,4 +350,22 @@ pub const GATED_DELTANET_INFO: ArchInfo = ArchInfo {
     description: "Gated DeltaNet (fla layout): delta rule with a Mamba-2-style scalar decay, gated RMSNorm",
     resolve: super::resolve_typed::<GatedDeltaNetConfig>,
     build: super::build_arch::<GatedDeltaNetConfig>,
+};
+
+/// DeltaProduct's layer defaults where a suite leaves them out (serde's default is the shared
+/// config's, with one step).
+fn resolve_deltaproduct(combo: &ParamMap, io: &TaskIo) -> Result<serde_json::Value, ParamError> {
+    let defaults = DeltaProductConfig::default().0;
+    let mut combo = combo.clone();
+    combo.entry("num_householder".into()).or_insert(defaults.num_householder.into());
+    combo.entry("allow_neg_eigval".into()).or_insert(defaults.allow_neg_eigval.into());
+    super::resolve_typed::<DeltaProductConfig>(&combo, io)
+}
+
+pub const DELTAPRODUCT_INFO: ArchInfo = ArchInfo {
+    name: "deltaproduct",
+    description:
+        "Gated DeltaProduct (fla layout): n delta-rule (Householder) steps per token, β ∈ [0, 2], scalar decay",
+    resolve: resolve_deltaproduct,
+    build: super::build_arch::<DeltaProductConfig>,
 };

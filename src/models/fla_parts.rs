@@ -23,9 +23,11 @@ pub fn l2norm(x: &Tensor) -> Tensor {
 }
 
 /// fla's `ShortConvolution`: a depthwise causal Conv1d over time (kernel `width`, no bias), then
-/// SiLU. Weight (D, 1, width), named `weight`.
+/// SiLU. Weight (D, 1, width), named `weight`; xLSTM's `CausalConv1d` (followed by its SiLU) is
+/// the same with a bias.
 pub struct ShortConv {
     weight: Tensor,
+    bias: Option<Tensor>,
     width: i64,
     channels: i64,
 }
@@ -33,14 +35,22 @@ pub struct ShortConv {
 impl ShortConv {
     pub fn new(vs: &nn::Path, channels: i64, width: i64) -> Self {
         let weight = vs.var("weight", &[channels, 1, width], nn::Init::Randn { mean: 0.0, stdev: INIT_STD });
-        ShortConv { weight, width, channels }
+        ShortConv { weight, bias: None, width, channels }
+    }
+
+    /// With a bias, weight and bias initialised as `torch.nn.Conv1d` does (U(±1/√width) for a
+    /// depthwise kernel).
+    pub fn with_bias(vs: &nn::Path, channels: i64, width: i64) -> Self {
+        let init = super::init::uniform_fan_in(width);
+        let weight = vs.var("weight", &[channels, 1, width], init);
+        ShortConv { weight, bias: Some(vs.var("bias", &[channels], init)), width, channels }
     }
 
     /// (b, L, D) → (b, L, D).
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let len = x.size()[1];
         x.transpose(1, 2)
-            .conv1d::<Tensor>(&self.weight, None, [1], [self.width - 1], [1], self.channels)
+            .conv1d(&self.weight, self.bias.as_ref(), [1], [self.width - 1], [1], self.channels)
             .narrow(-1, 0, len)
             .transpose(1, 2)
             .silu()
@@ -54,8 +64,12 @@ impl ShortConv {
             |w| w.shallow_clone(),
         );
         let full = Tensor::cat(&[&previous, &x.unsqueeze(-1)], -1); // (b, D, width)
-        let y = (&full * self.weight.squeeze_dim(1)).sum_dim_intlist([-1i64].as_slice(), false, None).silu();
-        (y, full.narrow(-1, 1, self.width - 1))
+        let y = (&full * self.weight.squeeze_dim(1)).sum_dim_intlist([-1i64].as_slice(), false, None);
+        let y = match &self.bias {
+            Some(bias) => y + bias,
+            None => y,
+        };
+        (y.silu(), full.narrow(-1, 1, self.width - 1))
     }
 }
 

@@ -71,3 +71,15 @@ pub fn rescale_redraw(weight: &Tensor, divisor: f64) {
         let _ = weight.shallow_clone().uniform_(-bound, bound).g_div_scalar_(divisor);
     });
 }
+
+/// `torch.nn.init.orthogonal_(w, gain)` for a (rows × cols) weight: the Q of a QR decomposition
+/// of a normal draw (of the transpose when rows < cols), its columns' signs fixed by R's
+/// diagonal, times `gain`.
+pub fn orthogonal(rows: i64, cols: i64, gain: f64) -> Tensor {
+    let cpu = (Kind::Float, tch::Device::Cpu);
+    let (tall, short) = (rows.max(cols), rows.min(cols));
+    let (q, r) = Tensor::linalg_qr(&Tensor::randn([tall, short], cpu), "reduced");
+    let q = q * r.diagonal(0, 0, 1).sign().unsqueeze(0);
+    let q = if rows < cols { q.transpose(0, 1).contiguous() } else { q };
+    q * gain
+}

@@ -6,6 +6,7 @@ pub mod backbone;
 pub mod deltanet;
 pub mod fla_parts;
 pub mod gla;
+pub mod hgrn2;
 pub mod init;
 pub mod linear;
 pub mod linear_attention;
@@ -13,8 +14,10 @@ pub mod lru;
 pub mod mamba;
 pub mod mamba2;
 pub mod minrnn;
+pub mod mlstm;
 pub mod retnet;
 pub mod rnn;
+pub mod rwkv6;
 pub mod s4d;
 pub mod scan;
 pub mod transformer;
@@ -176,8 +179,12 @@ pub fn registry() -> &'static [ArchInfo] {
         minrnn::MINLSTM_INFO,
         retnet::INFO,
         gla::INFO,
+        hgrn2::INFO,
+        rwkv6::INFO,
+        mlstm::INFO,
         deltanet::DELTANET_INFO,
         deltanet::GATED_DELTANET_INFO,
+        deltanet::DELTAPRODUCT_INFO,
         linear::INFO,
     ]
 }
@@ -209,11 +216,16 @@ pub trait Validate {
 pub trait ArchConfig: serde::de::DeserializeOwned + serde::Serialize + Validate {
     fn backbone(&self) -> backbone::BackboneConfig;
     fn mixer(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn Mixer>;
+    /// The model: the backbone around `mixer` in every block. Architectures with model-level
+    /// parameters (HGRN2's lower bounds) build their own.
+    fn model(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn SeqModel> {
+        Box::new(backbone::Backbone::new(vs, self.backbone(), io, &|p, _| self.mixer(p, io)))
+    }
 }
 
-/// The backbone around `cfg`'s mixer in every block.
+/// The model of `cfg` (see [`ArchConfig::model`]).
 pub fn build_model<C: ArchConfig>(vs: &nn::Path, cfg: &C, io: &TaskIo) -> Box<dyn SeqModel> {
-    Box::new(backbone::Backbone::new(vs, cfg.backbone(), io, &|p, _| cfg.mixer(p, io)))
+    cfg.model(vs, io)
 }
 
 /// `ArchInfo::build` for an `ArchConfig`.
