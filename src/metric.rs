@@ -164,6 +164,7 @@ pub const METRICS: &[Metric] = &[
     .tables(MeanStd, MeanStd),
     Metric::new("n_params", "params", Unit::Human, |m, _| m.n_params.map(|n| n as f64)).tables(Mean, Mean),
     Metric::new("flops_per_token", "fwd FLOPs/tok", Unit::Human, |m, _| m.flops_per_token).tables(Mean, Mean),
+    Metric::new("state_size", "state", Unit::Human, |m, _| m.state_size).tables(No, Mean),
     Metric::new("train_flops_per_s", "train FLOP/s", Unit::Human, |m, _| m.train_flops_per_s).tables(No, Mean),
     Metric::new("mfu", "MFU %", Unit::Percent(2), |m, _| m.mfu).tables(No, MeanStd),
     Metric::new("train_s", "train s", Unit::Fixed(1), |m, _| m.train_s),

@@ -88,6 +88,10 @@ measurements_struct! {
         pub seq_len: Option<u64>,
         /// Analytic forward FLOPs per token (training ≈ 3×).
         pub flops_per_token: Option<f64>,
+        /// Numbers of state one sequence's step carries at the task's length, all layers
+        /// (`Mixer::state_size`: the recurrent state, or attention's KV cache).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub state_size: Option<f64>,
         /// Optimizer steps taken.
         pub steps: Option<u64>,
         /// Mean training loss over the last 10 % of steps.

@@ -206,3 +206,34 @@ fn every_model_forecasts_from_real_valued_inputs() {
         assert!(grad.is_finite() && grad > 0.0, "{arch}: no gradient reaches {first}");
     }
 }
+
+/// What a step carries: constant in the length for every recurrent mixer, attention's KV cache
+/// (2·L·d per layer) growing with it; a few sizes worked out by hand.
+#[test]
+fn state_size_is_the_recurrent_state_or_the_kv_cache() {
+    let io = TaskIo::per_token(13, 13, 64, true);
+    let size = |arch: &str, params: &serde_json::Value, len: i64| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        build(&vs, arch, params, &io).state_size(len).expect("a backbone reports its state")
+    };
+    for (arch, params) in variants(16, 2) {
+        let (short, long) = (size(arch, &params, 64), size(arch, &params, 128));
+        match arch {
+            "transformer" => assert_eq!((short, long), (2.0 * 2.0 * 64.0 * 16.0, 2.0 * 2.0 * 128.0 * 16.0)),
+            "linear" => assert_eq!(long, 2.0 * short, "linear's window is the sequence"),
+            _ => assert_eq!(short, long, "{arch}: a recurrent state does not grow with L"),
+        }
+        assert!(short > 0.0, "{arch}");
+    }
+    // Two layers each: LSTM h and c; Mamba E·N + E·(d_conv − 1) with E = 32, N = 4;
+    // RetNet d × 2d per head over 2 heads; GLA (d/2 × d) / 2 heads plus three conv windows.
+    let cases = [
+        ("lstm", 2.0 * 2.0 * 16.0),
+        ("mamba", 2.0 * (32.0 * 4.0 + 32.0 * 3.0)),
+        ("retnet", 2.0 * (16.0 * 32.0 / 2.0)),
+        ("gla", 2.0 * (8.0 * 16.0 / 2.0 + (2.0 * 8.0 + 16.0) * 3.0)),
+    ];
+    for (arch, expected) in cases {
+        assert_eq!(size(arch, &tiny_params(arch, 16, 2), 64), expected, "{arch}");
+    }
+}

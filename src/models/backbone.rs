@@ -395,6 +395,10 @@ impl SeqModel for Backbone {
 
     /// Per block: mixer + MLP (4·r·d²); plus the head (2·d·classes). Norms, residuals and the
     /// embedding lookup are O(d) and left out.
+    fn state_size(&self, seq_len: i64) -> Option<f64> {
+        Some(self.blocks.iter().map(|b| b.mixer.state_size(seq_len)).sum())
+    }
+
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         // A forecasting head's time map (2·L·horizon per channel, per example) is left out: it is
         // per example, not per token, and small next to the blocks.

@@ -312,6 +312,13 @@ impl Mixer for DeltaMixer {
         Some(y)
     }
 
+    /// The d_k × d_v state per head and the short convs' windows.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        let (h, n) = (self.cfg.n_heads, self.cfg.num_householder);
+        let (dk, dv) = (h * self.cfg.head_k(), h * self.cfg.head_v());
+        (h * self.cfg.head_k() * self.cfg.head_v() + (dk + n * (dk + dv)) * (self.cfg.conv_size - 1)) as f64
+    }
+
     /// With n delta steps per token: projections 2H(d_k + n(d_k + d_v + heads) + d_v)
     /// (+ 2H(heads + d_v) gated), convolutions 2·conv(d_k + n(d_k + d_v)); per step, inside a
     /// chunk of c the scores, the UT system and the values ≈ (3d_k + 2d_v)·(c + 1)/2 plus its

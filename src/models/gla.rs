@@ -216,6 +216,13 @@ impl Mixer for Gla {
         Some(y)
     }
 
+    /// The d_k × d_v state per head and the short convs' windows.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        let (dk, dv) = (self.cfg.key_dim(), self.cfg.value_dim());
+        let conv = if self.cfg.use_short_conv { (2 * dk + dv) * (self.cfg.conv_size - 1) } else { 0 };
+        (dk * dv / self.cfg.n_heads + conv) as f64
+    }
+
     /// Projections 2H(2d_k + 2d_v) + 2H·r + 2r·d_k (gate); the chunkwise form inside a chunk of
     /// c: 2(d_k + d_v)·(c + 1)/2 per head-width for scores and values plus the (c × d_k) decay
     /// weights, across chunks 4·d_k·d_v/heads (read and update the state).

@@ -191,6 +191,11 @@ impl Mixer for Hgrn2 {
         Some(self.output(&o.reshape([x.size()[0], -1])))
     }
 
+    /// The expand_ratio × (H/heads) state per head.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        (self.cfg.expand_ratio * self.cfg.d_model) as f64
+    }
+
     /// Projections 8H² (q, f, i, o); the chunkwise form inside a chunk of c with key and value
     /// widths H: 4H·(c + 1)/2 for scores and values plus 2H·(c + 1)/2 for the decay weights;
     /// across chunks 4·H·(H/heads) (read and update the state).

@@ -223,6 +223,11 @@ impl Mixer for TimeLinear {
         None
     }
 
+    /// No recurrent form: the window of L inputs it maps.
+    fn state_size(&self, seq_len: i64) -> f64 {
+        (seq_len * self.d_model) as f64
+    }
+
     /// 2L multiply-adds per channel per map (L the window), the moving average left out.
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         2.0 * seq_len as f64 * self.d_model as f64 * self.maps.len() as f64

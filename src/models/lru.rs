@@ -184,6 +184,11 @@ impl Mixer for Lru {
         Some(y)
     }
 
+    /// The complex state.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        (2 * self.d_state) as f64
+    }
+
     /// Complex B and C products (2·2·N·H each), the complex recurrence (8·N) and the GLU's two
     /// Dense layers (2·2·H²).
     fn flops_per_token(&self, _seq_len: i64) -> f64 {

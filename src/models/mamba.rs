@@ -194,6 +194,11 @@ impl Mixer for Mamba {
         Some(y)
     }
 
+    /// The E × N state and the conv's last d_conv − 1 inputs.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        (self.inner * self.d_state + self.inner * (self.d_conv - 1)) as f64
+    }
+
     /// in_proj 2H·2E, conv 2E·d_conv, x_proj 2E(R + 2N), dt_proj 2R·E, out_proj 2E·H, and the
     /// scan's discretisation, recurrence and readout ≈ 6E·N.
     fn flops_per_token(&self, _seq_len: i64) -> f64 {

@@ -238,6 +238,12 @@ impl Mixer for Mamba2 {
         Some(out)
     }
 
+    /// The N × P state per head (N·E in all) and the conv window over [x, B, C].
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        let (e, n) = (self.cfg.expand * self.cfg.d_model, self.cfg.d_state);
+        (e * n + (e + 2 * n) * (self.cfg.d_conv - 1)) as f64
+    }
+
     /// in_proj 2H(2E + 2N + heads), conv 2(E + 2N)·d_conv, out_proj 2E·H; the SSD inside a chunk
     /// of c: (2N + 2E)(c + 1)/2 (scores against B and values), across chunks 4N·E (read and
     /// update the state).

@@ -119,6 +119,11 @@ impl Mixer for MinRnn {
         Some(y)
     }
 
+    /// The hidden state.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        self.hidden as f64
+    }
+
     /// in_proj (2 or 3 parts) and out_proj; the scan is element-wise.
     fn flops_per_token(&self, _seq_len: i64) -> f64 {
         let parts = if self.lstm { 3.0 } else { 2.0 };

@@ -280,6 +280,12 @@ impl Mixer for Mlstm {
         Some(self.output(&h_out, &xc, z))
     }
 
+    /// C (d × d), n (d) and m per head, and the conv window.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        let (inner, d) = (self.cfg.inner(), self.head_dim());
+        (self.cfg.n_heads * (d * d + d + 1) + inner * (self.cfg.conv_size - 1)) as f64
+    }
+
     /// proj_up 4H·I, q/k/v 6·I·blocksize, conv 2·conv·I, gates 12·I·heads, proj_down 2I·H;
     /// the memory (keys d, values d + 1 per head) inside a chunk of c (2I + 2(I + heads))·(c+1)/2
     /// plus c·heads for the decays, across chunks 4·I·(d + 1).

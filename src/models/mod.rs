@@ -98,6 +98,11 @@ pub trait SeqModel {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
     /// Analytic forward FLOPs per token at this sequence length (one multiply-add = 2 FLOPs).
     fn flops_per_token(&self, seq_len: i64) -> f64;
+    /// Numbers of state per sequence at this length, summed over the mixers (see
+    /// [`Mixer::state_size`]); None for models that are not a stack of mixers.
+    fn state_size(&self, _seq_len: i64) -> Option<f64> {
+        None
+    }
     /// Whether `step` works: every mixer has a recurrent form.
     fn can_step(&self) -> bool;
     /// Positions the model can address (learned position tables end at the task's length);
@@ -120,6 +125,10 @@ pub trait Mixer {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
     /// Forward FLOPs per token of this mixer at sequence length `seq_len`.
     fn flops_per_token(&self, seq_len: i64) -> f64;
+    /// Numbers one sequence's `step` carries at length `seq_len`: the recurrent state, with conv
+    /// windows and shifted inputs; for attention the KV cache, which grows with the length; for
+    /// a map over time the window it reads. Recall tasks compare architectures by it.
+    fn state_size(&self, seq_len: i64) -> f64;
     /// `forward_t` on a right-padded batch; mask (batch, seq) is 1 on real positions, 0 on padding.
     /// Zeroing the padded inputs suffices for mixers that are causal or linear in their input
     /// (padding at the end cannot reach earlier positions, zeros add nothing to a convolution);

@@ -2,6 +2,7 @@
 //! positions, per-head normalisation and a swish gate; see docs/models.md for the equations.
 use super::backbone::{BackboneConfig, Norm};
 use super::init::xavier_linear;
+use super::linear_attention::{self as engine, Decay, Inputs};
 use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -157,47 +158,41 @@ impl Retention {
 }
 
 impl Mixer for Retention {
-    /// Chunkwise form: inside a chunk, the decay-masked parallel form; across chunks, the
-    /// (d_k × d_v) state S = Σ_m γ^(pos−m) k_mᵀ v_m, as in the paper's chunkwise recurrence.
+    /// The chunkwise engine with one fixed decay γ_h per head: inside a chunk the decay-masked
+    /// parallel form, across chunks the (d_k × d_v) state, as the paper's chunkwise recurrence.
     /// Outputs are divided by √(running decay sum) as torchscale's recurrent form does; its
     /// parallel form also divides scores by their absolute row sums, which no chunkwise form can
     /// compute (that per-row scale only shows through RMSNorm's ε).
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (q, k, v) = self.project(xs, 0);
-        let (b, len) = (q.size()[0], q.size()[2]);
-        let log_gamma = self.log_decay(xs.device()); // (heads, 1, 1)
-        let mut state =
-            Tensor::zeros([b, self.n_heads, self.head_dim(), self.value_head_dim()], (q.kind(), q.device()));
-        let mut outputs = Vec::new();
-        for start in (0..len).step_by(self.chunk as usize) {
-            let n = self.chunk.min(len - start);
-            let (qc, kc, vc) = (q.narrow(2, start, n), k.narrow(2, start, n), v.narrow(2, start, n));
-            let i = Tensor::arange(n, (Kind::Float, xs.device()));
-            let gap = i.unsqueeze(1) - i.unsqueeze(0); // i − j
-            let mask = (gap.clamp_min(0.0) * &log_gamma).exp() * gap.ge(0.0).to_kind(Kind::Float); // (heads, n, n)
-            let inner = (qc.matmul(&kc.transpose(-1, -2)) * mask).matmul(&vc);
-            // Position start + i sees the state decayed by γ^(i+1).
-            let from_state = qc.matmul(&state) * ((&i + 1.0).unsqueeze(-1) * &log_gamma).exp();
-            outputs.push(inner + from_state);
-            // S ← γ^n S + Σ_j γ^(n−1−j) k_jᵀ v_j
-            let k_decayed = &kc * ((-&i + (n - 1) as f64).unsqueeze(-1) * &log_gamma).exp();
-            state = state * (&log_gamma * n as f64).exp() + k_decayed.transpose(-1, -2).matmul(&vc);
-        }
-        self.output(&(Tensor::cat(&outputs, 2) * self.decay_normaliser(0, len, xs.device())), xs)
+        let len = q.size()[2];
+        let decay = Decay::Head(self.log_decay(xs.device()).view([-1]));
+        let (o, _) = engine::chunkwise(&Inputs { q, k, v, decay, beta: None }, self.chunk, None);
+        self.output(&(o * self.decay_normaliser(0, len, xs.device())), xs)
     }
 
     /// State: [S] (b, heads, d_k, d_v).
     fn step(&self, x: &Tensor, pos: i64, state: &mut MixerState) -> Option<Tensor> {
         let u = x.unsqueeze(1);
         let (q, k, v) = self.project(&u, pos); // (b, heads, 1, d)
-        let kv = k.transpose(-1, -2).matmul(&v);
+        let (q, k, v) = (q.squeeze_dim(2), k.squeeze_dim(2), v.squeeze_dim(2));
         let s = match state.get::<RetentionState>() {
-            Some(prev) => &prev.s * self.log_decay(x.device()).exp() + kv,
-            None => kv,
+            Some(prev) => prev.s.shallow_clone(),
+            None => Tensor::zeros(
+                [x.size()[0], self.n_heads, self.head_dim(), self.value_head_dim()],
+                (x.kind(), x.device()),
+            ),
         };
-        let o = q.matmul(&s) * self.decay_normaliser(pos, 1, x.device());
+        let log_gamma = self.log_decay(x.device()).view([1, -1, 1]);
+        let (o, s) = engine::step(&q, &k, &v, Some(&log_gamma), None, &s);
+        let o = o.unsqueeze(2) * self.decay_normaliser(pos, 1, x.device());
         state.set(RetentionState { s });
         Some(self.output(&o, &u).squeeze_dim(1))
+    }
+
+    /// The d_k × d_v state per head.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        (self.d_model * self.d_value / self.n_heads) as f64
     }
 
     /// Projections 4H² (q, k) + 6H·V (v, gate, out) with V the value width; inside a chunk

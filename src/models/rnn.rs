@@ -118,6 +118,12 @@ impl Mixer for RnnMixer {
         }
     }
 
+    /// h (and c for the LSTM) per direction.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        let per_direction = if matches!(self.cell, Cell::Lstm) { 2 } else { 1 };
+        (per_direction * self.hidden * self.directions) as f64
+    }
+
     /// gates × (input projection d·h + recurrent projection h·h) multiply-adds per direction.
     fn flops_per_token(&self, _seq_len: i64) -> f64 {
         let (d, h) = (self.d_model as f64, self.hidden as f64);

@@ -274,6 +274,11 @@ impl Mixer for Rwkv6 {
         Some(self.output(&read, &p.g))
     }
 
+    /// The d_k × d_v state per head and the previous token's input.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        (self.cfg.key_dim() * self.cfg.value_dim() / self.cfg.n_heads + self.cfg.d_model) as f64
+    }
+
     /// Token shift 2H·5r twice (LoRA down and up), projections 2H(2d_k + 2d_v) and the decay's
     /// LoRA 2r_w(H + d_k), o_proj 2d_v·H; the chunkwise form as GLA's (scores, values and the
     /// (c × d_k) decay weights in a chunk of c, 4·d_k·d_v/heads across chunks) plus the bonus

@@ -196,6 +196,11 @@ impl Mixer for S4d {
         Some(self.output(&y))
     }
 
+    /// A complex state per channel and mode.
+    fn state_size(&self, _seq_len: i64) -> f64 {
+        (2 * self.d_model * self.modes) as f64
+    }
+
     /// FFT convolution of length 2L (three real FFTs ≈ 2.5·2L·log2(2L) each, and the spectrum
     /// product), amortised per token, per channel; the kernel's complex products (8·P per
     /// channel per kernel, amortised over L tokens generated at once); `out` 4H².

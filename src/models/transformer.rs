@@ -188,6 +188,11 @@ impl Mixer for Attention {
         Some(self.merge(&y).squeeze_dim(1))
     }
 
+    /// The KV cache: keys and values of every position.
+    fn state_size(&self, seq_len: i64) -> f64 {
+        (2 * seq_len * self.d_model) as f64
+    }
+
     /// Projections 8·d² (q, k, v, out) plus scores and weighted sum 4·d·n, where n is the number
     /// of keys a query attends to: L, or (L+1)/2 on average when causal.
     fn flops_per_token(&self, seq_len: i64) -> f64 {

@@ -256,6 +256,8 @@ struct TaskCharts {
     /// Each of [`vs_seq_len_metrics`] against sequence length; accuracy against width.
     vs_seq_len: Vec<Groups<i64>>,
     vs_width: Groups<i64>,
+    /// Accuracy against the state a step carries (rounded), per architecture.
+    vs_state: Groups<i64>,
     /// Reused for every record's configuration label.
     label: String,
 }
@@ -317,6 +319,12 @@ impl TaskCharts {
                 .entry(x)
                 .or_default()
                 .add(100.0 * a);
+            if let Some(state) = r.measurements.state_size {
+                entry(&mut self.vs_state, config_label(r, |k| k == "model.d_model", buffer))
+                    .entry(state.round() as i64)
+                    .or_default()
+                    .add(100.0 * a);
+            }
         }
     }
 
@@ -339,6 +347,7 @@ impl TaskCharts {
             merge_groups(into, from);
         }
         merge_groups(&mut self.vs_width, later.vs_width);
+        merge_groups(&mut self.vs_state, later.vs_state);
     }
 
     /// Loss curves: one line per run when there are few runs, else the mean over seeds per
@@ -548,6 +557,19 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             )?;
             out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg, png });
         }
+        // Zoology's and the DeltaNet paper's: recall against the state a step carries.
+        let series = groups_series(std::mem::take(&mut data.vs_state), |x| x as f64);
+        if !series.is_empty() {
+            let (svg, png) = plot(
+                &format!("{task}: accuracy vs state size"),
+                Axis { label: "state per sequence (numbers, all layers)", log: true },
+                Axis { label: "accuracy (%)", log: false },
+                &series,
+                false,
+                &[],
+            )?;
+            out.push(Chart { name: format!("{}_accuracy_vs_state_size", slug(task)), svg, png });
+        }
     }
     Ok(())
 }
@@ -577,6 +599,7 @@ mod tests {
                 r.swept = vec!["model.d_model".into()];
                 r.params = [("model.d_model".to_string(), serde_json::json!(width))].into_iter().collect();
                 r.measurements.accuracy = Some(acc);
+                r.measurements.state_size = Some(width as f64 * 10.0);
                 r
             })
             .collect();
@@ -584,5 +607,7 @@ mod tests {
         let width = charts.iter().find(|c| c.name == "mqar_accuracy_vs_width").expect("width chart");
         assert!(width.svg.contains("mqar: accuracy vs model width") && width.svg.contains("d_model"));
         assert!(width.svg.contains("mamba") && width.svg.contains("lstm"), "one line per architecture");
+        let state = charts.iter().find(|c| c.name == "mqar_accuracy_vs_state_size").expect("state chart");
+        assert!(state.svg.contains("accuracy vs state size") && state.svg.contains("mamba"));
     }
 }

@@ -210,6 +210,7 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         n_params,
         seq_len: series.seq_len as i64,
         flops_per_token: model.flops_per_token(series.seq_len as i64),
+        state_size: model.state_size(series.seq_len as i64),
         steps: step,
         train_s,
         baseline_rss,

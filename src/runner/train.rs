@@ -284,6 +284,7 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         n_params,
         seq_len: data.io.seq_len,
         flops_per_token: model.flops_per_token(data.io.seq_len),
+        state_size: model.state_size(data.io.seq_len),
         steps: losses.len() as u64,
         train_s,
         baseline_rss,
