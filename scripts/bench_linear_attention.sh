@@ -4,8 +4,8 @@
 #      without the delta rule (examples/bench_engine.rs: d_k = d_v = 32, 4 heads, batch 4,
 #      L = 1,024, one thread);
 #   2. suites/linear-attention-scaling.yaml (--jobs 1): training tokens/s and the job's own peak
-#      memory of every engine mixer beside transformer, mamba and lstm at L = 1,024 … 8,192, with
-#      each mixer's throughput against the transformer's at the same L and its memory growth
+#      memory of every engine mixer beside transformer, mamba and lstm at L = 2,048, 4,096 and
+#      8,192, with each mixer's throughput against the transformer's at the same L and its memory growth
 #      from L = 2,048 to 8,192 (linear growth: 4×).
 #   bash scripts/bench_linear_attention.sh [RESULTS_DIR]
 set -euo pipefail

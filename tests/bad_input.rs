@@ -112,3 +112,24 @@ fn bad_flags_and_environment_stop_before_any_job() {
     let err = assert_clean_error(&seqbench(&["run", "big.yaml", "--out", "res"], cwd), "big.yaml");
     assert!(err.contains("1001 jobs") && err.contains("--yes"), "{err}");
 }
+
+/// `device: cuda` on a machine without CUDA is refused before any job runs (it used to pass the
+/// checks and then fail every job). Skipped where libtorch does see a CUDA device.
+#[test]
+fn cuda_without_cuda_is_refused_before_any_job() {
+    if tch::Cuda::is_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = tmp.path().join("gpu.yaml");
+    std::fs::write(
+        &suite,
+        "name: gpu\ndefaults: {device: cuda, steps: 2}\nmodels: [{arch: lstm, d_model: 8}]\n\
+         tasks: [{task: mqar, vocab_size: 16, seq_len: 8, num_kv_pairs: 2, train_examples: 8}]\n",
+    )
+    .unwrap();
+    let out = seqbench(&["run", "gpu.yaml", "--out", "results"], tmp.path());
+    let err = assert_clean_error(&out, "gpu.yaml");
+    assert!(err.contains("`device: cuda`") && err.contains("no CUDA device"), "{err}");
+    assert!(!tmp.path().join("results").exists(), "no run directory for a refused run");
+}

@@ -76,6 +76,9 @@ pub fn run_suite(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if mpi.is_none() {
+        check_devices(&todo, tch::Cuda::device_count().max(0) as usize).map_err(|e| e.in_file(suite_path))?;
+    }
     if todo.len() > CONFIRM_JOBS && !opts.yes {
         return Err(InputError::new(format!(
             "expands to {} jobs to run (more than {CONFIRM_JOBS}); check the sweeps with `seqbench plan`, then pass --yes",
@@ -190,6 +193,26 @@ pub fn run_suite(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch
         return Ok(ExitCode::from(EXIT_JOBS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A local run's jobs that ask for a CUDA device this machine does not have would each fail after
+/// loading their data: refuse the run before any starts (under MPI the workers' nodes decide).
+fn check_devices(jobs: &[Job], cuda_devices: usize) -> std::result::Result<(), InputError> {
+    for job in jobs {
+        if let Ok(crate::job::DeviceRequest::Cuda(index)) = crate::job::DeviceRequest::parse(&job.train.device) {
+            if index >= cuda_devices {
+                let seen = match cuda_devices {
+                    0 => "libtorch sees no CUDA device here".to_string(),
+                    n => format!("libtorch sees {n} CUDA device(s), cuda:0 to cuda:{}", n - 1),
+                };
+                return Err(InputError::new(format!(
+                    "`device: {}` (task {}, model {}): {seen}; use `device: auto` (CUDA when available, else CPU) or `cpu`",
+                    job.train.device, job.task.label, job.model.label
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// More busy threads than cores (a suite's `threads` × `--jobs`) makes every job slower and its
