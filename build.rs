@@ -6,7 +6,8 @@
 //! - with a CUDA-enabled libtorch, csrc/cuda_memory.cpp (the CUDA allocator's peak memory, which
 //!   tch does not expose) is compiled against the wheel's headers and `seqbench_cuda_memory` is
 //!   set; without one, the CUDA memory figure is reported as not measured;
-//! - torch version, git commit and rustc version for env.json.
+//! - torch version, git commit and rustc version for env.json;
+//! - the model presets of configs/models, so that `preset: NAME` works wherever the binary runs.
 use std::path::Path;
 use std::process::Command;
 
@@ -66,7 +67,28 @@ fn build_cuda_memory_shim(lib_path: &Path) {
     }
 }
 
+/// `$OUT_DIR/presets.rs`: `[(name, text), …]` of every configs/models/*.yaml, sorted by name.
+fn bundle_presets() {
+    println!("cargo:rerun-if-changed=configs/models");
+    let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("configs/models");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut code = String::from("&[\n");
+    for path in files {
+        let name = path.file_stem().and_then(|s| s.to_str()).expect("preset file names are UTF-8");
+        code += &format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string());
+    }
+    code += "]\n";
+    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets it")).join("presets.rs");
+    std::fs::write(out, code).expect("write presets.rs");
+}
+
 fn main() {
+    bundle_presets();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rustc-check-cfg=cfg(seqbench_cuda_memory)");

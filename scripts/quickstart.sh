@@ -9,6 +9,10 @@ source scripts/env.sh
 echo "[quickstart] building seqbench (release; the first build takes about 10 minutes on 2 cores)" >&2
 cargo build --release --quiet
 bin="$CARGO_TARGET_DIR/release/seqbench"
+# On PATH for later use from anywhere (the model presets are built into the binary).
+mkdir -p "$HOME/.local/bin"
+ln -sf "$bin" "$HOME/.local/bin/seqbench"
+echo "[quickstart] linked $HOME/.local/bin/seqbench → $bin" >&2
 jobs="${SEQBENCH_JOBS:-2}"
 echo "[quickstart] running suites/quick.yaml with --jobs $jobs" >&2
 status=0

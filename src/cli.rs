@@ -313,7 +313,7 @@ fn models_text(d_model: i64) -> String {
         };
         out += &format!("  {:<15} {params:>10} {flops:>12}  {}\n", a.name, a.description);
     }
-    out += "\nPresets (configs/models/, use as `preset: NAME` in a suite):\n";
+    out += "\nPresets (use as `preset: NAME` in a suite; configs/models/NAME.yaml beside the suite or in the\nworking directory replaces the built-in one):\n";
     for (name, arch, description) in presets(Path::new("configs/models")) {
         out += &format!("  {name:<20} {arch:<15} {description}\n");
     }
@@ -335,18 +335,25 @@ fn model_size(arch: &crate::models::ArchInfo, d_model: i64, io: &crate::models::
     Ok((n, model.flops_per_token(io.seq_len)))
 }
 
-/// (name, arch, description) of each preset file in `dir`, sorted by name.
+/// (name, arch, description) of the built-in presets and of each preset file in `dir` (which
+/// replaces a built-in one of its name), sorted by name.
 fn presets(dir: &Path) -> Vec<(String, String, String)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut found: Vec<_> = entries
-        .filter_map(|e| {
-            let path = e.ok()?.path();
-            let name = path.file_stem()?.to_str()?.to_string();
-            let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
-            let field = |k: &str| yaml.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            Some((name, field("arch"), field("description")))
-        })
+    let describe = |name: String, text: &str| {
+        let yaml: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+        let field = |k: &str| yaml.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        Some((name, field("arch"), field("description")))
+    };
+    let mut found: std::collections::BTreeMap<String, (String, String, String)> = crate::suite::BUNDLED_PRESETS
+        .iter()
+        .filter_map(|(name, text)| describe(name.to_string(), text))
+        .map(|p| (p.0.clone(), p))
         .collect();
-    found.sort();
-    found
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_stem().and_then(|n| n.to_str()) else { continue };
+        if let Some(p) = std::fs::read_to_string(&path).ok().and_then(|text| describe(name.to_string(), &text)) {
+            found.insert(p.0.clone(), p);
+        }
+    }
+    found.into_values().collect()
 }

@@ -147,6 +147,30 @@ fn presets_resolve_and_merge() {
 }
 
 #[test]
+fn built_in_presets_work_outside_the_clone() {
+    // Planned from a directory with no configs/models: the preset comes from the binary.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "name: p\nmodels:\n  - preset: gla-tiny\ntasks:\n  - task: mqar\n    vocab_size: 64\n    seq_len: 32\n";
+    std::fs::write(tmp.path().join("s.yaml"), text).unwrap();
+    let plan = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqbench"))
+            .args(["plan", "s.yaml"])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(plan().contains("gla-tiny"), "{}", plan());
+    // A file beside the suite replaces the built-in preset of its name.
+    std::fs::create_dir_all(tmp.path().join("configs/models")).unwrap();
+    std::fs::write(tmp.path().join("configs/models/gla-tiny.yaml"), "arch: gla\nn_heads: 2\n").unwrap();
+    let jobs = expand(&load_str(text, &tmp.path().join("s.yaml")).unwrap()).unwrap();
+    assert_eq!(jobs[0].model.params["n_heads"], 2);
+    assert!(seqbench::suite::BUNDLED_PRESETS.iter().any(|(name, _)| *name == "mamba2-tiny"));
+}
+
+#[test]
 fn entries_need_distinct_names() {
     let e = error(&VALID.replace("  - arch: gru\n", "  - arch: lstm\n    n_layers: 1\n"));
     assert_eq!(e.key_path, "models[1].name");

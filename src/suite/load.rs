@@ -205,17 +205,32 @@ fn preset_candidates(preset: &str, suite_path: &Path) -> Vec<PathBuf> {
     vec![suite_dir.join(&rel), suite_dir.join("..").join(&rel), rel]
 }
 
+/// The presets of configs/models built into the binary: (name, YAML text), sorted by name.
+pub static BUNDLED_PRESETS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/presets.rs"));
+
 fn load_preset(
     preset: &str,
     origin: &Origin,
     suite_path: &Path,
 ) -> Result<(String, ParamMap, BTreeMap<String, Origin>), InputError> {
     let candidates = preset_candidates(preset, suite_path);
-    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        return Err(origin.child("preset").error(format!("preset `{preset}` not found; tried {}", tried.join(", "))));
+    // A file beside the suite or in the working dir, else the copy built into the binary.
+    let (path, text) = match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => (path.clone(), read_text(path, "preset")?),
+        None => match BUNDLED_PRESETS.iter().find(|(name, _)| *name == preset) {
+            Some((_, text)) => (PathBuf::from(format!("<built-in>/configs/models/{preset}.yaml")), text.to_string()),
+            None => {
+                let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+                let names: Vec<&str> = BUNDLED_PRESETS.iter().map(|(name, _)| *name).collect();
+                return Err(origin.child("preset").error(format!(
+                    "preset `{preset}` not found; tried {} and the built-in presets ({})",
+                    tried.join(", "),
+                    names.join(", ")
+                )));
+            }
+        },
     };
-    let text = read_text(path, "preset")?;
+    let path = &path;
     let locator = Arc::new(Locator::new(&text));
     let mut params: ParamMap = parse(&text, path, &locator)?;
     let p_origin = Origin { file: Arc::new(path.clone()), locator, path: String::new() };

@@ -5,7 +5,7 @@ mod load;
 pub mod locate;
 
 pub use expand::expand;
-pub use load::{load, load_str};
+pub use load::{load, load_str, BUNDLED_PRESETS};
 
 use crate::error::InputError;
 use crate::params::ParamMap;
