@@ -27,11 +27,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a suite: expand it into jobs, run each in its own process, write records and report.
     #[command(
-        after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500"
+        after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500\n  seqbench run --resume results/quick/20261123-201500"
     )]
     Run {
-        /// The suite file (YAML).
-        suite: PathBuf,
+        /// The suite file (YAML); with --resume it may be left out (the run's own copy is used).
+        #[arg(required_unless_present = "resume")]
+        suite: Option<PathBuf>,
         /// Results root; the run goes to OUT/<suite name>/<run id>/.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -165,7 +166,7 @@ pub fn main() -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = RunOptions { out, resume, retry_failed, slots: jobs as usize, dry_run, yes };
-            dispatch::run::run_suite(&suite, &opts, mpi.as_mut())
+            dispatch::run::run_suite(suite.as_deref(), &opts, mpi.as_mut())
         }
         Command::Plan { suite } => {
             let (_, jobs) = load_jobs(&suite)?;

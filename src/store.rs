@@ -127,6 +127,14 @@ impl RunDir {
         serde_yaml::from_str(&std::fs::read_to_string(self.path.join(RESOLVED)).ok()?).ok()
     }
 
+    /// The suite this run was started from, as `suite.resolved.yaml` keeps it (presets inlined):
+    /// (the original suite's path, the suite as YAML text).
+    pub fn resolved_suite(&self) -> Option<(PathBuf, String)> {
+        let v = self.resolved()?;
+        let source = v.get("source").and_then(|s| s.as_str()).unwrap_or(RESOLVED);
+        Some((PathBuf::from(source), serde_yaml::to_string(v.get("suite")?).ok()?))
+    }
+
     /// Job ids listed in `suite.resolved.yaml`, if readable.
     pub fn resolved_job_ids(&self) -> Option<std::collections::HashSet<String>> {
         let v = self.resolved()?;

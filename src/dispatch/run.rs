@@ -27,8 +27,16 @@ pub struct RunOptions {
 
 /// `seqbench run`: expands the suite, skips what a resumed run recorded, dispatches the rest to
 /// the local pool or the MPI workers, writes every record as it comes and the report at the end.
-pub fn run_suite(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch::mpi::Session>) -> Result<ExitCode> {
-    let (suite, jobs) = load_jobs(suite_path)?;
+pub fn run_suite(
+    suite_path: Option<&Path>,
+    opts: &RunOptions,
+    mpi: Option<&mut dispatch::mpi::Session>,
+) -> Result<ExitCode> {
+    let (suite_path, (suite, jobs)) = match suite_path {
+        Some(path) => (path.to_path_buf(), load_jobs(path)?),
+        None => resumed_suite(opts.resume.as_deref().expect("the CLI asks for a suite or --resume"))?,
+    };
+    let suite_path = suite_path.as_path();
     let (slots, dry_run) = (opts.slots, opts.dry_run);
     let run = match opts.resume.as_deref() {
         Some(dir) => {
@@ -193,6 +201,17 @@ pub fn run_suite(suite_path: &Path, opts: &RunOptions, mpi: Option<&mut dispatch
         return Ok(ExitCode::from(EXIT_JOBS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `run --resume DIR` without a suite: the suite as the run recorded it, presets inlined.
+fn resumed_suite(dir: &Path) -> Result<(PathBuf, (crate::suite::Suite, Vec<Job>))> {
+    let run = RunDir::open(dir)?;
+    let (source, text) = run.resolved_suite().ok_or_else(|| {
+        InputError::new(format!("has no readable {}; pass the suite file as well", store::RESOLVED)).in_file(dir)
+    })?;
+    let suite = crate::suite::load_str(&text, &source)?;
+    let jobs = crate::suite::expand(&suite)?;
+    Ok((source, (suite, jobs)))
 }
 
 /// A local run's jobs that ask for a CUDA device this machine does not have would each fail after
