@@ -22,7 +22,7 @@ echo "## Token loop vs chunkwise (forward + backward)"
 echo
 echo "## Training throughput and job memory vs L ($(git rev-parse --short HEAD))"
 "$CARGO_TARGET_DIR/release/seqbench" run suites/linear-attention-scaling.yaml --out "$out" --jobs 1 >&2 || true
-run="$(ls -d "$out"/linear-attention-scaling/*/ | sort | tail -1)"
+run="$(readlink -f "$out"/linear-attention-scaling/latest)"
 python3 - "$run/records.jsonl" <<'PY'
 import json, sys
 rows = {}

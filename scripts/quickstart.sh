@@ -17,7 +17,7 @@ jobs="${SEQBENCH_JOBS:-2}"
 echo "[quickstart] running suites/quick.yaml with --jobs $jobs" >&2
 status=0
 "$bin" run suites/quick.yaml --jobs "$jobs" --out results > /dev/null || status=$?
-run_dir="$(ls -d results/quick/*/ | sort | tail -n 1)"
+run_dir="$(readlink -f results/quick/latest)/"
 echo
 echo "Report: ${run_dir}report.md and ${run_dir}report.html (tables in ${run_dir}tables/, charts in ${run_dir}charts/)"
 echo

@@ -74,6 +74,17 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// `OUT/<suite>/latest` → the newest run, for scripts and tired eyes. Best effort: a file system
+/// without symlinks just has no `latest`.
+fn point_latest_at(suite_dir: &Path, run_id: &str) {
+    let link = suite_dir.join("latest");
+    let temporary = suite_dir.join(format!(".latest-{}", std::process::id()));
+    #[cfg(unix)]
+    if std::os::unix::fs::symlink(run_id, &temporary).is_ok() && std::fs::rename(&temporary, &link).is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+}
+
 impl RunDir {
     /// A new run directory `out/<suite>/<YYYYmmdd-HHMMSS>[-N]`.
     pub fn create(out: &Path, suite: &str) -> Result<Self> {
@@ -85,7 +96,10 @@ impl RunDir {
             let name = if n == 1 { stamp.clone() } else { format!("{stamp}-{n}") };
             let path = parent.join(&name);
             match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(RunDir { path }),
+                Ok(()) => {
+                    point_latest_at(&parent, &name);
+                    return Ok(RunDir { path });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(InputError::new(format!("cannot create run directory: {e}")).in_file(&path).into())

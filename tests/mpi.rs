@@ -33,7 +33,11 @@ fn suite(dir: &Path, name: &str, modes: &[&str], seeds: &str, steps: u64) -> Pat
 }
 
 fn the_run(out: &Path, suite: &str) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite)).unwrap().map(|e| e.unwrap().path()).collect();
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("latest"))
+        .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
 }

@@ -18,7 +18,11 @@ fn write_suite(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// The single run directory under `out/<suite>/`.
 fn run_dir(out: &Path, suite: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join(suite))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("latest"))
+        .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.pop().unwrap()
 }
