@@ -1,10 +1,12 @@
-//! Progress of a run on stderr: one line per finished job with its headline numbers, the count
-//! of failures and an ETA. At a terminal a progress bar (done/total, failures, ETA, what is
+//! Progress of a run on stderr: one line per finished job with its swept values and headline
+//! numbers, the count of failures and an ETA. The ETA weighs the jobs by their estimated cost
+//! (steps × batch × length × width² × layers): seconds per unit of cost from the jobs that
+//! finished, times the cost still to run, over the slots. At a terminal a progress bar (done/total, failures, ETA, what is
 //! running) stays below those lines; in batch logs (Slurm, CI) there are only the plain lines,
 //! plus a line listing the running jobs after a minute without news.
 use crate::job::Job;
 use crate::record::{Record, Status};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// With no job finishing for this long, a line says what is still running.
@@ -14,13 +16,18 @@ pub struct Progress {
     total: usize,
     done: usize,
     failed: usize,
-    started: Instant,
     last_line: Instant,
     /// job id → (description, start)
     running: BTreeMap<String, (String, Instant)>,
     quiet: bool,
     /// Only when stderr is a terminal.
     bar: Option<indicatif::ProgressBar>,
+    /// Estimated cost of each job not finished yet.
+    cost: HashMap<String, f64>,
+    /// Wall seconds and estimated cost of the jobs that ended ok.
+    finished_wall: f64,
+    finished_cost: f64,
+    slots: usize,
 }
 
 pub fn human_rate(x: f64) -> String {
@@ -41,20 +48,43 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
+/// A job's label with its swept values: `mqar gru seed=0 lr=0.003`.
+pub fn job_label(task: &str, model: &str, seed: u64, swept: &[(String, String)]) -> String {
+    let mut label = format!("{task} {model} seed={seed}");
+    for (key, value) in swept {
+        let short = key.rsplit('.').next().unwrap_or(key);
+        label += &format!(" {short}={value}");
+    }
+    label
+}
+
+/// (key, value) of each swept parameter of `job`.
+fn swept_values(job: &Job) -> Vec<(String, String)> {
+    let params = job.flat_params();
+    job.swept
+        .iter()
+        .filter(|k| !k.ends_with("seed"))
+        .map(|k| (k.clone(), params.get(k).map(crate::report::frame::param_text).unwrap_or_default()))
+        .collect()
+}
+
 impl Progress {
-    pub fn new(total: usize) -> Self {
+    /// Progress of `jobs` run `slots` at a time.
+    pub fn new(jobs: &[Job], slots: usize) -> Self {
         use std::io::IsTerminal;
+        let total = jobs.len();
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
-            let style = indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} jobs  {elapsed} elapsed, ETA {eta}  {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} jobs  {elapsed} elapsed  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_secs(1));
             bar
         });
-        Progress::with(total, false, bar)
+        let mut progress = Progress::with(total, false, bar);
+        progress.cost = jobs.iter().map(|j| (j.job_id.clone(), super::mpi::cost_estimate(j).max(1.0))).collect();
+        progress.slots = slots.max(1);
+        progress
     }
 
     pub fn quiet(total: usize) -> Self {
@@ -63,7 +93,19 @@ impl Progress {
 
     fn with(total: usize, quiet: bool, bar: Option<indicatif::ProgressBar>) -> Self {
         let now = Instant::now();
-        Progress { total, done: 0, failed: 0, started: now, last_line: now, running: BTreeMap::new(), quiet, bar }
+        Progress {
+            total,
+            done: 0,
+            failed: 0,
+            last_line: now,
+            running: BTreeMap::new(),
+            quiet,
+            bar,
+            cost: HashMap::new(),
+            finished_wall: 0.0,
+            finished_cost: 0.0,
+            slots: 1,
+        }
     }
 
     pub fn started(&mut self, job: &Job) {
@@ -72,7 +114,7 @@ impl Progress {
 
     /// A job started on MPI rank `rank` (shown beside it in the running list).
     pub fn started_on(&mut self, job: &Job, rank: Option<i32>) {
-        let mut what = format!("{} {} seed={}", job.task.label, job.model.label, job.seed);
+        let mut what = job_label(&job.task.label, &job.model.label, job.seed, &swept_values(job));
         if let Some(r) = rank {
             what = format!("rank {r}: {what}");
         }
@@ -86,13 +128,38 @@ impl Progress {
             bar.set_position(self.done as u64);
             let running: Vec<&str> = self.running.values().map(|(what, _)| what.as_str()).take(4).collect();
             let more = self.running.len().saturating_sub(running.len());
-            let mut msg = if self.failed > 0 { format!("{} not ok  ", self.failed) } else { String::new() };
+            let mut msg = match self.eta() {
+                Some(eta) => format!("ETA {}  ", human_duration(eta)),
+                None => "ETA after the first job  ".to_string(),
+            };
+            if self.failed > 0 {
+                msg += &format!("{} not ok  ", self.failed);
+            }
             msg += &format!("running: {}", running.join(", "));
             if more > 0 {
                 msg += &format!(" and {more} more");
             }
             bar.set_message(msg);
         }
+    }
+
+    /// Seconds until the run ends: the cost still to run (the running jobs' less what they have
+    /// done at the same rate) at the seconds per unit of cost measured so far, over the slots.
+    /// None before a job has ended ok.
+    fn eta(&self) -> Option<f64> {
+        if self.finished_cost <= 0.0 {
+            return None;
+        }
+        let rate = self.finished_wall / self.finished_cost;
+        let remaining: f64 = self
+            .cost
+            .iter()
+            .map(|(id, cost)| {
+                let spent = self.running.get(id).map_or(0.0, |(_, t)| t.elapsed().as_secs_f64());
+                (rate * cost - spent).max(0.0)
+            })
+            .sum();
+        Some(remaining / self.slots.min(self.cost.len().max(1)) as f64)
     }
 
     /// Prints a line above the bar (or plainly without one).
@@ -126,6 +193,12 @@ impl Progress {
 
     pub fn finished(&mut self, r: &Record) {
         self.running.remove(&r.job_id);
+        if let Some(cost) = self.cost.remove(&r.job_id) {
+            if r.status == Status::Ok {
+                self.finished_wall += r.wall_s;
+                self.finished_cost += cost;
+            }
+        }
         self.last_line = Instant::now();
         self.done += 1;
         if r.status != Status::Ok {
@@ -135,19 +208,26 @@ impl Progress {
             return;
         }
         let m = &r.measurements;
+        let swept: Vec<(String, String)> = r
+            .swept
+            .iter()
+            .filter(|k| !k.ends_with("seed"))
+            .map(|k| (k.clone(), r.params.get(k).map(crate::report::frame::param_text).unwrap_or_default()))
+            .collect();
         let mut line = format!(
-            "[{:>w$}/{}] {:<8} {} {} seed={} ({})",
+            "[{:>w$}/{}] {:<8} {} ({})",
             self.done,
             self.total,
             r.status.as_str(),
-            r.task_label,
-            r.model,
-            r.seed,
+            job_label(&r.task_label, &r.model, r.seed, &swept),
             r.job_id,
             w = self.total.to_string().len()
         );
         if let Some(acc) = m.accuracy {
             line += &format!("  acc {:.1}%", 100.0 * acc);
+        }
+        if let Some(mse) = m.mse {
+            line += &format!("  MSE {mse:.4}");
         }
         if let Some(t) = m.train_tokens_per_s {
             line += &format!("  train {} tok/s", human_rate(t));
@@ -156,9 +236,7 @@ impl Progress {
         if let Some(reason) = &r.reason {
             line += &format!("  — {}", reason.lines().next().unwrap_or_default());
         }
-        let elapsed = self.started.elapsed().as_secs_f64();
-        if self.done < self.total {
-            let eta = elapsed / self.done as f64 * (self.total - self.done) as f64;
+        if let Some(eta) = self.eta().filter(|_| self.done < self.total) {
             line += &format!("  [ETA {}]", human_duration(eta));
         }
         if self.failed > 0 {
@@ -166,5 +244,51 @@ impl Progress {
         }
         self.line(&line);
         self.update_bar();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Component, TrainConfig};
+
+    fn job(seed: u64, d_model: i64) -> Job {
+        let task = Component { kind: "mqar".into(), label: "mqar".into(), params: serde_json::json!({}) };
+        let model =
+            Component { kind: "gru".into(), label: "gru".into(), params: serde_json::json!({"d_model": d_model}) };
+        let train = TrainConfig::default();
+        Job {
+            job_id: Job::compute_id(&task, &model, &train, seed),
+            suite: "s".into(),
+            task,
+            model,
+            train,
+            seed,
+            swept: vec!["model.d_model".into()],
+            data_dir: None,
+        }
+    }
+
+    #[test]
+    fn eta_weighs_the_remaining_jobs_by_their_cost() {
+        // Costs ∝ d_model²: 1, 4 and 16 units; the small job took 10 s, two slots.
+        let jobs = [job(0, 1), job(1, 2), job(2, 4)];
+        let mut progress = Progress::with(3, true, None);
+        progress.cost = jobs.iter().map(|j| (j.job_id.clone(), super::super::mpi::cost_estimate(j))).collect();
+        progress.slots = 2;
+        assert_eq!(progress.eta(), None, "no rate before a job ends");
+        let mut record = Record::new(&jobs[0], "r", Status::Ok);
+        record.wall_s = 10.0;
+        progress.finished(&record);
+        let eta = progress.eta().unwrap();
+        assert!((eta - 10.0 * (4.0 + 16.0) / 2.0).abs() < 1e-9, "ETA {eta}");
+    }
+
+    #[test]
+    fn labels_name_the_swept_values() {
+        let label =
+            job_label("mqar", "gru", 0, &[("model.d_model".into(), "64".into()), ("train.lr".into(), "0.003".into())]);
+        assert_eq!(label, "mqar gru seed=0 d_model=64 lr=0.003");
+        assert_eq!(swept_values(&job(0, 32)), [("model.d_model".to_string(), "32".to_string())]);
     }
 }

@@ -127,7 +127,8 @@ pub fn run_suite(
         total - todo.len(),
         run.path.display()
     );
-    let mut progress = Progress::new(todo.len());
+    let slots_now = mpi.as_ref().map_or(slots, |session| (session.size() as usize).saturating_sub(1));
+    let mut progress = Progress::new(&todo, slots_now);
     let (outcome, abort_mpi) = match mpi {
         Some(session) => {
             let coordinated =
