@@ -268,6 +268,9 @@ fn interrupt_mid_run(signal: i32) {
     assert_eq!(recs[0].status, Status::Ok);
     assert!(!dir.join("run.lock").exists(), "lock released on interrupt");
     assert!(dir.join("report.md").is_file(), "the report of what finished is written");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("Incomplete: 2 jobs planned, 1 recorded, 1 missing"), "{report}");
+    assert!(report.contains("seqbench run --resume"), "the report says how to finish: {report}");
 }
 
 #[test]

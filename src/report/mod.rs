@@ -273,8 +273,13 @@ pub fn build(run: &RunDir) -> Result<Report> {
     // the report is made.
     let (rendered, records_files) = std::thread::scope(|s| {
         let records_files = s.spawn(|| write_frame(&tables.join("records"), &records_df));
+        let recorded = gathered.records;
         let rendered = render_with_records(&title, gathered, keys, records_df.clone())
             .context("aggregating records")
+            .map(|mut rendered| {
+                note_missing_jobs(&mut rendered, run, recorded);
+                rendered
+            })
             .and_then(|rendered| write_report(run, &rendered).map(|files| (rendered, files)));
         (rendered, records_files.join())
     });
@@ -282,6 +287,24 @@ pub fn build(run: &RunDir) -> Result<Report> {
     files.extend(records_files.map_err(|_| anyhow::anyhow!("writing the records table panicked"))??);
     tracing::info!("report written at {:.2} s", started.elapsed().as_secs_f64());
     Ok(Report { markdown: rendered.markdown, files, warnings })
+}
+
+/// A run with fewer jobs recorded than its suite planned (interrupted, crashed, or still going)
+/// says so under the title, with the command that runs the rest: its tables are not the whole
+/// suite.
+fn note_missing_jobs(rendered: &mut Rendered, run: &RunDir, recorded: usize) {
+    let Some(planned) = run.resolved_job_ids().map(|ids| ids.len()) else { return };
+    if recorded >= planned {
+        return;
+    }
+    let note = format!(
+        "Incomplete: {planned} jobs planned, {recorded} recorded, {} missing (the run was interrupted or is still \
+         going); `seqbench run --resume {}` runs the rest.",
+        planned - recorded,
+        run.path.display()
+    );
+    rendered.markdown = rendered.markdown.replacen(&rendered.counts, &format!("{}\n\n**{note}**", rendered.counts), 1);
+    rendered.counts = format!("{} {note}", rendered.counts);
 }
 
 /// Writes every report file but the records table; returns their paths.
