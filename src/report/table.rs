@@ -133,19 +133,44 @@ pub fn table_frame(table: &Table) -> Result<DataFrame, PolarsError> {
 
 /// A job that did not end `ok`: its row in the failures table.
 pub fn failure_row(r: &Row) -> Vec<Cell> {
+    let swept: Vec<String> = r
+        .swept
+        .iter()
+        .filter(|k| !k.ends_with("seed"))
+        .map(|k| {
+            let short = k.rsplit('.').next().unwrap_or(k);
+            format!("{short}={}", r.params.get(k).map(super::frame::param_text).unwrap_or_default())
+        })
+        .collect();
+    // The last line of stderr that says something (a panic message, a Python error, …).
+    let tail = r.stderr_tail.as_deref().and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("");
     vec![
         Cell::text(&*r.job_id),
         Cell::text(&*r.task_label),
         Cell::text(&*r.model),
+        Cell::text(swept.join(" ")),
         Cell::number(r.seed.to_string(), Some(r.seed as f64)),
         Cell::text(r.status.as_str()),
         Cell::text(r.reason.as_deref().unwrap_or("").replace('\n', " ")),
+        Cell::text(truncate(tail.trim(), 160)),
+        Cell::text(r.log_file.as_deref().unwrap_or("")),
     ]
 }
 
-/// Jobs that did not end `ok`, with status and reason — never silently dropped.
+/// `text` cut to at most `max` characters, with an ellipsis when cut.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Jobs that did not end `ok`, with their swept values, status, reason, the last line of their
+/// stderr and their log — never silently dropped.
 pub fn failures_table(rows: Vec<Vec<Cell>>) -> Table {
-    let header = ["job", "task", "model", "seed", "status", "reason"].map(String::from).to_vec();
+    let header = ["job", "task", "model", "swept", "seed", "status", "reason", "stderr (last line)", "log"]
+        .map(String::from)
+        .to_vec();
     Table { header, first_numeric: usize::MAX, rows }
 }
 
