@@ -105,6 +105,12 @@ pub enum Command {
         #[arg(long)]
         n: Option<i64>,
     },
+    /// Print a shell completion script, e.g. `seqbench completions bash >
+    /// ~/.local/share/bash-completion/completions/seqbench` (or zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// List the registered models (with parameter counts at one size), the presets in
     /// configs/models/, and the tasks.
     Models {
@@ -199,6 +205,11 @@ pub fn main() -> Result<ExitCode> {
         }
         Command::Models { d_model } => {
             print!("{}", models_text(d_model));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "seqbench", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }

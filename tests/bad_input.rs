@@ -133,3 +133,17 @@ fn cuda_without_cuda_is_refused_before_any_job() {
     assert!(err.contains("`device: cuda`") && err.contains("no CUDA device"), "{err}");
     assert!(!tmp.path().join("results").exists(), "no run directory for a refused run");
 }
+
+#[test]
+fn completions_for_each_shell_and_a_clear_error_for_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef seqbench"), ("fish", "complete -c seqbench")] {
+        let out = seqbench(&["completions", shell], tmp.path());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && script.contains(marker), "{shell}: {script:.200}");
+        assert!(script.contains("resume"), "{shell}: the run flags are completed");
+    }
+    let out = seqbench(&["completions", "tcsh"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
+}
