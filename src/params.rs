@@ -84,8 +84,46 @@ pub fn resolve<C: DeserializeOwned>(combo: &ParamMap) -> Result<C, ParamError> {
         // serde names the offending field in the message; take it as the key when the path is
         // the map itself (unknown field).
         let key = if key.is_empty() { field_in_message(&message).unwrap_or_default() } else { key };
-        ParamError::new(key, message)
+        ParamError::new(key, plain_message(&message))
     })
+}
+
+/// serde's message for a suite author: Rust type names in words, and for an unknown key the
+/// closest known one.
+pub fn plain_message(message: &str) -> String {
+    let mut text = message.to_string();
+    for (rust, plain) in [
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0"),
+        ("expected usize", "expected a whole number ≥ 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        text = text.replace(rust, plain);
+    }
+    // serde lists the fields as "expected `a`", "expected `a` or `b`" or "expected one of `a`, `b`, …".
+    if let (Some(field), Some((_, known))) = (field_in_message(message), message.split_once(", expected ")) {
+        let known = known.trim_start_matches("one of ");
+        let candidates: Vec<&str> =
+            known.split(", ").flat_map(|c| c.split(" or ")).map(|c| c.trim().trim_matches('`')).collect();
+        if let Some(close) = did_you_mean(&field, &candidates) {
+            text += &format!("; did you mean `{close}`?");
+        }
+    }
+    text
+}
+
+/// The candidate closest to `word`, if close enough to be a likely misspelling.
+pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 fn field_in_message(message: &str) -> Option<String> {
@@ -151,5 +189,23 @@ mod tests {
         let err = resolve::<Cfg>(&map("width: abc")).unwrap_err();
         assert_eq!(err.key, "width");
         assert!(err.message.contains("invalid type"), "{}", err.message);
+    }
+
+    #[test]
+    fn serde_messages_name_types_in_words_and_suggest_the_closest_key() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Config {
+            batch_size: u64,
+            lr: f64,
+        }
+        let err = resolve::<Config>(&map("batch_sze: 8\nlr: 0.1")).unwrap_err();
+        assert_eq!(err.key, "batch_sze");
+        assert!(err.message.ends_with("did you mean `batch_size`?"), "{}", err.message);
+        let err = resolve::<Config>(&map("batch_size: ten\nlr: 0.1")).unwrap_err();
+        assert!(err.message.contains("expected a whole number ≥ 0"), "{}", err.message);
+        assert_eq!(did_you_mean("lstmm", &["lstm", "gru"]), Some("lstm"));
+        assert_eq!(did_you_mean("xyz", &["lstm", "gru"]), None);
     }
 }

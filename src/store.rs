@@ -74,13 +74,14 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
-/// `OUT/<suite>/latest` → the newest run, for scripts and tired eyes. Best effort: a file system
-/// without symlinks just has no `latest`.
-fn point_latest_at(suite_dir: &Path, run_id: &str) {
+/// `OUT/<suite>/latest` → `run`, the newest run, for scripts and tired eyes; set once the run has
+/// started. Best effort: a file system without symlinks just has no `latest`.
+pub fn point_latest_at(run: &RunDir) {
+    let (Some(suite_dir), run_id) = (run.path.parent(), run.run_id()) else { return };
     let link = suite_dir.join("latest");
     let temporary = suite_dir.join(format!(".latest-{}", std::process::id()));
     #[cfg(unix)]
-    if std::os::unix::fs::symlink(run_id, &temporary).is_ok() && std::fs::rename(&temporary, &link).is_err() {
+    if std::os::unix::fs::symlink(&run_id, &temporary).is_ok() && std::fs::rename(&temporary, &link).is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
 }
@@ -96,10 +97,7 @@ impl RunDir {
             let name = if n == 1 { stamp.clone() } else { format!("{stamp}-{n}") };
             let path = parent.join(&name);
             match std::fs::create_dir(&path) {
-                Ok(()) => {
-                    point_latest_at(&parent, &name);
-                    return Ok(RunDir { path });
-                }
+                Ok(()) => return Ok(RunDir { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(InputError::new(format!("cannot create run directory: {e}")).in_file(&path).into())

@@ -95,7 +95,7 @@ fn wrong_type_names_key_and_expectation() {
     let e = error(&VALID.replace("n_heads: 2", "n_heads: two"));
     assert_eq!(e.key_path, "models[2].n_heads");
     assert_eq!(e.line_col, Some((11, 5)));
-    assert!(e.message.contains("invalid type") && e.message.contains("i64"), "{e}");
+    assert!(e.message.contains("invalid type") && e.message.contains("expected a whole number"), "{e}");
     let e = error(&VALID.replace("name: sweep", "name: [a, b]"));
     assert_eq!(e.key_path, "name");
     assert_eq!(e.line_col.map(|p| p.0), Some(1), "{e}");

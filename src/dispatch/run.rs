@@ -107,6 +107,9 @@ pub fn run_suite(
     }
     let _lock = run.lock()?;
     write_run_files(&run, &suite, &jobs)?;
+    if opts.resume.is_none() {
+        store::point_latest_at(&run);
+    }
     let mut writer = run.record_writer()?;
     retried.retain(|job_id, _| todo.iter().any(|j| &j.job_id == job_id));
     if !retried.is_empty() {

@@ -157,9 +157,12 @@ fn model_entry(raw: &ParamMap, origin: Origin, suite_path: &Path) -> Result<Entr
         origin.error(format!("model entry needs `arch:` (one of: {}) or `preset:`", crate::models::names().join(", ")))
     })?;
     if crate::models::find(&arch).is_none() {
+        let names = crate::models::names();
+        let hint =
+            crate::params::did_you_mean(&arch, &names).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
         return Err(origin.child("arch").error(format!(
-            "unknown architecture `{arch}`; expected one of: {} (see `seqbench models`)",
-            crate::models::names().join(", ")
+            "unknown architecture `{arch}`; {hint}expected one of: {} (see `seqbench models`)",
+            names.join(", ")
         )));
     }
     let label = label.or(preset).unwrap_or_else(|| arch.clone());
@@ -173,9 +176,12 @@ fn task_entry(raw: &ParamMap, origin: Origin) -> Result<Entry, InputError> {
         origin.error(format!("task entry needs `task:` (one of: {})", crate::tasks::names().join(", ")))
     })?;
     if crate::tasks::find(&task).is_none() {
+        let names = crate::tasks::names();
+        let hint =
+            crate::params::did_you_mean(&task, &names).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
         return Err(origin
             .child("task")
-            .error(format!("unknown task `{task}`; expected one of: {}", crate::tasks::names().join(", "))));
+            .error(format!("unknown task `{task}`; {hint}expected one of: {}", names.join(", "))));
     }
     let overrides = match params.remove("overrides") {
         None => ParamMap::new(),
