@@ -166,6 +166,12 @@ measurements_struct! {
         pub involuntary_switches: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub cpu_steal: Option<f64>,
+        /// The machine's 1-minute load average when training started and when it ended: above
+        /// the cores, other work competed with the job (the report warns).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub load_avg_start: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub load_avg_end: Option<f64>,
         /// The job process's OS threads at the end of training, and the cores it may run on:
         /// more busy threads than cores (intra-op × concurrent jobs, inter-op, oneDNN) shows up
         /// as involuntary switches.

@@ -103,6 +103,27 @@ pub struct Gathered {
     tslib: forecast::TslibSums,
     splits: splits::SplitSums,
     failures: Vec<Vec<table::Cell>>,
+    /// Configurations whose speed was measured on a busy machine, with why (at most
+    /// [`MAX_BUSY_LINES`]) and how many there were.
+    busy: (Vec<String>, usize),
+}
+
+const MAX_BUSY_LINES: usize = 20;
+
+/// Why a record's speed figures are unreliable, if they are: more runnable tasks than cores
+/// (other work competed) or CPU time stolen by the hypervisor.
+fn busy_reason(r: &row::Row) -> Option<String> {
+    let m = &r.measurements;
+    let cores = m.cores? as f64;
+    let load = m.load_avg_start.into_iter().chain(m.load_avg_end).fold(f64::NAN, f64::max);
+    let mut why = Vec::new();
+    if load > cores + 0.5 {
+        why.push(format!("load average {load:.1} on {cores} cores"));
+    }
+    if let Some(steal) = m.cpu_steal.filter(|s| *s > 0.05) {
+        why.push(format!("{:.0} % of CPU time stolen", 100.0 * steal));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 impl Gathered {
@@ -112,6 +133,14 @@ impl Gathered {
             self.ok += 1;
         } else {
             self.failures.push(table::failure_row(r));
+        }
+        if r.status == crate::record::Status::Ok {
+            if let Some(why) = busy_reason(r) {
+                self.busy.1 += 1;
+                if self.busy.0.len() < MAX_BUSY_LINES {
+                    self.busy.0.push(format!("{} / {} seed {} ({}): {why}", r.task_label, r.model, r.seed, r.job_id));
+                }
+            }
         }
         if self.suite.is_none() {
             self.suite = Some(r.suite.to_string());
@@ -146,6 +175,9 @@ impl Gathered {
         self.tslib.merge(later.tslib);
         self.splits.merge(later.splits);
         self.failures.extend(later.failures);
+        let room = MAX_BUSY_LINES.saturating_sub(self.busy.0.len());
+        self.busy.0.extend(later.busy.0.into_iter().take(room));
+        self.busy.1 += later.busy.1;
         Ok(())
     }
 }
@@ -180,12 +212,15 @@ impl Gathered {
 /// [`render_gathered`] with the records table already taken out of `gathered`.
 fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, records_df: DataFrame) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, failures, .. } = gathered;
+    let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, failures, busy, .. } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
     let mut counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
     if superseded > 0 {
         counts += &format!(" {superseded} earlier records of jobs run again (`--retry-failed`) are not counted.");
+    }
+    if busy.1 > 0 {
+        counts += &format!(" The speed of {} jobs was measured on a busy machine (see below).", busy.1);
     }
     let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
     let mut tasks = Vec::new();
@@ -239,6 +274,18 @@ fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, recor
         md += "\n## Charts\n\n";
         for c in &charts {
             md += &format!("![{0}](charts/{0}.svg)\n\n", c.name);
+        }
+    }
+    if busy.1 > 0 {
+        md += &format!(
+            "\n## Speed measured on a busy machine\n\n{} jobs trained while other work competed for the CPU; their \
+             throughput (and memory, where pages were reclaimed) is not what the code alone gives. Rerun them \
+             on a quiet machine to compare speeds.\n\n",
+            busy.1
+        );
+        md += &busy.0.iter().map(|line| format!("- {line}\n")).collect::<String>();
+        if busy.1 > busy.0.len() {
+            md += &format!("- … and {} more\n", busy.1 - busy.0.len());
         }
     }
     md += "\n## Jobs not ok\n\n";
@@ -337,4 +384,30 @@ fn write_report(run: &RunDir, rendered: &Rendered) -> Result<Vec<PathBuf>> {
     }
     files.extend(write_frame(&tables.join("summary"), &rendered.summary)?);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speed_measured_on_a_busy_machine_is_flagged() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
+        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
+        let quiet: Record = serde_json::from_str(&line).unwrap();
+        let mut busy = quiet.clone();
+        busy.job_id = "busy1".into();
+        busy.measurements.cores = Some(2);
+        busy.measurements.load_avg_start = Some(1.1);
+        busy.measurements.load_avg_end = Some(4.2);
+        let mut calm = quiet.clone();
+        calm.job_id = "calm1".into();
+        calm.measurements.cores = Some(2);
+        calm.measurements.load_avg_end = Some(2.0);
+        let md = render("t", &[busy, calm]).unwrap().markdown;
+        assert!(md.contains("## Speed measured on a busy machine"), "{md}");
+        assert!(md.contains("(busy1): load average 4.2 on 2 cores"), "{md}");
+        assert!(!md.contains("calm1"), "a load at the core count is not flagged: {md}");
+        assert!(!render("t", &[quiet]).unwrap().markdown.contains("busy machine"));
+    }
 }

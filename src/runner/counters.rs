@@ -11,6 +11,12 @@ pub struct Counters {
     usage: libc::rusage,
     /// (steal, total) jiffies over every CPU, from /proc/stat.
     cpu: Option<(u64, u64)>,
+    load_avg: Option<f64>,
+}
+
+/// The machine's 1-minute load average (runnable and waiting tasks, /proc/loadavg).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn rusage() -> libc::rusage {
@@ -44,7 +50,7 @@ fn usable_cores() -> Option<u64> {
 
 impl Counters {
     pub fn now() -> Self {
-        Counters { usage: rusage(), cpu: cpu_times() }
+        Counters { usage: rusage(), cpu: cpu_times(), load_avg: load_average() }
     }
 
     /// Records what changed since `self` into `m`.
@@ -55,6 +61,8 @@ impl Counters {
         // The OS threads of this process: libtorch's intra-op and inter-op pools, oneDNN's, ours.
         m.process_threads = super::measure::proc_status_value("Threads");
         m.cores = usable_cores();
+        m.load_avg_start = self.load_avg;
+        m.load_avg_end = load_average();
         if let (Some((steal0, total0)), Some((steal1, total1))) = (self.cpu, cpu_times()) {
             m.cpu_steal = (total1 > total0).then(|| (steal1 - steal0) as f64 / (total1 - total0) as f64);
         }
