@@ -19,6 +19,12 @@ pub struct Cli {
     /// More log output (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Only errors and warnings on stderr: no progress lines (and `run` prints no report).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Machine-readable output on stdout (JSON) for `plan`, `models` and `run` (its summary).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -171,11 +177,24 @@ pub fn main() -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let opts = RunOptions { out, resume, retry_failed, slots: jobs as usize, dry_run, yes };
+            let opts = RunOptions {
+                out,
+                resume,
+                retry_failed,
+                slots: jobs as usize,
+                dry_run,
+                yes,
+                quiet: cli.quiet,
+                json: cli.json,
+            };
             dispatch::run::run_suite(suite.as_deref(), &opts, mpi.as_mut())
         }
         Command::Plan { suite } => {
             let (_, jobs) = load_jobs(&suite)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&plan_json(&jobs))?);
+                return Ok(ExitCode::SUCCESS);
+            }
             print!("{}", plan_text(&jobs));
             Ok(ExitCode::SUCCESS)
         }
@@ -204,6 +223,10 @@ pub fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { d_model } => {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&models_json(d_model))?);
+                return Ok(ExitCode::SUCCESS);
+            }
             print!("{}", models_text(d_model));
             Ok(ExitCode::SUCCESS)
         }
@@ -310,6 +333,56 @@ pub fn plan_text(jobs: &[Job]) -> String {
     }
     out += &format!("{} jobs\n", jobs.len());
     out
+}
+
+/// `plan --json`: one object per job (id, task, model, seed, swept values, steps, batch).
+fn plan_json(jobs: &[Job]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            let params = job.flat_params();
+            let swept: serde_json::Map<String, serde_json::Value> =
+                job.swept.iter().map(|k| (k.clone(), params.get(k).cloned().unwrap_or_default())).collect();
+            serde_json::json!({
+                "job_id": job.job_id,
+                "task": job.task.label,
+                "model": job.model.label,
+                "arch": job.model.kind,
+                "seed": job.seed,
+                "swept": swept,
+                "steps": job.train.steps,
+                "epochs": job.train.epochs,
+                "batch_size": job.train.batch_size,
+            })
+        })
+        .collect();
+    serde_json::json!({ "jobs": rows, "count": jobs.len() })
+}
+
+/// `models --json`: the architectures (with their size at `d_model`), presets and tasks.
+fn models_json(d_model: i64) -> serde_json::Value {
+    let io = crate::models::TaskIo::per_token(128, 128, 64, true);
+    let archs: Vec<serde_json::Value> = crate::models::registry()
+        .iter()
+        .map(|a| {
+            let size = model_size(a, d_model, &io).ok();
+            serde_json::json!({
+                "arch": a.name,
+                "description": a.description,
+                "params": size.map(|s| s.0),
+                "flops_per_token": size.map(|s| s.1),
+            })
+        })
+        .collect();
+    let presets: Vec<serde_json::Value> = presets(Path::new("configs/models"))
+        .into_iter()
+        .map(|(name, arch, description)| serde_json::json!({"name": name, "arch": arch, "description": description}))
+        .collect();
+    let tasks: Vec<serde_json::Value> = crate::tasks::registry()
+        .iter()
+        .map(|t| serde_json::json!({"task": t.name, "description": t.description}))
+        .collect();
+    serde_json::json!({ "d_model": d_model, "archs": archs, "presets": presets, "tasks": tasks })
 }
 
 fn models_text(d_model: i64) -> String {

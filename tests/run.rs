@@ -455,3 +455,22 @@ tasks:
     );
     assert!(!tmp.path().join("wrong").exists(), "no run directory for a refused run");
 }
+
+/// `--json` and `-q` for scripts: `plan --json` lists the jobs; `run -q --json` prints one JSON
+/// summary on stdout and no progress lines.
+#[test]
+fn json_output_and_quiet_runs_for_scripts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = write_suite(tmp.path(), "small", &SMALL.replace("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"));
+    let out = seqbench(&["plan", "--json", suite.to_str().unwrap()], tmp.path());
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan --json is JSON");
+    assert_eq!(plan["count"], 2);
+    assert_eq!(plan["jobs"][1]["seed"], 1);
+    assert_eq!(plan["jobs"][0]["arch"], "gru");
+    let out = seqbench(&["run", "-q", "--json", suite.to_str().unwrap(), "--out", "res"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("run --json prints one JSON object");
+    assert_eq!((summary["finished"].as_u64(), summary["not_ok"].as_u64()), (Some(2), Some(0)));
+    assert!(summary["run_dir"].as_str().unwrap().contains("res/small/"));
+    assert!(!stderr(&out).contains("[1/2]") && !stderr(&out).contains("jobs to run"), "quiet: {}", stderr(&out));
+}

@@ -23,6 +23,10 @@ pub struct RunOptions {
     pub slots: usize,
     pub dry_run: bool,
     pub yes: bool,
+    /// No progress lines, no report on stdout.
+    pub quiet: bool,
+    /// A JSON summary on stdout instead of the report.
+    pub json: bool,
 }
 
 /// `seqbench run`: expands the suite, skips what a resumed run recorded, dispatches the rest to
@@ -124,14 +128,16 @@ pub fn run_suite(
         Some(session) => format!("on {} MPI workers", session.size() - 1),
         None => format!("{slots} at a time"),
     };
-    eprintln!(
-        "seqbench: {} jobs to run ({} already recorded), {at_once} → {}",
-        todo.len(),
-        total - todo.len(),
-        run.path.display()
-    );
+    if !opts.quiet {
+        eprintln!(
+            "seqbench: {} jobs to run ({} already recorded), {at_once} → {}",
+            todo.len(),
+            total - todo.len(),
+            run.path.display()
+        );
+    }
     let slots_now = mpi.as_ref().map_or(slots, |session| (session.size() as usize).saturating_sub(1));
-    let mut progress = Progress::new(&todo, slots_now);
+    let mut progress = if opts.quiet { Progress::quiet(todo.len()) } else { Progress::new(&todo, slots_now) };
     let (outcome, abort_mpi) = match mpi {
         Some(session) => {
             let coordinated =
@@ -176,7 +182,18 @@ pub fn run_suite(
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    println!("{}", report.markdown);
+    if opts.json {
+        let summary = serde_json::json!({
+            "run_dir": run.path,
+            "report": run.path.join("report.md"),
+            "finished": outcome.finished,
+            "not_ok": outcome.not_ok,
+            "interrupted": outcome.interrupted,
+        });
+        println!("{summary}");
+    } else if !opts.quiet {
+        println!("{}", report.markdown);
+    }
     eprintln!("report: {}", run.path.join("report.md").display());
     if let Some(session) = abort_mpi {
         let why = if outcome.interrupted {
