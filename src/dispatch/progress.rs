@@ -28,6 +28,20 @@ pub struct Progress {
     finished_wall: f64,
     finished_cost: f64,
     slots: usize,
+    /// The run's `logs/`, where a running job's log says its step and loss.
+    log_dir: Option<std::path::PathBuf>,
+}
+
+/// The last `step N/M loss X` a job logged (the tail of its log file), as `step N/M loss X`.
+fn last_step(log: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = String::new();
+    file.take(4096).read_to_string(&mut tail).ok()?;
+    let line = tail.lines().rev().find(|l| l.contains(" step ") && l.contains(" loss "))?;
+    Some(line[line.find("step ")?..].trim().to_string())
 }
 
 pub fn human_rate(x: f64) -> String {
@@ -69,8 +83,9 @@ fn swept_values(job: &Job) -> Vec<(String, String)> {
 }
 
 impl Progress {
-    /// Progress of `jobs` run `slots` at a time.
-    pub fn new(jobs: &[Job], slots: usize) -> Self {
+    /// Progress of `jobs` run `slots` at a time, their logs in `log_dir` (read for the running
+    /// jobs' step and loss).
+    pub fn new(jobs: &[Job], slots: usize, log_dir: Option<std::path::PathBuf>) -> Self {
         use std::io::IsTerminal;
         let total = jobs.len();
         let bar = std::io::stderr().is_terminal().then(|| {
@@ -84,7 +99,17 @@ impl Progress {
         let mut progress = Progress::with(total, false, bar);
         progress.cost = jobs.iter().map(|j| (j.job_id.clone(), super::mpi::cost_estimate(j).max(1.0))).collect();
         progress.slots = slots.max(1);
+        progress.log_dir = log_dir;
         progress
+    }
+
+    /// A running job as listed: its label, and its last logged step and loss when there is one.
+    fn running_text(&self, job_id: &str, what: &str) -> String {
+        let step = self.log_dir.as_ref().and_then(|dir| last_step(&dir.join(format!("{job_id}.log"))));
+        match step {
+            Some(step) => format!("{what} [{step}]"),
+            None => what.to_string(),
+        }
     }
 
     pub fn quiet(total: usize) -> Self {
@@ -105,6 +130,7 @@ impl Progress {
             finished_wall: 0.0,
             finished_cost: 0.0,
             slots: 1,
+            log_dir: None,
         }
     }
 
@@ -126,7 +152,8 @@ impl Progress {
     fn update_bar(&self) {
         if let Some(bar) = &self.bar {
             bar.set_position(self.done as u64);
-            let running: Vec<&str> = self.running.values().map(|(what, _)| what.as_str()).take(4).collect();
+            let running: Vec<String> =
+                self.running.iter().map(|(id, (what, _))| self.running_text(id, what)).take(4).collect();
             let more = self.running.len().saturating_sub(running.len());
             let mut msg = match self.eta() {
                 Some(eta) => format!("ETA {}  ", human_duration(eta)),
@@ -177,15 +204,22 @@ impl Progress {
         }
     }
 
-    /// Called periodically: after [`HEARTBEAT`] without output, lists the running jobs.
+    /// Called periodically: refreshes the bar (the running jobs' steps, the ETA); without a bar,
+    /// after [`HEARTBEAT`] without output, lists the running jobs.
     pub fn heartbeat(&mut self) {
-        if self.quiet || self.bar.is_some() || self.running.is_empty() || self.last_line.elapsed() < HEARTBEAT {
+        if self.bar.is_some() {
+            self.update_bar();
+            return;
+        }
+        if self.quiet || self.running.is_empty() || self.last_line.elapsed() < HEARTBEAT {
             return;
         }
         let jobs: Vec<String> = self
             .running
-            .values()
-            .map(|(what, t)| format!("{what} ({})", human_duration(t.elapsed().as_secs_f64())))
+            .iter()
+            .map(|(id, (what, t))| {
+                format!("{} ({})", self.running_text(id, what), human_duration(t.elapsed().as_secs_f64()))
+            })
             .collect();
         self.line(&format!("[{}/{}] running: {}", self.done, self.total, jobs.join(", ")));
         self.last_line = Instant::now();
@@ -282,6 +316,17 @@ mod tests {
         progress.finished(&record);
         let eta = progress.eta().unwrap();
         assert!((eta - 10.0 * (4.0 + 16.0) / 2.0).abs() < 1e-9, "ETA {eta}");
+    }
+
+    #[test]
+    fn running_jobs_show_their_last_logged_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = "2026-12-02T16:58:02Z  INFO step 900/3000 loss 2.9820\n2026-12-02T16:58:22Z  INFO step 1200/3000 loss 2.8622\nsome other line\n";
+        std::fs::write(dir.path().join("j1.log"), log).unwrap();
+        let mut progress = Progress::with(1, false, None);
+        progress.log_dir = Some(dir.path().to_path_buf());
+        assert_eq!(progress.running_text("j1", "mqar gru seed=0"), "mqar gru seed=0 [step 1200/3000 loss 2.8622]");
+        assert_eq!(progress.running_text("j2", "mqar gru seed=1"), "mqar gru seed=1", "no log yet");
     }
 
     #[test]

@@ -137,7 +137,11 @@ pub fn run_suite(
         );
     }
     let slots_now = mpi.as_ref().map_or(slots, |session| (session.size() as usize).saturating_sub(1));
-    let mut progress = if opts.quiet { Progress::quiet(todo.len()) } else { Progress::new(&todo, slots_now) };
+    let mut progress = if opts.quiet {
+        Progress::quiet(todo.len())
+    } else {
+        Progress::new(&todo, slots_now, Some(run.path.join("logs")))
+    };
     let (outcome, abort_mpi) = match mpi {
         Some(session) => {
             let coordinated =
