@@ -43,9 +43,35 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path, locator: &Loca
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        let mut message = crate::params::plain_message(&message);
         let line_col = inner.location().map(|l| (l.line(), l.column())).or_else(|| locator.find(&key));
+        // A syntax error has no key yet (serde_path_to_error says `?`).
+        let key = if key == "?" { String::new() } else { key };
+        if let Some(hint) = yaml_syntax_hint(&message) {
+            message += &format!(" (YAML syntax: {hint})");
+        }
         InputError::new(message).in_file(path).at_key(key).at(line_col)
     })
+}
+
+/// What libyaml's syntax messages usually mean in a suite file.
+fn yaml_syntax_hint(message: &str) -> Option<&'static str> {
+    const HINTS: &[(&str, &str)] = &[
+        ("did not find expected key", "a line is indented differently from the keys beside it, or a key lacks its `:`"),
+        ("did not find expected '-' indicator", "list items must start with `- ` at the same column"),
+        ("did not find expected ',' or ']'", "a `[…]` list is not closed, or two items lack a comma between them"),
+        ("did not find expected ',' or '}'", "a `{…}` map is not closed, or two entries lack a comma between them"),
+        ("tab character", "indent with spaces; YAML does not allow tabs there"),
+        (
+            "mapping values are not allowed",
+            "a `:` where a value was expected: quote the value, or add the space after `-`",
+        ),
+        (
+            "found character that cannot start any token",
+            "a character such as `@` or a backtick cannot start a value: quote it",
+        ),
+    ];
+    HINTS.iter().find(|(pattern, _)| message.contains(pattern)).map(|(_, hint)| *hint)
 }
 
 /// Loads and checks a suite file.
