@@ -49,6 +49,16 @@ pub enum BackboneInit {
 }
 
 impl BackboneConfig {
+    /// The backbone of a flash-linear-attention model: its norms and fla's initialisation.
+    pub fn fla(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64, norm: Norm, norm_eps: f64) -> Self {
+        BackboneConfig {
+            norm,
+            norm_eps,
+            init: BackboneInit::FlaLm,
+            ..BackboneConfig::plain(d_model, n_layers, mlp_ratio, dropout)
+        }
+    }
+
     /// The plain backbone of a recurrent or SSM model (no position embeddings).
     pub fn plain(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64) -> Self {
         BackboneConfig {

@@ -16,11 +16,11 @@
 //!   at each token's last step.
 //!
 //! `allow_neg_eigval` doubles β (eigenvalues of I − βkkᵀ in [−1, 1], Grazzi et al. 2025).
-use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::backbone::{BackboneConfig, Norm};
 use super::fla_parts::{heads_last, l2norm, linear, split_heads, HeadNorm, ShortConv};
 use super::init::inverse_softplus_dt;
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
+use super::{check_at_least, ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use crate::params::{ParamError, ParamMap};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -104,25 +104,14 @@ impl DeltaConfig {
         if self.expand_v < 0 {
             return Err(("expand_v", format!("must be ≥ 0 (0 = the layer's default), got {}", self.expand_v)));
         }
-        if self.conv_size < 1 {
-            return Err(("conv_size", format!("must be at least 1, got {}", self.conv_size)));
-        }
-        if self.num_householder < 1 {
-            return Err(("num_householder", format!("must be at least 1, got {}", self.num_householder)));
-        }
-        if self.chunk < 1 {
-            return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
-        }
+        check_at_least("conv_size", self.conv_size, 1)?;
+        check_at_least("num_householder", self.num_householder, 1)?;
+        check_at_least("chunk", self.chunk, 1)?;
         Ok(())
     }
 
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: self.norm,
-            norm_eps: self.norm_eps,
-            init: BackboneInit::FlaLm,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
-        }
+        BackboneConfig::fla(self.d_model, self.n_layers, self.mlp_ratio, self.dropout, self.norm, self.norm_eps)
     }
 }
 

@@ -3,10 +3,10 @@
 //! it: a data-dependent decay per key dimension from a low-rank gate,
 //! α_t = exp(logsigmoid(W₂W₁x_t) / 16), on the chunkwise engine; per-head RMSNorm gated by
 //! swish(g). See docs/models.md.
-use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::backbone::{BackboneConfig, Norm};
 use super::fla_parts::{heads_last, linear, low_rank, split_heads, HeadNorm, ShortConv};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -72,41 +72,23 @@ impl GlaConfig {
 impl Validate for GlaConfig {
     fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
         self.backbone().validate()?;
-        if self.n_heads < 1 {
-            return Err(("n_heads", format!("must be at least 1, got {}", self.n_heads)));
-        }
-        for (key, width) in [("expand_k", self.key_dim()), ("expand_v", self.value_dim())] {
-            if width < self.n_heads || width % self.n_heads != 0 {
-                return Err((
-                    key,
-                    format!("d_model × {key} = {width} must be a positive multiple of n_heads = {}", self.n_heads),
-                ));
-            }
-        }
+        check_head_split("expand_k", self.key_dim(), self.n_heads)?;
+        check_head_split("expand_v", self.value_dim(), self.n_heads)?;
         if self.use_short_conv && self.conv_size < 1 {
             return Err(("conv_size", format!("must be at least 1, got {}", self.conv_size)));
         }
-        if self.gate_low_rank_dim < 1 {
-            return Err(("gate_low_rank_dim", format!("must be at least 1, got {}", self.gate_low_rank_dim)));
-        }
+        check_at_least("gate_low_rank_dim", self.gate_low_rank_dim, 1)?;
         if self.gate_logit_normalizer.is_nan() || self.gate_logit_normalizer <= 0.0 {
             return Err(("gate_logit_normalizer", format!("must be > 0, got {}", self.gate_logit_normalizer)));
         }
-        if self.chunk < 1 {
-            return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
-        }
+        check_at_least("chunk", self.chunk, 1)?;
         Ok(())
     }
 }
 
 impl ArchConfig for GlaConfig {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: self.norm,
-            norm_eps: self.norm_eps,
-            init: BackboneInit::FlaLm,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
-        }
+        BackboneConfig::fla(self.d_model, self.n_layers, self.mlp_ratio, self.dropout, self.norm, self.norm_eps)
     }
 
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {

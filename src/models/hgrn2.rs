@@ -5,10 +5,10 @@
 //! rises with depth. The lower bounds are one model-level parameter, `lower_bounds`
 //! (n_layers × d_model, zero at init): softmax over the layers, cumulative sum, minus the first
 //! row, so layer 0 has none and layer i starts at i/n_layers. See docs/models.md.
-use super::backbone::{Backbone, BackboneConfig, BackboneInit, Norm};
+use super::backbone::{Backbone, BackboneConfig, Norm};
 use super::fla_parts::{heads_last, linear, split_heads};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
+use super::{check_at_least, ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -66,21 +66,14 @@ impl Validate for Hgrn2Config {
                 format!("must be ≥ 1 and divide d_model = {}, got {}", self.d_model, self.expand_ratio),
             ));
         }
-        if self.chunk < 1 {
-            return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
-        }
+        check_at_least("chunk", self.chunk, 1)?;
         Ok(())
     }
 }
 
 impl ArchConfig for Hgrn2Config {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: self.norm,
-            norm_eps: self.norm_eps,
-            init: BackboneInit::FlaLm,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
-        }
+        BackboneConfig::fla(self.d_model, self.n_layers, self.mlp_ratio, self.dropout, self.norm, self.norm_eps)
     }
 
     /// A mixer without a lower bound (layer 0's); `model` builds the stack.

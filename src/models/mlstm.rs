@@ -16,7 +16,7 @@
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
 use super::fla_parts::{heads_last, split_heads, ShortConv};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::{check_at_least, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -82,9 +82,7 @@ impl Validate for MlstmConfig {
         if self.proj_factor.is_nan() || self.proj_factor <= 0.0 {
             return Err(("proj_factor", format!("must be > 0, got {}", self.proj_factor)));
         }
-        if self.round_to < 1 {
-            return Err(("round_to", format!("must be at least 1, got {}", self.round_to)));
-        }
+        check_at_least("round_to", self.round_to, 1)?;
         let inner = self.inner();
         if self.n_heads < 1 || inner % self.n_heads != 0 {
             return Err(("n_heads", format!("must be ≥ 1 and divide the inner width {inner}, got {}", self.n_heads)));
@@ -95,12 +93,8 @@ impl Validate for MlstmConfig {
                 format!("must be ≥ 1 and divide the inner width {inner}, got {}", self.qkv_blocksize),
             ));
         }
-        if self.conv_size < 1 {
-            return Err(("conv_size", format!("must be at least 1, got {}", self.conv_size)));
-        }
-        if self.chunk < 1 {
-            return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
-        }
+        check_at_least("conv_size", self.conv_size, 1)?;
+        check_at_least("chunk", self.chunk, 1)?;
         Ok(())
     }
 }

@@ -221,6 +221,23 @@ pub trait Validate {
     fn validate(&self, io: &TaskIo) -> Result<(), (&'static str, String)>;
 }
 
+/// `value` is at least `min`, else `key`'s error.
+pub fn check_at_least(key: &'static str, value: i64, min: i64) -> Result<(), (&'static str, String)> {
+    if value < min {
+        return Err((key, format!("must be at least {min}, got {value}")));
+    }
+    Ok(())
+}
+
+/// `width` (d_model × `key`) splits into `heads` equal, non-empty parts, else `key`'s error.
+pub fn check_head_split(key: &'static str, width: i64, heads: i64) -> Result<(), (&'static str, String)> {
+    check_at_least("n_heads", heads, 1)?;
+    if width < heads || width % heads != 0 {
+        return Err((key, format!("d_model × {key} = {width} must be a positive multiple of n_heads = {heads}")));
+    }
+    Ok(())
+}
+
 /// A backbone architecture: a typed config that knows its backbone and builds one mixer.
 pub trait ArchConfig: serde::de::DeserializeOwned + serde::Serialize + Validate {
     fn backbone(&self) -> backbone::BackboneConfig;

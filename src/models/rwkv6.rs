@@ -15,11 +15,11 @@
 //! On the engine: its output reads the state after the token's own update, RWKV's before it, so
 //! the engine runs with each r moved one position earlier (its output at t − 1 is then r_tᵀ
 //! S_{t−1}) and the bonus term is added apart. No decay is ever inverted.
-use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::backbone::{BackboneConfig, Norm};
 use super::fla_parts::{heads_last, split_heads};
 use super::init::{orthogonal, xavier_linear};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -78,39 +78,17 @@ impl Rwkv6Config {
 impl Validate for Rwkv6Config {
     fn validate(&self, _io: &TaskIo) -> Result<(), (&'static str, String)> {
         self.backbone().validate()?;
-        if self.n_heads < 1 {
-            return Err(("n_heads", format!("must be at least 1, got {}", self.n_heads)));
-        }
-        for (key, width) in [("expand_k", self.key_dim()), ("expand_v", self.value_dim())] {
-            if width < self.n_heads || width % self.n_heads != 0 {
-                return Err((
-                    key,
-                    format!("d_model × {key} = {width} must be a positive multiple of n_heads = {}", self.n_heads),
-                ));
-            }
-        }
-        for (key, rank) in
-            [("proj_low_rank_dim", self.proj_low_rank_dim), ("gate_low_rank_dim", self.gate_low_rank_dim)]
-        {
-            if rank < 1 {
-                return Err((key, format!("must be at least 1, got {rank}")));
-            }
-        }
-        if self.chunk < 1 {
-            return Err(("chunk", format!("must be at least 1, got {}", self.chunk)));
-        }
-        Ok(())
+        check_head_split("expand_k", self.key_dim(), self.n_heads)?;
+        check_head_split("expand_v", self.value_dim(), self.n_heads)?;
+        check_at_least("proj_low_rank_dim", self.proj_low_rank_dim, 1)?;
+        check_at_least("gate_low_rank_dim", self.gate_low_rank_dim, 1)?;
+        check_at_least("chunk", self.chunk, 1)
     }
 }
 
 impl ArchConfig for Rwkv6Config {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: self.norm,
-            norm_eps: self.norm_eps,
-            init: BackboneInit::FlaLm,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
-        }
+        BackboneConfig::fla(self.d_model, self.n_layers, self.mlp_ratio, self.dropout, self.norm, self.norm_eps)
     }
 
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
