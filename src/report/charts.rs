@@ -10,7 +10,52 @@ use crate::record::{ForecastSample, Record, Status};
 use crate::tasks::TaskInfo;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Colours that stay apart on white and for colour-blind readers: Okabe & Ito's (no yellow),
+/// then Paul Tol's muted scheme, then black.
+const PALETTE: [RGBColor; 15] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(51, 34, 136),
+    RGBColor(17, 119, 51),
+    RGBColor(136, 34, 85),
+    RGBColor(153, 153, 51),
+    RGBColor(68, 170, 153),
+    RGBColor(170, 68, 153),
+    RGBColor(204, 102, 119),
+    RGBColor(136, 204, 238),
+    RGBColor(0, 0, 0),
+];
+
+thread_local! {
+    /// While a report's charts are drawn: each model's place in the palette, so that a model
+    /// has one colour in every chart.
+    static MODEL_COLOURS: RefCell<BTreeMap<String, usize>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The colours of a chart's series: by model when each series is a different model (the name
+/// before the first space of its label), else one per series.
+fn series_colours(series: &[Series]) -> Vec<RGBColor> {
+    let models: Vec<&str> = series.iter().map(|(label, _)| label.split(' ').next().unwrap_or(label)).collect();
+    let distinct = models.iter().collect::<BTreeSet<_>>().len() == models.len();
+    MODEL_COLOURS.with(|known| {
+        let known = known.borrow();
+        models
+            .iter()
+            .enumerate()
+            .map(|(i, model)| {
+                let index = if distinct { known.get(*model).copied().unwrap_or(i) } else { i };
+                PALETTE[index % PALETTE.len()]
+            })
+            .collect()
+    })
+}
 
 pub struct Chart {
     /// File stem under `charts/`.
@@ -132,13 +177,17 @@ fn draw<DB: DrawingBackend>(
             .draw()
             .map_err(err)?;
         let mut legend: Vec<(String, ShapeStyle)> = Vec::new();
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        for ((label, pts), color) in series.iter().zip(series_colours(series)) {
+            let color = color.to_rgba();
             let pts: Vec<(f64, f64)> = pts.iter().map(|&(a, b)| (tx(a), ty(b))).collect();
             if points_only {
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled()))).map_err(err)?;
             } else {
                 chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2))).map_err(err)?;
+                // A sweep's few points are its data: mark them (a loss curve's many are not).
+                if pts.len() <= 12 {
+                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(err)?;
+                }
             }
             legend.push((label.clone(), color.stroke_width(3)));
         }
@@ -402,12 +451,17 @@ type Forecasts = BTreeMap<(String, String), BTreeMap<String, Forecast>>;
 pub struct ChartData {
     tasks: BTreeMap<String, TaskCharts>,
     forecasts: Forecasts,
+    /// Every model name, for one colour per model across the charts.
+    models: BTreeSet<String>,
 }
 
 impl ChartData {
     /// Adds a record of `task` (its registry entry; None for a task this build does not know).
     pub fn add(&mut self, r: &Row, task: Option<&TaskInfo>) {
         entry(&mut self.tasks, &r.task_label).add(r, task);
+        if !self.models.contains(&*r.model) {
+            self.models.insert(r.model.to_string());
+        }
         let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
             return;
         };
@@ -420,6 +474,7 @@ impl ChartData {
 
     /// Adds the records gathered in `later`, which come after this one's in the file.
     pub fn merge(&mut self, later: ChartData) {
+        self.models.extend(later.models);
         for (task, charts) in later.tasks {
             match self.tasks.get_mut(&task) {
                 Some(into) => into.merge(charts),
@@ -440,6 +495,8 @@ impl ChartData {
 
     /// Every chart the records support.
     pub fn draw(self) -> Result<Vec<Chart>> {
+        let places = self.models.iter().enumerate().map(|(i, m)| (m.clone(), i)).collect();
+        MODEL_COLOURS.with(|known| *known.borrow_mut() = places);
         let mut out = Vec::new();
         forecast_charts(self.forecasts, &mut out)?;
         for (task, mut data) in self.tasks {
@@ -577,6 +634,18 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_keeps_its_colour_from_chart_to_chart() {
+        let places = [("gru", 0), ("lstm", 1), ("mamba", 2)].map(|(m, i)| (m.to_string(), i)).into_iter().collect();
+        MODEL_COLOURS.with(|known| *known.borrow_mut() = places);
+        let series = |labels: &[&str]| -> Vec<Series> { labels.iter().map(|l| (l.to_string(), vec![])).collect() };
+        assert_eq!(series_colours(&series(&["mamba", "lstm"])), [PALETTE[2], PALETTE[1]]);
+        assert_eq!(series_colours(&series(&["gru d_model=64", "mamba d_model=64"])), [PALETTE[0], PALETTE[2]]);
+        // Two configurations of one model: one colour each, by position.
+        assert_eq!(series_colours(&series(&["mamba lr=0.1", "mamba lr=0.3"])), [PALETTE[0], PALETTE[1]]);
+        assert!(!PALETTE.contains(&RGBColor(255, 255, 0)), "no yellow on white");
+    }
 
     #[test]
     fn pareto_front_keeps_the_undominated_points() {
