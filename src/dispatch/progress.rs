@@ -6,6 +6,7 @@
 //! plus a line listing the running jobs after a minute without news.
 use crate::job::Job;
 use crate::record::{Record, Status};
+use crate::report::frame::{param_text, swept_labels};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -62,24 +63,15 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
-/// A job's label with its swept values: `mqar gru seed=0 lr=0.003`.
-pub fn job_label(task: &str, model: &str, seed: u64, swept: &[(String, String)]) -> String {
-    let mut label = format!("{task} {model} seed={seed}");
-    for (key, value) in swept {
-        let short = key.rsplit('.').next().unwrap_or(key);
-        label += &format!(" {short}={value}");
-    }
-    label
+/// A job's label with its swept values (`report::frame::swept_labels`): `mqar gru seed=0 lr=0.003`.
+fn job_label(task: &str, model: &str, seed: u64, swept: &[String]) -> String {
+    std::iter::once(format!("{task} {model} seed={seed}")).chain(swept.iter().cloned()).collect::<Vec<_>>().join(" ")
 }
 
-/// (key, value) of each swept parameter of `job`.
-fn swept_values(job: &Job) -> Vec<(String, String)> {
+/// The swept values of `job` as `name=value`.
+fn swept_values(job: &Job) -> Vec<String> {
     let params = job.flat_params();
-    job.swept
-        .iter()
-        .filter(|k| !k.ends_with("seed"))
-        .map(|k| (k.clone(), params.get(k).map(crate::report::frame::param_text).unwrap_or_default()))
-        .collect()
+    swept_labels(job.swept.iter().map(String::as_str), |k| params.get(k).map(param_text))
 }
 
 impl Progress {
@@ -242,12 +234,7 @@ impl Progress {
             return;
         }
         let m = &r.measurements;
-        let swept: Vec<(String, String)> = r
-            .swept
-            .iter()
-            .filter(|k| !k.ends_with("seed"))
-            .map(|k| (k.clone(), r.params.get(k).map(crate::report::frame::param_text).unwrap_or_default()))
-            .collect();
+        let swept = swept_labels(r.swept.iter().map(String::as_str), |k| r.params.get(k).map(param_text));
         let mut line = format!(
             "[{:>w$}/{}] {:<8} {} ({})",
             self.done,
@@ -331,9 +318,10 @@ mod tests {
 
     #[test]
     fn labels_name_the_swept_values() {
-        let label =
-            job_label("mqar", "gru", 0, &[("model.d_model".into(), "64".into()), ("train.lr".into(), "0.003".into())]);
+        let label = job_label("mqar", "gru", 0, &["d_model=64".into(), "lr=0.003".into()]);
         assert_eq!(label, "mqar gru seed=0 d_model=64 lr=0.003");
-        assert_eq!(swept_values(&job(0, 32)), [("model.d_model".to_string(), "32".to_string())]);
+        assert_eq!(swept_values(&job(0, 32)), ["d_model=32"]);
+        let values = |k: &str| Some(if k == "task.data_seed" { "3".to_string() } else { "0".to_string() });
+        assert_eq!(swept_labels(["seed", "task.data_seed"], values), ["data_seed=3"], "only the job seed is left out");
     }
 }

@@ -16,6 +16,19 @@ pub fn param_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// A job's swept parameters but the seed as `name=value`, the name without its `task.`/`model.`/
+/// `train.` prefix: what tells two jobs of one suite entry apart in progress lines and failures.
+pub fn swept_labels<'k>(
+    swept: impl IntoIterator<Item = &'k str>,
+    value_of: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    swept
+        .into_iter()
+        .filter(|k| *k != "seed")
+        .map(|k| format!("{}={}", k.rsplit('.').next().unwrap_or(k), value_of(k).unwrap_or_default()))
+        .collect()
+}
+
 /// The swept parameters of a set of records (union over records, suite order kept sorted).
 pub fn swept_keys(records: &[&Record]) -> Vec<String> {
     let keys: BTreeSet<&String> = records.iter().flat_map(|r| r.swept.iter()).collect();

@@ -133,15 +133,8 @@ pub fn table_frame(table: &Table) -> Result<DataFrame, PolarsError> {
 
 /// A job that did not end `ok`: its row in the failures table.
 pub fn failure_row(r: &Row) -> Vec<Cell> {
-    let swept: Vec<String> = r
-        .swept
-        .iter()
-        .filter(|k| !k.ends_with("seed"))
-        .map(|k| {
-            let short = k.rsplit('.').next().unwrap_or(k);
-            format!("{short}={}", r.params.get(k).map(super::frame::param_text).unwrap_or_default())
-        })
-        .collect();
+    let swept =
+        super::frame::swept_labels(r.swept.iter().map(|k| &**k), |k| r.params.get(k).map(super::frame::param_text));
     // The last line of stderr that says something (a panic message, a Python error, …).
     let tail = r.stderr_tail.as_deref().and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("");
     vec![
