@@ -86,6 +86,12 @@ pub fn point_latest_at(run: &RunDir) {
     }
 }
 
+/// A run's plan as `suite.resolved.yaml` records it (see [`RunDir::plan`]).
+pub struct Plan {
+    pub name: Option<String>,
+    pub jobs: Option<usize>,
+}
+
 impl RunDir {
     /// A new run directory `out/<suite>/<YYYYmmdd-HHMMSS>[-N]`.
     pub fn create(out: &Path, suite: &str) -> Result<Self> {
@@ -131,7 +137,18 @@ impl RunDir {
 
     /// Suite name recorded in `suite.resolved.yaml`, if readable.
     pub fn suite_name(&self) -> Option<String> {
-        self.resolved()?.get("suite")?.get("name")?.as_str().map(str::to_string)
+        self.plan().name
+    }
+
+    /// What `suite.resolved.yaml` says of the run, read once: its suite's name and how many jobs
+    /// it planned (each None when the file or the entry is missing).
+    pub fn plan(&self) -> Plan {
+        let resolved = self.resolved();
+        let entry = |key: &str| resolved.as_ref().and_then(|v| v.get(key));
+        Plan {
+            name: entry("suite").and_then(|s| s.get("name")?.as_str()).map(str::to_string),
+            jobs: entry("jobs").and_then(|j| j.as_sequence()).map(Vec::len),
+        }
     }
 
     /// `suite.resolved.yaml` parsed, if present and readable.

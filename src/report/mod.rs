@@ -194,7 +194,14 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
 /// Tables, charts and the Markdown report from gathered records (no I/O).
 pub fn render_gathered(title: &str, mut gathered: Gathered) -> Result<Rendered> {
     let (keys, records_df) = gathered.records_table()?;
-    render_with_records(title, gathered, keys, records_df)
+    render_with_records(title, gathered, keys, records_df, None)
+}
+
+/// A run with fewer jobs recorded than its suite planned (interrupted, crashed, or still going):
+/// its tables are not the whole suite.
+struct Incomplete<'a> {
+    planned: usize,
+    run_dir: &'a Path,
 }
 
 impl Gathered {
@@ -210,7 +217,13 @@ impl Gathered {
 }
 
 /// [`render_gathered`] with the records table already taken out of `gathered`.
-fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, records_df: DataFrame) -> Result<Rendered> {
+fn render_with_records(
+    title: &str,
+    gathered: Gathered,
+    keys: Vec<String>,
+    records_df: DataFrame,
+    incomplete: Option<Incomplete>,
+) -> Result<Rendered> {
     let started = std::time::Instant::now();
     let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, failures, busy, .. } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
@@ -223,6 +236,17 @@ fn render_with_records(title: &str, gathered: Gathered, keys: Vec<String>, recor
         counts += &format!(" The speed of {} jobs was measured on a busy machine (see below).", busy.1);
     }
     let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
+    if let Some(Incomplete { planned, run_dir }) = incomplete.filter(|i| records < i.planned) {
+        // Said under the title, with the command that runs the rest.
+        let note = format!(
+            "Incomplete: {planned} jobs planned, {records} recorded, {} missing (the run was interrupted or is still \
+             going); `seqbench run --resume {}` runs the rest.",
+            planned - records,
+            run_dir.display()
+        );
+        md += &format!("\n**{note}**\n");
+        counts += &format!(" {note}");
+    }
     let mut tasks = Vec::new();
     for (task, task_keys) in &task_keys {
         let task_keys: Vec<String> = task_keys.iter().cloned().collect();
@@ -312,7 +336,8 @@ pub fn build(run: &RunDir) -> Result<Report> {
     let started = std::time::Instant::now();
     let (mut gathered, warnings) = Gathered::read(&run.records_path())?;
     tracing::info!("read {} records in {:.2} s", gathered.records, started.elapsed().as_secs_f64());
-    let suite = run.suite_name().or_else(|| gathered.suite.clone()).unwrap_or_default();
+    let plan = run.plan();
+    let suite = plan.name.or_else(|| gathered.suite.clone()).unwrap_or_default();
     let title = format!("{suite} / {}", run.run_id());
     let tables = run.path.join("tables");
     let (keys, records_df) = gathered.records_table()?;
@@ -320,13 +345,9 @@ pub fn build(run: &RunDir) -> Result<Report> {
     // the report is made.
     let (rendered, records_files) = std::thread::scope(|s| {
         let records_files = s.spawn(|| write_frame(&tables.join("records"), &records_df));
-        let recorded = gathered.records;
-        let rendered = render_with_records(&title, gathered, keys, records_df.clone())
+        let incomplete = plan.jobs.map(|planned| Incomplete { planned, run_dir: &run.path });
+        let rendered = render_with_records(&title, gathered, keys, records_df.clone(), incomplete)
             .context("aggregating records")
-            .map(|mut rendered| {
-                note_missing_jobs(&mut rendered, run, recorded);
-                rendered
-            })
             .and_then(|rendered| write_report(run, &rendered).map(|files| (rendered, files)));
         (rendered, records_files.join())
     });
@@ -334,24 +355,6 @@ pub fn build(run: &RunDir) -> Result<Report> {
     files.extend(records_files.map_err(|_| anyhow::anyhow!("writing the records table panicked"))??);
     tracing::info!("report written at {:.2} s", started.elapsed().as_secs_f64());
     Ok(Report { markdown: rendered.markdown, files, warnings })
-}
-
-/// A run with fewer jobs recorded than its suite planned (interrupted, crashed, or still going)
-/// says so under the title, with the command that runs the rest: its tables are not the whole
-/// suite.
-fn note_missing_jobs(rendered: &mut Rendered, run: &RunDir, recorded: usize) {
-    let Some(planned) = run.resolved_job_ids().map(|ids| ids.len()) else { return };
-    if recorded >= planned {
-        return;
-    }
-    let note = format!(
-        "Incomplete: {planned} jobs planned, {recorded} recorded, {} missing (the run was interrupted or is still \
-         going); `seqbench run --resume {}` runs the rest.",
-        planned - recorded,
-        run.path.display()
-    );
-    rendered.markdown = rendered.markdown.replacen(&rendered.counts, &format!("{}\n\n**{note}**", rendered.counts), 1);
-    rendered.counts = format!("{} {note}", rendered.counts);
 }
 
 /// Writes every report file but the records table; returns their paths.
