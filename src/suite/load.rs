@@ -54,6 +54,12 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path, locator: &Loca
     })
 }
 
+/// "unknown `what` `name`; did you mean …? expected one of: …" for a registry name.
+fn unknown_name(what: &str, name: &str, names: &[&str]) -> String {
+    let hint = crate::params::did_you_mean(name, names).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
+    format!("unknown {what} `{name}`; {hint}expected one of: {}", names.join(", "))
+}
+
 /// What libyaml's syntax messages usually mean in a suite file.
 fn yaml_syntax_hint(message: &str) -> Option<&'static str> {
     const HINTS: &[(&str, &str)] = &[
@@ -183,13 +189,8 @@ fn model_entry(raw: &ParamMap, origin: Origin, suite_path: &Path) -> Result<Entr
         origin.error(format!("model entry needs `arch:` (one of: {}) or `preset:`", crate::models::names().join(", ")))
     })?;
     if crate::models::find(&arch).is_none() {
-        let names = crate::models::names();
-        let hint =
-            crate::params::did_you_mean(&arch, &names).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
-        return Err(origin.child("arch").error(format!(
-            "unknown architecture `{arch}`; {hint}expected one of: {} (see `seqbench models`)",
-            names.join(", ")
-        )));
+        let known = unknown_name("architecture", &arch, &crate::models::names());
+        return Err(origin.child("arch").error(format!("{known} (see `seqbench models`)")));
     }
     let label = label.or(preset).unwrap_or_else(|| arch.clone());
     Ok(Entry { kind: arch, label, params, overrides: ParamMap::new(), origin, key_origins })
@@ -202,12 +203,7 @@ fn task_entry(raw: &ParamMap, origin: Origin) -> Result<Entry, InputError> {
         origin.error(format!("task entry needs `task:` (one of: {})", crate::tasks::names().join(", ")))
     })?;
     if crate::tasks::find(&task).is_none() {
-        let names = crate::tasks::names();
-        let hint =
-            crate::params::did_you_mean(&task, &names).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
-        return Err(origin
-            .child("task")
-            .error(format!("unknown task `{task}`; {hint}expected one of: {}", names.join(", "))));
+        return Err(origin.child("task").error(unknown_name("task", &task, &crate::tasks::names())));
     }
     let overrides = match params.remove("overrides") {
         None => ParamMap::new(),
