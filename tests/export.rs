@@ -9,7 +9,7 @@ fn recall_exports_read_back_with_their_invariants() {
     let suite = tmp.path().join("s.yaml");
     std::fs::write(
         &suite,
-        "name: s\ndefaults:\n  steps: 1\nmodels:\n  - arch: lstm\ntasks:\n  - { task: selective_copy, vocab_size: 12, context: 30, num_tokens: 5, train_examples: 50, test_examples: 20 }\n  - { task: induction, vocab_size: 20, seq_len: 16, train_examples: 40, test_examples: 10 }\n",
+        "name: s\ndefaults:\n  steps: 1\nmodels:\n  - arch: lstm\ntasks:\n  - { task: selective_copy, vocab_size: 12, context: 30, num_tokens: 5, train_examples: 50, test_examples: 20 }\n  - { task: induction, vocab_size: 20, seq_len: 16, train_examples: 40, test_examples: 10 }\n  - { task: binary_addition, train_max_length: 8, test_min_length: 20, test_max_length: 30, test_length_step: 10, train_examples: 30, test_examples: 5 }\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_seqbench"))
@@ -42,4 +42,16 @@ fn recall_exports_read_back_with_their_invariants() {
         let first = x.iter().position(|&t| t == 1).unwrap();
         assert_eq!(y[15], x[first + 1]);
     }
+    // Every evaluated length is a file of its own: input, separator, query tokens (id 3) for
+    // the L + 1 outputs, answered there.
+    for length in [20, 30] {
+        let split = read(&format!("binary_addition.len={length}.csv"));
+        assert_eq!(split.len(), 5);
+        for (x, y) in &split {
+            assert_eq!(x.len(), 2 * length + 1);
+            assert!(x[length..].iter().all(|&t| t == 3) && x[..length].contains(&2), "{x:?}");
+            assert!(y[..length].iter().all(|&t| t == -100) && y[length..].contains(&2), "{y:?}");
+        }
+    }
+    assert_eq!(read("binary_addition.train.csv").len(), 30);
 }

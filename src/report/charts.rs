@@ -307,6 +307,8 @@ struct TaskCharts {
     vs_width: Groups<i64>,
     /// Accuracy against the state a step carries (rounded), per architecture.
     vs_state: Groups<i64>,
+    /// Accuracy on each `len=N` evaluation split against N (length generalisation).
+    vs_test_length: Groups<i64>,
     /// Reused for every record's configuration label.
     label: String,
 }
@@ -335,9 +337,19 @@ impl TaskCharts {
                 e.0.add(t);
                 e.1.add(100.0 * a);
             }
+            self.add_vs_test_length(r, label);
             self.add_vs_params(r, task, &mut buffer);
         }
         self.label = buffer;
+    }
+
+    /// Accuracy at each evaluated length (`len=N` splits) of a run that ended `ok`.
+    fn add_vs_test_length(&mut self, r: &Row, label: &str) {
+        for (name, scores) in &r.measurements.evals {
+            if let Some(length) = name.strip_prefix("len=").and_then(|n| n.parse::<i64>().ok()) {
+                entry(&mut self.vs_test_length, label).entry(length).or_default().add(100.0 * scores.accuracy);
+            }
+        }
     }
 
     /// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
@@ -397,6 +409,7 @@ impl TaskCharts {
         }
         merge_groups(&mut self.vs_width, later.vs_width);
         merge_groups(&mut self.vs_state, later.vs_state);
+        merge_groups(&mut self.vs_test_length, later.vs_test_length);
     }
 
     /// Loss curves: one line per run when there are few runs, else the mean over seeds per
@@ -598,6 +611,20 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             )?;
             out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg, png });
         }
+    }
+    // Delétang et al.'s figure: accuracy at each test length, one line per configuration.
+    let series = groups_series(std::mem::take(&mut data.vs_test_length), |x| x as f64);
+    if !series.is_empty() {
+        let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+        let (svg, png) = plot(
+            &format!("{task}: accuracy vs test length (mean over seeds)"),
+            Axis { label: "test length (input tokens)", log: log_x },
+            Axis { label: "accuracy (%)", log: false },
+            &series,
+            false,
+            &[],
+        )?;
+        out.push(Chart { name: format!("{}_accuracy_vs_test_length", slug(task)), svg, png });
     }
     // Zoology's figure: accuracy against model width, one line per architecture.
     if data.width_swept {

@@ -5,6 +5,7 @@ pub mod charts;
 pub mod compare;
 pub mod forecast;
 pub mod frame;
+pub mod generalisation;
 pub mod html;
 pub mod lra;
 mod read;
@@ -102,6 +103,7 @@ pub struct Gathered {
     lra: lra::LraSums,
     tslib: forecast::TslibSums,
     splits: splits::SplitSums,
+    lengths: generalisation::LengthScores,
     failures: Vec<Vec<table::Cell>>,
     /// Configurations whose speed was measured on a busy machine, with why (at most
     /// [`MAX_BUSY_LINES`]) and how many there were.
@@ -158,6 +160,7 @@ impl Gathered {
         self.lra.add(r, task);
         self.tslib.add(r, task);
         self.splits.add(r);
+        self.lengths.add(r);
     }
 
     /// Adds what was gathered from the records that follow this one's in the file.
@@ -174,6 +177,7 @@ impl Gathered {
         self.lra.merge(later.lra);
         self.tslib.merge(later.tslib);
         self.splits.merge(later.splits);
+        self.lengths.merge(later.lengths);
         self.failures.extend(later.failures);
         let room = MAX_BUSY_LINES.saturating_sub(self.busy.0.len());
         self.busy.0.extend(later.busy.0.into_iter().take(room));
@@ -225,7 +229,8 @@ fn render_with_records(
     incomplete: Option<Incomplete>,
 ) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, failures, busy, .. } = gathered;
+    let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, lengths, failures, busy, .. } =
+        gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
     let mut counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
@@ -252,6 +257,14 @@ fn render_with_records(
         let task_keys: Vec<String> = task_keys.iter().cloned().collect();
         let table = table::task_table(&summary, task, &task_keys);
         tasks.push(Section::new(task, task, "Mean ± std over seeds of the runs that ended `ok`.", table));
+    }
+    if let Some(table) = lengths.table() {
+        tasks.push(Section::new(
+            "Length generalisation",
+            "Length generalisation: accuracy % over the test lengths",
+            "Per task and model, the accuracy averaged over every evaluated length (the `len=N` splits, beyond the training lengths for the formal-language tasks): mean ± std over the seeds that ended `ok`, and in brackets the maximum over seeds, which is what Delétang et al. (2023) report; the best maximum of each row in bold. Levels: R regular, DCF deterministic context-free, CS context-sensitive.",
+            table,
+        ));
     }
     for (task, table) in splits.tables() {
         tasks.push(Section::new(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 pub struct SplitSums(BTreeMap<(String, String, String), [f64; 4]>);
 
 /// The model and its swept parameters (the seed aside): what a row stands for.
-fn configuration(r: &Row) -> String {
+pub(super) fn configuration(r: &Row) -> String {
     let mut text = r.model.to_string();
     for k in r.swept.iter().filter(|k| ***k != *"seed") {
         let value = r.params.get(k).map(super::frame::param_text).unwrap_or_default();

@@ -1,5 +1,5 @@
 //! `seqbench data export SUITE --out DIR`: the token data each task entry of a suite generates
-//! (train and test, for the suite's first seed), written as CSV through polars so that a
+//! (train, test and the named evaluation splits such as `len=64`, for the suite's first seed), written as CSV through polars so that a
 //! generator can be inspected or fed to another harness. One row per example: `inputs` and
 //! `targets` as space-separated token ids (targets −100 where there is no label).
 use super::TokenSplit;
@@ -28,7 +28,7 @@ fn frame(split: &TokenSplit) -> Result<DataFrame> {
     )?)
 }
 
-/// Writes `<task label>.{train,test}.csv` under `out` for every distinct task configuration of
+/// Writes `<task label>.{train,test,len=N,…}.csv` under `out` for every distinct task configuration of
 /// `jobs` (first seed). Tasks without token data (forecast reads its CSV, noop has none) are
 /// skipped with a note. Returns the files written.
 pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
@@ -52,7 +52,8 @@ pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
         let n = seen.iter().filter(|(label, _)| *label == job.task.label).count();
         let stem = if n > 1 { format!("{}-{n}", job.task.label) } else { job.task.label.clone() };
         let splits = [("train", Some(&data.train)), ("val", data.val.as_ref()), ("test", Some(&data.test))];
-        for (split, data) in splits.into_iter().filter_map(|(name, s)| Some((name, s?))) {
+        let named = splits.into_iter().filter_map(|(name, s)| Some((name.to_string(), s?)));
+        for (split, data) in named.chain(data.evals.iter().map(|(name, s)| (name.clone(), s))) {
             let path = out.join(format!("{stem}.{split}.csv"));
             let mut df = frame(data)?;
             let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;

@@ -5,6 +5,7 @@ pub mod data;
 pub mod export;
 pub mod fault;
 pub mod forecast;
+pub mod formal;
 pub mod lra;
 pub mod mqar;
 pub mod noop;
@@ -159,21 +160,25 @@ pub fn generate_splits(
 }
 
 pub fn registry() -> &'static [TaskInfo] {
-    &[
-        mqar::INFO,
-        recall::SELECTIVE_COPY_INFO,
-        recall::INDUCTION_INFO,
-        forecast::INFO,
-        lra::listops_task::INFO,
-        lra::text::INFO,
-        lra::retrieval::INFO,
-        lra::retrieval::STANDIN_INFO,
-        lra::image::INFO,
-        lra::pathfinder_task::INFO,
-        lra::pathfinder_task::PATHX_INFO,
-        fault::INFO,
-        noop::INFO,
-    ]
+    static REGISTRY: std::sync::LazyLock<Vec<TaskInfo>> = std::sync::LazyLock::new(|| {
+        let mut tasks = vec![
+            mqar::INFO,
+            recall::SELECTIVE_COPY_INFO,
+            recall::INDUCTION_INFO,
+            forecast::INFO,
+            lra::listops_task::INFO,
+            lra::text::INFO,
+            lra::retrieval::INFO,
+            lra::retrieval::STANDIN_INFO,
+            lra::image::INFO,
+            lra::pathfinder_task::INFO,
+            lra::pathfinder_task::PATHX_INFO,
+        ];
+        tasks.extend(formal::INFOS);
+        tasks.extend([fault::INFO, noop::INFO]);
+        tasks
+    });
+    &REGISTRY
 }
 
 pub fn find(name: &str) -> Option<&'static TaskInfo> {
