@@ -130,6 +130,12 @@ use Shown::{Mean, MeanStd, No, WhenPresent};
 pub const METRICS: &[Metric] = &[
     Metric::new("mse", "MSE", Unit::Fixed(4), |m, _| m.mse).compared(Lower).tables(WhenPresent, No),
     Metric::new("mae", "MAE", Unit::Fixed(4), |m, _| m.mae).compared(Lower).tables(WhenPresent, No),
+    Metric::new("bits_per_byte", "bits/byte", Unit::Fixed(3), |m, _| m.bits_per_byte)
+        .compared(Lower)
+        .tables(WhenPresent, No),
+    Metric::new("perplexity", "perplexity", Unit::Fixed(2), |m, _| m.perplexity)
+        .compared(Lower)
+        .tables(WhenPresent, No),
     Metric::new("accuracy", "accuracy %", Unit::Percent(1), |m, _| m.accuracy)
         .compared(Higher)
         .tables(MeanStd, No)
@@ -190,6 +196,8 @@ mod tests {
             [
                 ("mse", Lower),
                 ("mae", Lower),
+                ("bits_per_byte", Lower),
+                ("perplexity", Lower),
                 ("accuracy", Higher),
                 ("exact_match", Higher),
                 ("eval_loss", Lower),

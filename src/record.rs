@@ -59,6 +59,15 @@ pub struct SplitScores {
     pub loss: f64,
 }
 
+/// Mean test loss over a band of context positions (language modelling).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionLoss {
+    /// The band's last position + 1: the context the prediction had, at most.
+    pub position: u64,
+    /// Mean loss (nats) over the band's positions and every test window.
+    pub loss: f64,
+}
+
 /// One point of the down-sampled training curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
@@ -108,6 +117,14 @@ measurements_struct! {
         pub val_mse: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub epochs_trained: Option<u64>,
+        /// Language modelling: the test loss in bits per byte (byte corpora) or as perplexity
+        /// (token corpora), and the mean test loss by position in the context.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub bits_per_byte: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub perplexity: Option<f64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub loss_by_position: Vec<PositionLoss>,
         /// Fraction of labelled test positions predicted correctly.
         pub accuracy: Option<f64>,
         /// Accuracy on the task's validation split, where it has one (LRA).
@@ -287,6 +304,7 @@ pub(crate) mod tests {
                 let v = match key {
                     "device" | "mem_kind" | "allocator" | "denormals" => serde_json::json!("cpu"),
                     "loss_curve" => serde_json::json!([{"step": 1, "loss": 2.0, "eval_accuracy": 0.5}]),
+                    "loss_by_position" => serde_json::json!([{"position": 8, "loss": 1.25}]),
                     "evals" => serde_json::json!({"len=128": {"accuracy": 0.5, "exact_match": 0.25, "loss": 1.5}}),
                     "forecast_sample" => {
                         serde_json::json!({"window": 1, "input": [1.0], "truth": [2.0], "prediction": [3.0]})

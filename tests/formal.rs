@@ -170,7 +170,7 @@ fn group_elements(name: &str) -> Vec<Vec<usize>> {
                 }
             }
         }
-        (p.len() - cycles) % 2 == 0
+        (p.len() - cycles).is_multiple_of(2)
     }
     let n: usize = name[1..].parse().unwrap();
     match &name[..1] {

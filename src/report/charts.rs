@@ -309,6 +309,8 @@ struct TaskCharts {
     vs_state: Groups<i64>,
     /// Accuracy on each `len=N` evaluation split against N (length generalisation).
     vs_test_length: Groups<i64>,
+    /// Language modelling: test loss against position in the context.
+    vs_position: Groups<i64>,
     /// Reused for every record's configuration label.
     label: String,
 }
@@ -338,6 +340,9 @@ impl TaskCharts {
                 e.1.add(100.0 * a);
             }
             self.add_vs_test_length(r, label);
+            for p in &r.measurements.loss_by_position {
+                entry(&mut self.vs_position, label).entry(p.position as i64).or_default().add(p.loss);
+            }
             self.add_vs_params(r, task, &mut buffer);
         }
         self.label = buffer;
@@ -410,6 +415,7 @@ impl TaskCharts {
         merge_groups(&mut self.vs_width, later.vs_width);
         merge_groups(&mut self.vs_state, later.vs_state);
         merge_groups(&mut self.vs_test_length, later.vs_test_length);
+        merge_groups(&mut self.vs_position, later.vs_position);
     }
 
     /// Loss curves: one line per run when there are few runs, else the mean over seeds per
@@ -625,6 +631,20 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             &[],
         )?;
         out.push(Chart { name: format!("{}_accuracy_vs_test_length", slug(task)), svg, png });
+    }
+    // Language modelling: does the model use its context?
+    let series = groups_series(std::mem::take(&mut data.vs_position), |x| x as f64);
+    if !series.is_empty() {
+        let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+        let (svg, png) = plot(
+            &format!("{task}: test loss by position in the context (mean over seeds)"),
+            Axis { label: "position in the context (tokens)", log: log_x },
+            Axis { label: "test loss (nats)", log: false },
+            &series,
+            false,
+            &[],
+        )?;
+        out.push(Chart { name: format!("{}_loss_by_position", slug(task)), svg, png });
     }
     // Zoology's figure: accuracy against model width, one line per architecture.
     if data.width_swept {

@@ -5,6 +5,7 @@ mod counters;
 pub mod cuda_memory;
 pub mod denormal;
 mod forecast;
+mod lm_eval;
 pub mod measure;
 pub mod optim;
 mod train;

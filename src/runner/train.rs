@@ -44,7 +44,7 @@ impl Batcher {
 }
 
 /// (inputs, targets) as (batch, seq) int64 tensors on `device`.
-fn batch_tensors(split: &TokenSplit, indices: &[usize], device: Device) -> (Tensor, Tensor) {
+pub(super) fn batch_tensors(split: &TokenSplit, indices: &[usize], device: Device) -> (Tensor, Tensor) {
     let mut xs = Vec::with_capacity(indices.len() * split.seq_len);
     let mut ys = Vec::with_capacity(indices.len() * split.target_len);
     for &i in indices {
@@ -297,6 +297,10 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
         m.val_accuracy = data.val.as_ref().map(|val| evaluate(model.as_ref(), val, batch, device).accuracy);
+        if let Some(score) = data.lm {
+            super::lm_eval::set_score(&mut m, score);
+            m.loss_by_position = super::lm_eval::loss_by_position(model.as_ref(), &data.test, batch, device);
+        }
         for (name, split) in &data.evals {
             // A learned position table ends at the training length: longer splits cannot run.
             if let Some(max) = model.max_positions().filter(|&max| split.seq_len as i64 > max) {

@@ -6,6 +6,7 @@ pub mod export;
 pub mod fault;
 pub mod forecast;
 pub mod formal;
+pub mod lm;
 pub mod lra;
 pub mod mqar;
 pub mod noop;
@@ -105,6 +106,9 @@ pub struct TaskData {
     pub io: TaskIo,
     /// Test-only: the `fault` task sets an absurd learning rate here to provoke divergence.
     pub lr_override: Option<f64>,
+    /// Language modelling: how the test loss is also reported (bits per byte, perplexity), and
+    /// the loss at each context position is measured.
+    pub lm: Option<lm::LmScore>,
 }
 
 /// How the job process trains on a task.
@@ -173,6 +177,7 @@ pub fn registry() -> &'static [TaskInfo] {
             lra::image::INFO,
             lra::pathfinder_task::INFO,
             lra::pathfinder_task::PATHX_INFO,
+            lm::INFO,
         ];
         tasks.extend(formal::INFOS);
         tasks.extend([fault::INFO, noop::INFO]);

@@ -147,7 +147,7 @@ fn build(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result
     let cfg = config(params)?;
     let sizes = (cfg.train_examples, cfg.test_examples);
     let (train, test) = super::generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| generate(&cfg, n, s));
-    Ok(TaskData { train, val: None, test, evals: Vec::new(), io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: None, test, evals: Vec::new(), io: cfg.io(), lr_override: None, lm: None })
 }
 
 pub const INFO: TaskInfo = TaskInfo {

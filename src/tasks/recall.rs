@@ -202,7 +202,7 @@ fn build_copy(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::R
     let cfg: SelectiveCopyConfig = serde_json::from_value(params.clone())?;
     let sizes = (cfg.train_examples, cfg.test_examples);
     let (train, test) = generate_splits(cfg.data_seed, ctx.seed, sizes, |n, s| selective_copy(&cfg, n, s));
-    Ok(TaskData { train, val: None, test, evals: Vec::new(), io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: None, test, evals: Vec::new(), io: cfg.io(), lr_override: None, lm: None })
 }
 
 fn resolve_induction(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
@@ -223,7 +223,7 @@ fn build_induction(params: &serde_json::Value, ctx: super::BuildContext) -> anyh
             (format!("len={seq_len}"), split)
         })
         .collect();
-    Ok(TaskData { train, val: None, test, evals, io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: None, test, evals, io: cfg.io(), lr_override: None, lm: None })
 }
 
 pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {

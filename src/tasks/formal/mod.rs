@@ -175,7 +175,7 @@ impl Language {
     /// The input tokens of an example of `length` (modular arithmetic keeps them odd).
     pub fn input_length(self, length: usize) -> usize {
         match self {
-            Language::ModularArithmetic if length % 2 == 0 => length - 1,
+            Language::ModularArithmetic if length.is_multiple_of(2) => length - 1,
             _ => length,
         }
     }
@@ -477,7 +477,7 @@ pub fn build(lang: Language, params: &serde_json::Value, ctx: BuildContext) -> a
             (format!("len={l}"), sampler.split(cfg.test_examples, stream, |_| l))
         })
         .collect();
-    Ok(TaskData { train, val: None, test, evals, io: sampler.io(cfg.train_max_length), lr_override: None })
+    Ok(TaskData { train, val: None, test, evals, io: sampler.io(cfg.train_max_length), lr_override: None, lm: None })
 }
 
 macro_rules! info {

@@ -164,6 +164,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
         evals: Vec::new(),
         io: cfg.io(),
         lr_override: None,
+        lm: None,
     })
 }
 

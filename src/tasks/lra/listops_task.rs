@@ -163,7 +163,7 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
 fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
     let cfg = config(params)?;
     let [train, val, test] = splits(&cfg)?;
-    Ok(TaskData { train, val: Some(val), test, evals: Vec::new(), io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: Some(val), test, evals: Vec::new(), io: cfg.io(), lr_override: None, lm: None })
 }
 
 pub const INFO: TaskInfo = TaskInfo {

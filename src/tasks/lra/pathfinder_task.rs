@@ -149,7 +149,7 @@ fn config(params: &serde_json::Value) -> Result<PathfinderConfig> {
 fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
     let cfg = config(params)?;
     let [train, val, test] = splits(&cfg)?;
-    Ok(TaskData { train, val: Some(val), test, evals: Vec::new(), io: cfg.io(), lr_override: None })
+    Ok(TaskData { train, val: Some(val), test, evals: Vec::new(), io: cfg.io(), lr_override: None, lm: None })
 }
 
 pub const INFO: TaskInfo = TaskInfo {

@@ -223,6 +223,7 @@ fn build_aan(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> 
         evals: Vec::new(),
         io: pair_io(cfg.max_length),
         lr_override: None,
+        lm: None,
     })
 }
 
@@ -282,6 +283,7 @@ fn build_standin(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskDa
         evals: Vec::new(),
         io: pair_io(cfg.max_length),
         lr_override: None,
+        lm: None,
     })
 }
 
