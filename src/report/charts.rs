@@ -309,6 +309,8 @@ struct TaskCharts {
     vs_state: Groups<i64>,
     /// Accuracy on each `len=N` evaluation split against N (length generalisation).
     vs_test_length: Groups<i64>,
+    /// Passkey retrieval: accuracy against the key's depth (%), per configuration and length.
+    vs_depth: Groups<i64>,
     /// Language modelling: test loss against position in the context.
     vs_position: Groups<i64>,
     /// Reused for every record's configuration label.
@@ -351,8 +353,20 @@ impl TaskCharts {
     /// Accuracy at each evaluated length (`len=N` splits) of a run that ended `ok`.
     fn add_vs_test_length(&mut self, r: &Row, label: &str) {
         for (name, scores) in &r.measurements.evals {
-            if let Some(length) = name.strip_prefix("len=").and_then(|n| n.parse::<i64>().ok()) {
-                entry(&mut self.vs_test_length, label).entry(length).or_default().add(100.0 * scores.accuracy);
+            // `len=N`, or `len=N depth=D` (passkey): averaged over the depths of a length.
+            let mut parts = name.split(' ');
+            let Some(length) = parts.next().and_then(|p| p.strip_prefix("len=")).and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            entry(&mut self.vs_test_length, label).entry(length).or_default().add(100.0 * scores.accuracy);
+            if let Some(depth) = parts.next().and_then(|p| p.strip_prefix("depth=")).and_then(|d| d.parse::<f64>().ok())
+            {
+                let line = format!("{label} len={length}");
+                entry(&mut self.vs_depth, &line)
+                    .entry((100.0 * depth).round() as i64)
+                    .or_default()
+                    .add(100.0 * scores.accuracy);
             }
         }
     }
@@ -416,6 +430,7 @@ impl TaskCharts {
         merge_groups(&mut self.vs_state, later.vs_state);
         merge_groups(&mut self.vs_test_length, later.vs_test_length);
         merge_groups(&mut self.vs_position, later.vs_position);
+        merge_groups(&mut self.vs_depth, later.vs_depth);
     }
 
     /// Loss curves: one line per run when there are few runs, else the mean over seeds per
@@ -631,6 +646,19 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             &[],
         )?;
         out.push(Chart { name: format!("{}_accuracy_vs_test_length", slug(task)), svg, png });
+    }
+    // Passkey retrieval: where in the context can the model still find the key?
+    let series = groups_series(std::mem::take(&mut data.vs_depth), |x| x as f64);
+    if !series.is_empty() {
+        let (svg, png) = plot(
+            &format!("{task}: accuracy by depth of the key (mean over seeds)"),
+            Axis { label: "depth of the key in the filler (%)", log: false },
+            Axis { label: "accuracy (%)", log: false },
+            &series,
+            false,
+            &[],
+        )?;
+        out.push(Chart { name: format!("{}_accuracy_vs_depth", slug(task)), svg, png });
     }
     // Language modelling: does the model use its context?
     let series = groups_series(std::mem::take(&mut data.vs_position), |x| x as f64);

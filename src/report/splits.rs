@@ -20,10 +20,45 @@ pub(super) fn configuration(r: &Row) -> String {
     text
 }
 
-/// Orders split names with their numbers as numbers (`len=512` before `len=1024`).
-fn natural(name: &str) -> (String, u64) {
-    let digits = name.trim_end_matches(|c: char| c.is_ascii_digit());
-    (digits.to_string(), name[digits.len()..].parse().unwrap_or(0))
+/// Orders split names with every number in them as a number (`len=512` before `len=1024`,
+/// `depth=0.5` before `depth=1`): text and numbers alternate, compared piece by piece.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (pa, pb) = (pieces(a), pieces(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let order = match (x, y) {
+            (Piece::Number(x), Piece::Number(y)) => x.total_cmp(y),
+            (Piece::Text(x), Piece::Text(y)) => x.cmp(y),
+            (Piece::Number(_), Piece::Text(_)) => std::cmp::Ordering::Less,
+            (Piece::Text(_), Piece::Number(_)) => std::cmp::Ordering::Greater,
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+enum Piece<'a> {
+    Text(&'a str),
+    Number(f64),
+}
+
+fn pieces(name: &str) -> Vec<Piece<'_>> {
+    let numeric = |c: char| c.is_ascii_digit() || c == '.';
+    let mut out = Vec::new();
+    let mut rest = name;
+    while !rest.is_empty() {
+        let starts_numeric = rest.starts_with(|c: char| c.is_ascii_digit());
+        let end =
+            rest.find(|c: char| if starts_numeric { !numeric(c) } else { c.is_ascii_digit() }).unwrap_or(rest.len());
+        let (piece, tail) = rest.split_at(end);
+        out.push(match piece.parse() {
+            Ok(x) if starts_numeric => Piece::Number(x),
+            _ => Piece::Text(piece),
+        });
+        rest = tail;
+    }
+    out
 }
 
 impl SplitSums {
@@ -60,7 +95,7 @@ impl SplitSums {
         by_task
             .into_iter()
             .map(|(task, mut rows)| {
-                rows.sort_by_key(|(config, split, _)| (config.to_string(), natural(split)));
+                rows.sort_by(|(ca, sa, _), (cb, sb, _)| ca.cmp(cb).then_with(|| natural_cmp(sa, sb)));
                 let rows = rows
                     .into_iter()
                     .map(|(config, split, [acc, exact, loss, n])| {
@@ -78,5 +113,17 @@ impl SplitSums {
                 (task.to_string(), Table { header: header.to_vec(), first_numeric: 2, rows })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_cmp;
+
+    #[test]
+    fn split_names_sort_by_their_numbers() {
+        let mut names = ["len=256 depth=1", "len=1024", "len=256 depth=0.5", "len=256 depth=0", "len=41", "all"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["all", "len=41", "len=256 depth=0", "len=256 depth=0.5", "len=256 depth=1", "len=1024"]);
     }
 }

@@ -10,6 +10,7 @@ pub mod lm;
 pub mod lra;
 pub mod mqar;
 pub mod noop;
+pub mod passkey;
 pub mod recall;
 pub mod tokens;
 
@@ -178,6 +179,7 @@ pub fn registry() -> &'static [TaskInfo] {
             lra::pathfinder_task::INFO,
             lra::pathfinder_task::PATHX_INFO,
             lm::INFO,
+            passkey::INFO,
         ];
         tasks.extend(formal::INFOS);
         tasks.extend([fault::INFO, noop::INFO]);
