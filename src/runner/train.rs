@@ -104,7 +104,8 @@ fn evaluate(model: &dyn crate::models::SeqModel, split: &TokenSplit, batch: usiz
             if n_lab > 0 {
                 loss_sum += loss_fn(&logits, &y).double_value(&[]) * n_lab as f64;
             }
-            let hits = logits.argmax(-1, false).eq_tensor(&y).logical_and(&mask);
+            let predicted = logits.argmax(-1, false);
+            let hits = split.hits(&predicted, &y, &idx).logical_and(&mask);
             let per_example_hits = hits.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
             let per_example_labels = mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
             let has_labels = per_example_labels.gt(0);

@@ -70,7 +70,7 @@ fn decode(bytes: &[u8], key: &str) -> Option<TokenSplit> {
     }
     let (inputs, targets) = body.split_at(4 * n_in);
     let (inputs, targets) = (Tokens::from_le_i32(inputs), Tokens::from_le_i32(targets));
-    Some(TokenSplit { inputs, targets, n, seq_len, target_len })
+    Some(TokenSplit { inputs, targets, n, seq_len, target_len, accepted: None })
 }
 
 /// The split from the cache, or `generate`d and stored. A cache that cannot be written (read-only

@@ -6,6 +6,7 @@ pub mod export;
 pub mod fault;
 pub mod forecast;
 pub mod formal;
+pub mod icll;
 pub mod lm;
 pub mod lra;
 pub mod mqar;
@@ -29,6 +30,10 @@ pub struct TokenSplit {
     pub n: usize,
     pub seq_len: usize,
     pub target_len: usize,
+    /// Where more than the target counts as right (the in-context language learning task: any
+    /// symbol the hidden automaton accepts next): per target position, a bitmask of the classes
+    /// scored correct (classes below 64). `None`: the target alone.
+    pub accepted: Option<Vec<u64>>,
 }
 
 /// Target value that is excluded from loss and accuracy (PyTorch's `ignore_index` default).
@@ -37,12 +42,19 @@ pub const IGNORE: i64 = -100;
 impl TokenSplit {
     /// A per-position split: one target per input position.
     pub fn per_token(inputs: impl Into<Tokens>, targets: impl Into<Tokens>, n: usize, seq_len: usize) -> Self {
-        TokenSplit { inputs: inputs.into(), targets: targets.into(), n, seq_len, target_len: seq_len }
+        TokenSplit { inputs: inputs.into(), targets: targets.into(), n, seq_len, target_len: seq_len, accepted: None }
     }
 
     /// A classification split: one label per example.
     pub fn classification(inputs: impl Into<Tokens>, labels: Vec<i64>, seq_len: usize) -> Self {
-        TokenSplit { n: labels.len(), inputs: inputs.into(), targets: labels.into(), seq_len, target_len: 1 }
+        TokenSplit {
+            n: labels.len(),
+            inputs: inputs.into(),
+            targets: labels.into(),
+            seq_len,
+            target_len: 1,
+            accepted: None,
+        }
     }
 
     /// Example `i`'s inputs and targets, widened to int64.
@@ -58,6 +70,20 @@ impl TokenSplit {
         self.targets.extend_into(i * self.target_len..(i + 1) * self.target_len, y);
     }
 
+    /// Whether each predicted class of examples `idx` (batch, target_len) is right: equal to the
+    /// target, or where the split says which classes it accepts, among them.
+    pub fn hits(&self, predicted: &tch::Tensor, targets: &tch::Tensor, idx: &[usize]) -> tch::Tensor {
+        let Some(accepted) = &self.accepted else {
+            return predicted.eq_tensor(targets);
+        };
+        let classes = Vec::<i64>::try_from(predicted.flatten(0, -1).to_device(tch::Device::Cpu))
+            .expect("predicted classes are int64");
+        let masks = idx.iter().flat_map(|&i| &accepted[i * self.target_len..(i + 1) * self.target_len]);
+        let hits: Vec<bool> =
+            classes.iter().zip(masks).map(|(&c, &m)| (0..64).contains(&c) && m >> c & 1 == 1).collect();
+        tch::Tensor::from_slice(&hits).view([idx.len() as i64, self.target_len as i64]).to_device(predicted.device())
+    }
+
     /// Moves the examples from `at` on into a split of their own (the head is not copied).
     pub fn split_off(&mut self, at: usize) -> Self {
         let tail = TokenSplit {
@@ -66,6 +92,7 @@ impl TokenSplit {
             n: self.n - at,
             seq_len: self.seq_len,
             target_len: self.target_len,
+            accepted: self.accepted.as_mut().map(|a| a.split_off(at * self.target_len)),
         };
         self.n = at;
         tail
@@ -180,6 +207,7 @@ pub fn registry() -> &'static [TaskInfo] {
             lra::pathfinder_task::PATHX_INFO,
             lm::INFO,
             passkey::INFO,
+            icll::INFO,
         ];
         tasks.extend(formal::INFOS);
         tasks.extend([fault::INFO, noop::INFO]);
