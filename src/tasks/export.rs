@@ -1,7 +1,9 @@
 //! `seqbench data export SUITE --out DIR`: the token data each task entry of a suite generates
 //! (train, test and the named evaluation splits such as `len=64`, for the suite's first seed), written as CSV through polars so that a
 //! generator can be inspected or fed to another harness. One row per example: `inputs` and
-//! `targets` as space-separated token ids (targets −100 where there is no label).
+//! `targets` as space-separated token ids (targets −100 where there is no label), and where a
+//! task counts more than the target as right (`icll`), `accepted`: per position the bitmask of
+//! the classes scored correct (bit c set: class c is right there).
 use super::TokenSplit;
 use crate::job::Job;
 use anyhow::{Context, Result};
@@ -18,14 +20,19 @@ fn frame(split: &TokenSplit) -> Result<DataFrame> {
         targets.push(join(&y));
     }
     let example: Vec<u64> = (0..split.n as u64).collect();
-    Ok(DataFrame::new(
-        split.n,
-        vec![
-            Column::new("example".into(), example),
-            Column::new("inputs".into(), inputs),
-            Column::new("targets".into(), targets),
-        ],
-    )?)
+    let mut columns = vec![
+        Column::new("example".into(), example),
+        Column::new("inputs".into(), inputs),
+        Column::new("targets".into(), targets),
+    ];
+    if let Some(accepted) = &split.accepted {
+        let masks: Vec<String> = accepted
+            .chunks(split.target_len)
+            .map(|m| m.iter().map(u64::to_string).collect::<Vec<_>>().join(" "))
+            .collect();
+        columns.push(Column::new("accepted".into(), masks));
+    }
+    Ok(DataFrame::new(split.n, columns)?)
 }
 
 /// Writes `<task label>.{train,test,len=N,…}.csv` under `out` for every distinct task configuration of
