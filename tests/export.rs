@@ -1,5 +1,5 @@
-//! `seqbench data export` writes generated data (recall, formal, passkey, icll, lm) as CSV that reads back (polars) with
-//! the generators' invariants intact.
+//! `seqbench data export` writes generated data (recall, formal, passkey, icll, lm) as CSV
+//! that reads back (polars) with the generators' invariants intact.
 use polars::prelude::*;
 use std::process::Command;
 
