@@ -270,7 +270,7 @@ fn render_with_records(
         tasks.push(Section::new(
             &format!("{task}: evaluation splits"),
             &format!("{task} splits"),
-            "The task's further evaluation splits (e.g. `len=N`: the test distribution at another length), mean over seeds of the runs that ended `ok`.",
+            "The task's further evaluation splits (e.g. `len=N`: the test distribution at another length), mean over seeds of the runs that ended `ok`. A task evaluated at more than 16 lengths shows 8 ranges of them (`len=A..=B`, the mean over the range); every length is in the chart and the records.",
             table,
         ));
     }

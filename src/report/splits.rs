@@ -6,6 +6,10 @@ use crate::metric::Unit;
 use crate::record::Status;
 use std::collections::BTreeMap;
 
+/// More distinct `len=N` splits than this in a task and its table shows ranges of lengths.
+const MAX_SPLITS: usize = 16;
+const LENGTH_GROUPS: usize = 8;
+
 /// (task, configuration, split) → sums of accuracy, exact match and loss, and the run count.
 #[derive(Default)]
 pub struct SplitSums(BTreeMap<(String, String, String), [f64; 4]>);
@@ -84,11 +88,45 @@ impl SplitSums {
         }
     }
 
+    /// Tasks evaluated at more than [`MAX_SPLITS`] lengths (`len=N`; the formal-language
+    /// protocol has 460) have them averaged in [`LENGTH_GROUPS`] ranges of consecutive lengths,
+    /// `len=41..=98`: the per-length detail is in the chart and the records.
+    fn lengths_grouped(&self) -> SplitSums {
+        let mut lengths: BTreeMap<&str, std::collections::BTreeSet<u64>> = BTreeMap::new();
+        for (task, _, split) in self.0.keys() {
+            if let Some(n) = split.strip_prefix("len=").and_then(|n| n.parse().ok()) {
+                lengths.entry(task).or_default().insert(n);
+            }
+        }
+        // Per task with many lengths: each length's range name and the range's size.
+        let mut range_of: BTreeMap<(&str, u64), (String, f64)> = BTreeMap::new();
+        for (task, set) in lengths.into_iter().filter(|(_, set)| set.len() > MAX_SPLITS) {
+            let sorted: Vec<u64> = set.into_iter().collect();
+            for chunk in sorted.chunks(sorted.len().div_ceil(LENGTH_GROUPS)) {
+                let name = format!("len={}..={}", chunk[0], chunk[chunk.len() - 1]);
+                for &n in chunk {
+                    range_of.insert((task, n), (name.clone(), chunk.len() as f64));
+                }
+            }
+        }
+        let mut out = SplitSums::default();
+        for ((task, config, split), sums) in &self.0 {
+            let range =
+                split.strip_prefix("len=").and_then(|n| n.parse().ok()).and_then(|n| range_of.get(&(&**task, n)));
+            let (name, size) = range.map_or((split.clone(), 1.0), |(name, size)| (name.clone(), *size));
+            let into = out.0.entry((task.clone(), config.clone(), name)).or_default();
+            // Scaled by the range's size: means are unchanged and the count is runs, not runs × lengths.
+            into.iter_mut().zip(sums).for_each(|(a, b)| *a += b / size);
+        }
+        out
+    }
+
     /// Per task with named splits: its table.
     pub fn tables(&self) -> Vec<(String, Table)> {
         type Rows<'a> = Vec<(&'a str, &'a str, &'a [f64; 4])>;
+        let grouped = self.lengths_grouped();
         let mut by_task: BTreeMap<&str, Rows> = BTreeMap::new();
-        for ((task, config, split), sums) in &self.0 {
+        for ((task, config, split), sums) in &grouped.0 {
             by_task.entry(task).or_default().push((config, split, sums));
         }
         let header = ["configuration", "split", "runs ok", "accuracy %", "exact match %", "loss"].map(String::from);
@@ -118,7 +156,27 @@ impl SplitSums {
 
 #[cfg(test)]
 mod tests {
-    use super::natural_cmp;
+    use super::{natural_cmp, SplitSums};
+
+    #[test]
+    fn many_lengths_are_shown_as_ranges_with_their_mean() {
+        let mut sums = SplitSums::default();
+        for n in 41..=80u64 {
+            // One run per length; accuracy 1 up to 60, then 0.
+            let acc = if n <= 60 { 1.0 } else { 0.0 };
+            sums.0.insert(("parity".into(), "lstm".into(), format!("len={n}")), [acc, acc, 0.5, 1.0]);
+        }
+        sums.0.insert(("parity".into(), "lstm".into(), "other".into()), [0.25, 0.0, 1.0, 1.0]);
+        let grouped = sums.lengths_grouped();
+        let names: Vec<&str> = grouped.0.keys().map(|(_, _, s)| s.as_str()).collect();
+        assert_eq!(names.len(), 9, "{names:?}");
+        assert!(names.contains(&"len=41..=45") && names.contains(&"len=76..=80") && names.contains(&"other"));
+        let get = |name: &str| grouped.0[&("parity".to_string(), "lstm".to_string(), name.to_string())];
+        let [acc, _, loss, runs] = get("len=56..=60");
+        assert_eq!((acc / runs, loss / runs, runs), (1.0, 0.5, 1.0));
+        assert_eq!(get("len=61..=65")[0], 0.0);
+        assert_eq!(get("other"), [0.25, 0.0, 1.0, 1.0]);
+    }
 
     #[test]
     fn split_names_sort_by_their_numbers() {
