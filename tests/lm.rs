@@ -105,4 +105,10 @@ fn a_short_run_records_bits_per_byte_and_loss_by_position() {
     assert_eq!(bands[31]["position"], 64);
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains("bits/byte") && report.contains("lm_loss_by_position"), "{report}");
+    // The header says when the jobs ran and on what (env.json).
+    let header = report.lines().nth(2).unwrap();
+    assert!(
+        header.starts_with("Jobs ran 20") && header.contains("; seqbench commit ") && header.contains(" cores, "),
+        "{header}"
+    );
 }

@@ -108,6 +108,8 @@ pub struct Gathered {
     /// Configurations whose speed was measured on a busy machine, with why (at most
     /// [`MAX_BUSY_LINES`]) and how many there were.
     busy: (Vec<String>, usize),
+    /// The earliest job start and the latest job end (RFC 3339).
+    span: Option<(String, String)>,
 }
 
 const MAX_BUSY_LINES: usize = 20;
@@ -161,6 +163,16 @@ impl Gathered {
         self.tslib.add(r, task);
         self.splits.add(r);
         self.lengths.add(r);
+        if !r.started_at.is_empty() && !r.finished_at.is_empty() {
+            self.widen_span(r.started_at.to_string(), r.finished_at.to_string());
+        }
+    }
+
+    fn widen_span(&mut self, start: String, end: String) {
+        self.span = Some(match self.span.take() {
+            None => (start, end),
+            Some((a, b)) => (a.min(start), b.max(end)),
+        });
     }
 
     /// Adds what was gathered from the records that follow this one's in the file.
@@ -182,6 +194,9 @@ impl Gathered {
         let room = MAX_BUSY_LINES.saturating_sub(self.busy.0.len());
         self.busy.0.extend(later.busy.0.into_iter().take(room));
         self.busy.1 += later.busy.1;
+        if let Some((start, end)) = later.span {
+            self.widen_span(start, end);
+        }
         Ok(())
     }
 }
@@ -198,7 +213,7 @@ pub fn render(title: &str, records: &[Record]) -> Result<Rendered> {
 /// Tables, charts and the Markdown report from gathered records (no I/O).
 pub fn render_gathered(title: &str, mut gathered: Gathered) -> Result<Rendered> {
     let (keys, records_df) = gathered.records_table()?;
-    render_with_records(title, gathered, keys, records_df, None)
+    render_with_records(title, gathered, keys, records_df, None, None)
 }
 
 /// A run with fewer jobs recorded than its suite planned (interrupted, crashed, or still going):
@@ -227,10 +242,12 @@ fn render_with_records(
     keys: Vec<String>,
     records_df: DataFrame,
     incomplete: Option<Incomplete>,
+    environment: Option<String>,
 ) -> Result<Rendered> {
     let started = std::time::Instant::now();
-    let Gathered { records, ok, superseded, task_keys, charts, lra, tslib, splits, lengths, failures, busy, .. } =
-        gathered;
+    let Gathered {
+        records, ok, superseded, task_keys, charts, lra, tslib, splits, lengths, failures, busy, span, ..
+    } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
     let mut counts = format!("{records} jobs, {ok} ok, {} not ok.", records - ok);
@@ -239,6 +256,12 @@ fn render_with_records(
     }
     if busy.1 > 0 {
         counts += &format!(" The speed of {} jobs was measured on a busy machine (see below).", busy.1);
+    }
+    // When and where: the jobs' span from the records, the commit and machine from env.json.
+    let when = span.as_ref().and_then(|(start, end)| job_span(start, end));
+    let origin: Vec<String> = when.into_iter().chain(environment).collect();
+    if !origin.is_empty() {
+        counts = format!("{} {counts}", origin.join("; ") + ".");
     }
     let mut md = format!("# seqbench report: {title}\n\n{counts}\n");
     if let Some(Incomplete { planned, run_dir }) = incomplete.filter(|i| records < i.planned) {
@@ -344,6 +367,34 @@ fn render_with_records(
     })
 }
 
+/// `Jobs ran 2026-12-03 06:17 to 06:40 (23m12s)`, in the records' own time zone.
+fn job_span(start: &str, end: &str) -> Option<String> {
+    let (a, b) = (chrono::DateTime::parse_from_rfc3339(start).ok()?, chrono::DateTime::parse_from_rfc3339(end).ok()?);
+    let same_day = a.date_naive() == b.date_naive();
+    let end_text = if same_day { b.format("%H:%M").to_string() } else { b.format("%Y-%m-%d %H:%M").to_string() };
+    let took = crate::dispatch::progress::human_duration((b - a).num_milliseconds().max(0) as f64 / 1e3);
+    Some(format!("Jobs ran {} to {end_text} ({took})", a.format("%Y-%m-%d %H:%M")))
+}
+
+/// `commit 2c79055, on vm (Intel Xeon, 2 cores, no GPU)` from the run's env.json.
+fn environment_line(env_json: &Path) -> Option<String> {
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(env_json).ok()?).ok()?;
+    let text = |k: &str| env.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let gpus = env.get("gpus").and_then(|g| g.as_array()).map_or(0, Vec::len);
+    let gpu_text = match gpus {
+        0 => "no GPU".to_string(),
+        1 => "1 GPU".to_string(),
+        n => format!("{n} GPUs"),
+    };
+    let cores = env.get("cpu_cores").and_then(|c| c.as_u64()).unwrap_or(0);
+    Some(format!(
+        "seqbench commit {}, on {} ({}, {cores} cores, {gpu_text})",
+        text("git_commit"),
+        text("hostname"),
+        text("cpu_model")
+    ))
+}
+
 /// Reads a run's records and writes its report files. Returns the Markdown.
 pub fn build(run: &RunDir) -> Result<Report> {
     let started = std::time::Instant::now();
@@ -359,7 +410,8 @@ pub fn build(run: &RunDir) -> Result<Report> {
     let (rendered, records_files) = std::thread::scope(|s| {
         let records_files = s.spawn(|| write_frame(&tables.join("records"), &records_df));
         let incomplete = plan.jobs.map(|planned| Incomplete { planned, run_dir: &run.path });
-        let rendered = render_with_records(&title, gathered, keys, records_df.clone(), incomplete)
+        let environment = environment_line(&run.path.join(store::ENV));
+        let rendered = render_with_records(&title, gathered, keys, records_df.clone(), incomplete, environment)
             .context("aggregating records")
             .and_then(|rendered| write_report(run, &rendered).map(|files| (rendered, files)));
         (rendered, records_files.join())
