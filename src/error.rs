@@ -40,6 +40,23 @@ impl InputError {
     }
 }
 
+impl InputError {
+    /// One error that lists several (each once, in order), or `None` when there are none: a
+    /// suite's problems are all reported in one pass.
+    pub fn all(errors: Vec<InputError>) -> Option<InputError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut unique: Vec<InputError> = errors.into_iter().filter(|e| seen.insert(e.to_string())).collect();
+        match unique.len() {
+            0 => None,
+            1 => unique.pop(),
+            n => {
+                let lines: Vec<String> = unique.iter().map(|e| format!("  - {e}")).collect();
+                Some(InputError::new(format!("{n} problems:\n{}", lines.join("\n"))))
+            }
+        }
+    }
+}
+
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {

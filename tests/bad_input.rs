@@ -147,3 +147,23 @@ fn completions_for_each_shell_and_a_clear_error_for_others() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
 }
+
+#[test]
+fn every_problem_of_a_suite_is_reported_in_one_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = "name: several\ndefaults: { steps: 10, batch_sise: 4 }\nmodels:\n  - preset: lstm-tinyy\n  - { arch: gru, d_model: 8 }\ntasks:\n  - { task: mqar, seq_len: 64, num_kv_pairs: 100 }\n  - { task: parity_chek }\n";
+    std::fs::write(tmp.path().join("s.yaml"), suite).unwrap();
+    let out = seqbench(&["plan", "s.yaml"], tmp.path());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("Error: 4 problems:\n"), "{err}");
+    for expect in [
+        "s.yaml:4:5: `models[0].preset`: preset `lstm-tinyy` not found; did you mean `lstm-tiny`?",
+        "s.yaml:8:7: `tasks[1].task`: unknown task `parity_chek`; did you mean `parity_check`?",
+        "s.yaml:2:24: `defaults.batch_sise`: unknown field `batch_sise`",
+        "s.yaml:7:32: `tasks[0].num_kv_pairs`: must be ≥ 1",
+    ] {
+        assert!(err.lines().any(|l| l.starts_with("  - ") && l.contains(expect)), "expected {expect:?} in\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}

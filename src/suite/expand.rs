@@ -72,44 +72,74 @@ fn prefixed(prefix: &str, keys: Vec<String>) -> Vec<String> {
 
 /// Expands a loaded suite into jobs, in suite order (task, model, sweep, seed).
 pub fn expand(suite: &Suite) -> Result<Vec<Job>, InputError> {
+    let (jobs, problems) = expand_collecting(suite);
+    match InputError::all(problems) {
+        Some(all) => Err(all),
+        None => Ok(jobs),
+    }
+}
+
+/// The jobs of the valid combinations, and every problem met on the way.
+pub(super) fn expand_collecting(suite: &Suite) -> (Vec<Job>, Vec<InputError>) {
     let mut jobs = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
+    // Every problem is collected and all are reported together; the same problem met again
+    // (a model's, once per task) is listed once.
+    let mut problems = Vec::new();
+    macro_rules! or_note {
+        ($result:expr) => {
+            match $result {
+                Ok(value) => value,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            }
+        };
+    }
     for task in &suite.tasks {
-        let task_info = crate::tasks::find(&task.kind).ok_or_else(|| task.key_error("task", "unknown task"))?;
-        let spec = train_spec(suite, task)?;
-        let trains = resolved_train(&spec);
-        let task_combos = params::expand(&task.params).map_err(|e| locate(task, "", e))?;
+        let task_info = or_note!(crate::tasks::find(&task.kind).ok_or_else(|| task.key_error("task", "unknown task")));
+        // Bad training settings still let the task's and models' parameters be checked.
+        let spec = train_spec(suite, task).map_err(|e| problems.push(e)).ok();
+        let trains = spec.as_ref().map(resolved_train).unwrap_or_default();
+        let seeds = spec.as_ref().map(|s| s.seeds.clone()).unwrap_or_default();
+        let task_combos = or_note!(params::expand(&task.params).map_err(|e| locate(task, "", e)));
         let task_swept = prefixed("task", params::swept_keys(&task.params));
-        let train_swept = prefixed("train", params::swept_keys(&spec.map));
+        let train_swept = spec.as_ref().map(|s| prefixed("train", params::swept_keys(&s.map))).unwrap_or_default();
         for model in &suite.models {
-            let arch =
-                crate::models::find(&model.kind).ok_or_else(|| model.key_error("arch", "unknown architecture"))?;
-            let model_combos = params::expand(&model.params).map_err(|e| locate(model, "", e))?;
-            let count = task_combos.len() * model_combos.len() * trains.len() * spec.seeds.len();
+            let arch = or_note!(
+                crate::models::find(&model.kind).ok_or_else(|| model.key_error("arch", "unknown architecture"))
+            );
+            let model_combos = or_note!(params::expand(&model.params).map_err(|e| locate(model, "", e)));
+            let count = task_combos.len() * model_combos.len() * trains.len() * seeds.len();
             if jobs.len() + count > MAX_JOBS {
-                return Err(suite
-                    .origin
-                    .error(format!("the sweeps expand to more than {MAX_JOBS} jobs; narrow them or split the suite")));
+                problems.push(
+                    suite.origin.error(format!(
+                        "the sweeps expand to more than {MAX_JOBS} jobs; narrow them or split the suite"
+                    )),
+                );
+                return (jobs, problems);
             }
             let mut swept = task_swept.clone();
             swept.extend(prefixed("model", params::swept_keys(&model.params)));
             swept.extend(train_swept.iter().cloned());
             for task_combo in &task_combos {
-                let task_params = (task_info.resolve)(task_combo).map_err(|e| locate(task, "", e))?;
-                let io = (task_info.io)(&task_params).map_err(|e| task.origin.error(e.to_string()))?;
+                let task_params = or_note!((task_info.resolve)(task_combo).map_err(|e| locate(task, "", e)));
+                let io = or_note!((task_info.io)(&task_params).map_err(|e| task.origin.error(e.to_string())));
                 let task_c = Component { kind: task.kind.clone(), label: task.label.clone(), params: task_params };
                 for model_combo in &model_combos {
-                    let model_params = (arch.resolve)(model_combo, &io).map_err(|e| locate(model, "", e))?;
+                    let model_params = or_note!((arch.resolve)(model_combo, &io).map_err(|e| locate(model, "", e)));
                     let model_c =
                         Component { kind: model.kind.clone(), label: model.label.clone(), params: model_params };
                     for train in &trains {
-                        for &seed in &spec.seeds {
+                        for &seed in &seeds {
                             let job_id = Job::compute_id(&task_c, &model_c, train, seed);
                             let here = format!("{} × {}", task.origin.path, model.origin.path);
                             if let Some(first) = seen.insert(job_id.clone(), here.clone()) {
-                                return Err(model.origin.error(format!(
+                                problems.push(model.origin.error(format!(
                                     "{here} repeats a job of {first} (same task, model, training and seed)"
                                 )));
+                                continue;
                             }
                             jobs.push(Job {
                                 job_id,
@@ -127,5 +157,5 @@ pub fn expand(suite: &Suite) -> Result<Vec<Job>, InputError> {
             }
         }
     }
-    Ok(jobs)
+    (jobs, problems)
 }

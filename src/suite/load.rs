@@ -106,20 +106,30 @@ pub fn load_str(text: &str, path: &Path) -> Result<Suite, InputError> {
     if file.tasks.is_empty() {
         return Err(origin.child("tasks").error("no tasks; expected at least one entry with `task:`"));
     }
-    let models = file
+    // Every entry is checked, and every problem reported at once.
+    let mut problems = Vec::new();
+    let models: Vec<Entry> = file
         .models
         .iter()
         .enumerate()
-        .map(|(i, m)| model_entry(m, origin.child(&format!("models[{i}]")), path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let tasks = file
+        .filter_map(|(i, m)| {
+            model_entry(m, origin.child(&format!("models[{i}]")), path).map_err(|e| problems.push(e)).ok()
+        })
+        .collect();
+    let tasks: Vec<Entry> = file
         .tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| task_entry(t, origin.child(&format!("tasks[{i}]"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    unique_labels(&models)?;
-    unique_labels(&tasks)?;
+        .filter_map(|(i, t)| task_entry(t, origin.child(&format!("tasks[{i}]"))).map_err(|e| problems.push(e)).ok())
+        .collect();
+    problems.extend(unique_labels(&models).err());
+    problems.extend(unique_labels(&tasks).err());
+    if !problems.is_empty() {
+        // The valid entries are expanded too, so that their problems are in the same list.
+        let partial = Suite { file: file.clone(), path: path.to_path_buf(), origin: origin.clone(), models, tasks };
+        problems.extend(super::expand::expand_collecting(&partial).1);
+        return Err(InputError::all(problems).expect("there are problems"));
+    }
     Ok(Suite { file, path: path.to_path_buf(), origin, models, tasks })
 }
 
@@ -250,8 +260,11 @@ fn load_preset(
             None => {
                 let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
                 let names: Vec<&str> = BUNDLED_PRESETS.iter().map(|(name, _)| *name).collect();
+                let hint = crate::params::did_you_mean(preset, &names)
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
                 return Err(origin.child("preset").error(format!(
-                    "preset `{preset}` not found; tried {} and the built-in presets ({})",
+                    "preset `{preset}` not found; {hint}tried {} and the built-in presets ({})",
                     tried.join(", "),
                     names.join(", ")
                 )));
