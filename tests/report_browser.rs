@@ -1,5 +1,5 @@
 //! The HTML report opens in a real browser: headless Chromium renders it and the screenshot is
-//! not blank. scripts/test.sh installs Debian's `chromium` (scripts/setup.sh --chromium); where
+//! not blank, and its interactive charts draw and answer a hover with the point's values. scripts/test.sh installs Debian's `chromium` (scripts/setup.sh --chromium); where
 //! it cannot be installed the test says so and passes without checking.
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +33,42 @@ fn screenshot(browser: &Path, html: &Path, png: &Path) {
     assert!(png.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The fixture run's report, written under `tmp`; returns the run directory.
+fn fixture_report(tmp: &Path) -> PathBuf {
+    let run = tmp.join("fixture").join("r1");
+    std::fs::create_dir_all(&run).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/records.jsonl");
+    std::fs::copy(fixture, run.join("records.jsonl")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_seqbench")).arg("report").arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run
+}
+
+#[test]
+fn interactive_charts_draw_and_show_values_on_hover() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED interactive_charts_draw_and_show_values_on_hover: no chromium on PATH");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fixture_report(tmp.path());
+    // `#selftest` makes the page's script move the mouse onto the first chart's first point and
+    // write the tooltip's lines into the DOM, which --dump-dom prints once scripts have run.
+    let out = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("file://{}#selftest", run.join("report.html").display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let selftest = dom.split("<pre id=\"selftest\">").nth(1).unwrap_or_else(|| panic!("no self-test output: {dom:.2000}"));
+    let text = selftest.split("</pre>").next().unwrap();
+    // The fixture has four charts; the first is accuracy against training throughput, and its
+    // first series (lstm) has the point (1100 tokens/s, 30 %).
+    assert!(text.starts_with("charts: 4\n"), "{text}");
+    assert!(text.contains("hover: lstm seq_len=32: training throughput (tokens/s) 1100, accuracy (%) 30"), "{text}");
+}
+
 #[test]
 fn report_html_renders_in_headless_chromium() {
     let Some(browser) = chromium() else {
@@ -40,12 +76,7 @@ fn report_html_renders_in_headless_chromium() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("fixture").join("r1");
-    std::fs::create_dir_all(&run).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/records.jsonl");
-    std::fs::copy(fixture, run.join("records.jsonl")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_seqbench")).arg("report").arg(&run).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = fixture_report(tmp.path());
 
     let png = tmp.path().join("shot.png");
     screenshot(&browser, &run.join("report.html"), &png);

@@ -62,6 +62,9 @@ pub struct Chart {
     pub name: String,
     pub svg: String,
     pub png: Vec<u8>,
+    /// What the chart shows, as JSON for report.html's interactive chart (title, axes, series
+    /// with their colours and points): the same data as the SVG and PNG.
+    pub spec: serde_json::Value,
 }
 
 /// Pixel size of every chart: the plot, and to its right the legend (kept off the data).
@@ -123,21 +126,41 @@ fn tick(v: f64, log: bool) -> String {
     }
 }
 
-/// The chart as SVG and PNG.
-fn plot(
-    title: &str,
-    x: Axis,
-    y: Axis,
-    series: &[Series],
-    points_only: bool,
-    front: &[(f64, f64)],
-) -> Result<(String, Vec<u8>)> {
+/// The chart drawn as SVG and PNG, and its data for the interactive chart.
+struct Drawn {
+    svg: String,
+    png: Vec<u8>,
+    spec: serde_json::Value,
+}
+
+impl Drawn {
+    fn named(self, name: String) -> Chart {
+        Chart { name, svg: self.svg, png: self.png, spec: self.spec }
+    }
+}
+
+fn plot(title: &str, x: Axis, y: Axis, series: &[Series], points_only: bool, front: &[(f64, f64)]) -> Result<Drawn> {
     register_font();
     let mut svg = String::new();
     draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
     let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
-    Ok((svg, encode_png(&rgb)?))
+    let finite = |pts: &[(f64, f64)]| -> Vec<[f64; 2]> {
+        pts.iter().filter(|(a, b)| a.is_finite() && b.is_finite()).map(|&(a, b)| [a, b]).collect()
+    };
+    let spec = serde_json::json!({
+        "title": title,
+        "x": { "label": x.label, "log": x.log },
+        "y": { "label": y.label, "log": y.log },
+        "points_only": points_only,
+        "series": series.iter().zip(series_colours(series)).map(|((label, pts), c)| serde_json::json!({
+            "label": label,
+            "color": format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2),
+            "points": finite(pts),
+        })).collect::<Vec<_>>(),
+        "front": finite(front),
+    });
+    Ok(Drawn { svg, png: encode_png(&rgb)?, spec })
 }
 
 /// Draws lines (or points only) with a legend; `front` is drawn as a thin black line.
@@ -566,7 +589,7 @@ fn forecast_charts(forecasts: Forecasts, out: &mut Vec<Chart>) -> Result<()> {
             series.push((format!("{model} forecast"), at(0, &f.sample.prediction)));
         }
         let what = if config.is_empty() { task.clone() } else { format!("{task} ({config})") };
-        let (svg, png) = plot(
+        let drawn = plot(
             &format!("{what}: forecast of test window {}", first.window),
             Axis { label: "time step (0 = first forecast step)", log: false },
             Axis { label: "target (standardised)", log: false },
@@ -574,7 +597,7 @@ fn forecast_charts(forecasts: Forecasts, out: &mut Vec<Chart>) -> Result<()> {
             false,
             &[],
         )?;
-        out.push(Chart { name: slug(&format!("{task}_{config}_forecast")), svg, png });
+        out.push(drawn.named(slug(&format!("{task}_{config}_forecast"))));
     }
     Ok(())
 }
@@ -585,7 +608,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
     let (curves, note) = data.loss_curves();
     if !curves.is_empty() {
         let log_y = spans_decades(curves.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
-        let (svg, png) = plot(
+        let drawn = plot(
             &format!("{task}: training loss{note}"),
             Axis { label: "step", log: false },
             Axis { label: "training loss (nats)", log: log_y },
@@ -593,7 +616,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             false,
             &[],
         )?;
-        out.push(Chart { name: format!("{}_loss", slug(task)), svg, png });
+        out.push(drawn.named(format!("{}_loss", slug(task))));
     }
     // Accuracy against training throughput, mean over seeds per configuration.
     if !data.accuracy_vs_throughput.is_empty() {
@@ -603,7 +626,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             .collect();
         let points: Vec<(f64, f64)> = series.iter().map(|s| s.1[0]).collect();
         let log_x = spans_decades(points.iter().map(|p| p.0));
-        let (svg, png) = plot(
+        let drawn = plot(
             &format!("{task}: accuracy vs training throughput"),
             Axis { label: "training throughput (tokens/s)", log: log_x },
             Axis { label: "accuracy (%)", log: false },
@@ -611,7 +634,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             true,
             &pareto_front(&points),
         )?;
-        out.push(Chart { name: format!("{}_accuracy_vs_throughput", slug(task)), svg, png });
+        out.push(drawn.named(format!("{}_accuracy_vs_throughput", slug(task))));
     }
     if data.seq_len_swept {
         for ((metric, name, label), groups) in vs_seq_len_metrics().zip(std::mem::take(&mut data.vs_seq_len)) {
@@ -622,7 +645,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
             let percent = matches!(metric.unit, Unit::Percent(_));
             let log_y = !percent && spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
-            let (svg, png) = plot(
+            let drawn = plot(
                 &format!("{task}: {name} vs sequence length"),
                 Axis { label: "sequence length (tokens)", log: log_x },
                 Axis { label, log: log_y },
@@ -630,14 +653,14 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
                 false,
                 &[],
             )?;
-            out.push(Chart { name: format!("{}_{name}_vs_seq_len", slug(task)), svg, png });
+            out.push(drawn.named(format!("{}_{name}_vs_seq_len", slug(task))));
         }
     }
     // Delétang et al.'s figure: accuracy at each test length, one line per configuration.
     let series = groups_series(std::mem::take(&mut data.vs_test_length), |x| x as f64);
     if !series.is_empty() {
         let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-        let (svg, png) = plot(
+        let drawn = plot(
             &format!("{task}: accuracy vs test length (mean over seeds)"),
             Axis { label: "test length (input tokens)", log: log_x },
             Axis { label: "accuracy (%)", log: false },
@@ -645,12 +668,12 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             false,
             &[],
         )?;
-        out.push(Chart { name: format!("{}_accuracy_vs_test_length", slug(task)), svg, png });
+        out.push(drawn.named(format!("{}_accuracy_vs_test_length", slug(task))));
     }
     // Passkey retrieval: where in the context can the model still find the key?
     let series = groups_series(std::mem::take(&mut data.vs_depth), |x| x as f64);
     if !series.is_empty() {
-        let (svg, png) = plot(
+        let drawn = plot(
             &format!("{task}: accuracy by depth of the key (mean over seeds)"),
             Axis { label: "depth of the key in the filler (%)", log: false },
             Axis { label: "accuracy (%)", log: false },
@@ -658,13 +681,13 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             false,
             &[],
         )?;
-        out.push(Chart { name: format!("{}_accuracy_vs_depth", slug(task)), svg, png });
+        out.push(drawn.named(format!("{}_accuracy_vs_depth", slug(task))));
     }
     // Language modelling: does the model use its context?
     let series = groups_series(std::mem::take(&mut data.vs_position), |x| x as f64);
     if !series.is_empty() {
         let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-        let (svg, png) = plot(
+        let drawn = plot(
             &format!("{task}: test loss by position in the context (mean over seeds)"),
             Axis { label: "position in the context (tokens)", log: log_x },
             Axis { label: "test loss (nats)", log: false },
@@ -672,14 +695,14 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             false,
             &[],
         )?;
-        out.push(Chart { name: format!("{}_loss_by_position", slug(task)), svg, png });
+        out.push(drawn.named(format!("{}_loss_by_position", slug(task))));
     }
     // Zoology's figure: accuracy against model width, one line per architecture.
     if data.width_swept {
         let series = groups_series(std::mem::take(&mut data.vs_width), |x| x as f64);
         if !series.is_empty() {
             let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-            let (svg, png) = plot(
+            let drawn = plot(
                 &format!("{task}: accuracy vs model width"),
                 Axis { label: "d_model", log: log_x },
                 Axis { label: "accuracy (%)", log: false },
@@ -687,12 +710,12 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
                 false,
                 &[],
             )?;
-            out.push(Chart { name: format!("{}_accuracy_vs_width", slug(task)), svg, png });
+            out.push(drawn.named(format!("{}_accuracy_vs_width", slug(task))));
         }
         // Zoology's and the DeltaNet paper's: recall against the state a step carries.
         let series = groups_series(std::mem::take(&mut data.vs_state), |x| x as f64);
         if !series.is_empty() {
-            let (svg, png) = plot(
+            let drawn = plot(
                 &format!("{task}: accuracy vs state size"),
                 Axis { label: "state per sequence (numbers, all layers)", log: true },
                 Axis { label: "accuracy (%)", log: false },
@@ -700,7 +723,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
                 false,
                 &[],
             )?;
-            out.push(Chart { name: format!("{}_accuracy_vs_state_size", slug(task)), svg, png });
+            out.push(drawn.named(format!("{}_accuracy_vs_state_size", slug(task))));
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
-//! `report.html`: one self-contained page (inline CSS and a few lines of inline script, nothing
-//! fetched) with the report's tables — sortable by clicking a column header — the jobs that did
-//! not end `ok`, and the run's environment and resolved suite.
+//! `report.html`: one self-contained page (inline CSS and script, nothing fetched, works
+//! offline) with the report's tables — sortable by clicking a column header — interactive
+//! charts (Chart.js and its zoom plugin, both MIT, inlined from assets/js; the static SVG is
+//! the fallback without JavaScript), the jobs that did not end `ok`, and the run's environment
+//! and resolved suite.
 use super::table::{Cell, Table};
 use super::Rendered;
 
@@ -44,7 +46,13 @@ fn table_html(table: &Table) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px}\
 th{background:#f3f3f3;cursor:pointer}td.num,th.num{text-align:right}\
-pre{background:#f7f7f7;padding:1em;overflow:auto}.failed td{background:#fee}";
+pre{background:#f7f7f7;padding:1em;overflow:auto}.failed td{background:#fee}\
+figure{margin:1.5em 0}.ichart{position:relative;height:480px;max-width:1100px}";
+
+/// Chart.js and chartjs-plugin-zoom (MIT; licences beside them), and our renderer.
+const CHART_JS: &str = include_str!("../../assets/js/chart.umd.min.js");
+const ZOOM_JS: &str = include_str!("../../assets/js/chartjs-plugin-zoom.min.js");
+const CHARTS_JS: &str = include_str!("../../assets/js/charts.js");
 
 /// Sorts a table by the clicked column: numeric cells by `data-v`, others as text.
 const SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach((th,i)=>{th.onclick=()=>{\
@@ -64,8 +72,14 @@ pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
     if !r.charts.is_empty() {
         body += "<h2>Charts</h2>\n";
         for chart in &r.charts {
-            // The SVG is our own plotters output: inlined as is, so the page needs no other file.
-            body += &format!("<figure id=\"{}\">{}</figure>\n", escape(&chart.name), chart.svg);
+            // The SVG is our own plotters output, inlined as is; the script draws the interactive
+            // chart from the JSON (`</` escaped so that no string in it can end the element).
+            let spec = chart.spec.to_string().replace("</", "<\\/");
+            body += &format!(
+                "<figure id=\"{}\"><script type=\"application/json\" class=\"chart-spec\">{spec}</script><div class=\"static\">{}</div></figure>\n",
+                escape(&chart.name),
+                chart.svg
+            );
         }
     }
     body += "<h2>Jobs not ok</h2>\n";
@@ -82,7 +96,7 @@ pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
         );
     }
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>seqbench report: {}</title>\n<style>{STYLE}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n</body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>seqbench report: {}</title>\n<style>{STYLE}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n<script>{CHART_JS}</script>\n<script>{ZOOM_JS}</script>\n<script>{CHARTS_JS}</script>\n</body></html>\n",
         escape(&r.title)
     )
 }
