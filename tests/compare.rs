@@ -123,7 +123,18 @@ fn the_command_writes_both_files_and_gates_on_regressions() {
         "{md}"
     );
     let html = std::fs::read_to_string(new.join("compare.html")).unwrap();
-    assert!(html.starts_with("<!doctype html>") && html.contains("<tr class=\"worse\">") && !html.contains("http"));
+    assert!(html.starts_with("<!doctype html>") && html.contains("<tr class=\"worse\">"));
+    // One self-contained page: nothing is loaded from elsewhere.
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<link"), "{html:.500}");
+    // The chart of each compared metric, new against base: 10.0k → 8.0k tokens/s.
+    let spec = html
+        .split("<figure id=\"compare_train_tokens_per_s\"><script type=\"application/json\" class=\"chart-spec\">")
+        .nth(1)
+        .expect("a throughput chart");
+    let spec: serde_json::Value = serde_json::from_str(spec.split("</script>").next().unwrap()).unwrap();
+    let lstm = spec["series"].as_array().unwrap().iter().find(|s| s["label"] == "mqar / lstm (seq_len=64)").unwrap();
+    assert_eq!(lstm["points"], serde_json::json!([[10000.0, 8000.0]]));
+    assert_eq!(spec["front_label"], "no change");
     let out = Command::new(exe).args(args).args(["--threshold", "25", "--fail-on-regression"]).output().unwrap();
     assert!(out.status.success(), "a 25 % threshold tolerates the slowdown");
 

@@ -61,7 +61,8 @@ fn interactive_charts_draw_and_show_values_on_hover() {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    let selftest = dom.split("<pre id=\"selftest\">").nth(1).unwrap_or_else(|| panic!("no self-test output: {dom:.2000}"));
+    let selftest =
+        dom.split("<pre id=\"selftest\">").nth(1).unwrap_or_else(|| panic!("no self-test output: {dom:.2000}"));
     let text = selftest.split("</pre>").next().unwrap();
     // The fixture has four charts; the first is accuracy against training throughput, and its
     // first series (lstm) has the point (1100 tokens/s, 30 %).

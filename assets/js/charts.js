@@ -41,7 +41,7 @@
     }));
     if (s.front.length > 1) {
       datasets.push({
-        label: 'Pareto front',
+        label: s.front_label || 'Pareto front',
         data: s.front.map((p) => ({ x: p[0], y: p[1] })),
         borderColor: '#000',
         backgroundColor: '#000',
@@ -74,7 +74,8 @@
       },
     });
     canvas.addEventListener('dblclick', () => chart.resetZoom && chart.resetZoom());
-    figure.querySelector('.static').hidden = true;
+    const fallback = figure.querySelector('.static');
+    if (fallback) fallback.hidden = true;
     charts.push(chart);
   });
   // `report.html#selftest`: hover the first point of the first chart as a mouse would and write

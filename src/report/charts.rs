@@ -93,7 +93,7 @@ fn encode_png(rgb: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// One series: legend label and points.
-type Series = (String, Vec<(f64, f64)>);
+pub(super) type Series = (String, Vec<(f64, f64)>);
 
 struct Axis<'a> {
     label: &'a str,
@@ -126,6 +126,46 @@ fn tick(v: f64, log: bool) -> String {
     }
 }
 
+/// A chart's data for report.html's interactive chart: title, axes, series with their colours
+/// and points, and a thin black `line` with its legend label.
+fn spec_json(
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    series: &[Series],
+    points_only: bool,
+    (line, line_label): (&[(f64, f64)], &str),
+) -> serde_json::Value {
+    let finite = |pts: &[(f64, f64)]| -> Vec<[f64; 2]> {
+        pts.iter().filter(|(a, b)| a.is_finite() && b.is_finite()).map(|&(a, b)| [a, b]).collect()
+    };
+    serde_json::json!({
+        "title": title,
+        "x": { "label": x.label, "log": x.log },
+        "y": { "label": y.label, "log": y.log },
+        "points_only": points_only,
+        "series": series.iter().zip(series_colours(series)).map(|((label, pts), c)| serde_json::json!({
+            "label": label,
+            "color": format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2),
+            "points": finite(pts),
+        })).collect::<Vec<_>>(),
+        "front": finite(line),
+        "front_label": line_label,
+    })
+}
+
+/// [`spec_json`] on linear axes, for pages drawn only interactively (compare.html).
+pub(super) fn spec(
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[Series],
+    points_only: bool,
+    line: (&[(f64, f64)], &str),
+) -> serde_json::Value {
+    let axis = |label| Axis { label, log: false };
+    spec_json(title, &axis(x_label), &axis(y_label), series, points_only, line)
+}
+
 /// The chart drawn as SVG and PNG, and its data for the interactive chart.
 struct Drawn {
     svg: String,
@@ -145,21 +185,7 @@ fn plot(title: &str, x: Axis, y: Axis, series: &[Series], points_only: bool, fro
     draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
     let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
-    let finite = |pts: &[(f64, f64)]| -> Vec<[f64; 2]> {
-        pts.iter().filter(|(a, b)| a.is_finite() && b.is_finite()).map(|&(a, b)| [a, b]).collect()
-    };
-    let spec = serde_json::json!({
-        "title": title,
-        "x": { "label": x.label, "log": x.log },
-        "y": { "label": y.label, "log": y.log },
-        "points_only": points_only,
-        "series": series.iter().zip(series_colours(series)).map(|((label, pts), c)| serde_json::json!({
-            "label": label,
-            "color": format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2),
-            "points": finite(pts),
-        })).collect::<Vec<_>>(),
-        "front": finite(front),
-    });
+    let spec = spec_json(title, &x, &y, series, points_only, (front, "Pareto front"));
     Ok(Drawn { svg, png: encode_png(&rgb)?, spec })
 }
 

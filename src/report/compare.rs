@@ -290,7 +290,9 @@ pub fn markdown(c: &Comparison, base_name: &str, new_name: &str) -> String {
     md
 }
 
-/// `compare.html`: the same table as one self-contained page (inline CSS, no scripts fetched).
+/// `compare.html`: the report's look (its style, sortable tables, interactive charts): the
+/// comparison table, then per metric a chart of new against base, one point per configuration,
+/// with the line of no change.
 pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
     let mut rows_html = String::new();
     for (verdict, cells) in rows(c) {
@@ -299,7 +301,17 @@ pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
             Verdict::Better => "better",
             Verdict::Same => "same",
         };
-        let tds: String = cells.iter().map(|cell| format!("<td>{}</td>", escape(cell.trim_matches('*')))).collect();
+        let tds: String = cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let num = if (2..6).contains(&i) { " class=\"num\"" } else { "" };
+                // Sort numerically on the number the cell starts with (`+3.1%`, `±2.0%`, `25.6`).
+                let value: String = cell.chars().take_while(|c| c.is_ascii_digit() || "+-.".contains(*c)).collect();
+                let data = value.parse::<f64>().map_or(String::new(), |v| format!(" data-v=\"{v}\""));
+                format!("<td{num}{data}>{}</td>", escape(cell.trim_matches('*')))
+            })
+            .collect();
         rows_html += &format!("<tr class=\"{class}\">{tds}</tr>\n");
     }
     let warnings_html = if c.warnings.is_empty() {
@@ -315,18 +327,52 @@ pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
         let items: String = keys.iter().map(|k| format!("<li>{}</li>", escape(&k.describe(&c.swept)))).collect();
         format!("<h2>{}</h2><ul>{items}</ul>\n", escape(&title))
     };
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>seqbench compare</title>\n<style>\
-body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
-td:first-child,td:nth-child(2){{text-align:left}}tr.worse{{background:#fdd}}tr.better{{background:#dfd}}</style></head><body>\n\
-<h1>seqbench compare: {} → {}</h1>\n<p>{} regressions.</p>\n{}<table><tr><th>configuration</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>noise limit</th><th>verdict</th></tr>\n{rows_html}</table>\n{}{}</body></html>\n",
+    let header: String = ["configuration", "metric", "base", "new", "change", "noise limit", "verdict"]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("<th{} title=\"sort\">{h}</th>", if (2..6).contains(&i) { " class=\"num\"" } else { "" }))
+        .collect();
+    let body = format!(
+        "<h1>seqbench compare: {} → {}</h1>\n<p>{} configurations compared, {} regressions.</p>\n{warnings_html}\
+         <table class=\"sortable\"><thead><tr>{header}</tr></thead><tbody>\n{rows_html}</tbody></table>\n{}{}{}",
         escape(base_name),
         escape(new_name),
+        c.changes.iter().map(|x| &x.key).collect::<std::collections::BTreeSet<_>>().len(),
         c.regressions().count(),
-        warnings_html,
+        charts_html(c, base_name, new_name),
         one_side(format!("Only in {base_name}"), &c.only_base),
         one_side(format!("Only in {new_name}"), &c.only_new),
-    )
+    );
+    super::html::standalone_page(&format!("seqbench compare: {base_name} → {new_name}"), &body)
+}
+
+/// Per compared metric, new against base (in the report's units), one series per configuration.
+fn charts_html(c: &Comparison, base_name: &str, new_name: &str) -> String {
+    let mut by_metric: std::collections::BTreeMap<&str, Vec<(String, Vec<(f64, f64)>)>> = Default::default();
+    for x in &c.changes {
+        let shown = |v: f64| crate::metric::metric(x.metric).map_or(v, |m| m.unit.shown(v));
+        let point = (shown(x.base.mean), shown(x.new.mean));
+        by_metric.entry(x.metric).or_default().push((x.key.describe(&c.swept), vec![point]));
+    }
+    let mut out = String::new();
+    for (metric, series) in by_metric {
+        let label = crate::metric::metric(metric).map_or(metric, |m| m.header);
+        let values = series.iter().flat_map(|(_, p)| [p[0].0, p[0].1]);
+        let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let spec = super::charts::spec(
+            &format!("{label}: {new_name} against {base_name}"),
+            (&format!("{label} in {base_name}"), &format!("{label} in {new_name}")),
+            &series,
+            true,
+            (&[(lo, lo), (hi, hi)], "no change"),
+        );
+        out += &super::html::chart_figure(&format!("compare_{metric}"), &spec, "");
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("<h2>Charts</h2>\n<p>Above the line: higher in {}; below: lower.</p>\n{out}", escape(new_name))
+    }
 }
 
 /// `seqbench compare`'s options.

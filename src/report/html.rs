@@ -47,7 +47,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px}\
 th{background:#f3f3f3;cursor:pointer}td.num,th.num{text-align:right}\
 pre{background:#f7f7f7;padding:1em;overflow:auto}.failed td{background:#fee}\
-figure{margin:1.5em 0}.ichart{position:relative;height:480px;max-width:1100px}";
+figure{margin:1.5em 0}.ichart{position:relative;height:480px;max-width:1100px}\
+tr.worse td{background:#fdd}tr.better td{background:#dfd}";
 
 /// Chart.js and chartjs-plugin-zoom (MIT; licences beside them), and our renderer.
 const CHART_JS: &str = include_str!("../../assets/js/chart.umd.min.js");
@@ -72,14 +73,7 @@ pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
     if !r.charts.is_empty() {
         body += "<h2>Charts</h2>\n";
         for chart in &r.charts {
-            // The SVG is our own plotters output, inlined as is; the script draws the interactive
-            // chart from the JSON (`</` escaped so that no string in it can end the element).
-            let spec = chart.spec.to_string().replace("</", "<\\/");
-            body += &format!(
-                "<figure id=\"{}\"><script type=\"application/json\" class=\"chart-spec\">{spec}</script><div class=\"static\">{}</div></figure>\n",
-                escape(&chart.name),
-                chart.svg
-            );
+            body += &chart_figure(&chart.name, &chart.spec, &chart.svg);
         }
     }
     body += "<h2>Jobs not ok</h2>\n";
@@ -95,8 +89,24 @@ pub fn page(r: &Rendered, attachments: &[(&str, String)]) -> String {
             escape(text)
         );
     }
+    standalone_page(&format!("seqbench report: {}", r.title), &body)
+}
+
+/// A chart: the JSON the script draws the interactive chart from (`</` escaped so that no
+/// string in it can end the element) and the static SVG, our own plotters output inlined as is,
+/// shown where the script does not run.
+pub(super) fn chart_figure(name: &str, spec: &serde_json::Value, svg: &str) -> String {
+    let spec = spec.to_string().replace("</", "<\\/");
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>seqbench report: {}</title>\n<style>{STYLE}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n<script>{CHART_JS}</script>\n<script>{ZOOM_JS}</script>\n<script>{CHARTS_JS}</script>\n</body></html>\n",
-        escape(&r.title)
+        "<figure id=\"{}\"><script type=\"application/json\" class=\"chart-spec\">{spec}</script><div class=\"static\">{svg}</div></figure>\n",
+        escape(name)
+    )
+}
+
+/// A page with `body`, the style, the sortable-table script and the chart scripts inlined.
+pub(super) fn standalone_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n<script>{CHART_JS}</script>\n<script>{ZOOM_JS}</script>\n<script>{CHARTS_JS}</script>\n</body></html>\n",
+        escape(title)
     )
 }
