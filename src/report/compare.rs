@@ -348,7 +348,7 @@ pub fn html(c: &Comparison, base_name: &str, new_name: &str) -> String {
 
 /// Per compared metric, new against base (in the report's units), one series per configuration.
 fn charts_html(c: &Comparison, base_name: &str, new_name: &str) -> String {
-    let mut by_metric: std::collections::BTreeMap<&str, Vec<(String, Vec<(f64, f64)>)>> = Default::default();
+    let mut by_metric: std::collections::BTreeMap<&str, Vec<super::charts::Series>> = Default::default();
     for x in &c.changes {
         let shown = |v: f64| crate::metric::metric(x.metric).map_or(v, |m| m.unit.shown(v));
         let point = (shown(x.base.mean), shown(x.new.mean));
