@@ -65,9 +65,13 @@ fn interactive_charts_draw_and_show_values_on_hover() {
         dom.split("<pre id=\"selftest\">").nth(1).unwrap_or_else(|| panic!("no self-test output: {dom:.2000}"));
     let text = selftest.split("</pre>").next().unwrap();
     // The fixture has four charts; the first is accuracy against training throughput, and its
-    // first series (lstm) has the point (1100 tokens/s, 30 %).
+    // first series (lstm, two seeds: 1000 and 1200 tokens/s, 25 and 35 %) has the point
+    // (1100 tokens/s, 30 %) with its spread over seeds as error bars.
     assert!(text.starts_with("charts: 4\n"), "{text}");
-    assert!(text.contains("hover: lstm seq_len=32: training throughput (tokens/s) 1100, accuracy (%) 30"), "{text}");
+    assert!(
+        text.contains("hover: lstm seq_len=32: training throughput (tokens/s) 1100 ± 141.4, accuracy (%) 30 ± 7.07"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -19,6 +19,37 @@
     title: { display: true, text: a.label + (a.log ? ' (log scale)' : '') },
     ticks: { callback: (v) => fmt(Number(v)) },
   });
+  // Error bars (± one standard deviation over seeds), drawn under the points.
+  const errorBars = {
+    id: 'errorBars',
+    beforeDatasetsDraw(chart) {
+      const { ctx, scales } = chart;
+      chart.data.datasets.forEach((d, i) => {
+        if (!chart.isDatasetVisible(i)) return;
+        ctx.save();
+        const area = chart.chartArea;
+        ctx.beginPath();
+        ctx.rect(area.left, area.top, area.right - area.left, area.bottom - area.top);
+        ctx.clip();
+        ctx.strokeStyle = d.borderColor;
+        ctx.lineWidth = 1;
+        d.data.forEach((p) => {
+          const line = (x0, y0, x1, y1) => {
+            const a = [scales.x.getPixelForValue(x0), scales.y.getPixelForValue(y0)];
+            const b = [scales.x.getPixelForValue(x1), scales.y.getPixelForValue(y1)];
+            if (![...a, ...b].every(Number.isFinite)) return;
+            ctx.beginPath();
+            ctx.moveTo(a[0], a[1]);
+            ctx.lineTo(b[0], b[1]);
+            ctx.stroke();
+          };
+          if (p.sx > 0) line(p.x - p.sx, p.y, p.x + p.sx, p.y);
+          if (p.sy > 0) line(p.x, p.y - p.sy, p.x, p.y + p.sy);
+        });
+        ctx.restore();
+      });
+    },
+  };
   const charts = [];
   document.querySelectorAll('script.chart-spec').forEach((el) => {
     const s = JSON.parse(el.textContent);
@@ -30,7 +61,7 @@
     figure.insertBefore(box, figure.firstChild);
     const datasets = s.series.map((x) => ({
       label: x.label,
-      data: x.points.map((p) => ({ x: p[0], y: p[1] })),
+      data: x.points.map((p) => ({ x: p[0], y: p[1], sx: p[2] || 0, sy: p[3] || 0 })),
       borderColor: x.color,
       backgroundColor: x.color,
       showLine: !s.points_only,
@@ -50,21 +81,37 @@
         borderWidth: 1,
       });
     }
+    // The axes take in the error bars' ends too.
+    const scales = { x: axis(s.x), y: axis(s.y) };
+    for (const [k, lo, hi] of [['x', (p) => p.x - p.sx, (p) => p.x + p.sx], ['y', (p) => p.y - p.sy, (p) => p.y + p.sy]]) {
+      const ends = datasets.flatMap((d) => d.data.flatMap((p) => [lo(p), hi(p)]));
+      const usable = ends.filter((v) => Number.isFinite(v) && (!s[k].log || v > 0));
+      if (usable.length) {
+        scales[k].suggestedMin = Math.min(...usable);
+        scales[k].suggestedMax = Math.max(...usable);
+      }
+    }
     const chart = new Chart(canvas, {
       type: 'scatter',
       data: { datasets },
+      plugins: [errorBars],
       options: {
         animation: false,
         responsive: true,
         maintainAspectRatio: false,
         interaction: { mode: 'nearest', intersect: false },
-        scales: { x: axis(s.x), y: axis(s.y) },
+        scales,
         plugins: {
           title: { display: true, text: s.title, font: { size: 15 } },
           legend: { position: 'right' },
           tooltip: {
             callbacks: {
-              label: (c) => `${c.dataset.label}: ${s.x.label} ${fmt(c.parsed.x)}, ${s.y.label} ${fmt(c.parsed.y)}`,
+              label: (c) => {
+                const p = c.raw;
+                const sx = p.sx > 0 ? ` ± ${fmt(p.sx)}` : '';
+                const sy = p.sy > 0 ? ` ± ${fmt(p.sy)}` : '';
+                return `${c.dataset.label}: ${s.x.label} ${fmt(c.parsed.x)}${sx}, ${s.y.label} ${fmt(c.parsed.y)}${sy}`;
+              },
             },
           },
           zoom: {

@@ -95,6 +95,9 @@ fn encode_png(rgb: &[u8]) -> Result<Vec<u8>> {
 /// One series: legend label and points.
 pub(super) type Series = (String, Vec<(f64, f64)>);
 
+/// Error bars, per series and point: (x, y) standard deviations over seeds. Empty: none.
+type Spread = Vec<Vec<(f64, f64)>>;
+
 struct Axis<'a> {
     label: &'a str,
     log: bool,
@@ -132,22 +135,33 @@ fn spec_json(
     title: &str,
     x: &Axis,
     y: &Axis,
-    series: &[Series],
+    (series, spread): (&[Series], &Spread),
     points_only: bool,
     (line, line_label): (&[(f64, f64)], &str),
 ) -> serde_json::Value {
     let finite = |pts: &[(f64, f64)]| -> Vec<[f64; 2]> {
         pts.iter().filter(|(a, b)| a.is_finite() && b.is_finite()).map(|&(a, b)| [a, b]).collect()
     };
+    // A point is [x, y], or [x, y, x std, y std] where it has an error bar.
+    let points = |i: usize, pts: &[(f64, f64)]| -> Vec<Vec<f64>> {
+        pts.iter()
+            .enumerate()
+            .filter(|(_, (a, b))| a.is_finite() && b.is_finite())
+            .map(|(j, &(a, b))| match spread.get(i).and_then(|s| s.get(j)) {
+                Some(&(sx, sy)) if sx > 0.0 || sy > 0.0 => vec![a, b, sx, sy],
+                _ => vec![a, b],
+            })
+            .collect()
+    };
     serde_json::json!({
         "title": title,
         "x": { "label": x.label, "log": x.log },
         "y": { "label": y.label, "log": y.log },
         "points_only": points_only,
-        "series": series.iter().zip(series_colours(series)).map(|((label, pts), c)| serde_json::json!({
+        "series": series.iter().zip(series_colours(series)).enumerate().map(|(i, ((label, pts), c))| serde_json::json!({
             "label": label,
             "color": format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2),
-            "points": finite(pts),
+            "points": points(i, pts),
         })).collect::<Vec<_>>(),
         "front": finite(line),
         "front_label": line_label,
@@ -163,7 +177,7 @@ pub(super) fn spec(
     line: (&[(f64, f64)], &str),
 ) -> serde_json::Value {
     let axis = |label| Axis { label, log: false };
-    spec_json(title, &axis(x_label), &axis(y_label), series, points_only, line)
+    spec_json(title, &axis(x_label), &axis(y_label), (series, &Spread::new()), points_only, line)
 }
 
 /// The chart drawn as SVG and PNG, and its data for the interactive chart.
@@ -179,13 +193,22 @@ impl Drawn {
     }
 }
 
-fn plot(title: &str, x: Axis, y: Axis, series: &[Series], points_only: bool, front: &[(f64, f64)]) -> Result<Drawn> {
+fn plot(
+    title: &str,
+    x: Axis,
+    y: Axis,
+    series: &[Series],
+    spread: &Spread,
+    points_only: bool,
+    front: &[(f64, f64)],
+) -> Result<Drawn> {
     register_font();
     let mut svg = String::new();
-    draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
+    let data = (series, spread);
+    draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), title, &x, &y, data, points_only, front)?;
     let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), title, &x, &y, series, points_only, front)?;
-    let spec = spec_json(title, &x, &y, series, points_only, (front, "Pareto front"));
+    draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), title, &x, &y, data, points_only, front)?;
+    let spec = spec_json(title, &x, &y, data, points_only, (front, "Pareto front"));
     Ok(Drawn { svg, png: encode_png(&rgb)?, spec })
 }
 
@@ -195,11 +218,19 @@ fn draw<DB: DrawingBackend>(
     title: &str,
     x: &Axis,
     y: &Axis,
-    series: &[Series],
+    (series, spread): (&[Series], &Spread),
     points_only: bool,
     front: &[(f64, f64)],
 ) -> Result<()> {
-    let all = || series.iter().flat_map(|(_, pts)| pts.iter().copied());
+    // Every point, and the ends of its error bars, fit in the axes.
+    let all = || {
+        series.iter().enumerate().flat_map(move |(i, (_, pts))| {
+            pts.iter().enumerate().flat_map(move |(j, &(px, py))| {
+                let (sx, sy) = spread.get(i).and_then(|s| s.get(j)).copied().unwrap_or_default();
+                [(px, py), (px - sx, py - sy), (px + sx, py + sy)]
+            })
+        })
+    };
     let tx = |v: f64| if x.log { v.log10() } else { v };
     let ty = |v: f64| if y.log { v.log10() } else { v };
     let (x0, x1) = range(all().map(|p| p.0), x.log);
@@ -226,8 +257,20 @@ fn draw<DB: DrawingBackend>(
             .draw()
             .map_err(err)?;
         let mut legend: Vec<(String, ShapeStyle)> = Vec::new();
-        for ((label, pts), color) in series.iter().zip(series_colours(series)) {
+        for (i, ((label, pts), color)) in series.iter().zip(series_colours(series)).enumerate() {
             let color = color.to_rgba();
+            // Error bars: ± one standard deviation over seeds, in x and in y.
+            for (&(px, py), &(sx, sy)) in pts.iter().zip(spread.get(i).into_iter().flatten()) {
+                let whiskers = [((px - sx, py), (px + sx, py), sx), ((px, py - sy), (px, py + sy), sy)];
+                for (a, b, _) in whiskers.into_iter().filter(|w| w.2 > 0.0) {
+                    let (a, b) = ((tx(a.0), ty(a.1)), (tx(b.0), ty(b.1)));
+                    if [a.0, a.1, b.0, b.1].iter().all(|v| v.is_finite()) {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(vec![a, b], color.stroke_width(1))))
+                            .map_err(err)?;
+                    }
+                }
+            }
             let pts: Vec<(f64, f64)> = pts.iter().map(|&(a, b)| (tx(a), ty(b))).collect();
             if points_only {
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled()))).map_err(err)?;
@@ -283,17 +326,27 @@ fn config_label<'l>(r: &Row, skip: impl Fn(&str) -> bool, label: &'l mut String)
 
 /// A running mean: (sum, count).
 #[derive(Clone, Copy, Default)]
-struct Mean(f64, f64);
+struct Mean(f64, f64, f64);
 
 impl Mean {
+    fn of(v: f64) -> Self {
+        Mean(v, 1.0, v * v)
+    }
     fn add(&mut self, v: f64) {
-        *self = Mean(self.0 + v, self.1 + 1.0);
+        self.merge(Mean::of(v));
     }
     fn merge(&mut self, other: Mean) {
-        *self = Mean(self.0 + other.0, self.1 + other.1);
+        *self = Mean(self.0 + other.0, self.1 + other.1, self.2 + other.2);
     }
     fn get(self) -> f64 {
         self.0 / self.1
+    }
+    /// The sample standard deviation over seeds (0 for one run): the error bar.
+    fn std(self) -> f64 {
+        if self.1 < 2.0 {
+            return 0.0;
+        }
+        ((self.2 - self.0 * self.0 / self.1) / (self.1 - 1.0)).max(0.0).sqrt()
     }
 }
 
@@ -332,8 +385,15 @@ fn merge_groups<X: Ord>(into: &mut Groups<X>, from: Groups<X>) {
     }
 }
 
-fn groups_series<X>(groups: Groups<X>, x: impl Fn(X) -> f64) -> Vec<Series> {
-    groups.into_iter().map(|(label, by_x)| (label, by_x.into_iter().map(|(k, m)| (x(k), m.get())).collect())).collect()
+/// The lines of `groups` (mean over seeds at each x) and their error bars (std over seeds).
+fn groups_series<X>(groups: Groups<X>, x: impl Fn(X) -> f64) -> (Vec<Series>, Spread) {
+    groups
+        .into_iter()
+        .map(|(label, by_x)| {
+            let (points, spread) = by_x.into_iter().map(|(k, m)| ((x(k), m.get()), (0.0, m.std()))).unzip();
+            ((label, points), spread)
+        })
+        .unzip()
 }
 
 /// Most lines a chart draws: beyond it a legend is unreadable and rendering slows.
@@ -382,7 +442,7 @@ impl TaskCharts {
                 let pts = curve.iter().map(|p| (p.step as f64, p.loss)).collect();
                 self.run_curves.push((format!("{label} seed={}", r.seed), pts));
             }
-            entry(&mut self.mean_curves, label).add(curve.iter().map(|p| (p.step, Mean(p.loss, 1.0))));
+            entry(&mut self.mean_curves, label).add(curve.iter().map(|p| (p.step, Mean::of(p.loss))));
         }
         if r.status == Status::Ok {
             if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
@@ -620,6 +680,7 @@ fn forecast_charts(forecasts: Forecasts, out: &mut Vec<Chart>) -> Result<()> {
             Axis { label: "time step (0 = first forecast step)", log: false },
             Axis { label: "target (standardised)", log: false },
             &series,
+            &Spread::new(),
             false,
             &[],
         )?;
@@ -639,6 +700,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             Axis { label: "step", log: false },
             Axis { label: "training loss (nats)", log: log_y },
             &curves,
+            &Spread::new(),
             false,
             &[],
         )?;
@@ -646,10 +708,10 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
     }
     // Accuracy against training throughput, mean over seeds per configuration.
     if !data.accuracy_vs_throughput.is_empty() {
-        let series: Vec<Series> = std::mem::take(&mut data.accuracy_vs_throughput)
+        let (series, spread): (Vec<Series>, Spread) = std::mem::take(&mut data.accuracy_vs_throughput)
             .into_iter()
-            .map(|(label, (t, a))| (label, vec![(t.get(), a.get())]))
-            .collect();
+            .map(|(label, (t, a))| ((label, vec![(t.get(), a.get())]), vec![(t.std(), a.std())]))
+            .unzip();
         let points: Vec<(f64, f64)> = series.iter().map(|s| s.1[0]).collect();
         let log_x = spans_decades(points.iter().map(|p| p.0));
         let drawn = plot(
@@ -657,6 +719,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             Axis { label: "training throughput (tokens/s)", log: log_x },
             Axis { label: "accuracy (%)", log: false },
             &series,
+            &spread,
             true,
             &pareto_front(&points),
         )?;
@@ -664,7 +727,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
     }
     if data.seq_len_swept {
         for ((metric, name, label), groups) in vs_seq_len_metrics().zip(std::mem::take(&mut data.vs_seq_len)) {
-            let series = groups_series(groups, |x| x as f64);
+            let (series, spread) = groups_series(groups, |x| x as f64);
             if series.is_empty() {
                 continue;
             }
@@ -676,6 +739,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
                 Axis { label: "sequence length (tokens)", log: log_x },
                 Axis { label, log: log_y },
                 &series,
+                &spread,
                 false,
                 &[],
             )?;
@@ -683,7 +747,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
         }
     }
     // Delétang et al.'s figure: accuracy at each test length, one line per configuration.
-    let series = groups_series(std::mem::take(&mut data.vs_test_length), |x| x as f64);
+    let (series, spread) = groups_series(std::mem::take(&mut data.vs_test_length), |x| x as f64);
     if !series.is_empty() {
         let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
         let drawn = plot(
@@ -691,26 +755,28 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             Axis { label: "test length (input tokens)", log: log_x },
             Axis { label: "accuracy (%)", log: false },
             &series,
+            &spread,
             false,
             &[],
         )?;
         out.push(drawn.named(format!("{}_accuracy_vs_test_length", slug(task))));
     }
     // Passkey retrieval: where in the context can the model still find the key?
-    let series = groups_series(std::mem::take(&mut data.vs_depth), |x| x as f64);
+    let (series, spread) = groups_series(std::mem::take(&mut data.vs_depth), |x| x as f64);
     if !series.is_empty() {
         let drawn = plot(
             &format!("{task}: accuracy by depth of the key (mean over seeds)"),
             Axis { label: "depth of the key in the filler (%)", log: false },
             Axis { label: "accuracy (%)", log: false },
             &series,
+            &spread,
             false,
             &[],
         )?;
         out.push(drawn.named(format!("{}_accuracy_vs_depth", slug(task))));
     }
     // Language modelling: does the model use its context?
-    let series = groups_series(std::mem::take(&mut data.vs_position), |x| x as f64);
+    let (series, spread) = groups_series(std::mem::take(&mut data.vs_position), |x| x as f64);
     if !series.is_empty() {
         let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
         let drawn = plot(
@@ -718,6 +784,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
             Axis { label: "position in the context (tokens)", log: log_x },
             Axis { label: "test loss (nats)", log: false },
             &series,
+            &spread,
             false,
             &[],
         )?;
@@ -725,7 +792,7 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
     }
     // Zoology's figure: accuracy against model width, one line per architecture.
     if data.width_swept {
-        let series = groups_series(std::mem::take(&mut data.vs_width), |x| x as f64);
+        let (series, spread) = groups_series(std::mem::take(&mut data.vs_width), |x| x as f64);
         if !series.is_empty() {
             let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
             let drawn = plot(
@@ -733,19 +800,21 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
                 Axis { label: "d_model", log: log_x },
                 Axis { label: "accuracy (%)", log: false },
                 &series,
+                &spread,
                 false,
                 &[],
             )?;
             out.push(drawn.named(format!("{}_accuracy_vs_width", slug(task))));
         }
         // Zoology's and the DeltaNet paper's: recall against the state a step carries.
-        let series = groups_series(std::mem::take(&mut data.vs_state), |x| x as f64);
+        let (series, spread) = groups_series(std::mem::take(&mut data.vs_state), |x| x as f64);
         if !series.is_empty() {
             let drawn = plot(
                 &format!("{task}: accuracy vs state size"),
                 Axis { label: "state per sequence (numbers, all layers)", log: true },
                 Axis { label: "accuracy (%)", log: false },
                 &series,
+                &spread,
                 false,
                 &[],
             )?;
@@ -802,5 +871,25 @@ mod tests {
         assert!(width.svg.contains("mamba") && width.svg.contains("lstm"), "one line per architecture");
         let state = charts.iter().find(|c| c.name == "mqar_accuracy_vs_state_size").expect("state chart");
         assert!(state.svg.contains("accuracy vs state size") && state.svg.contains("mamba"));
+    }
+
+    #[test]
+    fn error_bars_are_the_sample_std_over_seeds() {
+        let mut m = Mean::default();
+        for v in [25.0, 35.0] {
+            m.add(v);
+        }
+        assert_eq!(m.get(), 30.0);
+        assert!((m.std() - 50f64.sqrt()).abs() < 1e-12);
+        assert_eq!(Mean::of(3.0).std(), 0.0, "one run: no bar");
+        let groups: Groups<i64> =
+            BTreeMap::from([("lstm".to_string(), BTreeMap::from([(64, m), (128, Mean::of(1.0))]))]);
+        let (series, spread) = groups_series(groups, |x| x as f64);
+        assert_eq!(series, vec![("lstm".to_string(), vec![(64.0, 30.0), (128.0, 1.0)])]);
+        let axis = |label| Axis { label, log: false };
+        let spec = spec_json("t", &axis("x"), &axis("y"), (&series, &spread), false, (&[], ""));
+        let points = &spec["series"][0]["points"];
+        assert_eq!(points[0].as_array().unwrap().len(), 4, "{points}");
+        assert_eq!(points[1], serde_json::json!([128.0, 1.0]));
     }
 }
