@@ -6,6 +6,9 @@
 //! - with a CUDA-enabled libtorch, csrc/cuda_memory.cpp (the CUDA allocator's peak memory, which
 //!   tch does not expose) is compiled against the wheel's headers and `seqbench_cuda_memory` is
 //!   set; without one, the CUDA memory figure is reported as not measured;
+//! - csrc/amp.cpp (autocast per device type and the float32 matmul precision, which tch does not
+//!   expose) against the wheel's headers, setting `seqbench_amp`; without it, mixed precision
+//!   is refused with a message;
 //! - torch version, git commit and rustc version for env.json;
 //! - the model presets of configs/models, so that `preset: NAME` works wherever the binary runs.
 use std::path::Path;
@@ -67,6 +70,34 @@ fn build_cuda_memory_shim(lib_path: &Path) {
     }
 }
 
+/// Compiles the mixed-precision shim when libtorch's headers are at hand.
+fn build_amp_shim(lib_path: &Path) {
+    println!("cargo:rerun-if-changed=csrc/amp.cpp");
+    let Some(torch_include) = lib_path.parent().map(|p| p.join("include")) else { return };
+    if !torch_include.join("ATen/autocast_mode.h").exists() {
+        println!("cargo:warning=libtorch headers not found: mixed precision (dtype bfloat16/float16) unavailable");
+        return;
+    }
+    let built = cc::Build::new()
+        .cpp(true)
+        .file("csrc/amp.cpp")
+        .include(&torch_include)
+        .include(torch_include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .try_compile("seqbench_amp");
+    match built {
+        Ok(()) => {
+            println!("cargo:rustc-link-search=native={}", lib_path.display());
+            println!("cargo:rustc-link-lib=dylib=torch_cpu");
+            println!("cargo:rustc-link-lib=dylib=c10");
+            println!("cargo:rustc-cfg=seqbench_amp");
+        }
+        Err(e) => println!("cargo:warning=mixed-precision shim not built ({e}): dtype bfloat16/float16 unavailable"),
+    }
+}
+
 /// `$OUT_DIR/presets.rs`: `[(name, text), …]` of every configs/models/*.yaml, sorted by name.
 fn bundle_presets() {
     println!("cargo:rerun-if-changed=configs/models");
@@ -92,6 +123,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rustc-check-cfg=cfg(seqbench_cuda_memory)");
+    println!("cargo:rustc-check-cfg=cfg(seqbench_amp)");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
 
@@ -107,6 +139,7 @@ fn main() {
         }
         version = torch_version(lib_path).unwrap_or(version);
         build_cuda_memory_shim(lib_path);
+        build_amp_shim(lib_path);
     }
     println!("cargo:rustc-env=SEQBENCH_LIBTORCH_DIR={lib_dir}");
     println!("cargo:rustc-env=SEQBENCH_TORCH_VERSION={version}");

@@ -17,8 +17,14 @@ const MIN_MEMORY: u64 = 64 << 20;
 pub struct TrainConfig {
     /// `auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.
     pub device: String,
-    /// Parameter and activation dtype. Only `float32` for now.
+    /// `float32`, or mixed precision as PyTorch's AMP: `bfloat16` or `float16` (autocast for
+    /// the forward, float32 master weights and optimiser state; float16 with dynamic loss
+    /// scaling). See `runner::precision`.
     pub dtype: String,
+    /// `highest` (float32 matmuls, the default) or `high` (TF32 on CUDA), as
+    /// `torch.set_float32_matmul_precision`. Left out of the job's identity when `highest`.
+    #[serde(skip_serializing_if = "is_highest")]
+    pub matmul_precision: String,
     /// Optimizer steps. Exclusive with `epochs`; default 1000 when neither is given.
     pub steps: Option<u64>,
     /// Passes over the training split, converted to steps with the batch size.
@@ -92,6 +98,10 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+fn is_highest(p: &String) -> bool {
+    p == "highest"
+}
+
 /// A size in bytes, written as a number or with a unit (`KB` = 1000, `KiB` = 1024, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -134,6 +144,7 @@ impl Default for TrainConfig {
         TrainConfig {
             device: "auto".into(),
             dtype: "float32".into(),
+            matmul_precision: "highest".into(),
             steps: None,
             epochs: None,
             batch_size: 32,
@@ -217,8 +228,18 @@ impl TrainConfig {
     /// Checks values serde cannot: ranges and the device syntax. Returns (key, message).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         DeviceRequest::parse(&self.device).map_err(|m| ("device", m))?;
-        if self.dtype != "float32" {
-            return Err(("dtype", format!("unsupported dtype `{}`; expected float32", self.dtype)));
+        use crate::runner::precision::{self, Precision};
+        let Some(dtype) = Precision::parse(&self.dtype) else {
+            return Err(("dtype", format!("unknown dtype `{}`; expected {}", self.dtype, precision::DTYPES)));
+        };
+        if !["highest", "high"].contains(&self.matmul_precision.as_str()) {
+            return Err((
+                "matmul_precision",
+                format!("unknown matmul_precision `{}`; expected highest or high", self.matmul_precision),
+            ));
+        }
+        if let Err(e) = precision::check(dtype, &self.matmul_precision) {
+            return Err(("dtype", e.to_string()));
         }
         match (self.steps, self.epochs) {
             (Some(_), Some(_)) => return Err(("epochs", "give either steps or epochs, not both".into())),

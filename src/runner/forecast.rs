@@ -113,6 +113,12 @@ fn inference_throughput(
 
 pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
     let cfg = &job.train;
+    // TSLib trains its forecasters in float32 (its `use_amp` is off by default).
+    anyhow::ensure!(
+        cfg.dtype == "float32",
+        "dtype {}: forecasting runs in float32 only (as Time-Series-Library does by default)",
+        cfg.dtype
+    );
     let device = measure::select_device(&cfg.device)?;
     let baseline_rss = proc_status_bytes("VmRSS");
     tch::manual_seed(job.seed as i64);

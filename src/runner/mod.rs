@@ -8,6 +8,7 @@ mod forecast;
 mod lm_eval;
 pub mod measure;
 pub mod optim;
+pub mod precision;
 mod train;
 pub mod weights;
 

@@ -2,6 +2,7 @@
 //! on matrices only (biases, norm weights, skips and embedding tables exempt, as nanoGPT, Mamba
 //! and S4 train), and each architecture's own exceptions (`ParamRule`: Mamba's A_log and D,
 //! S4D's Δ and A at a capped learning rate, the LRU's ν, θ, γ and B at half of it).
+use super::precision::GradScaler;
 use crate::job::{Optimizer, TrainConfig, WeightDecayOn};
 use crate::models::{ParamRule, SeqModel};
 use anyhow::{Context, Result};
@@ -22,6 +23,8 @@ pub struct Group {
 pub struct GroupedOptimizer {
     opt: nn::Optimizer,
     pub groups: Vec<Group>,
+    /// The trainable variables (shallow copies), whose gradients loss scaling unscales.
+    params: Vec<Tensor>,
 }
 
 impl GroupedOptimizer {
@@ -40,7 +43,7 @@ impl GroupedOptimizer {
         }
         let described: Vec<String> = groups.iter().map(describe).collect();
         tracing::info!("optimizer groups ({:?}): {}", cfg.weight_decay_on, described.join("; "));
-        Ok(GroupedOptimizer { opt, groups })
+        Ok(GroupedOptimizer { opt, groups, params: vs.trainable_variables() })
     }
 
     /// The schedule's learning rate, scaled per group.
@@ -52,12 +55,28 @@ impl GroupedOptimizer {
 
     /// One update: gradients of `loss`, clipped to `grad_clip` (0: no clipping), then the step.
     pub fn step(&mut self, loss: &Tensor, grad_clip: f64) {
+        self.scaled_step(loss, grad_clip, None);
+    }
+
+    /// [`Self::step`] with float16 loss scaling when `scaler` is given: the scaled loss's
+    /// gradients are unscaled before clipping, and the step is skipped when one is not finite
+    /// (as `GradScaler.step`). Returns whether the step was taken.
+    pub fn scaled_step(&mut self, loss: &Tensor, grad_clip: f64, scaler: Option<&mut GradScaler>) -> bool {
         self.opt.zero_grad();
-        loss.backward();
+        match scaler {
+            None => loss.backward(),
+            Some(scaler) => {
+                (loss * scaler.scale).backward();
+                if !scaler.unscale(&self.params) {
+                    return false;
+                }
+            }
+        }
         if grad_clip > 0.0 {
             self.opt.clip_grad_norm(grad_clip);
         }
         self.opt.step();
+        true
     }
 }
 

@@ -2,6 +2,7 @@
 //! training and inference throughput, memory, parameters and FLOPs.
 use super::measure::{self, percentiles, proc_status_bytes, set_rates, timed, Rates, Throughput, Trained};
 use super::optim::GroupedOptimizer;
+use super::precision::{GradScaler, Precision};
 use super::weights::{self, Snapshot};
 use crate::job::{Job, Schedule, TrainConfig};
 use crate::record::{CurvePoint, JobOutput, Measurements, SplitScores, Status};
@@ -98,7 +99,7 @@ fn evaluate(model: &dyn crate::models::SeqModel, split: &TokenSplit, batch: usiz
         for start in (0..split.n).step_by(batch) {
             let idx: Vec<usize> = (start..(start + batch).min(split.n)).collect();
             let (x, y) = batch_tensors(split, &idx, device);
-            let logits = model.forward_t(&x, false);
+            let logits = model.forward_t(&x, false).to_kind(Kind::Float);
             let mask = y.ne(IGNORE);
             let n_lab = mask.sum(Kind::Int64).int64_value(&[]);
             if n_lab > 0 {
@@ -222,6 +223,9 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
     let total_steps = cfg.total_steps(data.train.n);
     let peak_lr = data.lr_override.unwrap_or(cfg.lr);
     let mut opt = GroupedOptimizer::new(&vs, model.as_ref(), cfg, peak_lr)?;
+    let precision = Precision::parse(&cfg.dtype).ok_or_else(|| anyhow!("unknown dtype {}", cfg.dtype))?;
+    super::precision::set_matmul_precision(&cfg.matmul_precision)?;
+    let mut scaler = (precision == Precision::Float16).then(GradScaler::default);
     let lr_cfg = TrainConfig { lr: peak_lr, ..cfg.clone() };
 
     let batch = cfg.batch_size as usize;
@@ -245,11 +249,17 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         let idx = batcher.next_indices(batch);
         let (x, y) = batch_tensors(&data.train, &idx, device);
         opt.set_lr(learning_rate(&lr_cfg, step, total_steps, (data.train.n as u64).div_ceil(batch as u64)));
-        let (loss, secs) = timed(device, || {
-            let loss = loss_fn(&model.forward_t(&x, true), &y);
-            opt.step(&loss, cfg.grad_clip);
-            loss
+        let (loss, secs) = timed(device, || -> Result<Tensor> {
+            // The forward under autocast, the loss in float32 (as AMP), backward and step outside.
+            let logits = {
+                let _autocast = precision.autocast(device)?;
+                model.forward_t(&x, true)
+            };
+            let loss = loss_fn(&logits.to_kind(Kind::Float), &y);
+            opt.scaled_step(&loss, cfg.grad_clip, scaler.as_mut());
+            Ok(loss)
         });
+        let loss = loss?;
         let loss = loss.double_value(&[]);
         if step >= timing_warmup {
             step_rates.push(tokens_per_step / secs);
@@ -294,6 +304,15 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         counters,
     };
     let mut m = Measurements { train_loss, ..trained.measurements() };
+    if let Some(scaler) = &scaler {
+        tracing::info!(
+            "float16 loss scale {} at the end, {} steps skipped for inf/NaN gradients",
+            scaler.scale,
+            scaler.skipped
+        );
+    }
+    // Evaluation and the inference and generation timings run as training did.
+    let _autocast = precision.autocast(device)?;
     if status == Status::Ok {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
