@@ -165,6 +165,11 @@ measurements_struct! {
         /// with SEQBENCH_MALLOC=keep); absent for inline jobs, which keep glibc's defaults.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub allocator: Option<String>,
+        /// The kernel path each kind of mixer took (`attention: SDPA flash; lstm: cudnn`, see
+        /// `Mixer::implementation`): speed figures compare only between the same paths. Absent
+        /// in records from before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub implementation: Option<String>,
         /// Whether the job process flushed denormal floats to zero (`flushed`) or kept them
         /// (`kept`, PyTorch's default); see `train.flush_denormal`. Absent in records from
         /// before the option existed, which kept them.
@@ -302,7 +307,7 @@ pub(crate) mod tests {
             .iter()
             .map(|&key| {
                 let v = match key {
-                    "device" | "mem_kind" | "allocator" | "denormals" => serde_json::json!("cpu"),
+                    "device" | "mem_kind" | "allocator" | "denormals" | "implementation" => serde_json::json!("cpu"),
                     "loss_curve" => serde_json::json!([{"step": 1, "loss": 2.0, "eval_accuracy": 0.5}]),
                     "loss_by_position" => serde_json::json!([{"position": 8, "loss": 1.25}]),
                     "evals" => serde_json::json!({"len=128": {"accuracy": 0.5, "exact_match": 0.25, "loss": 1.5}}),

@@ -63,6 +63,26 @@ fn seed_spread_widens_the_noise_limit() {
 }
 
 #[test]
+fn different_kernels_are_warned_about() {
+    let with = |runs: Vec<Record>, path: &str| -> Vec<Record> {
+        runs.into_iter()
+            .map(|mut r| {
+                r.measurements.implementation = Some(path.to_string());
+                r
+            })
+            .collect()
+    };
+    let base = with(run("base", 1.0, &["transformer"]), "attention: SDPA flash");
+    let c = compare(&base, &with(run("new", 1.0, &["transformer"]), "attention: SDPA math"), 0.05);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("SDPA flash in base, attention: SDPA math in new"), "{}", c.warnings[0]);
+    let same = compare(&base, &with(run("new", 1.0, &["transformer"]), "attention: SDPA flash"), 0.05);
+    assert!(same.warnings.is_empty(), "{:?}", same.warnings);
+    // Records from before the field existed say nothing: no warning.
+    assert!(compare(&base, &run("new", 1.0, &["transformer"]), 0.05).warnings.is_empty());
+}
+
+#[test]
 fn configurations_on_one_side_are_listed() {
     let base = run("base", 1.0, &["lstm", "gru"]);
     let new = run("new", 1.0, &["lstm", "transformer"]);

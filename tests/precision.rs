@@ -72,6 +72,10 @@ fn bfloat16_and_float16_jobs_train() {
         let (first, last) = (curve[0]["loss"].as_f64().unwrap(), curve.last().unwrap()["loss"].as_f64().unwrap());
         assert!(last < 0.5 * first, "the loss falls: {first} → {last} ({line})");
         dtypes.push(r["params"]["train.dtype"].as_str().unwrap().to_string());
+        // The record says which attention kernel libtorch chose for the job's dtype.
+        let path = r["implementation"].as_str().unwrap();
+        assert!(["flash", "math", "memory-efficient"].iter().any(|b| path == format!("attention: SDPA {b}")), "{path}");
+        eprintln!("{}: {path}", r["params"]["train.dtype"]);
     }
     dtypes.sort();
     assert_eq!(dtypes, ["bfloat16", "float16"]);

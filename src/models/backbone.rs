@@ -420,6 +420,17 @@ impl SeqModel for Backbone {
 
     /// Embedding tables are not decayed (the usual recipes: nanoGPT, Mamba, S4); each mixer adds
     /// its own rules under `blocks.{i}.mixer`.
+    fn implementation(&self, device: tch::Device, kind: tch::Kind) -> String {
+        let mut paths: Vec<String> = Vec::new();
+        for block in &self.blocks {
+            let path = block.mixer.implementation(device, kind);
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+        paths.join("; ")
+    }
+
     fn param_rules(&self) -> Vec<(String, ParamRule)> {
         let mut rules = Vec::new();
         if let Input::Tokens(_) = self.embed {

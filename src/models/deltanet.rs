@@ -244,6 +244,11 @@ impl DeltaMixer {
 }
 
 impl Mixer for DeltaMixer {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("delta rule: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (b, len, h, n) = (xs.size()[0], xs.size()[1], self.cfg.n_heads, self.cfg.num_householder);
         let [cq, ck, cv] = &self.convs;

@@ -152,6 +152,11 @@ impl Gla {
 }
 
 impl Mixer for Gla {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("gla: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let h = self.cfg.n_heads;
         let (mut q, mut k, mut v) = (self.q_proj.forward(xs), self.k_proj.forward(xs), self.v_proj.forward(xs));

@@ -154,6 +154,12 @@ impl Mamba {
 }
 
 impl Mixer for Mamba {
+    /// No fused selective-scan kernel (the official CUDA kernel is not linked in): the scan is
+    /// libtorch ops, chunked doubling (see `scan.rs`).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        "mamba: selective scan in libtorch ops (chunked doubling), no fused kernel".to_string()
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let len = xs.size()[1];
         let xz = self.in_proj.forward(xs).chunk(2, -1);

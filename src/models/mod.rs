@@ -117,7 +117,15 @@ pub trait SeqModel {
     fn param_rules(&self) -> Vec<(String, ParamRule)> {
         Vec::new()
     }
+    /// Which kernels compute it on `device` with activations of `kind` (see
+    /// [`Mixer::implementation`]): the distinct paths of its mixers, `; `-separated.
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        REFERENCE.to_string()
+    }
 }
+
+/// A mixer built from ordinary libtorch operations, with no fused kernel of its own.
+pub const REFERENCE: &str = "libtorch ops";
 
 /// A sequence mixer: the part that differs between architectures.
 pub trait Mixer {
@@ -145,6 +153,13 @@ pub trait Mixer {
     /// set-up treats apart from the default rule (see [`ParamRule`]).
     fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {
         Vec::new()
+    }
+    /// The kernel path this mixer takes on `device` with activations of `kind`, as a user of the
+    /// official code would want to know it (the SDPA backend libtorch picks, cuDNN or the native
+    /// RNN kernel, a fused scan or libtorch ops): speed figures are only comparable between runs
+    /// that took the same one.
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        REFERENCE.to_string()
     }
 }
 

@@ -158,6 +158,11 @@ impl Retention {
 }
 
 impl Mixer for Retention {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("retention: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+    }
+
     /// The chunkwise engine with one fixed decay γ_h per head: inside a chunk the decay-masked
     /// parallel form, across chunks the (d_k × d_v) state, as the paper's chunkwise recurrence.
     /// Outputs are divided by √(running decay sum) as torchscale's recurrent form does; its

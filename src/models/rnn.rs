@@ -111,6 +111,13 @@ impl RnnMixer {
 }
 
 impl Mixer for RnnMixer {
+    /// libtorch's fused RNN: cuDNN on CUDA when cuDNN is there, its native kernel otherwise.
+    fn implementation(&self, device: tch::Device, _kind: tch::Kind) -> String {
+        let cell = if matches!(self.cell, Cell::Lstm) { "lstm" } else { "gru" };
+        let kernel = if device.is_cuda() && tch::Cuda::cudnn_is_available() { "cudnn" } else { "native fused kernel" };
+        format!("{cell}: {kernel}")
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         match &self.layer {
             Layer::Lstm(l) => l.seq(xs).0,

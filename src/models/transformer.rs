@@ -132,6 +132,25 @@ impl Attention {
 }
 
 impl Mixer for Attention {
+    /// The scaled-dot-product-attention backend libtorch chooses for this layer's shapes, mask
+    /// and dropout on `device` in `kind` (`_fused_sdp_choice`, what `F.scaled_dot_product_attention`
+    /// dispatches to).
+    fn implementation(&self, device: tch::Device, kind: tch::Kind) -> String {
+        let hd = self.d_model / self.n_heads;
+        let q = Tensor::zeros([1, self.n_heads, 64, hd], (kind, device));
+        let choice =
+            Tensor::f_internal_fused_sdp_choice::<Tensor>(&q, &q, &q, None, self.dropout, self.causal, None, false);
+        let backend = match choice {
+            Ok(0) => "math",
+            Ok(1) => "flash",
+            Ok(2) => "memory-efficient",
+            Ok(3) => "cudnn",
+            Ok(4) => "overrideable",
+            _ => "unknown",
+        };
+        format!("attention: SDPA {backend}")
+    }
+
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let (q, k, v) = self.project(xs, 0);
         let p = if train { self.dropout } else { 0.0 };

@@ -164,6 +164,15 @@ pub fn compare_by(base: &[Record], new: &[Record], threshold: f64, match_by: Mat
                 new_modes.join(" and ")
             ));
         }
+        let (base_paths, new_paths) = (implementations(base_runs), implementations(new_runs));
+        if !base_paths.is_empty() && !new_paths.is_empty() && base_paths != new_paths {
+            out.warnings.push(format!(
+                "{}: different kernels ran — {} in base, {} in new: speeds compare implementations, not architectures",
+                key.describe(&out.swept),
+                base_paths.join(" | "),
+                new_paths.join(" | ")
+            ));
+        }
         let wanted = |key: &str| only.is_empty() || only.iter().any(|o| o == key);
         for (metric, better) in METRICS.iter().filter(|m| wanted(m.key)).filter_map(|m| Some((m, m.better?))) {
             let values = |runs: &[&Record]| -> Vec<f64> {
@@ -216,6 +225,16 @@ fn denormal_modes(runs: &[&Record]) -> Vec<String> {
         .map(|r| r.measurements.denormals.as_deref().unwrap_or(crate::runner::denormal::KEPT))
         .collect();
     modes.into_iter().map(String::from).collect()
+}
+
+/// The kernel paths the `ok` runs recorded (none in records from before it was recorded).
+fn implementations(runs: &[&Record]) -> Vec<String> {
+    let paths: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| r.measurements.implementation.as_deref())
+        .collect();
+    paths.into_iter().map(String::from).collect()
 }
 
 /// A compared value as the report shows it (accuracy in %, memory in MiB).

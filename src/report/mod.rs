@@ -110,6 +110,8 @@ pub struct Gathered {
     busy: (Vec<String>, usize),
     /// The earliest job start and the latest job end (RFC 3339).
     span: Option<(String, String)>,
+    /// (task, configuration) → the kernel paths its `ok` runs took.
+    implementations: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 const MAX_BUSY_LINES: usize = 20;
@@ -166,6 +168,10 @@ impl Gathered {
         if !r.started_at.is_empty() && !r.finished_at.is_empty() {
             self.widen_span(r.started_at.to_string(), r.finished_at.to_string());
         }
+        if let Some(path) = r.measurements.implementation.as_deref().filter(|_| r.status == crate::record::Status::Ok) {
+            let key = (r.task_label.to_string(), splits::configuration(r));
+            self.implementations.entry(key).or_default().insert(path.to_string());
+        }
     }
 
     fn widen_span(&mut self, start: String, end: String) {
@@ -196,6 +202,9 @@ impl Gathered {
         self.busy.1 += later.busy.1;
         if let Some((start, end)) = later.span {
             self.widen_span(start, end);
+        }
+        for (key, paths) in later.implementations {
+            self.implementations.entry(key).or_default().extend(paths);
         }
         Ok(())
     }
@@ -246,7 +255,20 @@ fn render_with_records(
 ) -> Result<Rendered> {
     let started = std::time::Instant::now();
     let Gathered {
-        records, ok, superseded, task_keys, charts, lra, tslib, splits, lengths, failures, busy, span, ..
+        records,
+        ok,
+        superseded,
+        task_keys,
+        charts,
+        lra,
+        tslib,
+        splits,
+        lengths,
+        failures,
+        busy,
+        span,
+        implementations,
+        ..
     } = gathered;
     let summary = frame::summary_frame(&records_df, &keys)?;
     tracing::debug!("summary at {:.2} s", started.elapsed().as_secs_f64());
@@ -321,6 +343,22 @@ fn render_with_records(
             "Efficiency",
             "Mean ± std over seeds. Train FLOP/s = 3 × forward FLOPs/token × train tokens/s; MFU is its share of the matmul peak measured by `seqbench calibrate` (— when this machine is not calibrated).",
             efficiency,
+        ));
+    }
+    if !implementations.is_empty() {
+        let rows = implementations
+            .into_iter()
+            .map(|((task, config), paths)| {
+                let paths: Vec<String> = paths.into_iter().collect();
+                vec![table::Cell::text(&task), table::Cell::text(&config), table::Cell::text(&paths.join(" | "))]
+            })
+            .collect();
+        let header = ["task", "configuration", "implementation"].map(String::from).to_vec();
+        tasks.push(Section::new(
+            "Implementations",
+            "Implementations",
+            "The kernel path each mixer took (the SDPA backend libtorch chose, cuDNN or the native RNN kernel, libtorch ops where there is no fused kernel); several, separated by `|`, when the runs of a configuration differed. Compare speeds only between the same paths.",
+            table::Table { header, first_numeric: 3, rows },
         ));
     }
     for section in &tasks {
