@@ -350,7 +350,7 @@ fn render_with_records(
             .into_iter()
             .map(|((task, config), paths)| {
                 let paths: Vec<String> = paths.into_iter().collect();
-                vec![table::Cell::text(&task), table::Cell::text(&config), table::Cell::text(&paths.join(" | "))]
+                vec![table::Cell::text(task), table::Cell::text(config), table::Cell::text(paths.join(" | "))]
             })
             .collect();
         let header = ["task", "configuration", "implementation"].map(String::from).to_vec();
