@@ -21,3 +21,5 @@ echo "[test] cargo test --benches (criterion micro-benchmarks, each run once as 
 bench_log="$SEQBENCH_HOME/last-bench-smoke.log"
 cargo test --quiet --benches >"$bench_log" 2>&1 || { cat "$bench_log"; exit 1; }
 tail -3 "$bench_log"
+echo "[test] scripts/gpu_check.sh --dry-run (the GPU check's suites validated without a GPU)" >&2
+bash scripts/gpu_check.sh --dry-run

@@ -25,6 +25,10 @@ pub struct TrainConfig {
     /// `torch.set_float32_matmul_precision`. Left out of the job's identity when `highest`.
     #[serde(skip_serializing_if = "is_highest")]
     pub matmul_precision: String,
+    /// cuDNN autotuning (`torch.backends.cudnn.benchmark`): it runs in the warm-up steps, whose
+    /// workspaces the peak-memory figure leaves out. Left out of the job's identity when off.
+    #[serde(skip_serializing_if = "is_false")]
+    pub cudnn_benchmark: bool,
     /// Optimizer steps. Exclusive with `epochs`; default 1000 when neither is given.
     pub steps: Option<u64>,
     /// Passes over the training split, converted to steps with the batch size.
@@ -98,6 +102,10 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn is_highest(p: &String) -> bool {
     p == "highest"
 }
@@ -145,6 +153,7 @@ impl Default for TrainConfig {
             device: "auto".into(),
             dtype: "float32".into(),
             matmul_precision: "highest".into(),
+            cudnn_benchmark: false,
             steps: None,
             epochs: None,
             batch_size: 32,

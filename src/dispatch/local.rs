@@ -307,3 +307,20 @@ async fn run_child(
     let output = serde_json::from_slice::<JobOutput>(&stdout).ok();
     Ok((exit, timed_out, output, tail))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_cuda_out_of_memory_error_is_recorded_as_oom() {
+        // What libtorch's caching allocator raises, as `exec-job` prints it before exiting 1.
+        let line = "Error: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 139.81 GiB of which 1.06 GiB is free.\")";
+        assert!(OOM_MARKERS.iter().any(|m| line.contains(m)));
+        let stderr = StderrSummary { tail: line.into(), out_of_memory: Some(line.into()), ..Default::default() };
+        let (status, reason, _) = classify(Some(std::process::ExitStatus::from_raw(1 << 8)), None, None, &stderr);
+        assert_eq!(status, Status::Oom);
+        assert!(reason.unwrap().starts_with("out of memory: Torch(\"CUDA out of memory."));
+    }
+}

@@ -225,6 +225,9 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
     let mut opt = GroupedOptimizer::new(&vs, model.as_ref(), cfg, peak_lr)?;
     let precision = Precision::parse(&cfg.dtype).ok_or_else(|| anyhow!("unknown dtype {}", cfg.dtype))?;
     super::precision::set_matmul_precision(&cfg.matmul_precision)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(cfg.cudnn_benchmark);
+    }
     let mut scaler = (precision == Precision::Float16).then(GradScaler::default);
     let lr_cfg = TrainConfig { lr: peak_lr, ..cfg.clone() };
 
@@ -261,6 +264,10 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         });
         let loss = loss?;
         let loss = loss.double_value(&[]);
+        if step + 1 == timing_warmup {
+            // The peak counts from here: first-call workspaces and autotuning are warm-up.
+            super::cuda_memory::reset_peak(device);
+        }
         if step >= timing_warmup {
             step_rates.push(tokens_per_step / secs);
         }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The GPU check, one script for the first GPU machine (about 8 minutes on one GPU): builds
+# with CUDA, calibrates the matmul peak (fp32, TF32, bf16), runs the quick suite on `cuda` in
+# float32 and bfloat16, a short scaling run (transformer, Mamba, GLA at 1K…16K tokens), the
+# quick suite again under `mpirun` with two workers sharing the GPU, then checks the records
+# (device cuda, allocator peak memory, implementation fields, bf16 faster than fp32 for the
+# transformer) and prints one table. Exit status 1 when a check fails.
+#
+#   bash scripts/gpu_check.sh            # on the GPU machine
+#   bash scripts/gpu_check.sh --dry-run  # anywhere: validate the suites, print what would run
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/.."
+dry_run=false
+[[ "${1:-}" == "--dry-run" ]] && dry_run=true
+work="$(mktemp -d)"
+log() { echo "[gpu_check] $*" >&2; }
+
+# On a machine without CUDA the dry run plans the same suites on `auto`.
+device=cuda
+$dry_run && device=auto
+cat >"$work/gpu-quick.yaml" <<EOF
+name: gpu-quick
+description: the quick suite's MQAR on one GPU, float32 against bfloat16 autocast
+defaults: { device: $device, dtype: [float32, bfloat16], steps: 300, batch_size: 64, lr: 3.0e-3, lr_warmup_steps: 50, seeds: [0], timeout_s: 300 }
+models:
+  - { arch: lstm, d_model: 64, n_layers: 2 }
+  - { preset: transformer-tiny }
+tasks:
+  - { task: mqar, vocab_size: 128, seq_len: 32, num_kv_pairs: 4, train_examples: 20000, test_examples: 1000 }
+EOF
+cat >"$work/gpu-scaling.yaml" <<EOF
+name: gpu-scaling
+description: transformer, Mamba and GLA at 1K-16K tokens in bfloat16 with TF32 allowed
+defaults: { device: $device, dtype: bfloat16, matmul_precision: high, steps: 8, measure_warmup_steps: 2, batch_size: 8, generate_tokens: 16, seeds: [0], timeout_s: 240 }
+models:
+  - { preset: transformer-tiny, name: transformer }
+  - { preset: mamba-tiny, name: mamba }
+  - { preset: gla-tiny, name: gla }
+tasks:
+  - { task: induction, vocab_size: 64, seq_len: [1024, 4096, 16384], train_examples: 64, test_examples: 16 }
+EOF
+sed -e 's/^name: gpu-quick/name: gpu-mpi/' -e 's/dtype: \[float32, bfloat16\]/dtype: bfloat16/' \
+  "$work/gpu-quick.yaml" >"$work/gpu-mpi.yaml"
+
+# shellcheck source=env.sh
+source scripts/env.sh
+if $dry_run; then
+  bin="$CARGO_TARGET_DIR/debug/seqbench"
+  [[ -x "$bin" ]] || bin="$CARGO_TARGET_DIR/release/seqbench"
+  [[ -x "$bin" ]] || { cargo build --quiet; bin="$CARGO_TARGET_DIR/debug/seqbench"; }
+  for suite in gpu-quick gpu-scaling gpu-mpi; do
+    jobs=$("$bin" plan "$work/$suite.yaml" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
+    log "$suite: $jobs jobs (checked)"
+  done
+  "$bin" plan suites/scaling-gpu.yaml --json >/dev/null && log "suites/scaling-gpu.yaml: checked"
+  cat >&2 <<EOF
+[gpu_check] would run, with device cuda:
+  bash scripts/setup.sh && cargo build --release
+  seqbench calibrate --device cuda
+  seqbench run $work/gpu-quick.yaml
+  seqbench run $work/gpu-scaling.yaml
+  mpirun -n 3 seqbench run $work/gpu-mpi.yaml --ranks-per-gpu 2
+  then the record checks and the table
+EOF
+  rm -rf "$work"
+  exit 0
+fi
+
+bash scripts/setup.sh
+log "building (release, CUDA libtorch)"
+cargo build --release --quiet
+bin="$CARGO_TARGET_DIR/release/seqbench"
+"$bin" calibrate --device cuda
+out="$work/results"
+"$bin" run "$work/gpu-quick.yaml" --out "$out" -q || true
+"$bin" run "$work/gpu-scaling.yaml" --out "$out" -q || true
+root=()
+[[ "$(id -u)" == 0 ]] && root=(--allow-run-as-root)
+mpirun "${root[@]}" --oversubscribe -n 3 "$bin" run "$work/gpu-mpi.yaml" --out "$out" --ranks-per-gpu 2 -q || true
+
+python3 - "$out" <<'EOF'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+rows, problems = [], []
+for records in sorted(out.glob("*/*/records.jsonl")):
+    suite = records.parent.parent.name
+    for line in records.read_text().splitlines():
+        r = json.loads(line)
+        p = r.get("params", {})
+        rows.append((suite, r["model"], p.get("train.dtype"), p.get("task.seq_len"), r["status"],
+                     r.get("train_tokens_per_s"), r.get("peak_mem_bytes"), r.get("implementation")))
+        if r["status"] != "ok":
+            if r["status"] != "oom":
+                problems.append(f"{suite} {r['model']} {p.get('task.seq_len')}: {r['status']} {r.get('reason')}")
+            continue
+        if not str(r.get("device", "")).startswith("cuda"):
+            problems.append(f"{suite} {r['model']}: device {r.get('device')}")
+        if r.get("mem_kind") != "cuda_allocator_peak":
+            problems.append(f"{suite} {r['model']}: mem_kind {r.get('mem_kind')}")
+        if not r.get("implementation"):
+            problems.append(f"{suite} {r['model']}: no implementation field")
+speed = {(s, m, d): t for s, m, d, _, st, t, _, _ in rows if s == "gpu-quick" and st == "ok"}
+fp32, bf16 = speed.get(("gpu-quick", "transformer-tiny", "float32")), speed.get(("gpu-quick", "transformer-tiny", "bfloat16"))
+if not (fp32 and bf16 and bf16 > fp32):
+    problems.append(f"transformer bf16 not faster than fp32: {bf16} vs {fp32} tokens/s")
+print(f"{'suite':12} {'model':17} {'dtype':9} {'L':>6} {'status':8} {'train tok/s':>12} {'peak MiB':>9}  implementation")
+for s, m, d, l, st, t, mem, impl in rows:
+    print(f"{s:12} {m:17} {d or '':9} {l or '':>6} {st:8} {t or 0:12.0f} {(mem or 0) / 2**20:9.0f}  {impl or ''}")
+for p in problems:
+    print("PROBLEM:", p)
+sys.exit(1 if problems else 0)
+EOF
