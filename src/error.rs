@@ -41,11 +41,19 @@ impl InputError {
 }
 
 impl InputError {
-    /// One error that lists several (each once, in order), or `None` when there are none: a
-    /// suite's problems are all reported in one pass.
+    /// One error that lists several, or `None` when there are none: a suite's problems are all
+    /// reported in one pass. One per place (file, position, key), the first: a value swept over
+    /// several combinations would otherwise be reported once per combination.
     pub fn all(errors: Vec<InputError>) -> Option<InputError> {
         let mut seen = std::collections::HashSet::new();
-        let mut unique: Vec<InputError> = errors.into_iter().filter(|e| seen.insert(e.to_string())).collect();
+        let mut unique: Vec<InputError> = errors
+            .into_iter()
+            .filter(|e| {
+                let place = (e.file.clone(), e.line_col, e.key_path.clone());
+                let anywhere = e.file.is_none() && e.key_path.is_empty();
+                seen.insert(if anywhere { (None, None, e.message.clone()) } else { place })
+            })
+            .collect();
         match unique.len() {
             0 => None,
             1 => unique.pop(),
