@@ -874,6 +874,43 @@ mod tests {
     }
 
     #[test]
+    fn evaluated_lengths_and_depths_get_their_charts() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
+        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
+        let template: Record = serde_json::from_str(&line).unwrap();
+        let scores = |accuracy| crate::record::SplitScores { accuracy, exact_match: accuracy, loss: 1.0 };
+        let records: Vec<Record> = [("lstm", 0, 1.0), ("lstm", 1, 0.8), ("transformer", 0, 0.5)]
+            .into_iter()
+            .map(|(model, seed, acc)| {
+                let mut r = template.clone();
+                (r.job_id, r.model, r.seed) = (format!("{model}{seed}"), model.into(), seed);
+                r.swept.clear();
+                r.measurements.evals = [
+                    ("len=41".to_string(), scores(acc)),
+                    ("len=81".to_string(), scores(acc / 2.0)),
+                    ("len=256 depth=0.5".to_string(), scores(acc)),
+                ]
+                .into_iter()
+                .collect();
+                r
+            })
+            .collect();
+        let charts = charts(&records).unwrap();
+        let lengths = charts.iter().find(|c| c.name == "mqar_accuracy_vs_test_length").expect("length chart");
+        let lstm = lengths.spec["series"].as_array().unwrap().iter().find(|s| s["label"] == "lstm").unwrap();
+        // Mean over the two seeds with its spread: 90 ± 14.1 % at 41, 45 ± 7.1 % at 81, 90 at 256.
+        let points = lstm["points"].as_array().unwrap();
+        assert_eq!(points.len(), 3, "{points:?}");
+        assert_eq!((points[0][0].as_f64(), points[0][1].as_f64()), (Some(41.0), Some(90.0)));
+        assert!((points[0][3].as_f64().unwrap() - 200f64.sqrt()).abs() < 1e-9);
+        let depth = charts.iter().find(|c| c.name == "mqar_accuracy_vs_depth").expect("depth chart");
+        assert!(depth.svg.contains("accuracy by depth of the key"));
+        let lines: Vec<&str> =
+            depth.spec["series"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
+        assert_eq!(lines, ["lstm len=256", "transformer len=256"]);
+    }
+
+    #[test]
     fn error_bars_are_the_sample_std_over_seeds() {
         let mut m = Mean::default();
         for v in [25.0, 35.0] {
