@@ -39,6 +39,17 @@ fn cuda_include(lib_dir: &Path) -> Option<std::path::PathBuf> {
     candidates.into_iter().find(|d| complete(d))
 }
 
+/// Compiles `csrc/<name>.cpp` against libtorch's headers into `libseqbench_<name>.a`, with the
+/// wheel's C++ ABI.
+fn compile_shim(name: &str, includes: &[std::path::PathBuf]) -> Result<(), cc::Error> {
+    let mut build = cc::Build::new();
+    build.cpp(true).file(format!("csrc/{name}.cpp")).flag("-std=c++17").define("_GLIBCXX_USE_CXX11_ABI", "1");
+    for dir in includes {
+        build.include(dir);
+    }
+    build.warnings(false).try_compile(&format!("seqbench_{name}"))
+}
+
 /// Compiles the CUDA memory shim when libtorch has CUDA and its headers are at hand.
 fn build_cuda_memory_shim(lib_path: &Path) {
     println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
@@ -50,15 +61,7 @@ fn build_cuda_memory_shim(lib_path: &Path) {
         println!("cargo:warning=libtorch has CUDA but no cuda_runtime_api.h was found (set CUDA_HOME): CUDA peak memory will not be measured");
         return;
     };
-    let built = cc::Build::new()
-        .cpp(true)
-        .file("csrc/cuda_memory.cpp")
-        .include(&torch_include)
-        .include(&cuda)
-        .flag("-std=c++17")
-        .define("_GLIBCXX_USE_CXX11_ABI", "1")
-        .warnings(false)
-        .try_compile("seqbench_cuda_memory");
+    let built = compile_shim("cuda_memory", &[torch_include, cuda]);
     match built {
         Ok(()) => {
             println!("cargo:rustc-link-search=native={}", lib_path.display());
@@ -78,15 +81,8 @@ fn build_amp_shim(lib_path: &Path) {
         println!("cargo:warning=libtorch headers not found: mixed precision (dtype bfloat16/float16) unavailable");
         return;
     }
-    let built = cc::Build::new()
-        .cpp(true)
-        .file("csrc/amp.cpp")
-        .include(&torch_include)
-        .include(torch_include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .define("_GLIBCXX_USE_CXX11_ABI", "1")
-        .warnings(false)
-        .try_compile("seqbench_amp");
+    let api = torch_include.join("torch/csrc/api/include");
+    let built = compile_shim("amp", &[torch_include, api]);
     match built {
         Ok(()) => {
             println!("cargo:rustc-link-search=native={}", lib_path.display());

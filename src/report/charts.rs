@@ -396,6 +396,26 @@ fn groups_series<X>(groups: Groups<X>, x: impl Fn(X) -> f64) -> (Vec<Series>, Sp
         .unzip()
 }
 
+/// One line per configuration of `groups` (the mean over seeds at each x, with its spread), or
+/// None when there is nothing to draw. The x axis is logarithmic as `x_log` says, or (None) when
+/// its values span a decade or more.
+fn lines_chart(
+    groups: Groups<i64>,
+    title: String,
+    (x_label, x_log): (&str, Option<bool>),
+    y_label: &str,
+    name: String,
+) -> Result<Option<Chart>> {
+    let (series, spread) = groups_series(groups, |x| x as f64);
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let log = x_log.unwrap_or_else(|| spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))));
+    let x = Axis { label: x_label, log };
+    let drawn = plot(&title, x, Axis { label: y_label, log: false }, &series, &spread, false, &[])?;
+    Ok(Some(drawn.named(name)))
+}
+
 /// Most lines a chart draws: beyond it a legend is unreadable and rendering slows.
 const MAX_LINES: usize = 30;
 
@@ -747,79 +767,48 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
         }
     }
     // Delétang et al.'s figure: accuracy at each test length, one line per configuration.
-    let (series, spread) = groups_series(std::mem::take(&mut data.vs_test_length), |x| x as f64);
-    if !series.is_empty() {
-        let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-        let drawn = plot(
-            &format!("{task}: accuracy vs test length (mean over seeds)"),
-            Axis { label: "test length (input tokens)", log: log_x },
-            Axis { label: "accuracy (%)", log: false },
-            &series,
-            &spread,
-            false,
-            &[],
-        )?;
-        out.push(drawn.named(format!("{}_accuracy_vs_test_length", slug(task))));
-    }
+    let slug = slug(task);
+    let take = std::mem::take;
+    out.extend(lines_chart(
+        take(&mut data.vs_test_length),
+        format!("{task}: accuracy vs test length (mean over seeds)"),
+        ("test length (input tokens)", None),
+        "accuracy (%)",
+        format!("{slug}_accuracy_vs_test_length"),
+    )?);
     // Passkey retrieval: where in the context can the model still find the key?
-    let (series, spread) = groups_series(std::mem::take(&mut data.vs_depth), |x| x as f64);
-    if !series.is_empty() {
-        let drawn = plot(
-            &format!("{task}: accuracy by depth of the key (mean over seeds)"),
-            Axis { label: "depth of the key in the filler (%)", log: false },
-            Axis { label: "accuracy (%)", log: false },
-            &series,
-            &spread,
-            false,
-            &[],
-        )?;
-        out.push(drawn.named(format!("{}_accuracy_vs_depth", slug(task))));
-    }
+    out.extend(lines_chart(
+        take(&mut data.vs_depth),
+        format!("{task}: accuracy by depth of the key (mean over seeds)"),
+        ("depth of the key in the filler (%)", Some(false)),
+        "accuracy (%)",
+        format!("{slug}_accuracy_vs_depth"),
+    )?);
     // Language modelling: does the model use its context?
-    let (series, spread) = groups_series(std::mem::take(&mut data.vs_position), |x| x as f64);
-    if !series.is_empty() {
-        let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-        let drawn = plot(
-            &format!("{task}: test loss by position in the context (mean over seeds)"),
-            Axis { label: "position in the context (tokens)", log: log_x },
-            Axis { label: "test loss (nats)", log: false },
-            &series,
-            &spread,
-            false,
-            &[],
-        )?;
-        out.push(drawn.named(format!("{}_loss_by_position", slug(task))));
-    }
-    // Zoology's figure: accuracy against model width, one line per architecture.
+    out.extend(lines_chart(
+        take(&mut data.vs_position),
+        format!("{task}: test loss by position in the context (mean over seeds)"),
+        ("position in the context (tokens)", None),
+        "test loss (nats)",
+        format!("{slug}_loss_by_position"),
+    )?);
     if data.width_swept {
-        let (series, spread) = groups_series(std::mem::take(&mut data.vs_width), |x| x as f64);
-        if !series.is_empty() {
-            let log_x = spans_decades(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-            let drawn = plot(
-                &format!("{task}: accuracy vs model width"),
-                Axis { label: "d_model", log: log_x },
-                Axis { label: "accuracy (%)", log: false },
-                &series,
-                &spread,
-                false,
-                &[],
-            )?;
-            out.push(drawn.named(format!("{}_accuracy_vs_width", slug(task))));
-        }
+        // Zoology's figure: accuracy against model width, one line per architecture.
+        out.extend(lines_chart(
+            take(&mut data.vs_width),
+            format!("{task}: accuracy vs model width"),
+            ("d_model", None),
+            "accuracy (%)",
+            format!("{slug}_accuracy_vs_width"),
+        )?);
         // Zoology's and the DeltaNet paper's: recall against the state a step carries.
-        let (series, spread) = groups_series(std::mem::take(&mut data.vs_state), |x| x as f64);
-        if !series.is_empty() {
-            let drawn = plot(
-                &format!("{task}: accuracy vs state size"),
-                Axis { label: "state per sequence (numbers, all layers)", log: true },
-                Axis { label: "accuracy (%)", log: false },
-                &series,
-                &spread,
-                false,
-                &[],
-            )?;
-            out.push(drawn.named(format!("{}_accuracy_vs_state_size", slug(task))));
-        }
+        out.extend(lines_chart(
+            take(&mut data.vs_state),
+            format!("{task}: accuracy vs state size"),
+            ("state per sequence (numbers, all layers)", Some(true)),
+            "accuracy (%)",
+            format!("{slug}_accuracy_vs_state_size"),
+        )?);
     }
     Ok(())
 }
