@@ -21,8 +21,8 @@ device=cuda
 $dry_run && device=auto
 cat >"$work/gpu-quick.yaml" <<EOF
 name: gpu-quick
-description: the quick suite's MQAR on one GPU, float32 against bfloat16 autocast
-defaults: { device: $device, dtype: [float32, bfloat16], steps: 300, batch_size: 64, lr: 3.0e-3, lr_warmup_steps: 50, seeds: [0], timeout_s: 300 }
+description: the quick suite's MQAR on one GPU, float32 against bfloat16 and float16 autocast
+defaults: { device: $device, dtype: [float32, bfloat16, float16], steps: 300, batch_size: 64, lr: 3.0e-3, lr_warmup_steps: 50, seeds: [0], timeout_s: 300 }
 models:
   - { arch: lstm, d_model: 64, n_layers: 2 }
   - { preset: transformer-tiny }
@@ -40,7 +40,7 @@ models:
 tasks:
   - { task: induction, vocab_size: 64, seq_len: [1024, 4096, 16384], train_examples: 64, test_examples: 16 }
 EOF
-sed -e 's/^name: gpu-quick/name: gpu-mpi/' -e 's/dtype: \[float32, bfloat16\]/dtype: bfloat16/' \
+sed -e 's/^name: gpu-quick/name: gpu-mpi/' -e 's/dtype: \[float32, bfloat16, float16\]/dtype: bfloat16/' \
   "$work/gpu-quick.yaml" >"$work/gpu-mpi.yaml"
 
 # shellcheck source=env.sh

@@ -37,6 +37,25 @@ pub struct Inputs {
     pub beta: Option<Tensor>,
 }
 
+impl Inputs {
+    /// Every tensor in `kind`.
+    fn to_kind(&self, kind: Kind) -> Inputs {
+        let decay = match &self.decay {
+            Decay::None => Decay::None,
+            Decay::Head(g) => Decay::Head(g.to_kind(kind)),
+            Decay::Scalar(g) => Decay::Scalar(g.to_kind(kind)),
+            Decay::Vector(g) => Decay::Vector(g.to_kind(kind)),
+        };
+        Inputs {
+            q: self.q.to_kind(kind),
+            k: self.k.to_kind(kind),
+            v: self.v.to_kind(kind),
+            decay,
+            beta: self.beta.as_ref().map(|b| b.to_kind(kind)),
+        }
+    }
+}
+
 /// The log decay in a form with a key dimension to broadcast against: (b, heads, L, 1) or
 /// (b, heads, L, d_k).
 fn log_decay(inputs: &Inputs) -> Option<Tensor> {
@@ -138,6 +157,15 @@ fn decayed_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>, diagonal: bool) ->
 /// The chunkwise-parallel form, chunks of `chunk` positions: (o, final state), equal to
 /// [`naive`]'s.
 pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tensor, Tensor) {
+    let kind = inputs.q.kind();
+    if !matches!(kind, Kind::Float | Kind::Double) {
+        // Reduced-precision inputs (autocast) accumulate in float32, as fla's kernels do, and
+        // the output returns in the input dtype; the state stays float32. CPU libtorch has no
+        // bfloat16 triangular solve either.
+        let initial = initial.map(|s| s.to_kind(Kind::Float));
+        let (o, state) = chunkwise(&inputs.to_kind(Kind::Float), chunk, initial.as_ref());
+        return (o.to_kind(kind), state);
+    }
     check(inputs);
     let log_alpha = log_decay(inputs);
     let mut state = initial.map_or_else(|| zero_state(inputs), |s| s.shallow_clone());

@@ -143,7 +143,10 @@ impl Lru {
     /// γ ⊙ B u: (..., H) real → (..., N) complex.
     fn input(&self, u: &Tensor) -> Tensor {
         let gamma = self.gamma_log.exp();
-        Tensor::complex(&u.matmul(&self.b_re.tr()), &u.matmul(&self.b_im.tr())) * gamma
+        // The recurrence is complex64 whatever autocast does to the matmuls (as minimal-LRU's
+        // complex parameters in JAX): libtorch has no complex bfloat16.
+        let part = |b: &Tensor| u.matmul(&b.tr()).to_kind(Kind::Float);
+        Tensor::complex(&part(&self.b_re), &part(&self.b_im)) * gamma
     }
 
     /// Re(C h) + D u: (..., N) complex → (..., H).

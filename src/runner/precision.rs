@@ -173,6 +173,20 @@ mod shim {
     }
 }
 
+/// Refuses float16 on the CPU, with why: libtorch's CPU autocast keeps `exp`, `log` and
+/// `softplus` in float16 (CUDA's runs them in float32), so gated recurrences overflow to NaN,
+/// and its CPU RNN kernels (oneDNN) have no float16 at all. bfloat16 is the CPU's
+/// mixed precision; float16 with loss scaling is for CUDA.
+pub fn check_device(precision: Precision, device: Device) -> Result<()> {
+    if precision == Precision::Float16 && !device.is_cuda() {
+        bail!(
+            "dtype float16 on the CPU: libtorch's CPU autocast leaves exp/log in float16 (gated recurrences overflow) \
+             and its LSTM/GRU kernels have none; use bfloat16 on the CPU, float16 on CUDA"
+        );
+    }
+    Ok(())
+}
+
 /// Refuses what this build or device cannot run, before any work.
 pub fn check(precision: Precision, matmul: &str) -> Result<()> {
     if (precision != Precision::Float32 || matmul != "highest") && !available() {

@@ -224,6 +224,7 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
     let peak_lr = data.lr_override.unwrap_or(cfg.lr);
     let mut opt = GroupedOptimizer::new(&vs, model.as_ref(), cfg, peak_lr)?;
     let precision = Precision::parse(&cfg.dtype).ok_or_else(|| anyhow!("unknown dtype {}", cfg.dtype))?;
+    super::precision::check_device(precision, device)?;
     super::precision::set_matmul_precision(&cfg.matmul_precision)?;
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(cfg.cudnn_benchmark);
