@@ -159,6 +159,37 @@ fn lru_starts_on_the_ring_with_the_official_layer() {
 }
 
 #[test]
+fn hawk_starts_as_recurrentgemma() {
+    let params = json!({"d_model": 64, "n_layers": 4, "lru_width": 96, "num_heads": 4, "mlp_ratio": 3});
+    let vars = build("hawk", params, &tokens_io());
+    let m = |name: &str| format!("blocks.1.mixer.{name}");
+    // RecurrentBlock: linear_x/linear_y N(0, 1/width), linear_out N(0, (2/n_layers)/lru_width).
+    assert_normal(&vars, &m("linear_x.weight"), 1.0 / 8.0);
+    assert_normal(&vars, &m("linear_y.weight"), 1.0 / 8.0);
+    assert_normal(&vars, &m("linear_out.weight"), (0.5f64 / 96.0).sqrt());
+    assert_constant(&vars, &m("linear_out.bias"), 0.0);
+    // Conv1D: N(0, 0.01/width), zero bias; gates: N(0, 1/block width), zero bias.
+    assert_normal(&vars, &m("conv_w"), (0.01f64 / 4.0).sqrt());
+    assert_constant(&vars, &m("conv_b"), 0.0);
+    assert_normal(&vars, &m("input_gate.w"), 1.0 / 24f64.sqrt());
+    assert_constant(&vars, &m("a_gate.b"), 0.0);
+    // a₀ = exp(−softplus(Λ)) with a₀² uniform in [0.81, 0.998].
+    let a0_sq = (get(&vars, &m("a_param")).softplus() * -2.0).exp();
+    let (lo, hi) = (a0_sq.min().double_value(&[]), a0_sq.max().double_value(&[]));
+    assert!(lo >= 0.81 - 1e-6 && hi <= 0.998 + 1e-6, "a0² in [{lo}, {hi}]");
+    assert!((a0_sq.mean(Kind::Double).double_value(&[]) - 0.904).abs() < 0.02);
+    // Griffin's backbone: embeddings N(0, 1/d), gated MLP up N(0, 1/d) to twice the hidden
+    // width, down N(0, (2/n_layers)/hidden), RMSNorm weights one.
+    assert_normal(&vars, "embed.weight", 1.0 / 8.0);
+    assert_eq!(get(&vars, "blocks.0.mlp.fc1.weight").size(), [384, 64]);
+    assert_normal(&vars, "blocks.0.mlp.fc1.weight", 1.0 / 8.0);
+    assert_normal(&vars, "blocks.0.mlp.fc2.weight", (0.5f64 / 192.0).sqrt());
+    assert_constant(&vars, "blocks.0.mlp.fc2.bias", 0.0);
+    assert_constant(&vars, "blocks.0.norm1.weight", 1.0);
+    assert_absent(&vars, "blocks.0.norm1.bias");
+}
+
+#[test]
 fn retnet_starts_as_torchscale_multiscale_retention() {
     let vars = build("retnet", json!({"d_model": 64, "n_heads": 4}), &tokens_io());
     let m = |name: &str| format!("blocks.0.mixer.{name}");

@@ -2,6 +2,7 @@
 //! weights, inputs and PyTorch's logits; seqbench's models must match within 1e-5 (fp32).
 use seqbench::models::deltanet::{DeltaConfig, DeltaNetConfig, DeltaProductConfig, GatedDeltaNetConfig};
 use seqbench::models::gla::GlaConfig;
+use seqbench::models::hawk::HawkConfig;
 use seqbench::models::hgrn2::Hgrn2Config;
 use seqbench::models::linear::{LinearConfig, LinearVariant};
 use seqbench::models::lru::LruConfig;
@@ -117,6 +118,13 @@ fn mamba_matches_reference() {
 #[test]
 fn lru_matches_reference() {
     zoo_parity("lru", LruConfig { d_model: 16, d_state: 8, ..Default::default() }, true);
+}
+
+#[test]
+fn hawk_matches_recurrentgemma_reference() {
+    let cfg =
+        HawkConfig { d_model: 16, mlp_ratio: 3, lru_width: 24, num_heads: 4, conv_width: 4, ..Default::default() };
+    zoo_parity("hawk", cfg, true);
 }
 
 #[test]

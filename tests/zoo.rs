@@ -23,6 +23,7 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "rwkv6" => json!({ "n_heads": 2, "proj_low_rank_dim": 4, "gate_low_rank_dim": 4, "chunk": 8 }),
         "mlstm" => json!({ "n_heads": 2, "round_to": 1, "chunk": 16 }),
         "linear" => json!({ "kernel": 3 }),
+        "hawk" => json!({ "num_heads": 2, "lru_width": 24 }),
         _ => json!({}),
     };
     p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

@@ -22,6 +22,9 @@ pub struct BackboneConfig {
     pub norm_eps: f64,
     /// How the backbone's own layers start.
     pub init: BackboneInit,
+    /// Griffin's gated MLP: fc1 to twice the hidden width, GeLU (tanh) of one half times the
+    /// other, then fc2; otherwise fc1, GeLU, fc2.
+    pub gated_mlp: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,10 @@ pub enum BackboneInit {
     /// flash-linear-attention's models (`_init_weights` in `fla/models/*/modeling_*.py`):
     /// embeddings and every Linear weight N(0, 0.02²), biases zero, no residual rescaling.
     FlaLm,
+    /// Griffin's (google-deepmind/recurrentgemma `torch/`): embeddings N(0, 1/d), every Linear
+    /// weight N(0, 1/fan_in) with biases zero, and the residual branch's last layer (the MLP's
+    /// fc2) N(0, (2/n_layers)/fan_in), `final_w_init_variance_scale`.
+    Griffin,
 }
 
 impl BackboneConfig {
@@ -70,6 +77,7 @@ impl BackboneConfig {
             norm: Norm::Layer,
             norm_eps: 1e-5,
             init: BackboneInit::Torch,
+            gated_mlp: false,
         }
     }
 
@@ -112,6 +120,7 @@ fn sinusoidal_table(positions: &Tensor, d: i64) -> Tensor {
 struct Mlp {
     fc1: nn::Linear,
     fc2: nn::Linear,
+    gated: bool,
 }
 
 /// A LayerNorm or an RMSNorm over the last dimension.
@@ -187,6 +196,7 @@ impl Backbone {
         let embed_init = match cfg.init {
             BackboneInit::Torch => nn::Init::Randn { mean: 0.0, stdev: 1.0 },
             BackboneInit::MambaLm | BackboneInit::FlaLm => nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+            BackboneInit::Griffin => nn::Init::Randn { mean: 0.0, stdev: (d as f64).sqrt().recip() },
         };
         let embedding = |path: nn::Path, n: i64| {
             nn::embedding(path, n, d, nn::EmbeddingConfig { ws_init: embed_init, ..Default::default() })
@@ -206,9 +216,11 @@ impl Backbone {
         let blocks = (0..cfg.n_layers)
             .map(|i| {
                 let bp = vs / "blocks" / i;
+                let hidden = cfg.mlp_ratio * d;
                 let mlp = (cfg.mlp_ratio > 0).then(|| Mlp {
-                    fc1: linear(&bp / "mlp" / "fc1", d, cfg.mlp_ratio * d),
-                    fc2: linear(&bp / "mlp" / "fc2", cfg.mlp_ratio * d, d),
+                    fc1: linear(&bp / "mlp" / "fc1", d, if cfg.gated_mlp { 2 * hidden } else { hidden }),
+                    fc2: linear(&bp / "mlp" / "fc2", hidden, d),
+                    gated: cfg.gated_mlp,
                 });
                 Block {
                     norm1: norm(&bp / "norm1"),
@@ -235,6 +247,7 @@ impl Backbone {
             BackboneInit::Torch => {}
             BackboneInit::MambaLm => backbone.apply_mamba_lm_init(),
             BackboneInit::FlaLm => backbone.apply_fla_init(),
+            BackboneInit::Griffin => backbone.apply_griffin_init(),
         }
         backbone
     }
@@ -257,6 +270,23 @@ impl Backbone {
         tch::no_grad(|| {
             for linear in self.own_linears() {
                 let _ = linear.ws.shallow_clone().normal_(0.0, 0.02);
+                if let Some(bias) = &linear.bs {
+                    let _ = bias.shallow_clone().zero_();
+                }
+            }
+        });
+    }
+
+    /// Griffin's initialisation of the backbone's Linears: N(0, 1/fan_in), the MLP's fc2
+    /// N(0, (2/n_layers)/fan_in), biases zero (the embedding's N(0, 1/d) is set at creation).
+    fn apply_griffin_init(&self) {
+        let final_scale = 2.0 / self.cfg.n_layers as f64;
+        let fc2s: Vec<&nn::Linear> = self.blocks.iter().filter_map(|b| b.mlp.as_ref()).map(|m| &m.fc2).collect();
+        tch::no_grad(|| {
+            for linear in self.own_linears() {
+                let fan_in = linear.ws.size()[1] as f64;
+                let scale = if fc2s.iter().any(|f| std::ptr::eq(*f, linear)) { final_scale } else { 1.0 };
+                let _ = linear.ws.shallow_clone().normal_(0.0, (scale / fan_in).sqrt());
                 if let Some(bias) = &linear.bs {
                     let _ = bias.shallow_clone().zero_();
                 }
@@ -323,8 +353,15 @@ impl Block {
     /// The MLP half of the block, shared by the parallel and the step forms.
     fn mlp_residual(&self, mut h: Tensor, dropout: f64, train: bool) -> Tensor {
         if let Some(mlp) = &self.mlp {
-            let y = mlp.fc2.forward(&mlp.fc1.forward(&self.norm2.forward(&h)).gelu("none"));
-            h = h + y.dropout(dropout, train);
+            let up = mlp.fc1.forward(&self.norm2.forward(&h));
+            let hidden = if mlp.gated {
+                // Griffin's MLPBlock: gelu_tanh(out[0]) * out[1].
+                let halves = up.chunk(2, -1);
+                halves[0].gelu("tanh") * &halves[1]
+            } else {
+                up.gelu("none")
+            };
+            h = h + mlp.fc2.forward(&hidden).dropout(dropout, train);
         }
         h
     }
@@ -413,7 +450,7 @@ impl SeqModel for Backbone {
         // A forecasting head's time map (2·L·horizon per channel, per example) is left out: it is
         // per example, not per token, and small next to the blocks.
         let d = self.cfg.d_model as f64;
-        let mlp = 4.0 * self.cfg.mlp_ratio as f64 * d * d;
+        let mlp = if self.cfg.gated_mlp { 6.0 } else { 4.0 } * self.cfg.mlp_ratio as f64 * d * d;
         let blocks: f64 = self.blocks.iter().map(|b| b.mixer.flops_per_token(seq_len) + mlp).sum();
         blocks + 2.0 * d * self.num_classes as f64
     }

@@ -145,7 +145,7 @@ impl Lru {
         let gamma = self.gamma_log.exp();
         // The recurrence is complex64 whatever autocast does to the matmuls (as minimal-LRU's
         // complex parameters in JAX): libtorch has no complex bfloat16.
-        let part = |b: &Tensor| u.matmul(&b.tr()).to_kind(Kind::Float);
+        let part = |b: &Tensor| super::at_least_f32(&u.matmul(&b.tr()));
         Tensor::complex(&part(&self.b_re), &part(&self.b_im)) * gamma
     }
 

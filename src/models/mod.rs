@@ -6,6 +6,7 @@ pub mod backbone;
 pub mod deltanet;
 pub mod fla_parts;
 pub mod gla;
+pub mod hawk;
 pub mod hgrn2;
 pub mod init;
 pub mod linear;
@@ -124,6 +125,16 @@ pub trait SeqModel {
     }
 }
 
+/// `x` in float32 when autocast made it bfloat16 or float16, else unchanged (float64 stays):
+/// for the recurrences the official kernels accumulate in float32.
+pub fn at_least_f32(x: &Tensor) -> Tensor {
+    if matches!(x.kind(), tch::Kind::BFloat16 | tch::Kind::Half) {
+        x.to_kind(tch::Kind::Float)
+    } else {
+        x.shallow_clone()
+    }
+}
+
 /// A mixer built from ordinary libtorch operations, with no fused kernel of its own.
 pub const REFERENCE: &str = "libtorch ops";
 
@@ -199,6 +210,7 @@ pub fn registry() -> &'static [ArchInfo] {
         mamba::INFO,
         mamba2::INFO,
         lru::INFO,
+        hawk::INFO,
         minrnn::MINGRU_INFO,
         minrnn::MINLSTM_INFO,
         retnet::INFO,
