@@ -18,6 +18,14 @@ pub enum Precision {
 pub const DTYPES: &str = "float32, bfloat16 or float16";
 
 impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Bfloat16 => "bfloat16",
+            Precision::Float16 => "float16",
+        }
+    }
+
     pub fn parse(dtype: &str) -> Option<Self> {
         match dtype {
             "float32" => Some(Precision::Float32),
@@ -39,6 +47,10 @@ impl Precision {
         Ok(Autocast(Some((device, was))))
     }
 }
+
+/// Why mixed precision is unavailable in a build without the shim.
+const NO_SHIM: &str = "this seqbench was built without libtorch's headers (csrc/amp.cpp not compiled), so without \
+     mixed precision; build it against the libtorch that scripts/setup.sh installs";
 
 /// Whether this build has the shim (libtorch's headers were found when it was compiled).
 pub fn available() -> bool {
@@ -158,10 +170,8 @@ mod shim {
 mod shim {
     use anyhow::{bail, Result};
 
-    const MISSING: &str = "this seqbench was built without libtorch's headers, so without mixed precision";
-
     pub fn autocast_enter(_: i32, _: i32) -> Result<i32> {
-        bail!(MISSING)
+        bail!(super::NO_SHIM)
     }
 
     pub fn autocast_exit(_: i32, _: i32) -> Result<()> {
@@ -169,7 +179,7 @@ mod shim {
     }
 
     pub fn set_matmul_precision(_: &str) -> Result<()> {
-        bail!(MISSING)
+        bail!(super::NO_SHIM)
     }
 }
 
@@ -187,10 +197,13 @@ pub fn check_device(precision: Precision, device: Device) -> Result<()> {
     Ok(())
 }
 
-/// Refuses what this build or device cannot run, before any work.
+/// Refuses what this build cannot run, before any work.
 pub fn check(precision: Precision, matmul: &str) -> Result<()> {
-    if (precision != Precision::Float32 || matmul != "highest") && !available() {
-        bail!("dtype {precision:?} / matmul_precision {matmul}: {}", "mixed precision is not in this build");
+    if precision != Precision::Float32 && !available() {
+        bail!("dtype {}: {}", precision.name(), NO_SHIM);
+    }
+    if matmul != "highest" && !available() {
+        bail!("matmul_precision {matmul}: {}", NO_SHIM);
     }
     Ok(())
 }
