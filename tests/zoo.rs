@@ -24,6 +24,7 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "mlstm" => json!({ "n_heads": 2, "round_to": 1, "chunk": 16 }),
         "linear" => json!({ "kernel": 3 }),
         "hawk" => json!({ "num_heads": 2, "lru_width": 24 }),
+        "hybrid" => json!({ "layers": "mamba,transformer", "mamba.d_state": 4, "transformer.n_heads": 2 }),
         _ => json!({}),
     };
     p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -222,6 +223,8 @@ fn state_size_is_the_recurrent_state_or_the_kv_cache() {
         match arch {
             "transformer" => assert_eq!((short, long), (2.0 * 2.0 * 64.0 * 16.0, 2.0 * 2.0 * 128.0 * 16.0)),
             "linear" => assert_eq!(long, 2.0 * short, "linear's window is the sequence"),
+            // Mamba then attention: only the attention block's KV cache (2·L·d) grows.
+            "hybrid" => assert_eq!(long - short, 2.0 * 64.0 * 16.0),
             _ => assert_eq!(short, long, "{arch}: a recurrent state does not grow with L"),
         }
         assert!(short > 0.0, "{arch}");

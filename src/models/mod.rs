@@ -8,6 +8,7 @@ pub mod fla_parts;
 pub mod gla;
 pub mod hawk;
 pub mod hgrn2;
+pub mod hybrid;
 pub mod init;
 pub mod linear;
 pub mod linear_attention;
@@ -222,6 +223,7 @@ pub fn registry() -> &'static [ArchInfo] {
         deltanet::GATED_DELTANET_INFO,
         deltanet::DELTAPRODUCT_INFO,
         linear::INFO,
+        hybrid::INFO,
     ]
 }
 
