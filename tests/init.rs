@@ -190,6 +190,20 @@ fn hawk_starts_as_recurrentgemma() {
 }
 
 #[test]
+fn local_attention_starts_as_recurrentgemma() {
+    let vars = build("local_attention", json!({"d_model": 64, "n_layers": 4, "n_heads": 4}), &tokens_io());
+    let m = |name: &str| format!("blocks.0.mixer.{name}");
+    // LocalAttentionBlock: q, k, v N(0, 1/width) without biases, one shared key/value head;
+    // proj_final N(0, (2/n_layers)/width) with a zero bias.
+    assert_normal(&vars, &m("proj_q.weight"), 1.0 / 8.0);
+    assert_eq!(get(&vars, &m("proj_k.weight")).size(), [16, 64], "one key head of width 16");
+    assert_normal(&vars, &m("proj_v.weight"), 1.0 / 8.0);
+    assert_absent(&vars, &m("proj_q.bias"));
+    assert_normal(&vars, &m("proj_final.weight"), (0.5f64 / 64.0).sqrt());
+    assert_constant(&vars, &m("proj_final.bias"), 0.0);
+}
+
+#[test]
 fn retnet_starts_as_torchscale_multiscale_retention() {
     let vars = build("retnet", json!({"d_model": 64, "n_heads": 4}), &tokens_io());
     let m = |name: &str| format!("blocks.0.mixer.{name}");

@@ -128,6 +128,23 @@ fn hawk_matches_recurrentgemma_reference() {
 }
 
 #[test]
+fn griffin_matches_recurrentgemma_reference() {
+    // Two Hawk blocks, then local multi-query attention with a window of 8 (of 150 positions),
+    // in Griffin's backbone.
+    let params = serde_json::json!({
+        "d_model": 16, "n_layers": 3, "mlp_ratio": 3, "backbone": "griffin",
+        "layers": "hawk,hawk,local_attention",
+        "hawk.lru_width": 24, "hawk.num_heads": 4, "hawk.conv_width": 4,
+        "local_attention.n_heads": 2, "local_attention.window": 8,
+    });
+    let io = TaskIo::per_token(11, 11, ZOO_SEQ, true);
+    let build = seqbench::models::find("hybrid").unwrap().build;
+    let diff = max_abs_diff("griffin", |p| build(p, &params, &io).unwrap());
+    eprintln!("griffin: max |Δ| = {diff:.1e}");
+    assert!(diff <= TOLERANCE, "griffin: max |Δ| = {diff:e}");
+}
+
+#[test]
 fn mingru_and_minlstm_match_reference() {
     let cfg = MinRnnConfig { d_model: 16, expand: 2, ..Default::default() };
     zoo_parity("mingru", MinGruConfig(cfg.clone()), true);

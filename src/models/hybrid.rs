@@ -16,10 +16,10 @@
 //! that depth) and its `<mixer>.` parameters, resolved and checked by that architecture. The
 //! backbone (norms, MLP, embedding, head) is the hybrid's own. The recurrent form, FLOPs, state
 //! size and parameter counts compose from the blocks.
-use super::backbone::{Backbone, BackboneConfig, Norm};
+use super::backbone::{Backbone, BackboneConfig, BackboneInit, Norm};
 use super::rnn::{Cell, RnnConfig, RnnMixer};
 use super::transformer::{Attention, Positions, TransformerConfig};
-use super::{deltanet, gla, hawk, lru, mamba, mamba2, minrnn, mlstm, retnet, rwkv6, s4d};
+use super::{deltanet, gla, hawk, local_attention, lru, mamba, mamba2, minrnn, mlstm, retnet, rwkv6, s4d};
 use super::{ArchConfig, ArchInfo, Mixer, SeqModel, TaskIo};
 use crate::params::{ParamError, ParamMap};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,16 @@ pub struct HybridConfig {
     pub norm: Norm,
     /// The mixers of the blocks, comma-separated, cycled over n_layers.
     pub layers: String,
+    /// `plain`: `norm` and a GeLU MLP with PyTorch's init; `griffin`: Griffin's residual block
+    /// (RMSNorm ε 1e-6, gated GeLU MLP, Griffin's init; `norm` is then ignored).
+    pub backbone: HybridBackbone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HybridBackbone {
+    Plain,
+    Griffin,
 }
 
 impl Default for HybridConfig {
@@ -47,6 +57,7 @@ impl Default for HybridConfig {
             dropout: 0.0,
             norm: Norm::Rms,
             layers: "mamba,mamba,transformer".into(),
+            backbone: HybridBackbone::Plain,
         }
     }
 }
@@ -61,9 +72,16 @@ impl HybridConfig {
     }
 
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: self.norm,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
+        let plain = BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout);
+        match self.backbone {
+            HybridBackbone::Plain => BackboneConfig { norm: self.norm, ..plain },
+            HybridBackbone::Griffin => BackboneConfig {
+                norm: Norm::Rms,
+                norm_eps: 1e-6,
+                init: BackboneInit::Griffin,
+                gated_mlp: true,
+                ..plain
+            },
         }
     }
 }
@@ -178,6 +196,7 @@ fn mixer_builder(name: &str, config: serde_json::Value, io: &TaskIo) -> anyhow::
         "mamba2" => typed::<mamba2::Mamba2Config>(config, io)?,
         "lru" => typed::<lru::LruConfig>(config, io)?,
         "hawk" => typed::<hawk::HawkConfig>(config, io)?,
+        "local_attention" => typed::<local_attention::LocalAttentionConfig>(config, io)?,
         "mingru" => typed::<minrnn::MinGruConfig>(config, io)?,
         "minlstm" => typed::<minrnn::MinLstmConfig>(config, io)?,
         "retnet" => typed::<retnet::RetNetConfig>(config, io)?,

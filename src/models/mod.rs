@@ -12,6 +12,7 @@ pub mod hybrid;
 pub mod init;
 pub mod linear;
 pub mod linear_attention;
+pub mod local_attention;
 pub mod lru;
 pub mod mamba;
 pub mod mamba2;
@@ -212,6 +213,7 @@ pub fn registry() -> &'static [ArchInfo] {
         mamba2::INFO,
         lru::INFO,
         hawk::INFO,
+        local_attention::INFO,
         minrnn::MINGRU_INFO,
         minrnn::MINLSTM_INFO,
         retnet::INFO,
