@@ -204,6 +204,33 @@ fn local_attention_starts_as_recurrentgemma() {
 }
 
 #[test]
+fn slstm_starts_as_xlstm() {
+    let vars = build("slstm", json!({"d_model": 64, "n_layers": 3, "n_heads": 4}), &tokens_io());
+    // Gate weights "small init" N(0, 2/(5D)) over the full width; recurrence zero; norm w = 0.
+    for gate in ["i_gate", "f_gate", "z_gate", "o_gate"] {
+        assert_normal(&vars, &format!("blocks.1.mixer.{gate}.weight"), (2.0f64 / 320.0).sqrt());
+    }
+    assert_constant(&vars, "blocks.1.mixer.recurrent_kernel", 0.0);
+    assert_constant(&vars, "blocks.1.mixer.group_norm.weight", 0.0);
+    assert_uniform(&vars, "blocks.1.mixer.conv1d.conv.weight", 0.5);
+    // Biases zero but the forget gate's powerlaw_blockdependent: 5 − 12·(j/15)^(0.3 + 1.3·r),
+    // r = block/(blocks − 1): from 5 down to −7 over each head's 16 units.
+    let bias = |block: i64| get(&vars, &format!("blocks.{block}.mixer.bias")).shallow_clone();
+    for block in [0i64, 2] {
+        let b = bias(block);
+        let r = block as f64 / 2.0;
+        let forget = b.select(1, 1).select(0, 3); // last head
+        for j in [0i64, 7, 15] {
+            let want = 5.0 - 12.0 * (j as f64 / 15.0).powf(0.3 + 1.3 * r);
+            let got = forget.double_value(&[j]);
+            assert!((got - want).abs() < 1e-5, "block {block} unit {j}: {got} vs {want}");
+        }
+        let others = Tensor::cat(&[b.select(1, 0), b.select(1, 2), b.select(1, 3)], 0);
+        assert_eq!(others.abs().max().double_value(&[]), 0.0);
+    }
+}
+
+#[test]
 fn retnet_starts_as_torchscale_multiscale_retention() {
     let vars = build("retnet", json!({"d_model": 64, "n_heads": 4}), &tokens_io());
     let m = |name: &str| format!("blocks.0.mixer.{name}");

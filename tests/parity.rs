@@ -14,6 +14,7 @@ use seqbench::models::retnet::RetNetConfig;
 use seqbench::models::rnn::{build_cell, Cell, RnnConfig};
 use seqbench::models::rwkv6::Rwkv6Config;
 use seqbench::models::s4d::S4dConfig;
+use seqbench::models::slstm::SlstmConfig;
 use seqbench::models::transformer::{build_transformer, Positions, TransformerConfig};
 use seqbench::models::{build_model, ArchConfig, SeqModel, TaskIo};
 use std::collections::HashMap;
@@ -142,6 +143,11 @@ fn griffin_matches_recurrentgemma_reference() {
     let diff = max_abs_diff("griffin", |p| build(p, &params, &io).unwrap());
     eprintln!("griffin: max |Δ| = {diff:.1e}");
     assert!(diff <= TOLERANCE, "griffin: max |Δ| = {diff:e}");
+}
+
+#[test]
+fn slstm_matches_xlstm_reference() {
+    zoo_parity("slstm", SlstmConfig { d_model: 16, n_heads: 4, conv_size: 4, ..Default::default() }, true);
 }
 
 #[test]

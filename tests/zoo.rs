@@ -26,6 +26,7 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "hawk" => json!({ "num_heads": 2, "lru_width": 24 }),
         "hybrid" => json!({ "layers": "mamba,transformer", "mamba.d_state": 4, "transformer.n_heads": 2 }),
         "local_attention" => json!({ "n_heads": 2, "window": 8 }),
+        "slstm" => json!({ "n_heads": 2 }),
         _ => json!({}),
     };
     p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

@@ -19,7 +19,7 @@
 use super::backbone::{Backbone, BackboneConfig, BackboneInit, Norm};
 use super::rnn::{Cell, RnnConfig, RnnMixer};
 use super::transformer::{Attention, Positions, TransformerConfig};
-use super::{deltanet, gla, hawk, local_attention, lru, mamba, mamba2, minrnn, mlstm, retnet, rwkv6, s4d};
+use super::{deltanet, gla, hawk, local_attention, lru, mamba, mamba2, minrnn, mlstm, retnet, rwkv6, s4d, slstm};
 use super::{ArchConfig, ArchInfo, Mixer, SeqModel, TaskIo};
 use crate::params::{ParamError, ParamMap};
 use serde::{Deserialize, Serialize};
@@ -203,6 +203,7 @@ fn mixer_builder(name: &str, config: serde_json::Value, io: &TaskIo) -> anyhow::
         "gla" => typed::<gla::GlaConfig>(config, io)?,
         "rwkv6" => typed::<rwkv6::Rwkv6Config>(config, io)?,
         "mlstm" => typed::<mlstm::MlstmConfig>(config, io)?,
+        "slstm" => typed::<slstm::SlstmConfig>(config, io)?,
         "deltanet" => typed::<deltanet::DeltaNetConfig>(config, io)?,
         "gated_deltanet" => typed::<deltanet::GatedDeltaNetConfig>(config, io)?,
         "deltaproduct" => typed::<deltanet::DeltaProductConfig>(config, io)?,

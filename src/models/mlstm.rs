@@ -115,12 +115,12 @@ impl ArchConfig for MlstmConfig {
 }
 
 /// xLSTM's `LinearHeadwiseExpand`: a block-diagonal map, weight (blocks, out, in).
-struct Headwise {
-    weight: Tensor,
+pub(super) struct Headwise {
+    pub(super) weight: Tensor,
 }
 
 impl Headwise {
-    fn forward(&self, x: &Tensor) -> Tensor {
+    pub(super) fn forward(&self, x: &Tensor) -> Tensor {
         let (blocks, size) = (self.weight.size()[0], self.weight.size()[2]);
         let mut shape = x.size();
         shape.pop();

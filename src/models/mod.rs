@@ -23,6 +23,7 @@ pub mod rnn;
 pub mod rwkv6;
 pub mod s4d;
 pub mod scan;
+pub mod slstm;
 pub mod transformer;
 
 use crate::params::{ParamError, ParamMap};
@@ -221,6 +222,7 @@ pub fn registry() -> &'static [ArchInfo] {
         hgrn2::INFO,
         rwkv6::INFO,
         mlstm::INFO,
+        slstm::INFO,
         deltanet::DELTANET_INFO,
         deltanet::GATED_DELTANET_INFO,
         deltanet::DELTAPRODUCT_INFO,
