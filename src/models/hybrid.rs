@@ -14,8 +14,9 @@
 //! Block i holds `layers[i % len]`. Each mixer is built by its own architecture's config, with
 //! the hybrid's d_model, n_layers and dropout (so its initialisation scales as in a pure stack of
 //! that depth) and its `<mixer>.` parameters, resolved and checked by that architecture. The
-//! backbone (norms, MLP, embedding, head) is the hybrid's own. The recurrent form, FLOPs, state
-//! size and parameter counts compose from the blocks.
+//! backbone (norms, MLP, embedding, head) is the hybrid's own: `plain`, or `griffin` for
+//! Griffin's residual block (Griffin = `layers: "hawk,hawk,local_attention"`, `backbone:
+//! griffin`). The recurrent form, FLOPs, state size and parameter counts compose from the blocks.
 use super::backbone::{Backbone, BackboneConfig, BackboneInit, Norm};
 use super::rnn::{Cell, RnnConfig, RnnMixer};
 use super::transformer::{Attention, Positions, TransformerConfig};
