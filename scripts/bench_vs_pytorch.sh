@@ -9,7 +9,9 @@
 # unequal n_params. SEQBENCH_MALLOC=keep runs both sides with glibc keeping freed memory (seqbench
 # through mallopt, Python through glibc's MALLOC_*_ variables, the same settings). Both sides
 # flush denormal floats (seqbench's default, torch.set_flush_denormal(True) in the reference);
-# SEQBENCH_FLUSH_DENORMAL=false keeps them on both sides (PyTorch's default).
+# SEQBENCH_FLUSH_DENORMAL=false keeps them on both sides (PyTorch's default). BENCH_ARCHS="hawk
+# slstm" restricts both sides to those architectures. Hawk runs in Griffin's residual block on
+# both sides (RMSNorm, gated GeLU MLP), as seqbench builds it.
 #   bash scripts/bench_vs_pytorch.sh [ROUNDS] [BATCH] [LENGTH] [D_MODEL] [THREADS]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,17 +63,23 @@ models:
   - {arch: minlstm, d_model: $d, n_layers: 2, mlp_ratio: 4, expand: 1}
   - {arch: retnet, d_model: $d, n_layers: 2, mlp_ratio: 4, n_heads: 4, chunk: 64}
   - {arch: mamba, d_model: $d, n_layers: 2, mlp_ratio: 4, d_state: 16, expand: 2, d_conv: 4, dt_rank: 0}
+  - {arch: hawk, d_model: $d, n_layers: 2, mlp_ratio: 4, num_heads: 4, conv_width: 4}
+  - {arch: slstm, d_model: $d, n_layers: 2, mlp_ratio: 4, n_heads: 4, conv_size: 4}
 tasks:
   - {task: induction, vocab_size: 64, seq_len: $length, train_examples: $((batch * 30)), test_examples: $batch}
 YAML
+archs="${BENCH_ARCHS:-lstm gru transformer s4d lru mingru minlstm retnet mamba hawk slstm}"
+# Only the chosen architectures' model lines stay in the suite.
+awk -v keep=" $archs " '/^  - \{arch: / { a = $3; sub(/,$/, "", a); if (index(keep, " " a " ") == 0) next } { print }' \
+  "$work/suite.yaml" >"$work/suite.tmp" && mv "$work/suite.tmp" "$work/suite.yaml"
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds: PyTorch" >&2
-  env ${torch_env[@]+"${torch_env[@]}"} "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --batch "$batch" \
+  env ${torch_env[@]+"${torch_env[@]}"} "$SEQBENCH_VENV/bin/python" scripts/reference/bench_models.py --arch $archs --batch "$batch" \
     --length "$length" --d-model "$d" --threads "$threads" --flush-denormal "$flush" >"$work/torch-$round.jsonl"
   echo "round $round/$rounds: seqbench" >&2
   "$CARGO_TARGET_DIR/release/seqbench" run "$work/suite.yaml" --out "$work/runs-$round" >"$work/seqbench-$round.log" 2>&1 ||
     { cat "$work/seqbench-$round.log" >&2; echo "bench_vs_pytorch.sh: the seqbench run failed" >&2; exit 1; }
-  cp "$work"/runs-"$round"/vs-pytorch/*/records.jsonl "$work/seqbench-$round.jsonl"
+  cp "$work/runs-$round/vs-pytorch/latest/records.jsonl" "$work/seqbench-$round.jsonl"
 done
 "$SEQBENCH_VENV/bin/python" - "$work" "$rounds" "$batch×$length×d$d, $threads thread(s)" "$malloc" "$flush" <<'PY'
 import json, statistics, sys

@@ -83,7 +83,7 @@ python3 - "$out" <<'EOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 rows, problems = [], []
-for records in sorted(out.glob("*/*/records.jsonl")):
+for records in sorted(out.glob("*/latest/records.jsonl")):  # each suite ran once
     suite = records.parent.parent.name
     for line in records.read_text().splitlines():
         r = json.loads(line)

@@ -277,19 +277,98 @@ class Mamba(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
-class Block(nn.Module):
-    """mlp_ratio 0 removes the MLP sub-block, as in seqbench (Mamba's paper default)."""
+class Hawk(nn.Module):
+    """Hawk's recurrent block (src/models/hawk.rs, from recurrentgemma): GeLU branch times conv ->
+    RG-LRU (block-diagonal gates, c = 8, sqrt(1 - a^2) input scaling), the scan in float32."""
 
-    def __init__(self, mixer, d, mlp_ratio):
+    def __init__(self, d, heads, conv_width=4):
         super().__init__()
-        self.norm1, self.mixer, self.norm2 = nn.LayerNorm(d), mixer, nn.LayerNorm(d)
-        self.mlp = mlp_ratio > 0
+        self.heads, self.bw, self.k = heads, d // heads, conv_width
+        self.linear_y, self.linear_x, self.linear_out = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.conv = nn.Conv1d(d, d, conv_width, groups=d, padding=conv_width - 1)
+        self.gate_w = nn.Parameter(torch.randn(2, heads, self.bw, self.bw) / self.bw ** 0.5)
+        self.gate_b = nn.Parameter(torch.zeros(2, heads, self.bw))
+        self.a_param = nn.Parameter(torch.rand(d))
+
+    def forward(self, u):
+        b, L, d = u.shape
+        y = F.gelu(self.linear_y(u), approximate="tanh")
+        x = self.conv(self.linear_x(u).transpose(1, 2))[..., :L].transpose(1, 2)
+        xh = x.view(b, L, self.heads, self.bw)
+        gates = torch.sigmoid(torch.einsum("blhi,ghij->glbhj", xh, self.gate_w) + self.gate_b[:, None, None])
+        gate_x, gate_a = (g.reshape(L, b, d).transpose(0, 1) for g in gates)
+        log_a = -8.0 * gate_a * F.softplus(self.a_param)
+        multiplier = torch.sqrt(1 - torch.exp(2 * log_a))
+        multiplier = torch.cat([torch.ones_like(multiplier[:, :1]), multiplier[:, 1:]], 1)  # 1 at t = 0
+        h = linear_scan(torch.exp(log_a), x * gate_x * multiplier)
+        return self.linear_out(h * y)
+
+
+class SLSTM(nn.Module):
+    """The sLSTM of xLSTM (src/models/slstm.rs): conv + SiLU on the i/f gates, block-diagonal gate
+    maps and recurrence per head, exponential gating with the max-stabiliser, per-head group norm.
+    A loop over time."""
+
+    def __init__(self, d, heads, k=4):
+        super().__init__()
+        self.nh, self.dh = heads, d // heads
+        self.conv = nn.Conv1d(d, d, k, groups=d, padding=k - 1)
+        self.w = nn.Parameter(torch.randn(4, heads, self.dh, self.dh) * (2 / (5 * d)) ** 0.5)
+        self.r = nn.Parameter(torch.zeros(heads, self.dh, 4, self.dh))
+        self.bias = nn.Parameter(torch.zeros(heads, 4, self.dh))
+        self.norm_w = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        b, L, d = x.shape
+        xc = F.silu(self.conv(x.transpose(1, 2))[..., :L].transpose(1, 2))
+        ins = [xc, xc, x, x]
+        wx = torch.stack([torch.einsum("blhd,hod->blho", t.view(b, L, self.nh, self.dh), self.w[g])
+                          for g, t in enumerate(ins)], 2) + self.bias.transpose(0, 1)
+        h = c = n = m = None
+        hs = []
+        for t in wx.unbind(1):
+            if h is None:
+                i_raw, _, z_raw, o_raw = t.unbind(1)
+                z = torch.tanh(z_raw)
+                c, n, m = z, torch.ones_like(z), i_raw
+                h = torch.sigmoid(o_raw) * z
+            else:
+                raw = t + torch.einsum("bhd,hdgo->bgho", h, self.r)
+                i_raw, f_raw, z_raw, o_raw = raw.unbind(1)
+                lfm = m + F.logsigmoid(f_raw)
+                m_new = torch.maximum(i_raw, lfm)
+                i, f = torch.exp(i_raw - m_new).clamp(max=1), torch.exp(lfm - m_new).clamp(max=1)
+                c = f * c + i * torch.tanh(z_raw)
+                n = f * n + i
+                h, m = torch.sigmoid(o_raw) * c / n, m_new
+            hs.append(h)
+        hs = torch.stack(hs, 1)
+        normed = F.group_norm(hs.reshape(b * L, d), self.nh, eps=1e-5).view(b, L, d)
+        return normed * (1 + self.norm_w)
+
+
+class Block(nn.Module):
+    """mlp_ratio 0 removes the MLP sub-block, as in seqbench (Mamba's paper default). `griffin`:
+    Griffin's residual block (RMSNorm eps 1e-6, gated GeLU MLP), as seqbench builds Hawk."""
+
+    def __init__(self, mixer, d, mlp_ratio, griffin=False):
+        super().__init__()
+        norm = (lambda: nn.RMSNorm(d, eps=1e-6)) if griffin else (lambda: nn.LayerNorm(d))
+        self.norm1, self.mixer, self.norm2 = norm(), mixer, norm()
+        self.mlp, self.griffin = mlp_ratio > 0, griffin
         if self.mlp:
-            self.fc1, self.fc2 = nn.Linear(d, mlp_ratio * d), nn.Linear(mlp_ratio * d, d)
+            self.fc1 = nn.Linear(d, (2 if griffin else 1) * mlp_ratio * d)
+            self.fc2 = nn.Linear(mlp_ratio * d, d)
 
     def forward(self, h):
         h = h + self.mixer(self.norm1(h))
-        return h + self.fc2(F.gelu(self.fc1(self.norm2(h)))) if self.mlp else h
+        if not self.mlp:
+            return h
+        up = self.fc1(self.norm2(h))
+        if self.griffin:
+            a, g = up.chunk(2, -1)
+            return h + self.fc2(F.gelu(a, approximate="tanh") * g)
+        return h + self.fc2(F.gelu(up))
 
 
 MIXERS = {
@@ -302,6 +381,8 @@ MIXERS = {
     "minlstm": lambda d, heads: MinRNN(d, lstm=True),
     "retnet": lambda d, heads: Retention(d, heads),
     "mamba": lambda d, heads: Mamba(d),
+    "hawk": lambda d, heads: Hawk(d, heads),
+    "slstm": lambda d, heads: SLSTM(d, heads),
 }
 
 
@@ -309,8 +390,10 @@ class Model(nn.Module):
     def __init__(self, arch, vocab, d, layers, mlp_ratio, heads):
         super().__init__()
         self.embed = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList(Block(MIXERS[arch](d, heads), d, mlp_ratio) for _ in range(layers))
-        self.norm_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
+        griffin = arch == "hawk"
+        self.blocks = nn.ModuleList(Block(MIXERS[arch](d, heads), d, mlp_ratio, griffin) for _ in range(layers))
+        self.norm_f = nn.RMSNorm(d, eps=1e-6) if griffin else nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab)
 
     def forward(self, x):
         h = self.embed(x)
