@@ -15,17 +15,16 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The browser, headless and without sandbox, GPU, first-run page or network chatter.
+fn headless(browser: &Path) -> Command {
+    let mut command = Command::new(browser);
+    command.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]);
+    command
+}
+
 fn screenshot(browser: &Path, html: &Path, png: &Path) {
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--hide-scrollbars",
-            "--window-size=1200,1600",
-        ])
+    let out = headless(browser)
+        .args(["--hide-scrollbars", "--window-size=1200,1600"])
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", html.display()))
         .output()
@@ -54,8 +53,7 @@ fn interactive_charts_draw_and_show_values_on_hover() {
     let run = fixture_report(tmp.path());
     // `#selftest` makes the page's script move the mouse onto the first chart's first point and
     // write the tooltip's lines into the DOM, which --dump-dom prints once scripts have run.
-    let out = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+    let out = headless(&browser)
         .args(["--virtual-time-budget=5000", "--dump-dom"])
         .arg(format!("file://{}#selftest", run.join("report.html").display()))
         .output()

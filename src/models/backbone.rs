@@ -66,6 +66,18 @@ impl BackboneConfig {
         }
     }
 
+    /// Griffin's residual block (recurrentgemma `ResidualBlock`): RMSNorm ε 1e-6, the gated GeLU
+    /// MLP and Griffin's initialisation.
+    pub fn griffin(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64) -> Self {
+        BackboneConfig {
+            norm: Norm::Rms,
+            norm_eps: 1e-6,
+            init: BackboneInit::Griffin,
+            gated_mlp: true,
+            ..BackboneConfig::plain(d_model, n_layers, mlp_ratio, dropout)
+        }
+    }
+
     /// The plain backbone of a recurrent or SSM model (no position embeddings).
     pub fn plain(d_model: i64, n_layers: i64, mlp_ratio: i64, dropout: f64) -> Self {
         BackboneConfig {

@@ -16,7 +16,8 @@
 //! at −log a₀ with a₀² uniform in [0.81, 0.998] (`rnn_param_init`, min_rad 0.9, max_rad 0.999:
 //! the code puts a₀, not the paper's a₀^c, in [0.9, 0.999]). Deviation: seqbench's heads are
 //! per task, so the output layer is not tied to the embedding (Griffin decodes with it).
-use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::backbone::BackboneConfig;
+use super::init::variance_scaled_linear;
 use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -103,25 +104,12 @@ impl Validate for HawkConfig {
 
 impl ArchConfig for HawkConfig {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: Norm::Rms,
-            norm_eps: 1e-6,
-            init: BackboneInit::Griffin,
-            gated_mlp: true,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
-        }
+        BackboneConfig::griffin(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
     }
 
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
         Box::new(Hawk::new(vs, self))
     }
-}
-
-/// A Linear with recurrentgemma's init: weight N(0, scale/fan_in), bias zero.
-fn griffin_linear(vs: &nn::Path, inputs: i64, outputs: i64, scale: f64) -> nn::Linear {
-    let std = (scale / inputs as f64).sqrt();
-    let ws_init = nn::Init::Randn { mean: 0.0, stdev: std };
-    nn::linear(vs, inputs, outputs, nn::LinearConfig { ws_init, bs_init: Some(nn::Init::Const(0.0)), bias: true })
 }
 
 /// `BlockDiagonalLinear`: per block a (block × block) matrix and a bias.
@@ -177,9 +165,9 @@ impl Hawk {
         let log_a = ((Tensor::rand([w], cpu) * (hi - lo) + lo).log()) * 0.5;
         let a_param = ((-log_a).exp() - 1.0).log(); // softplus⁻¹(−log a₀)
         Hawk {
-            linear_y: griffin_linear(&(vs / "linear_y"), d, w, 1.0),
-            linear_x: griffin_linear(&(vs / "linear_x"), d, w, 1.0),
-            linear_out: griffin_linear(&(vs / "linear_out"), w, d, 2.0 / cfg.n_layers as f64),
+            linear_y: variance_scaled_linear(&(vs / "linear_y"), d, w, 1.0, true),
+            linear_x: variance_scaled_linear(&(vs / "linear_x"), d, w, 1.0, true),
+            linear_out: variance_scaled_linear(&(vs / "linear_out"), w, d, 2.0 / cfg.n_layers as f64, true),
             conv_w: vs.randn("conv_w", &[k, w], 0.0, (0.01 / k as f64).sqrt()),
             conv_b: vs.zeros("conv_b", &[w]),
             input_gate: BlockDiagonal::new(&(vs / "input_gate"), w, cfg.num_heads),

@@ -17,7 +17,7 @@
 //! backbone (norms, MLP, embedding, head) is the hybrid's own: `plain`, or `griffin` for
 //! Griffin's residual block (Griffin = `layers: "hawk,hawk,local_attention"`, `backbone:
 //! griffin`). The recurrent form, FLOPs, state size and parameter counts compose from the blocks.
-use super::backbone::{Backbone, BackboneConfig, BackboneInit, Norm};
+use super::backbone::{Backbone, BackboneConfig, Norm};
 use super::rnn::{Cell, RnnConfig, RnnMixer};
 use super::transformer::{Attention, Positions, TransformerConfig};
 use super::{deltanet, gla, hawk, local_attention, lru, mamba, mamba2, minrnn, mlstm, retnet, rwkv6, s4d, slstm};
@@ -73,16 +73,10 @@ impl HybridConfig {
     }
 
     fn backbone(&self) -> BackboneConfig {
-        let plain = BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout);
+        let (d, n, mlp, dropout) = (self.d_model, self.n_layers, self.mlp_ratio, self.dropout);
         match self.backbone {
-            HybridBackbone::Plain => BackboneConfig { norm: self.norm, ..plain },
-            HybridBackbone::Griffin => BackboneConfig {
-                norm: Norm::Rms,
-                norm_eps: 1e-6,
-                init: BackboneInit::Griffin,
-                gated_mlp: true,
-                ..plain
-            },
+            HybridBackbone::Plain => BackboneConfig { norm: self.norm, ..BackboneConfig::plain(d, n, mlp, dropout) },
+            HybridBackbone::Griffin => BackboneConfig::griffin(d, n, mlp, dropout),
         }
     }
 }

@@ -17,6 +17,13 @@ pub fn torch_linear(vs: &nn::Path, inputs: i64, outputs: i64, bias: bool) -> nn:
     nn::linear(vs, inputs, outputs, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias })
 }
 
+/// A Linear with weight N(0, scale/fan_in) and a zero bias: recurrentgemma's layers
+/// (`variance_scaling(scale, "fan_in", "normal")`, not truncated).
+pub fn variance_scaled_linear(vs: &nn::Path, inputs: i64, outputs: i64, scale: f64, bias: bool) -> nn::Linear {
+    let ws_init = nn::Init::Randn { mean: 0.0, stdev: (scale / inputs as f64).sqrt() };
+    nn::linear(vs, inputs, outputs, nn::LinearConfig { ws_init, bs_init: Some(nn::Init::Const(0.0)), bias })
+}
+
 /// A bias-free Linear whose weight is `torch.nn.init.xavier_uniform_(w, gain)`:
 /// U(±gain·√(6 / (fan_in + fan_out))) (torchscale's retention projections).
 pub fn xavier_linear(vs: &nn::Path, inputs: i64, outputs: i64, gain: f64) -> nn::Linear {

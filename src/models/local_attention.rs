@@ -5,7 +5,9 @@
 //! mask: 0 ≤ q − k ≤ window). Griffin cycles two RG-LRU blocks and one of these
 //! (`arch: hybrid`, `layers: "hawk,hawk,local_attention"`, `backbone: griffin`); alone it is a
 //! local-attention stack with Griffin's backbone.
-use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::backbone::BackboneConfig;
+use super::init::variance_scaled_linear;
+use super::transformer::sdpa_backend;
 use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -55,13 +57,7 @@ impl Validate for LocalAttentionConfig {
 
 impl ArchConfig for LocalAttentionConfig {
     fn backbone(&self) -> BackboneConfig {
-        BackboneConfig {
-            norm: Norm::Rms,
-            norm_eps: 1e-6,
-            init: BackboneInit::Griffin,
-            gated_mlp: true,
-            ..BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
-        }
+        BackboneConfig::griffin(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
     }
 
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
@@ -77,11 +73,6 @@ pub struct LocalAttention {
     n_heads: i64,
     head_dim: i64,
     window: i64,
-}
-
-fn linear(vs: nn::Path, inputs: i64, outputs: i64, scale: f64, bias: bool) -> nn::Linear {
-    let ws_init = nn::Init::Randn { mean: 0.0, stdev: (scale / inputs as f64).sqrt() };
-    nn::linear(vs, inputs, outputs, nn::LinearConfig { ws_init, bs_init: Some(nn::Init::Const(0.0)), bias })
 }
 
 /// `_apply_rope`: the first half of the last dimension rotated in two halves (NeoX layout) with
@@ -106,10 +97,10 @@ impl LocalAttention {
     pub fn new(vs: &nn::Path, cfg: &LocalAttentionConfig) -> Self {
         let (d, hd) = (cfg.d_model, cfg.d_model / cfg.n_heads);
         LocalAttention {
-            proj_q: linear(vs / "proj_q", d, d, 1.0, false),
-            proj_k: linear(vs / "proj_k", d, hd, 1.0, false),
-            proj_v: linear(vs / "proj_v", d, hd, 1.0, false),
-            proj_final: linear(vs / "proj_final", d, d, 2.0 / cfg.n_layers as f64, true),
+            proj_q: variance_scaled_linear(&(vs / "proj_q"), d, d, 1.0, false),
+            proj_k: variance_scaled_linear(&(vs / "proj_k"), d, hd, 1.0, false),
+            proj_v: variance_scaled_linear(&(vs / "proj_v"), d, hd, 1.0, false),
+            proj_final: variance_scaled_linear(&(vs / "proj_final"), d, d, 2.0 / cfg.n_layers as f64, true),
             n_heads: cfg.n_heads,
             head_dim: hd,
             window: cfg.window,
@@ -181,15 +172,7 @@ impl Mixer for LocalAttention {
     fn implementation(&self, device: tch::Device, kind: Kind) -> String {
         let q = Tensor::zeros([1, self.n_heads, 64, self.head_dim], (kind, device));
         let mask = Tensor::ones([64, 64], (Kind::Bool, device));
-        let choice = Tensor::f_internal_fused_sdp_choice(&q, &q, &q, Some(&mask), 0.0, false, None, false);
-        let backend = match choice {
-            Ok(0) => "math",
-            Ok(1) => "flash",
-            Ok(2) => "memory-efficient",
-            Ok(3) => "cudnn",
-            _ => "unknown",
-        };
-        format!("local attention: SDPA {backend} with a window mask")
+        format!("local attention: SDPA {} with a window mask", sdpa_backend(&q, Some(&mask), 0.0, false))
     }
 }
 

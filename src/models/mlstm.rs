@@ -68,6 +68,15 @@ const NORMALISER_EPS: f64 = 1e-6;
 /// ε of the per-head output LayerNorm (xLSTM's `MultiHeadLayerNorm`: 1e-5).
 const HEAD_NORM_EPS: f64 = 1e-5;
 
+/// xLSTM's `MultiHeadLayerNorm` (a group norm with one group per head, no bias, the weight
+/// applied as 1 + w): h (…, heads, d) → (…, heads·d).
+pub(super) fn multi_head_layer_norm(h: &Tensor, weight: &Tensor) -> Tensor {
+    let dims = [-1i64];
+    let centred = h - h.mean_dim(dims.as_slice(), true, None);
+    let variance = centred.square().mean_dim(dims.as_slice(), true, None);
+    (centred * (variance + HEAD_NORM_EPS).rsqrt()).flatten(-2, -1) * (weight + 1.0)
+}
+
 impl MlstmConfig {
     /// I: proj_factor·d_model rounded up to a multiple of `round_to`.
     fn inner(&self) -> i64 {
@@ -208,10 +217,7 @@ impl Mlstm {
 
     /// The memory's output h (…, heads, d) → per-head LayerNorm, skip, output gate, proj_down.
     fn output(&self, h: &Tensor, xc: &Tensor, z: &Tensor) -> Tensor {
-        let dims = [-1i64];
-        let centred = h - h.mean_dim(dims.as_slice(), true, None);
-        let variance = centred.square().mean_dim(dims.as_slice(), true, None);
-        let normed = (centred * (variance + HEAD_NORM_EPS).rsqrt()).flatten(-2, -1) * (&self.outnorm_weight + 1.0);
+        let normed = multi_head_layer_norm(h, &self.outnorm_weight);
         self.proj_down.forward(&((normed + &self.learnable_skip * xc) * z.silu()))
     }
 }

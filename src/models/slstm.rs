@@ -19,7 +19,7 @@
 //! gated GeLU MLP of width 1.3·D), as for `mlstm`.
 use super::backbone::{Backbone, BackboneConfig};
 use super::fla_parts::ShortConv;
-use super::mlstm::Headwise;
+use super::mlstm::{multi_head_layer_norm, Headwise};
 use super::{check_at_least, ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -85,9 +85,6 @@ pub struct Slstm {
     head_dim: i64,
     conv_size: i64,
 }
-
-/// ε of the per-head group norm (`MultiHeadLayerNorm`: 1e-5).
-const GROUP_NORM_EPS: f64 = 1e-5;
 
 /// h, c, n, m (b, heads, DH) and the conv window.
 struct SlstmState {
@@ -171,10 +168,7 @@ impl Slstm {
 
     /// The per-head group norm of h (…, heads, DH) → (…, D).
     fn output(&self, h: &Tensor) -> Tensor {
-        let dims = [-1i64];
-        let centred = h - h.mean_dim(dims.as_slice(), true, None);
-        let variance = centred.square().mean_dim(dims.as_slice(), true, None);
-        (centred * (variance + GROUP_NORM_EPS).rsqrt()).flatten(-2, -1) * (&self.norm_weight + 1.0)
+        multi_head_layer_norm(h, &self.norm_weight)
     }
 }
 

@@ -82,6 +82,20 @@ pub struct Attention {
     rope: bool,
 }
 
+/// The scaled-dot-product-attention backend libtorch picks (`_fused_sdp_choice`, what
+/// `F.scaled_dot_product_attention` dispatches to) for queries, keys and values shaped and typed
+/// as `q`, with this mask, dropout and causality.
+pub fn sdpa_backend(q: &Tensor, mask: Option<&Tensor>, dropout: f64, causal: bool) -> &'static str {
+    match Tensor::f_internal_fused_sdp_choice(q, q, q, mask, dropout, causal, None, false) {
+        Ok(0) => "math",
+        Ok(1) => "flash",
+        Ok(2) => "memory-efficient",
+        Ok(3) => "cudnn",
+        Ok(4) => "overrideable",
+        _ => "unknown",
+    }
+}
+
 /// Rotary position embedding (GPT-NeoX "rotate half" layout) applied to x: (b, heads, l, hd)
 /// whose first position is `offset`.
 pub fn apply_rope(x: &Tensor, offset: i64) -> Tensor {
@@ -136,19 +150,8 @@ impl Mixer for Attention {
     /// and dropout on `device` in `kind` (`_fused_sdp_choice`, what `F.scaled_dot_product_attention`
     /// dispatches to).
     fn implementation(&self, device: tch::Device, kind: tch::Kind) -> String {
-        let hd = self.d_model / self.n_heads;
-        let q = Tensor::zeros([1, self.n_heads, 64, hd], (kind, device));
-        let choice =
-            Tensor::f_internal_fused_sdp_choice::<Tensor>(&q, &q, &q, None, self.dropout, self.causal, None, false);
-        let backend = match choice {
-            Ok(0) => "math",
-            Ok(1) => "flash",
-            Ok(2) => "memory-efficient",
-            Ok(3) => "cudnn",
-            Ok(4) => "overrideable",
-            _ => "unknown",
-        };
-        format!("attention: SDPA {backend}")
+        let q = Tensor::zeros([1, self.n_heads, 64, self.d_model / self.n_heads], (kind, device));
+        format!("attention: SDPA {}", sdpa_backend(&q, None, self.dropout, self.causal))
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {

@@ -166,7 +166,7 @@ impl Gathered {
         self.splits.add(r);
         self.lengths.add(r);
         if !r.started_at.is_empty() && !r.finished_at.is_empty() {
-            self.widen_span(r.started_at.to_string(), r.finished_at.to_string());
+            self.widen_span(&r.started_at, &r.finished_at);
         }
         if let Some(path) = r.measurements.implementation.as_deref().filter(|_| r.status == crate::record::Status::Ok) {
             let key = (r.task_label.to_string(), splits::configuration(r));
@@ -174,11 +174,19 @@ impl Gathered {
         }
     }
 
-    fn widen_span(&mut self, start: String, end: String) {
-        self.span = Some(match self.span.take() {
-            None => (start, end),
-            Some((a, b)) => (a.min(start), b.max(end)),
-        });
+    /// Copies a time only when it widens the span (this runs for every record).
+    fn widen_span(&mut self, start: &str, end: &str) {
+        match &mut self.span {
+            None => self.span = Some((start.to_string(), end.to_string())),
+            Some((first, last)) => {
+                if start < first.as_str() {
+                    *first = start.to_string();
+                }
+                if end > last.as_str() {
+                    *last = end.to_string();
+                }
+            }
+        }
     }
 
     /// Adds what was gathered from the records that follow this one's in the file.
@@ -201,7 +209,7 @@ impl Gathered {
         self.busy.0.extend(later.busy.0.into_iter().take(room));
         self.busy.1 += later.busy.1;
         if let Some((start, end)) = later.span {
-            self.widen_span(start, end);
+            self.widen_span(&start, &end);
         }
         for (key, paths) in later.implementations {
             self.implementations.entry(key).or_default().extend(paths);

@@ -5,7 +5,7 @@
 //! `torch.amp.GradScaler`. Autocast and the matmul precision go through csrc/amp.cpp, as tch
 //! does not expose them for the CPU.
 use anyhow::{bail, Result};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// The `dtype` of a suite's training settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,15 @@ impl Precision {
             Precision::Float32 => "float32",
             Precision::Bfloat16 => "bfloat16",
             Precision::Float16 => "float16",
+        }
+    }
+
+    /// The dtype the activations take under this precision's autocast.
+    pub fn activation_kind(self) -> Kind {
+        match self {
+            Precision::Float32 => Kind::Float,
+            Precision::Bfloat16 => Kind::BFloat16,
+            Precision::Float16 => Kind::Half,
         }
     }
 

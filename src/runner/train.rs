@@ -321,12 +321,7 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
     }
     // Evaluation and the inference and generation timings run as training did.
     let _autocast = precision.autocast(device)?;
-    let activations = match precision {
-        Precision::Float32 => Kind::Float,
-        Precision::Bfloat16 => Kind::BFloat16,
-        Precision::Float16 => Kind::Half,
-    };
-    m.implementation = Some(model.implementation(device, activations));
+    m.implementation = Some(model.implementation(device, precision.activation_kind()));
     if status == Status::Ok {
         let eval = evaluate(model.as_ref(), &data.test, batch, device);
         (m.eval_loss, m.accuracy, m.exact_match) = (Some(eval.loss), Some(eval.accuracy), Some(eval.exact_match));
