@@ -67,6 +67,9 @@ impl Default for HybridConfig {
 /// DLinear/NLinear time maps are not sequence mixers of a residual stack.
 const NOT_MIXERS: &[&str] = &["hgrn2", "linear", "hybrid"];
 
+/// The hybrid's own settings that every mixer is built with.
+const SHARED: [&str; 3] = ["d_model", "n_layers", "dropout"];
+
 impl HybridConfig {
     pub fn layer_names(&self) -> Vec<&str> {
         self.layers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
@@ -101,12 +104,8 @@ fn split(combo: &ParamMap) -> Result<(HybridConfig, BTreeMap<String, ParamMap>),
         if NOT_MIXERS.contains(name) {
             return Err(ParamError::new("layers", format!("`{name}` cannot be a block of a hybrid stack")));
         }
-        let shared = [
-            ("d_model", serde_yaml::Value::from(cfg.d_model)),
-            ("n_layers", serde_yaml::Value::from(cfg.n_layers)),
-            ("dropout", serde_yaml::Value::from(cfg.dropout)),
-        ];
-        mixers.insert(name.to_string(), shared.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let values = [serde_yaml::Value::from(cfg.d_model), cfg.n_layers.into(), cfg.dropout.into()];
+        mixers.insert(name.to_string(), SHARED.iter().map(|k| k.to_string()).zip(values).collect());
     }
     for (key, value) in combo.iter().filter(|(k, _)| k.contains('.')) {
         let (mixer, param) = key.split_once('.').expect("contains a dot");
@@ -116,7 +115,7 @@ fn split(combo: &ParamMap) -> Result<(HybridConfig, BTreeMap<String, ParamMap>),
                 format!("`{mixer}` is not among the layers ({}); expected <mixer>.<parameter>", names.join(", ")),
             ));
         };
-        if ["d_model", "n_layers", "dropout"].contains(&param) {
+        if SHARED.contains(&param) {
             return Err(ParamError::new(
                 key.as_str(),
                 format!("`{param}` is the hybrid's own; set it without the prefix"),
@@ -157,7 +156,7 @@ fn resolve(combo: &ParamMap, io: &TaskIo) -> Result<serde_json::Value, ParamErro
     let object = out.as_object_mut().expect("a struct serialises to an object");
     for (name, config) in resolved {
         for (key, value) in config.as_object().expect("an object").iter() {
-            if !["d_model", "n_layers", "dropout"].contains(&key.as_str()) {
+            if !SHARED.contains(&key.as_str()) {
                 object.insert(format!("{name}.{key}"), value.clone());
             }
         }
