@@ -9,6 +9,8 @@
 //! - csrc/amp.cpp (autocast per device type and the float32 matmul precision, which tch does not
 //!   expose) against the wheel's headers, setting `seqbench_amp`; without it, mixed precision
 //!   is refused with a message;
+//! - csrc/scan.cpp (fused linear and selective scans with their own autograd), setting
+//!   `seqbench_scan`; without it the mixers run their libtorch reference scans;
 //! - torch version, git commit and rustc version for env.json;
 //! - the model presets of configs/models, so that `preset: NAME` works wherever the binary runs.
 use std::path::Path;
@@ -39,15 +41,20 @@ fn cuda_include(lib_dir: &Path) -> Option<std::path::PathBuf> {
     candidates.into_iter().find(|d| complete(d))
 }
 
-/// Compiles `csrc/<name>.cpp` against libtorch's headers into `libseqbench_<name>.a`, with the
-/// wheel's C++ ABI.
-fn compile_shim(name: &str, includes: &[std::path::PathBuf]) -> Result<(), cc::Error> {
+/// A build of `csrc/<name>.cpp` against libtorch's headers, with the wheel's C++ ABI.
+fn shim(name: &str, includes: &[std::path::PathBuf]) -> cc::Build {
     let mut build = cc::Build::new();
     build.cpp(true).file(format!("csrc/{name}.cpp")).flag("-std=c++17").define("_GLIBCXX_USE_CXX11_ABI", "1");
     for dir in includes {
         build.include(dir);
     }
-    build.warnings(false).try_compile(&format!("seqbench_{name}"))
+    build.warnings(false);
+    build
+}
+
+/// Compiles `csrc/<name>.cpp` into `libseqbench_<name>.a`.
+fn compile_shim(name: &str, includes: &[std::path::PathBuf]) -> Result<(), cc::Error> {
+    shim(name, includes).try_compile(&format!("seqbench_{name}"))
 }
 
 /// Compiles the CUDA memory shim when libtorch has CUDA and its headers are at hand.
@@ -94,6 +101,30 @@ fn build_amp_shim(lib_path: &Path) {
     }
 }
 
+/// Compiles the fused scans (csrc/scan.cpp) when libtorch's headers are at hand. They are
+/// optimised whatever the profile (a debug build's scans would make the tests slow) and
+/// vectorised through `#pragma omp simd`; without them every mixer uses its `reference` scan.
+fn build_scan_shim(lib_path: &Path) {
+    println!("cargo:rerun-if-changed=csrc/scan.cpp");
+    let Some(torch_include) = lib_path.parent().map(|p| p.join("include")) else { return };
+    let api = torch_include.join("torch/csrc/api/include");
+    if !api.join("torch/autograd.h").exists() {
+        println!("cargo:warning=libtorch headers not found: fused scans unavailable (the reference scans run)");
+        return;
+    }
+    let mut build = shim("scan", &[torch_include, api]);
+    build.opt_level(3).debug(false).flag_if_supported("-fopenmp-simd");
+    match build.try_compile("seqbench_scan") {
+        Ok(()) => {
+            println!("cargo:rustc-link-search=native={}", lib_path.display());
+            println!("cargo:rustc-link-lib=dylib=torch_cpu");
+            println!("cargo:rustc-link-lib=dylib=c10");
+            println!("cargo:rustc-cfg=seqbench_scan");
+        }
+        Err(e) => println!("cargo:warning=fused scan shim not built ({e}): the reference scans run"),
+    }
+}
+
 /// `$OUT_DIR/presets.rs`: `[(name, text), …]` of every configs/models/*.yaml, sorted by name.
 fn bundle_presets() {
     println!("cargo:rerun-if-changed=configs/models");
@@ -120,6 +151,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rustc-check-cfg=cfg(seqbench_cuda_memory)");
     println!("cargo:rustc-check-cfg=cfg(seqbench_amp)");
+    println!("cargo:rustc-check-cfg=cfg(seqbench_scan)");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
 
@@ -136,6 +168,7 @@ fn main() {
         version = torch_version(lib_path).unwrap_or(version);
         build_cuda_memory_shim(lib_path);
         build_amp_shim(lib_path);
+        build_scan_shim(lib_path);
     }
     println!("cargo:rustc-env=SEQBENCH_LIBTORCH_DIR={lib_dir}");
     println!("cargo:rustc-env=SEQBENCH_TORCH_VERSION={version}");

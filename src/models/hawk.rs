@@ -18,7 +18,8 @@
 //! per task, so the output layer is not tied to the embedding (Griffin decodes with it).
 use super::backbone::BackboneConfig;
 use super::init::variance_scaled_linear;
-use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::scan::ScanImpl;
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -40,6 +41,8 @@ pub struct HawkConfig {
     /// a₀ = exp(−softplus(Λ)) starts with a₀² uniform in [min_rad², max_rad²].
     pub min_rad: f64,
     pub max_rad: f64,
+    /// The recurrence's scan: `fused` (the C++ op) or `reference` (libtorch ops).
+    pub scan: ScanImpl,
 }
 
 impl Default for HawkConfig {
@@ -54,6 +57,7 @@ impl Default for HawkConfig {
             conv_width: 4,
             min_rad: 0.9,
             max_rad: 0.999,
+            scan: ScanImpl::Fused,
         }
     }
 }
@@ -153,6 +157,7 @@ pub struct Hawk {
     d_model: i64,
     width: i64,
     conv_width: i64,
+    scan: ScanImpl,
 }
 
 impl Hawk {
@@ -176,6 +181,7 @@ impl Hawk {
             d_model: d,
             width: w,
             conv_width: k,
+            scan: cfg.scan,
         }
     }
 
@@ -217,7 +223,7 @@ impl Mixer for Hawk {
         let len = x.size()[1];
         let first = Tensor::arange(len, (Kind::Int64, x.device())).eq(0).view([1, len, 1]);
         let (a, normalized) = self.gates(&x, Some(&first));
-        let h = scan::linear_scan(&a, &normalized).to_kind(x.kind());
+        let h = self.scan.linear(&a, &normalized).to_kind(x.kind());
         self.linear_out.forward(&(h * y))
     }
 
@@ -258,8 +264,8 @@ impl Mixer for Hawk {
         6.0 * d * w + 2.0 * k * w + 4.0 * w * bw + 12.0 * w
     }
 
-    fn implementation(&self, _device: tch::Device, _kind: Kind) -> String {
-        "hawk: RG-LRU scan in libtorch ops, no fused kernel".to_string()
+    fn implementation(&self, device: tch::Device, _kind: Kind) -> String {
+        format!("hawk: RG-LRU scan by {}", self.scan.describe(device))
     }
 }
 

@@ -3,7 +3,8 @@
 //! see docs/models.md for the equations.
 use super::backbone::BackboneConfig;
 use super::init::flax_dense;
-use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
+use super::scan::ScanImpl;
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -28,6 +29,8 @@ pub struct LruConfig {
     /// Learning-rate factor of ν, θ, γ and B, which also get no weight decay (`lr_factor` in
     /// minimal-LRU: 0.5).
     pub ssm_lr_factor: f64,
+    /// The recurrence's scan: `fused` (the C++ op) or `reference` (libtorch ops).
+    pub scan: ScanImpl,
 }
 
 impl Default for LruConfig {
@@ -43,6 +46,7 @@ impl Default for LruConfig {
             max_phase: std::f64::consts::TAU,
             glu: true,
             ssm_lr_factor: 0.5,
+            scan: ScanImpl::Fused,
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct Lru {
     ssm_lr_factor: f64,
     d_model: i64,
     d_state: i64,
+    scan: ScanImpl,
 }
 
 impl Lru {
@@ -132,6 +137,7 @@ impl Lru {
             ssm_lr_factor: cfg.ssm_lr_factor,
             d_model: h,
             d_state: n,
+            scan: cfg.scan,
         }
     }
 
@@ -169,10 +175,14 @@ impl Lru {
 }
 
 impl Mixer for Lru {
+    fn implementation(&self, device: tch::Device, _kind: Kind) -> String {
+        format!("lru: complex scan by {}", self.scan.describe(device))
+    }
+
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let input = self.input(xs); // (b, L, N)
         let decay = self.lambda().expand_as(&input);
-        self.output(self.readout(&scan::linear_scan(&decay, &input), xs), train)
+        self.output(self.readout(&self.scan.linear(&decay, &input), xs), train)
     }
 
     /// State: [h] complex (b, N).

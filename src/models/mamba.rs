@@ -1,9 +1,12 @@
 //! Mamba (Gu & Dao 2023): a selective state-space block with input-dependent Δ, B and C; see
-//! docs/models.md for the equations. The selective scan is `scan::linear_scan`.
+//! docs/models.md for the equations. The selective scan is the fused op of fused_scan.rs
+//! (`scan: fused`), or libtorch ops materialising the (batch, L, E, N) states (`scan: reference`).
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::fused_scan::{self, Form};
 use super::init::{inverse_softplus_dt, rescale_redraw, torch_linear, uniform_fan_in};
 use super::s4d::validate_dt_range;
-use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
+use super::scan::{self, ScanImpl};
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, ParamRule, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -27,6 +30,8 @@ pub struct MambaConfig {
     pub dt_max: f64,
     /// The backbone's norms: RMSNorm as Mamba's language model (`rms_norm=True`), or LayerNorm.
     pub norm: Norm,
+    /// The selective scan: `fused` (the C++ op) or `reference` (libtorch ops).
+    pub scan: ScanImpl,
 }
 
 impl Default for MambaConfig {
@@ -43,6 +48,7 @@ impl Default for MambaConfig {
             dt_min: 0.001,
             dt_max: 0.1,
             norm: Norm::Rms,
+            scan: ScanImpl::Fused,
         }
     }
 }
@@ -100,6 +106,7 @@ pub struct Mamba {
     d_state: i64,
     rank: i64,
     d_conv: i64,
+    scan: ScanImpl,
 }
 
 impl Mamba {
@@ -130,6 +137,7 @@ impl Mamba {
             d_state: n,
             rank: r,
             d_conv: cfg.d_conv,
+            scan: cfg.scan,
         }
     }
 
@@ -146,18 +154,22 @@ impl Mamba {
         ((&delta * a).exp(), delta * b.unsqueeze(-2) * x.unsqueeze(-1))
     }
 
+    /// C·h from the states h (..., E, N): (..., E).
+    fn readout(h: &Tensor, c: &Tensor) -> Tensor {
+        (h * c.unsqueeze(-2)).sum_dim_intlist([-1i64].as_slice(), false, None)
+    }
+
     /// y = C·h + D·x, gated by silu(z), projected back: (..., E) → (..., H).
-    fn output(&self, h: &Tensor, c: &Tensor, x: &Tensor, z: &Tensor) -> Tensor {
-        let y = (h * c.unsqueeze(-2)).sum_dim_intlist([-1i64].as_slice(), false, None) + x * &self.d_skip;
+    fn output(&self, ch: &Tensor, x: &Tensor, z: &Tensor) -> Tensor {
+        let y = ch + x * &self.d_skip;
         self.out_proj.forward(&(y * z.silu()))
     }
 }
 
 impl Mixer for Mamba {
-    /// No fused selective-scan kernel (the official CUDA kernel is not linked in): the scan is
-    /// libtorch ops, chunked doubling (see `scan.rs`).
-    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        "mamba: selective scan in libtorch ops (chunked doubling), no fused kernel".to_string()
+    /// The official CUDA kernel (selective_scan_cuda) is not linked in: the scan is seqbench's.
+    fn implementation(&self, device: tch::Device, _kind: tch::Kind) -> String {
+        format!("mamba: selective scan by {}", self.scan.describe(device))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
@@ -171,9 +183,14 @@ impl Mixer for Mamba {
             .transpose(1, 2)
             .silu();
         let (delta, b, c) = self.selection(&x);
-        let (decay, input) = self.discretize(&x, &delta, &b);
-        let h = scan::linear_scan(&decay, &input); // (b, L, E, N)
-        self.output(&h, &c, &x, z)
+        let ch = if self.scan.fused() {
+            let a = -self.a_log.exp();
+            fused_scan::selective(&x, &delta, &a, &b, &c, Form::Native).to_kind(x.kind())
+        } else {
+            let (decay, input) = self.discretize(&x, &delta, &b);
+            Self::readout(&scan::linear_scan(&decay, &input), &c) // via (b, L, E, N) states
+        };
+        self.output(&ch, &x, z)
     }
 
     /// State: [the last d_conv − 1 inputs of the convolution (b, E, d_conv − 1), h (b, E, N)].
@@ -195,7 +212,7 @@ impl Mixer for Mamba {
         let (delta, b, c) = self.selection(&x);
         let (decay, input) = self.discretize(&x, &delta, &b);
         let h = decay * h + input;
-        let y = self.output(&h, &c, &x, z);
+        let y = self.output(&Self::readout(&h, &c), &x, z);
         state.set(MambaState { conv_window: window.narrow(-1, 1, self.d_conv - 1), ssm: h });
         Some(y)
     }
@@ -228,7 +245,7 @@ struct MambaState {
 
 pub const INFO: ArchInfo = ArchInfo {
     name: "mamba",
-    description: "Mamba selective SSM block (input-dependent Δ, B, C; causal conv; SiLU gate), chunked scan",
+    description: "Mamba selective SSM block (input-dependent Δ, B, C; causal conv; SiLU gate), fused selective scan",
     resolve: super::resolve_typed::<MambaConfig>,
     build: super::build_arch::<MambaConfig>,
 };

@@ -3,7 +3,8 @@
 //! See docs/models.md for the equations.
 use super::backbone::BackboneConfig;
 use super::init::torch_linear;
-use super::{scan, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::scan::{self, ScanImpl};
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -17,11 +18,14 @@ pub struct MinRnnConfig {
     pub dropout: f64,
     /// Hidden width E as a multiple of d_model.
     pub expand: i64,
+    /// The scan: `fused` (the C++ op, in linear space) or `reference` (libtorch ops, in log
+    /// space as the paper's parallel mode).
+    pub scan: ScanImpl,
 }
 
 impl Default for MinRnnConfig {
     fn default() -> Self {
-        MinRnnConfig { d_model: 64, n_layers: 2, mlp_ratio: 2, dropout: 0.0, expand: 1 }
+        MinRnnConfig { d_model: 64, n_layers: 2, mlp_ratio: 2, dropout: 0.0, expand: 1, scan: ScanImpl::Fused }
     }
 }
 
@@ -53,7 +57,7 @@ macro_rules! min_rnn_arch {
             }
 
             fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
-                Box::new(MinRnn::new(vs, self.0.d_model, self.0.expand * self.0.d_model, $lstm))
+                Box::new(MinRnn::new(vs, &self.0, $lstm))
             }
         }
     };
@@ -68,6 +72,7 @@ pub struct MinRnn {
     lstm: bool,
     d_model: i64,
     hidden: i64,
+    scan: ScanImpl,
 }
 
 /// log g(x), g(x) = x + ½ for x ≥ 0, σ(x) otherwise: a positive candidate for the log-space scan.
@@ -76,7 +81,8 @@ fn log_g(x: &Tensor) -> Tensor {
 }
 
 impl MinRnn {
-    pub fn new(vs: &nn::Path, d_model: i64, hidden: i64, lstm: bool) -> Self {
+    pub fn new(vs: &nn::Path, cfg: &MinRnnConfig, lstm: bool) -> Self {
+        let (d_model, hidden) = (cfg.d_model, cfg.expand * cfg.d_model);
         let parts = if lstm { 3 } else { 2 };
         MinRnn {
             in_proj: torch_linear(&(vs / "in_proj"), d_model, parts * hidden, true),
@@ -84,6 +90,7 @@ impl MinRnn {
             lstm,
             d_model,
             hidden,
+            scan: cfg.scan,
         }
     }
 
@@ -102,9 +109,21 @@ impl MinRnn {
 }
 
 impl Mixer for MinRnn {
+    fn implementation(&self, device: tch::Device, _kind: tch::Kind) -> String {
+        let name = if self.lstm { "minlstm" } else { "mingru" };
+        format!("{name}: scan by {}", self.scan.describe(device))
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (log_coeff, log_value) = self.log_terms(xs);
-        self.out_proj.forward(&scan::log_space_scan(&log_coeff, &log_value))
+        let h = if self.scan.fused() {
+            // The coefficient is in (0, 1) and the value positive: the linear-space recurrence
+            // cannot overflow, so the log space's protection is not needed.
+            self.scan.linear(&log_coeff.exp(), &log_value.exp())
+        } else {
+            scan::log_space_scan(&log_coeff, &log_value)
+        };
+        self.out_proj.forward(&h)
     }
 
     /// State: [h] (b, E).

@@ -1,7 +1,45 @@
 //! Parallel forms of first-order linear recurrences, written with libtorch ops so they run on CPU
-//! and GPU alike. A fused GPU kernel (Mamba's selective_scan_cuda, a Triton log-space scan)
-//! would be faster and lighter on memory; these functions are the place to plug one in.
+//! and GPU alike: the `reference` scans. The fused ops of fused_scan.rs (`scan: fused`, the
+//! default) compute the same recurrences with their own autograd, in less time and memory.
+use super::fused_scan::{self, Form};
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
+
+/// Which scan a mixer runs (`scan:` in its config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanImpl {
+    /// The libtorch-op scans of this file; autograd keeps every intermediate.
+    Reference,
+    /// csrc/scan.cpp's ops (fused_scan.rs); the reference where they were not compiled.
+    #[default]
+    Fused,
+}
+
+impl ScanImpl {
+    /// Whether the fused op runs.
+    pub fn fused(self) -> bool {
+        self == ScanImpl::Fused && fused_scan::AVAILABLE
+    }
+
+    /// What runs on `device`, for the record's `implementation`.
+    pub fn describe(self, device: tch::Device) -> &'static str {
+        match (self, self.fused()) {
+            (_, true) => fused_scan::describe(device),
+            (ScanImpl::Fused, false) => "libtorch-op reference scan (the fused op was not compiled)",
+            (ScanImpl::Reference, _) => "libtorch-op reference scan (scan: reference)",
+        }
+    }
+
+    /// `linear_scan` by the chosen implementation.
+    pub fn linear(self, a: &Tensor, b: &Tensor) -> Tensor {
+        if self.fused() {
+            fused_scan::linear(a, b, Form::Native)
+        } else {
+            linear_scan(a, b)
+        }
+    }
+}
 
 /// Time steps scanned in parallel at once; chunks are chained sequentially. Bounds the memory of
 /// the doubling scan (log2(CHUNK) copies of a chunk) and keeps the log-space scan's cumulative

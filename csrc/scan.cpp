@@ -1,0 +1,594 @@
+// Fused scans with their own autograd, called from Rust on tch tensors (see
+// src/models/fused_scan.rs):
+// - the first-order linear recurrence h_t = a_t ⊙ h_{t−1} + b_t (real or complex) along dim 1;
+// - Mamba's selective scan, y_t[e] = Σ_n C_t[n] h_t[e,n] with
+//   h_t[e,n] = exp(Δ_t[e] A[e,n]) h_{t−1}[e,n] + Δ_t[e] B_t[n] x_t[e], which never stores the
+//   (batch, L, E, N) states: the forward keeps the states at chunk boundaries only, the backward
+//   recomputes one chunk at a time from its boundary and runs the reverse scan through it.
+// On CPU both are loops over time, parallel over the batch (at::parallel_for), vectorised over
+// channels or the state dimension; each kernel is compiled for AVX-512, AVX2 and baseline x86-64
+// and picked at load time. On other devices the same schemes run as ATen ops chunk by chunk
+// (doubling scans inside a chunk), so memory has the same bound there.
+// Exceptions never cross into Rust: each entry point returns -1 and keeps the message for
+// seqbench_scan_last_error.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <c10/util/complex.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SEQBENCH_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SEQBENCH_KERNEL
+#endif
+#define SEQBENCH_INLINE inline __attribute__((always_inline))
+
+namespace {
+
+using at::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+thread_local std::string last_error;
+
+// ---------------------------------------------------------------------------------------------
+// Element helpers.
+
+// exp for float32 written so that loops over it vectorise (Cephes' expf: range reduction by
+// ln 2 and a degree-6 polynomial, ~1 ulp); std::exp is a library call per element. Below
+// −87.3 the result is 0, as expf underflows there (bar denormals).
+SEQBENCH_INLINE float fast_exp(float x) {
+  const float clamped = std::min(std::max(x, -87.3f), 88.7f);
+  const float t = clamped * 1.44269504088896341f;
+  const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest without a libcall
+  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return x < -87.3f ? 0.0f : p * scale;
+}
+SEQBENCH_INLINE double fast_exp(double x) { return std::exp(x); }
+
+template <typename T>
+SEQBENCH_INLINE T conj_of(T x) {
+  return x;
+}
+template <typename T>
+SEQBENCH_INLINE c10::complex<T> conj_of(c10::complex<T> z) {
+  return c10::complex<T>(z.real(), -z.imag());
+}
+
+// A plain dense copy: no lazy conjugation or negation, contiguous.
+Tensor dense(const Tensor& t) { return t.resolve_conj().resolve_neg().contiguous(); }
+
+// ---------------------------------------------------------------------------------------------
+// Linear scan on CPU: (batch, L, D) with D every trailing dimension flattened.
+
+template <typename T>
+SEQBENCH_INLINE void linear_forward_rows(const T* a, const T* b, T* h, int64_t len, int64_t width) {
+  for (int64_t d = 0; d < width; ++d) h[d] = b[d];
+  for (int64_t t = 1; t < len; ++t) {
+    const T* at = a + t * width;
+    const T* bt = b + t * width;
+    const T* prev = h + (t - 1) * width;
+    T* ht = h + t * width;
+#pragma omp simd
+    for (int64_t d = 0; d < width; ++d) ht[d] = at[d] * prev[d] + bt[d];
+  }
+}
+
+// dh_t = g_t + conj(a_{t+1}) dh_{t+1}; grad b = dh; grad a_t = dh_t conj(h_{t−1}), 0 at t = 0.
+template <typename T>
+SEQBENCH_INLINE void linear_backward_rows(const T* a, const T* h, const T* g, T* ga, T* gb, int64_t len,
+                                          int64_t width) {
+  const int64_t last = (len - 1) * width;
+  for (int64_t d = 0; d < width; ++d) gb[last + d] = g[last + d];
+  for (int64_t t = len - 2; t >= 0; --t) {
+    const T* next_a = a + (t + 1) * width;
+    const T* next_gb = gb + (t + 1) * width;
+    const T* gt = g + t * width;
+    T* gbt = gb + t * width;
+#pragma omp simd
+    for (int64_t d = 0; d < width; ++d) gbt[d] = gt[d] + conj_of(next_a[d]) * next_gb[d];
+  }
+  for (int64_t d = 0; d < width; ++d) ga[d] = T(0);
+  for (int64_t t = 1; t < len; ++t) {
+    const T* prev = h + (t - 1) * width;
+    const T* gbt = gb + t * width;
+    T* gat = ga + t * width;
+#pragma omp simd
+    for (int64_t d = 0; d < width; ++d) gat[d] = gbt[d] * conj_of(prev[d]);
+  }
+}
+
+#define SEQBENCH_LINEAR_KERNELS(T, suffix)                                                              \
+  SEQBENCH_KERNEL void linear_forward_##suffix(const T* a, const T* b, T* h, int64_t len, int64_t width) { \
+    linear_forward_rows(a, b, h, len, width);                                                           \
+  }                                                                                                     \
+  SEQBENCH_KERNEL void linear_backward_##suffix(const T* a, const T* h, const T* g, T* ga, T* gb,         \
+                                                int64_t len, int64_t width) {                           \
+    linear_backward_rows(a, h, g, ga, gb, len, width);                                                  \
+  }
+SEQBENCH_LINEAR_KERNELS(float, f32)
+SEQBENCH_LINEAR_KERNELS(double, f64)
+SEQBENCH_LINEAR_KERNELS(c10::complex<float>, c64)
+SEQBENCH_LINEAR_KERNELS(c10::complex<double>, c128)
+
+template <typename T>
+struct LinearKernels;
+#define SEQBENCH_LINEAR_TABLE(T, suffix)                                                               \
+  template <>                                                                                          \
+  struct LinearKernels<T> {                                                                            \
+    static void forward(const T* a, const T* b, T* h, int64_t len, int64_t width) {                   \
+      linear_forward_##suffix(a, b, h, len, width);                                                    \
+    }                                                                                                  \
+    static void backward(const T* a, const T* h, const T* g, T* ga, T* gb, int64_t len, int64_t width) { \
+      linear_backward_##suffix(a, h, g, ga, gb, len, width);                                           \
+    }                                                                                                  \
+  };
+SEQBENCH_LINEAR_TABLE(float, f32)
+SEQBENCH_LINEAR_TABLE(double, f64)
+SEQBENCH_LINEAR_TABLE(c10::complex<float>, c64)
+SEQBENCH_LINEAR_TABLE(c10::complex<double>, c128)
+
+Tensor cpu_linear_scan(const Tensor& a, const Tensor& b) {
+  Tensor h = at::empty_like(b);
+  const int64_t batch = b.size(0), len = b.size(1), width = b.numel() / std::max<int64_t>(batch * len, 1);
+  AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(b.scalar_type(), "seqbench_linear_scan", [&] {
+    const scalar_t* pa = a.const_data_ptr<scalar_t>();
+    const scalar_t* pb = b.const_data_ptr<scalar_t>();
+    scalar_t* ph = h.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t off = i * len * width;
+        LinearKernels<scalar_t>::forward(pa + off, pb + off, ph + off, len, width);
+      }
+    });
+  });
+  return h;
+}
+
+std::pair<Tensor, Tensor> cpu_linear_scan_backward(const Tensor& a, const Tensor& h, const Tensor& g) {
+  Tensor ga = at::empty_like(h), gb = at::empty_like(h);
+  const int64_t batch = h.size(0), len = h.size(1), width = h.numel() / std::max<int64_t>(batch * len, 1);
+  AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(h.scalar_type(), "seqbench_linear_scan_backward", [&] {
+    const scalar_t* pa = a.const_data_ptr<scalar_t>();
+    const scalar_t* ph = h.const_data_ptr<scalar_t>();
+    const scalar_t* pg = g.const_data_ptr<scalar_t>();
+    scalar_t* pga = ga.mutable_data_ptr<scalar_t>();
+    scalar_t* pgb = gb.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t off = i * len * width;
+        LinearKernels<scalar_t>::backward(pa + off, ph + off, pg + off, pga + off, pgb + off, len, width);
+      }
+    });
+  });
+  return {ga, gb};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear scan as ATen ops, for devices without a kernel here: Hillis–Steele doubling inside
+// chunks, chunks chained through the carry. Runs without autograd (inside the Function), so
+// nothing of the doubling is kept.
+
+// (Π_{s≤t} a_s, h_t) for one chunk (batch, n, ...).
+std::pair<Tensor, Tensor> doubling_scan(Tensor a, Tensor h) {
+  const int64_t n = a.size(1);
+  for (int64_t offset = 1; offset < n; offset *= 2) {
+    const int64_t keep = n - offset;
+    Tensor a_tail = a.narrow(1, offset, keep);
+    h = at::cat({h.narrow(1, 0, offset), h.narrow(1, offset, keep) + a_tail * h.narrow(1, 0, keep)}, 1);
+    a = at::cat({a.narrow(1, 0, offset), a_tail * a.narrow(1, 0, keep)}, 1);
+  }
+  return {a, h};
+}
+
+// The chunk's states given the state before it (or none).
+Tensor chunk_scan(const Tensor& a, const Tensor& b, const Tensor* before) {
+  auto [prefix, h] = doubling_scan(a, b);
+  if (before != nullptr) h = h + prefix * before->unsqueeze(1);
+  return h;
+}
+
+Tensor generic_linear_scan(const Tensor& a, const Tensor& b, int64_t chunk) {
+  const int64_t len = a.size(1);
+  std::vector<Tensor> outputs;
+  Tensor carry;
+  for (int64_t start = 0; start < len; start += chunk) {
+    const int64_t n = std::min(chunk, len - start);
+    Tensor h = chunk_scan(a.narrow(1, start, n), b.narrow(1, start, n), carry.defined() ? &carry : nullptr);
+    carry = h.select(1, n - 1);
+    outputs.push_back(h);
+  }
+  return at::cat(outputs, 1);
+}
+
+// Shifts one step later in time, with `fill` entering at t = 0.
+Tensor shift_later(const Tensor& x, const Tensor& fill) {
+  return at::cat({fill.unsqueeze(1), x.narrow(1, 0, x.size(1) - 1)}, 1);
+}
+
+// The reverse recurrence dh_t = g_t + conj(a_{t+1}) dh_{t+1} as a forward scan in flipped time.
+std::pair<Tensor, Tensor> generic_linear_scan_backward(const Tensor& a, const Tensor& h, const Tensor& g,
+                                                       int64_t chunk) {
+  Tensor coeff = shift_later(a.conj().flip({1}), at::zeros_like(a.select(1, 0)));
+  Tensor gb = generic_linear_scan(coeff, g.flip({1}), chunk).flip({1});
+  Tensor ga = gb * shift_later(h, at::zeros_like(h.select(1, 0))).conj();
+  return {ga, gb};
+}
+
+struct LinearScan : public torch::autograd::Function<LinearScan> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a_in, const Tensor& b_in, int64_t chunk,
+                        bool generic) {
+    Tensor a = dense(a_in), b = dense(b_in);
+    const bool cpu = !generic && b.device().is_cpu();
+    Tensor h = cpu ? cpu_linear_scan(a, b) : generic_linear_scan(a, b, chunk);
+    ctx->save_for_backward({a, h});
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["cpu"] = cpu;
+    return h;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &a = saved[0], &h = saved[1];
+    Tensor g = dense(grads[0]);
+    auto [ga, gb] = ctx->saved_data["cpu"].toBool() ? cpu_linear_scan_backward(a, h, g)
+                                                   : generic_linear_scan_backward(a, h, g, ctx->saved_data["chunk"].toInt());
+    return {ga, gb, Tensor(), Tensor()};
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Selective scan on CPU, per batch element: x, Δ (L, E); B, C (L, N); A transposed, (N, E).
+// The state is kept as h[n][e] so that every inner loop runs over the E channels, contiguous and
+// long, and vectorises without a horizontal sum per channel. `bounds` (K, N, E) gets the state
+// before each chunk of `chunk` steps; h (N·E) and u (E) are scratch.
+
+template <typename T>
+SEQBENCH_INLINE void selective_forward_one(const T* x, const T* dt, const T* At, const T* B, const T* C, T* y,
+                                           T* bounds, T* h, T* u, int64_t len, int64_t E, int64_t N,
+                                           int64_t chunk) {
+  std::fill(h, h + N * E, T(0));
+  for (int64_t t = 0; t < len; ++t) {
+    if (t % chunk == 0) std::copy(h, h + N * E, bounds + (t / chunk) * N * E);
+    const T *xt = x + t * E, *dtt = dt + t * E, *Bt = B + t * N, *Ct = C + t * N;
+    T* yt = y + t * E;
+#pragma omp simd
+    for (int64_t e = 0; e < E; ++e) {
+      u[e] = dtt[e] * xt[e];
+      yt[e] = 0;
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      const T bn = Bt[n], cn = Ct[n];
+      const T* An = At + n * E;
+      T* hn = h + n * E;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        const T state = fast_exp(dtt[e] * An[e]) * hn[e] + u[e] * bn;
+        hn[e] = state;
+        yt[e] += state * cn;
+      }
+    }
+  }
+}
+
+// Writes dx, dΔ (L, E), dB, dC (L, N) and adds into dAt (N, E). `states` holds chunk + 1 rows of
+// N·E (the state before the chunk, then each step's), `decays` chunk rows of exp(Δ A), `carry`
+// N·E: exp(Δ_{t+1} A) ⊙ dh_{t+1}, the gradient reaching h_t through the step after; `scratch`
+// 3·E.
+template <typename T>
+SEQBENCH_INLINE void selective_backward_one(const T* x, const T* dt, const T* At, const T* B, const T* C,
+                                            const T* bounds, const T* gy, T* dx, T* ddt, T* dAt, T* dB, T* dC,
+                                            T* states, T* decays, T* carry, T* scratch, int64_t len, int64_t E,
+                                            int64_t N, int64_t chunk) {
+  const int64_t NE = N * E;
+  T *u = scratch, *through_b = scratch + E, *through_a = scratch + 2 * E;
+  std::fill(carry, carry + NE, T(0));
+  const int64_t chunks = (len + chunk - 1) / chunk;
+  for (int64_t k = chunks - 1; k >= 0; --k) {
+    const int64_t t0 = k * chunk, t1 = std::min(len, t0 + chunk);
+    std::copy(bounds + k * NE, bounds + (k + 1) * NE, states);
+    for (int64_t t = t0; t < t1; ++t) {  // recompute the chunk's decays and states
+      const T *xt = x + t * E, *dtt = dt + t * E, *Bt = B + t * N;
+      for (int64_t n = 0; n < N; ++n) {
+        const T bn = Bt[n];
+        const T* An = At + n * E;
+        const T* prev = states + (t - t0) * NE + n * E;
+        T* cur = states + (t - t0 + 1) * NE + n * E;
+        T* decay = decays + (t - t0) * NE + n * E;
+#pragma omp simd
+        for (int64_t e = 0; e < E; ++e) {
+          const T da = fast_exp(dtt[e] * An[e]);
+          decay[e] = da;
+          cur[e] = da * prev[e] + dtt[e] * xt[e] * bn;
+        }
+      }
+    }
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      const T *xt = x + t * E, *dtt = dt + t * E, *Bt = B + t * N, *Ct = C + t * N, *g = gy + t * E;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        u[e] = dtt[e] * xt[e];
+        through_b[e] = 0;  // Σ_n dh[n][e] B[n]
+        through_a[e] = 0;  // Σ_n dh[n][e] h_{t−1}[n][e] decay[n][e] A[n][e]
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        const T bn = Bt[n], cn = Ct[n];
+        const T* An = At + n * E;
+        const T* prev = states + (t - t0) * NE + n * E;
+        const T* cur = states + (t - t0 + 1) * NE + n * E;
+        const T* decay = decays + (t - t0) * NE + n * E;
+        T* carry_n = carry + n * E;
+        T* dAn = dAt + n * E;
+        T sum_b = 0, sum_c = 0;
+#pragma omp simd reduction(+ : sum_b, sum_c)
+        for (int64_t e = 0; e < E; ++e) {
+          const T dh = g[e] * cn + carry_n[e];
+          const T dh_decay = dh * prev[e] * decay[e];  // ∂/∂(Δ A) through the decay
+          sum_c += g[e] * cur[e];
+          sum_b += dh * u[e];
+          through_b[e] += dh * bn;
+          through_a[e] += dh_decay * An[e];
+          dAn[e] += dh_decay * dtt[e];
+          carry_n[e] = decay[e] * dh;
+        }
+        dB[t * N + n] = sum_b;
+        dC[t * N + n] = sum_c;
+      }
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        dx[t * E + e] = dtt[e] * through_b[e];
+        ddt[t * E + e] = xt[e] * through_b[e] + through_a[e];
+      }
+    }
+  }
+}
+
+#define SEQBENCH_SELECTIVE_KERNELS(T, suffix)                                                              \
+  SEQBENCH_KERNEL void selective_forward_##suffix(const T* x, const T* dt, const T* At, const T* B,          \
+                                                  const T* C, T* y, T* bounds, T* h, T* u, int64_t len,      \
+                                                  int64_t E, int64_t N, int64_t chunk) {                     \
+    selective_forward_one(x, dt, At, B, C, y, bounds, h, u, len, E, N, chunk);                               \
+  }                                                                                                          \
+  SEQBENCH_KERNEL void selective_backward_##suffix(                                                          \
+      const T* x, const T* dt, const T* At, const T* B, const T* C, const T* bounds, const T* gy, T* dx,     \
+      T* ddt, T* dAt, T* dB, T* dC, T* states, T* decays, T* carry, T* scratch, int64_t len, int64_t E,      \
+      int64_t N, int64_t chunk) {                                                                            \
+    selective_backward_one(x, dt, At, B, C, bounds, gy, dx, ddt, dAt, dB, dC, states, decays, carry, scratch, \
+                           len, E, N, chunk);                                                                \
+  }
+SEQBENCH_SELECTIVE_KERNELS(float, f32)
+SEQBENCH_SELECTIVE_KERNELS(double, f64)
+
+template <typename T>
+struct SelectiveKernels;
+#define SEQBENCH_SELECTIVE_TABLE(T, suffix)                                             \
+  template <>                                                                           \
+  struct SelectiveKernels<T> {                                                          \
+    template <typename... Args>                                                         \
+    static void forward(Args... args) {                                                 \
+      selective_forward_##suffix(args...);                                              \
+    }                                                                                   \
+    template <typename... Args>                                                         \
+    static void backward(Args... args) {                                                \
+      selective_backward_##suffix(args...);                                             \
+    }                                                                                   \
+  };
+SEQBENCH_SELECTIVE_TABLE(float, f32)
+SEQBENCH_SELECTIVE_TABLE(double, f64)
+
+struct SelectiveInputs {
+  Tensor x, dt, A, B, C;
+  int64_t batch() const { return x.size(0); }
+  int64_t len() const { return x.size(1); }
+  int64_t E() const { return x.size(2); }
+  int64_t N() const { return A.size(1); }
+};
+
+// y and the boundary states, (batch, K, N, E) here (the ATen form keeps its own layout).
+std::pair<Tensor, Tensor> cpu_selective_scan(const SelectiveInputs& in, int64_t chunk) {
+  const int64_t batch = in.batch(), len = in.len(), E = in.E(), N = in.N();
+  const int64_t chunks = (len + chunk - 1) / chunk;
+  Tensor y = at::empty_like(in.x);
+  Tensor bounds = at::empty({batch, chunks, N, E}, in.x.options());
+  Tensor At = in.A.t().contiguous();
+  AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "seqbench_selective_scan", [&] {
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> state(N * E), u(E);
+      for (int64_t i = begin; i < end; ++i) {
+        SelectiveKernels<scalar_t>::forward(
+            in.x.const_data_ptr<scalar_t>() + i * len * E, in.dt.const_data_ptr<scalar_t>() + i * len * E,
+            At.const_data_ptr<scalar_t>(), in.B.const_data_ptr<scalar_t>() + i * len * N,
+            in.C.const_data_ptr<scalar_t>() + i * len * N, y.mutable_data_ptr<scalar_t>() + i * len * E,
+            bounds.mutable_data_ptr<scalar_t>() + i * chunks * N * E, state.data(), u.data(), len, E, N, chunk);
+      }
+    });
+  });
+  return {y, bounds};
+}
+
+// Gradients of x, Δ, A, B, C.
+tensor_list cpu_selective_scan_backward(const SelectiveInputs& in, const Tensor& bounds, const Tensor& gy,
+                                        int64_t chunk) {
+  const int64_t batch = in.batch(), len = in.len(), E = in.E(), N = in.N();
+  const int64_t chunks = bounds.size(1);
+  Tensor dx = at::empty_like(in.x), ddt = at::empty_like(in.dt), dB = at::empty_like(in.B),
+         dC = at::empty_like(in.C);
+  Tensor At = in.A.t().contiguous();
+  Tensor dAt_parts = at::zeros({batch, N, E}, in.A.options());  // one per batch element: no races
+  AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "seqbench_selective_scan_backward", [&] {
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> states((chunk + 1) * N * E), decays(chunk * N * E), carry(N * E), scratch(3 * E);
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t le = i * len * E, ln = i * len * N;
+        SelectiveKernels<scalar_t>::backward(
+            in.x.const_data_ptr<scalar_t>() + le, in.dt.const_data_ptr<scalar_t>() + le,
+            At.const_data_ptr<scalar_t>(), in.B.const_data_ptr<scalar_t>() + ln,
+            in.C.const_data_ptr<scalar_t>() + ln, bounds.const_data_ptr<scalar_t>() + i * chunks * N * E,
+            gy.const_data_ptr<scalar_t>() + le, dx.mutable_data_ptr<scalar_t>() + le,
+            ddt.mutable_data_ptr<scalar_t>() + le, dAt_parts.mutable_data_ptr<scalar_t>() + i * N * E,
+            dB.mutable_data_ptr<scalar_t>() + ln, dC.mutable_data_ptr<scalar_t>() + ln, states.data(),
+            decays.data(), carry.data(), scratch.data(), len, E, N, chunk);
+      }
+    });
+  });
+  return {dx, ddt, dAt_parts.sum(0).t().contiguous(), dB, dC};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selective scan as ATen ops, chunk by chunk: (batch, c, E, N) tensors exist for one chunk at a
+// time, in the forward and again (recomputed from the boundary) in the backward.
+
+struct ChunkTerms {
+  Tensor decay, input;  // exp(Δ A) and Δ B x, each (batch, c, E, N)
+};
+
+ChunkTerms chunk_terms(const SelectiveInputs& in, int64_t t0, int64_t n) {
+  Tensor dt = in.dt.narrow(1, t0, n).unsqueeze(-1);
+  Tensor x = in.x.narrow(1, t0, n).unsqueeze(-1);
+  return {(dt * in.A).exp(), dt * x * in.B.narrow(1, t0, n).unsqueeze(2)};
+}
+
+std::pair<Tensor, Tensor> generic_selective_scan(const SelectiveInputs& in, int64_t chunk) {
+  const int64_t batch = in.batch(), len = in.len(), E = in.E(), N = in.N();
+  const int64_t chunks = (len + chunk - 1) / chunk;
+  Tensor bounds = at::zeros({batch, chunks, E, N}, in.x.options());
+  std::vector<Tensor> ys;
+  Tensor h;
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t t0 = k * chunk, n = std::min(chunk, len - t0);
+    ChunkTerms terms = chunk_terms(in, t0, n);
+    if (h.defined()) bounds.select(1, k).copy_(h);
+    Tensor states = chunk_scan(terms.decay, terms.input, h.defined() ? &h : nullptr);
+    ys.push_back((states * in.C.narrow(1, t0, n).unsqueeze(2)).sum(-1));
+    h = states.select(1, n - 1);
+  }
+  return {at::cat(ys, 1), bounds};
+}
+
+tensor_list generic_selective_scan_backward(const SelectiveInputs& in, const Tensor& bounds, const Tensor& gy,
+                                            int64_t chunk) {
+  const int64_t len = in.len(), chunks = bounds.size(1);
+  std::vector<Tensor> dx(chunks), ddt(chunks), dB(chunks), dC(chunks);
+  Tensor dA = at::zeros_like(in.A);
+  Tensor carry = at::zeros_like(bounds.select(1, 0));  // decay_{t1} ⊙ dh_{t1} from the next chunk
+  for (int64_t k = chunks - 1; k >= 0; --k) {
+    const int64_t t0 = k * chunk, n = std::min(chunk, len - t0);
+    ChunkTerms terms = chunk_terms(in, t0, n);
+    Tensor before = bounds.select(1, k);
+    Tensor states = chunk_scan(terms.decay, terms.input, &before);
+    Tensor prev = shift_later(states, before);
+    Tensor C = in.C.narrow(1, t0, n).unsqueeze(2), B = in.B.narrow(1, t0, n).unsqueeze(2);
+    Tensor g = gy.narrow(1, t0, n).unsqueeze(-1);
+    Tensor direct = g * C;
+    direct.select(1, n - 1).add_(carry);
+    // dh_t = direct_t + decay_{t+1} dh_{t+1}: a forward scan in flipped time.
+    Tensor coeff = shift_later(terms.decay.flip({1}), at::zeros_like(before));
+    Tensor dh = generic_linear_scan(coeff, direct.flip({1}), n).flip({1});
+    carry = terms.decay.select(1, 0) * dh.select(1, 0);
+    Tensor dt = in.dt.narrow(1, t0, n), x = in.x.narrow(1, t0, n);
+    Tensor dh_decay = dh * prev * terms.decay;
+    dC[k] = (g * states).sum(2);
+    dB[k] = (dh * (dt * x).unsqueeze(-1)).sum(2);
+    Tensor dh_b = (dh * B).sum(-1);
+    dx[k] = dt * dh_b;
+    ddt[k] = dh_b * x + (dh_decay * in.A).sum(-1);
+    dA.add_((dh_decay * dt.unsqueeze(-1)).sum(at::IntArrayRef{0, 1}));
+  }
+  return {at::cat(dx, 1), at::cat(ddt, 1), dA, at::cat(dB, 1), at::cat(dC, 1)};
+}
+
+struct SelectiveScan : public torch::autograd::Function<SelectiveScan> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B,
+                        const Tensor& C, int64_t chunk, bool generic) {
+    SelectiveInputs in{dense(x), dense(dt), dense(A), dense(B), dense(C)};
+    const bool cpu = !generic && x.device().is_cpu();
+    auto [y, bounds] = cpu ? cpu_selective_scan(in, chunk) : generic_selective_scan(in, chunk);
+    ctx->save_for_backward({in.x, in.dt, in.A, in.B, in.C});
+    ctx->saved_data["bounds"] = bounds;  // not an input or output: kept as a plain value
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["cpu"] = cpu;
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto s = ctx->get_saved_variables();
+    SelectiveInputs in{s[0], s[1], s[2], s[3], s[4]};
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    Tensor gy = dense(grads[0]);
+    Tensor bounds = ctx->saved_data["bounds"].toTensor();
+    tensor_list out = ctx->saved_data["cpu"].toBool() ? cpu_selective_scan_backward(in, bounds, gy, chunk)
+                                                      : generic_selective_scan_backward(in, bounds, gy, chunk);
+    out.push_back(Tensor());
+    out.push_back(Tensor());
+    return out;
+  }
+};
+
+template <typename F>
+int guarded(F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return -1;
+}
+
+void check(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+}  // namespace
+
+extern "C" {
+
+// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0) for a, b of one shape (batch, L, ...) and
+// dtype (float or complex). generic: use the ATen-op form even on CPU (for tests).
+int seqbench_linear_scan(const at::Tensor* a, const at::Tensor* b, int64_t chunk, int generic, at::Tensor** out) {
+  return guarded([&] {
+    check(a->sizes() == b->sizes(), "linear scan: a and b must have the same shape");
+    check(a->scalar_type() == b->scalar_type(), "linear scan: a and b must have the same dtype");
+    check(a->dim() >= 2 && chunk >= 1, "linear scan: inputs must be (batch, L, ...), chunk ≥ 1");
+    *out = new at::Tensor(LinearScan::apply(*a, *b, chunk, generic != 0));
+  });
+}
+
+// y (batch, L, E) from x, Δ (batch, L, E), A (E, N), B, C (batch, L, N), all one float dtype.
+int seqbench_selective_scan(const at::Tensor* x, const at::Tensor* dt, const at::Tensor* A, const at::Tensor* B,
+                            const at::Tensor* C, int64_t chunk, int generic, at::Tensor** out) {
+  return guarded([&] {
+    check(x->dim() == 3 && dt->sizes() == x->sizes(), "selective scan: x and Δ must both be (batch, L, E)");
+    check(A->dim() == 2 && A->size(0) == x->size(2), "selective scan: A must be (E, N)");
+    const std::vector<int64_t> bc{x->size(0), x->size(1), A->size(1)};
+    check(B->sizes() == at::IntArrayRef(bc) && C->sizes() == at::IntArrayRef(bc),
+          "selective scan: B and C must be (batch, L, N)");
+    for (const at::Tensor* t : {dt, A, B, C}) {
+      check(t->scalar_type() == x->scalar_type(), "selective scan: every input must have x's dtype");
+    }
+    check(chunk >= 1, "selective scan: chunk must be ≥ 1");
+    *out = new at::Tensor(SelectiveScan::apply(*x, *dt, *A, *B, *C, chunk, generic != 0));
+  });
+}
+
+const char* seqbench_scan_last_error() { return last_error.c_str(); }
+}
