@@ -9,8 +9,8 @@
 //! - csrc/amp.cpp (autocast per device type and the float32 matmul precision, which tch does not
 //!   expose) against the wheel's headers, setting `seqbench_amp`; without it, mixed precision
 //!   is refused with a message;
-//! - csrc/scan.cpp (fused linear and selective scans with their own autograd), setting
-//!   `seqbench_scan`; without it the mixers run their libtorch reference scans;
+//! - csrc/scan.cpp and csrc/causal_conv.cpp (fused scans and Mamba's causal conv with their own
+//!   autograd), setting `seqbench_scan`; without them the mixers run their libtorch references;
 //! - torch version, git commit and rustc version for env.json;
 //! - the model presets of configs/models, so that `preset: NAME` works wherever the binary runs.
 use std::path::Path;
@@ -101,11 +101,13 @@ fn build_amp_shim(lib_path: &Path) {
     }
 }
 
-/// Compiles the fused scans (csrc/scan.cpp) when libtorch's headers are at hand. They are
+/// Compiles the fused ops (csrc/scan.cpp, csrc/causal_conv.cpp) when libtorch's headers are at hand. They are
 /// optimised whatever the profile (a debug build's scans would make the tests slow) and
 /// vectorised through `#pragma omp simd`; without them every mixer uses its `reference` scan.
 fn build_scan_shim(lib_path: &Path) {
-    println!("cargo:rerun-if-changed=csrc/scan.cpp");
+    for file in ["csrc/scan.cpp", "csrc/causal_conv.cpp", "csrc/kernel_util.h"] {
+        println!("cargo:rerun-if-changed={file}");
+    }
     let Some(torch_include) = lib_path.parent().map(|p| p.join("include")) else { return };
     let api = torch_include.join("torch/csrc/api/include");
     if !api.join("torch/autograd.h").exists() {
@@ -113,7 +115,7 @@ fn build_scan_shim(lib_path: &Path) {
         return;
     }
     let mut build = shim("scan", &[torch_include, api]);
-    build.opt_level(3).debug(false).flag_if_supported("-fopenmp-simd");
+    build.file("csrc/causal_conv.cpp").opt_level(3).debug(false).flag_if_supported("-fopenmp-simd");
     match build.try_compile("seqbench_scan") {
         Ok(()) => {
             println!("cargo:rustc-link-search=native={}", lib_path.display());

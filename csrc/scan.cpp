@@ -1,14 +1,15 @@
 // Fused scans with their own autograd, called from Rust on tch tensors (see
-// src/models/fused_scan.rs):
+// src/models/fused.rs):
 // - the first-order linear recurrence h_t = a_t ⊙ h_{t−1} + b_t (real or complex) along dim 1;
-// - Mamba's selective scan, y_t[e] = Σ_n C_t[n] h_t[e,n] with
-//   h_t[e,n] = exp(Δ_t[e] A[e,n]) h_{t−1}[e,n] + Δ_t[e] B_t[n] x_t[e], which never stores the
+// - Mamba's selective scan with its skip and gate (selective_scan_fn's u, delta, A, B, C, D, z;
+//   Δ arrives after its softplus): out_t[e] = (Σ_n C_t[n] h_t[e,n] + D[e] x_t[e]) · silu(z_t[e])
+//   with h_t[e,n] = exp(Δ_t[e] A[e,n]) h_{t−1}[e,n] + Δ_t[e] B_t[n] x_t[e]. It never stores the
 //   (batch, L, E, N) states: the forward keeps the states at chunk boundaries only, the backward
 //   recomputes one chunk at a time from its boundary and runs the reverse scan through it.
-// On CPU both are loops over time, parallel over the batch (at::parallel_for), vectorised over
-// channels or the state dimension; each kernel is compiled for AVX-512, AVX2 and baseline x86-64
-// and picked at load time. On other devices the same schemes run as ATen ops chunk by chunk
-// (doubling scans inside a chunk), so memory has the same bound there.
+// On CPU both are loops over time, parallel over the batch (at::parallel_for) and vectorised
+// over channels; each kernel is compiled for AVX-512, AVX2 and baseline x86-64 and picked at
+// load time. On other devices the same schemes run as ATen ops chunk by chunk (doubling scans
+// inside a chunk), so memory has the same bound there.
 // Exceptions never cross into Rust: each entry point returns -1 and keeps the message for
 // seqbench_scan_last_error.
 #include <ATen/ATen.h>
@@ -23,57 +24,17 @@
 #include <string>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SEQBENCH_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SEQBENCH_KERNEL
-#endif
-#define SEQBENCH_INLINE inline __attribute__((always_inline))
+#include "kernel_util.h"
 
 namespace {
 
 using at::Tensor;
+using seqbench::conj_of;
+using seqbench::dense;
+using seqbench::fast_exp;
+using seqbench::sigmoid_of;
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-thread_local std::string last_error;
-
-// ---------------------------------------------------------------------------------------------
-// Element helpers.
-
-// exp for float32 written so that loops over it vectorise (Cephes' expf: range reduction by
-// ln 2 and a degree-6 polynomial, ~1 ulp); std::exp is a library call per element. Below
-// −87.3 the result is 0, as expf underflows there (bar denormals).
-SEQBENCH_INLINE float fast_exp(float x) {
-  const float clamped = std::min(std::max(x, -87.3f), 88.7f);
-  const float t = clamped * 1.44269504088896341f;
-  const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest without a libcall
-  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return x < -87.3f ? 0.0f : p * scale;
-}
-SEQBENCH_INLINE double fast_exp(double x) { return std::exp(x); }
-
-template <typename T>
-SEQBENCH_INLINE T conj_of(T x) {
-  return x;
-}
-template <typename T>
-SEQBENCH_INLINE c10::complex<T> conj_of(c10::complex<T> z) {
-  return c10::complex<T>(z.real(), -z.imag());
-}
-
-// A plain dense copy: no lazy conjugation or negation, contiguous.
-Tensor dense(const Tensor& t) { return t.resolve_conj().resolve_neg().contiguous(); }
 
 // ---------------------------------------------------------------------------------------------
 // Linear scan on CPU: (batch, L, D) with D every trailing dimension flattened.
@@ -255,60 +216,102 @@ struct LinearScan : public torch::autograd::Function<LinearScan> {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Selective scan on CPU, per batch element: x, Δ (L, E); B, C (L, N); A transposed, (N, E).
-// The state is kept as h[n][e] so that every inner loop runs over the E channels, contiguous and
-// long, and vectorises without a horizontal sum per channel. `bounds` (K, N, E) gets the state
-// before each chunk of `chunk` steps; h (N·E) and u (E) are scratch.
+// Selective scan on CPU, per batch element. The state is kept as h[n][e] so that every inner
+// loop runs over the E channels, contiguous and long, and vectorises without a horizontal sum
+// per channel.
 
+// One batch element's inputs: x, Δ, z (L, E) (z may be null: no gate); B, C (L, N); A
+// transposed (N, E); D (E).
 template <typename T>
-SEQBENCH_INLINE void selective_forward_one(const T* x, const T* dt, const T* At, const T* B, const T* C, T* y,
-                                           T* bounds, T* h, T* u, int64_t len, int64_t E, int64_t N,
-                                           int64_t chunk) {
-  std::fill(h, h + N * E, T(0));
-  for (int64_t t = 0; t < len; ++t) {
-    if (t % chunk == 0) std::copy(h, h + N * E, bounds + (t / chunk) * N * E);
-    const T *xt = x + t * E, *dtt = dt + t * E, *Bt = B + t * N, *Ct = C + t * N;
-    T* yt = y + t * E;
+struct SelectiveRow {
+  const T *x, *dt, *At, *B, *C, *D, *z;
+  int64_t len, E, N, chunk;
+};
+
+// One step for channels [0, width) of a block (pointers already offset to it): updates the
+// states h[n][·] (rows E apart) and returns Σ_n C[n] h[n] + D x in y. Called with width = the
+// compile-time W for full blocks, so that y stays in registers across the loop over n.
+template <typename T, int W>
+SEQBENCH_INLINE void forward_block(const T* dtt, const T* xt, const T* At, const T* Bt, const T* Ct, const T* D,
+                                   T* h, T* y, int64_t width, int64_t N, int64_t E) {
+  T u[W], acc[W];
 #pragma omp simd
-    for (int64_t e = 0; e < E; ++e) {
-      u[e] = dtt[e] * xt[e];
-      yt[e] = 0;
+  for (int64_t e = 0; e < width; ++e) {
+    u[e] = dtt[e] * xt[e];
+    acc[e] = D[e] * xt[e];
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    const T bn = Bt[n], cn = Ct[n];
+    const T* An = At + n * E;
+    T* hn = h + n * E;
+#pragma omp simd
+    for (int64_t e = 0; e < width; ++e) {
+      const T state = fast_exp(dtt[e] * An[e]) * hn[e] + u[e] * bn;
+      hn[e] = state;
+      acc[e] += state * cn;
     }
-    for (int64_t n = 0; n < N; ++n) {
-      const T bn = Bt[n], cn = Ct[n];
-      const T* An = At + n * E;
-      T* hn = h + n * E;
-#pragma omp simd
-      for (int64_t e = 0; e < E; ++e) {
-        const T state = fast_exp(dtt[e] * An[e]) * hn[e] + u[e] * bn;
-        hn[e] = state;
-        yt[e] += state * cn;
+  }
+  for (int64_t e = 0; e < width; ++e) y[e] = acc[e];
+}
+
+constexpr int kBlock = 32;  // channels per block: two AVX-512 or four AVX2 registers
+
+// out_t = (Σ_n C_t[n] h_t[n] + D ⊙ x_t) ⊙ silu(z_t). `bounds` (K, N, E) gets the state before
+// each chunk of `chunk` steps; h (N·E) and scratch (E) are work space.
+template <typename T>
+SEQBENCH_INLINE void selective_forward_one(const SelectiveRow<T>& r, T* out, T* bounds, T* h, T* scratch) {
+  const int64_t E = r.E, N = r.N;
+  T* y = scratch;
+  std::fill(h, h + N * E, T(0));
+  for (int64_t t = 0; t < r.len; ++t) {
+    if (t % r.chunk == 0) std::copy(h, h + N * E, bounds + (t / r.chunk) * N * E);
+    const T *xt = r.x + t * E, *dtt = r.dt + t * E, *Bt = r.B + t * N, *Ct = r.C + t * N;
+    for (int64_t e0 = 0; e0 < E; e0 += kBlock) {
+      const int64_t width = std::min<int64_t>(kBlock, E - e0);
+      if (width == kBlock) {
+        forward_block<T, kBlock>(dtt + e0, xt + e0, r.At + e0, Bt, Ct, r.D + e0, h + e0, y + e0, kBlock, N, E);
+      } else {
+        forward_block<T, kBlock>(dtt + e0, xt + e0, r.At + e0, Bt, Ct, r.D + e0, h + e0, y + e0, width, N, E);
       }
+    }
+    T* ot = out + t * E;
+    if (r.z != nullptr) {
+      const T* zt = r.z + t * E;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) ot[e] = y[e] * zt[e] * sigmoid_of(zt[e]);
+    } else {
+      std::copy(y, y + E, ot);
     }
   }
 }
 
-// Writes dx, dΔ (L, E), dB, dC (L, N) and adds into dAt (N, E). `states` holds chunk + 1 rows of
-// N·E (the state before the chunk, then each step's), `decays` chunk rows of exp(Δ A), `carry`
-// N·E: exp(Δ_{t+1} A) ⊙ dh_{t+1}, the gradient reaching h_t through the step after; `scratch`
-// 3·E.
+// Gradients: dx, dΔ, dz (L, E; dz only with z), dB, dC (L, N) written; dAt (N, E) and dD (E)
+// added into.
 template <typename T>
-SEQBENCH_INLINE void selective_backward_one(const T* x, const T* dt, const T* At, const T* B, const T* C,
-                                            const T* bounds, const T* gy, T* dx, T* ddt, T* dAt, T* dB, T* dC,
-                                            T* states, T* decays, T* carry, T* scratch, int64_t len, int64_t E,
-                                            int64_t N, int64_t chunk) {
-  const int64_t NE = N * E;
-  T *u = scratch, *through_b = scratch + E, *through_a = scratch + 2 * E;
+struct SelectiveGrads {
+  T *dx, *ddt, *dz, *dB, *dC, *dAt, *dD;
+};
+
+// `states` holds chunk + 1 rows of N·E (the state before the chunk, then each step's), `decays`
+// chunk rows of exp(Δ A), `carry` N·E: exp(Δ_{t+1} A) ⊙ dh_{t+1}, the gradient reaching h_t
+// through the step after; `scratch` 5·E.
+template <typename T>
+SEQBENCH_INLINE void selective_backward_one(const SelectiveRow<T>& r, const T* bounds, const T* gout,
+                                            const SelectiveGrads<T>& g, T* states, T* decays, T* carry,
+                                            T* scratch) {
+  const int64_t E = r.E, N = r.N, NE = N * E, chunk = r.chunk;
+  T *u = scratch, *dy = scratch + E, *through_b = scratch + 2 * E, *through_a = scratch + 3 * E,
+    *y = scratch + 4 * E;
   std::fill(carry, carry + NE, T(0));
-  const int64_t chunks = (len + chunk - 1) / chunk;
+  const int64_t chunks = (r.len + chunk - 1) / chunk;
   for (int64_t k = chunks - 1; k >= 0; --k) {
-    const int64_t t0 = k * chunk, t1 = std::min(len, t0 + chunk);
+    const int64_t t0 = k * chunk, t1 = std::min(r.len, t0 + chunk);
     std::copy(bounds + k * NE, bounds + (k + 1) * NE, states);
     for (int64_t t = t0; t < t1; ++t) {  // recompute the chunk's decays and states
-      const T *xt = x + t * E, *dtt = dt + t * E, *Bt = B + t * N;
+      const T *xt = r.x + t * E, *dtt = r.dt + t * E, *Bt = r.B + t * N;
       for (int64_t n = 0; n < N; ++n) {
         const T bn = Bt[n];
-        const T* An = At + n * E;
+        const T* An = r.At + n * E;
         const T* prev = states + (t - t0) * NE + n * E;
         T* cur = states + (t - t0 + 1) * NE + n * E;
         T* decay = decays + (t - t0) * NE + n * E;
@@ -321,57 +324,66 @@ SEQBENCH_INLINE void selective_backward_one(const T* x, const T* dt, const T* At
       }
     }
     for (int64_t t = t1 - 1; t >= t0; --t) {
-      const T *xt = x + t * E, *dtt = dt + t * E, *Bt = B + t * N, *Ct = C + t * N, *g = gy + t * E;
+      const T *xt = r.x + t * E, *dtt = r.dt + t * E, *Bt = r.B + t * N, *Ct = r.C + t * N;
+      const T *go = gout + t * E, *zt = r.z != nullptr ? r.z + t * E : nullptr;
 #pragma omp simd
       for (int64_t e = 0; e < E; ++e) {
         u[e] = dtt[e] * xt[e];
+        dy[e] = zt != nullptr ? go[e] * zt[e] * sigmoid_of(zt[e]) : go[e];  // through the gate
         through_b[e] = 0;  // Σ_n dh[n][e] B[n]
         through_a[e] = 0;  // Σ_n dh[n][e] h_{t−1}[n][e] decay[n][e] A[n][e]
+        y[e] = r.D[e] * xt[e];
       }
       for (int64_t n = 0; n < N; ++n) {
         const T bn = Bt[n], cn = Ct[n];
-        const T* An = At + n * E;
+        const T* An = r.At + n * E;
         const T* prev = states + (t - t0) * NE + n * E;
         const T* cur = states + (t - t0 + 1) * NE + n * E;
         const T* decay = decays + (t - t0) * NE + n * E;
         T* carry_n = carry + n * E;
-        T* dAn = dAt + n * E;
+        T* dAn = g.dAt + n * E;
         T sum_b = 0, sum_c = 0;
 #pragma omp simd reduction(+ : sum_b, sum_c)
         for (int64_t e = 0; e < E; ++e) {
-          const T dh = g[e] * cn + carry_n[e];
+          const T dh = dy[e] * cn + carry_n[e];
           const T dh_decay = dh * prev[e] * decay[e];  // ∂/∂(Δ A) through the decay
-          sum_c += g[e] * cur[e];
+          sum_c += dy[e] * cur[e];
           sum_b += dh * u[e];
+          y[e] += cur[e] * cn;
           through_b[e] += dh * bn;
           through_a[e] += dh_decay * An[e];
           dAn[e] += dh_decay * dtt[e];
           carry_n[e] = decay[e] * dh;
         }
-        dB[t * N + n] = sum_b;
-        dC[t * N + n] = sum_c;
+        g.dB[t * N + n] = sum_b;
+        g.dC[t * N + n] = sum_c;
       }
 #pragma omp simd
       for (int64_t e = 0; e < E; ++e) {
-        dx[t * E + e] = dtt[e] * through_b[e];
-        ddt[t * E + e] = xt[e] * through_b[e] + through_a[e];
+        g.dx[t * E + e] = dtt[e] * through_b[e] + dy[e] * r.D[e];
+        g.ddt[t * E + e] = xt[e] * through_b[e] + through_a[e];
+        g.dD[e] += dy[e] * xt[e];
+      }
+      if (zt != nullptr) {
+#pragma omp simd
+        for (int64_t e = 0; e < E; ++e) {
+          const T sig = sigmoid_of(zt[e]);
+          g.dz[t * E + e] = go[e] * y[e] * sig * (T(1) + zt[e] * (T(1) - sig));
+        }
       }
     }
   }
 }
 
-#define SEQBENCH_SELECTIVE_KERNELS(T, suffix)                                                              \
-  SEQBENCH_KERNEL void selective_forward_##suffix(const T* x, const T* dt, const T* At, const T* B,          \
-                                                  const T* C, T* y, T* bounds, T* h, T* u, int64_t len,      \
-                                                  int64_t E, int64_t N, int64_t chunk) {                     \
-    selective_forward_one(x, dt, At, B, C, y, bounds, h, u, len, E, N, chunk);                               \
-  }                                                                                                          \
-  SEQBENCH_KERNEL void selective_backward_##suffix(                                                          \
-      const T* x, const T* dt, const T* At, const T* B, const T* C, const T* bounds, const T* gy, T* dx,     \
-      T* ddt, T* dAt, T* dB, T* dC, T* states, T* decays, T* carry, T* scratch, int64_t len, int64_t E,      \
-      int64_t N, int64_t chunk) {                                                                            \
-    selective_backward_one(x, dt, At, B, C, bounds, gy, dx, ddt, dAt, dB, dC, states, decays, carry, scratch, \
-                           len, E, N, chunk);                                                                \
+#define SEQBENCH_SELECTIVE_KERNELS(T, suffix)                                                                \
+  SEQBENCH_KERNEL void selective_forward_##suffix(const SelectiveRow<T>& r, T* out, T* bounds, T* h,           \
+                                                  T* scratch) {                                                \
+    selective_forward_one(r, out, bounds, h, scratch);                                                         \
+  }                                                                                                            \
+  SEQBENCH_KERNEL void selective_backward_##suffix(const SelectiveRow<T>& r, const T* bounds, const T* gout,   \
+                                                   const SelectiveGrads<T>& g, T* states, T* decays, T* carry, \
+                                                   T* scratch) {                                               \
+    selective_backward_one(r, bounds, gout, g, states, decays, carry, scratch);                                \
   }
 SEQBENCH_SELECTIVE_KERNELS(float, f32)
 SEQBENCH_SELECTIVE_KERNELS(double, f64)
@@ -393,62 +405,83 @@ struct SelectiveKernels;
 SEQBENCH_SELECTIVE_TABLE(float, f32)
 SEQBENCH_SELECTIVE_TABLE(double, f64)
 
+// x, Δ (batch, L, E); A (E, N); B, C (batch, L, N); D (E); z (batch, L, E) or undefined.
 struct SelectiveInputs {
-  Tensor x, dt, A, B, C;
+  Tensor x, dt, A, B, C, D, z;
   int64_t batch() const { return x.size(0); }
   int64_t len() const { return x.size(1); }
   int64_t E() const { return x.size(2); }
   int64_t N() const { return A.size(1); }
+
+  // Batch element i's pointers, with A transposed to (N, E) in `At`.
+  template <typename T>
+  SelectiveRow<T> row(int64_t i, const Tensor& At, int64_t chunk) const {
+    const int64_t L = len(), e = E(), n = N();
+    return {x.const_data_ptr<T>() + i * L * e,
+            dt.const_data_ptr<T>() + i * L * e,
+            At.const_data_ptr<T>(),
+            B.const_data_ptr<T>() + i * L * n,
+            C.const_data_ptr<T>() + i * L * n,
+            D.const_data_ptr<T>(),
+            z.defined() ? z.const_data_ptr<T>() + i * L * e : nullptr,
+            L,
+            e,
+            n,
+            chunk};
+  }
 };
 
-// y and the boundary states, (batch, K, N, E) here (the ATen form keeps its own layout).
+// The output and the boundary states, (batch, K, N, E) here (the ATen form keeps its own layout).
 std::pair<Tensor, Tensor> cpu_selective_scan(const SelectiveInputs& in, int64_t chunk) {
   const int64_t batch = in.batch(), len = in.len(), E = in.E(), N = in.N();
   const int64_t chunks = (len + chunk - 1) / chunk;
-  Tensor y = at::empty_like(in.x);
+  Tensor out = at::empty_like(in.x);
   Tensor bounds = at::empty({batch, chunks, N, E}, in.x.options());
   Tensor At = in.A.t().contiguous();
   AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "seqbench_selective_scan", [&] {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> state(N * E), u(E);
+      std::vector<scalar_t> state(N * E), scratch(E);
       for (int64_t i = begin; i < end; ++i) {
-        SelectiveKernels<scalar_t>::forward(
-            in.x.const_data_ptr<scalar_t>() + i * len * E, in.dt.const_data_ptr<scalar_t>() + i * len * E,
-            At.const_data_ptr<scalar_t>(), in.B.const_data_ptr<scalar_t>() + i * len * N,
-            in.C.const_data_ptr<scalar_t>() + i * len * N, y.mutable_data_ptr<scalar_t>() + i * len * E,
-            bounds.mutable_data_ptr<scalar_t>() + i * chunks * N * E, state.data(), u.data(), len, E, N, chunk);
+        SelectiveKernels<scalar_t>::forward(in.row<scalar_t>(i, At, chunk),
+                                            out.mutable_data_ptr<scalar_t>() + i * len * E,
+                                            bounds.mutable_data_ptr<scalar_t>() + i * chunks * N * E, state.data(),
+                                            scratch.data());
       }
     });
   });
-  return {y, bounds};
+  return {out, bounds};
 }
 
-// Gradients of x, Δ, A, B, C.
-tensor_list cpu_selective_scan_backward(const SelectiveInputs& in, const Tensor& bounds, const Tensor& gy,
+// Gradients of x, Δ, A, B, C, D, z (undefined without z).
+tensor_list cpu_selective_scan_backward(const SelectiveInputs& in, const Tensor& bounds, const Tensor& gout,
                                         int64_t chunk) {
   const int64_t batch = in.batch(), len = in.len(), E = in.E(), N = in.N();
   const int64_t chunks = bounds.size(1);
   Tensor dx = at::empty_like(in.x), ddt = at::empty_like(in.dt), dB = at::empty_like(in.B),
-         dC = at::empty_like(in.C);
+         dC = at::empty_like(in.C), dz = in.z.defined() ? at::empty_like(in.z) : Tensor();
   Tensor At = in.A.t().contiguous();
-  Tensor dAt_parts = at::zeros({batch, N, E}, in.A.options());  // one per batch element: no races
+  // One per batch element, summed after: no races between threads.
+  Tensor dAt_parts = at::zeros({batch, N, E}, in.A.options()), dD_parts = at::zeros({batch, E}, in.D.options());
   AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "seqbench_selective_scan_backward", [&] {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> states((chunk + 1) * N * E), decays(chunk * N * E), carry(N * E), scratch(3 * E);
+      std::vector<scalar_t> states((chunk + 1) * N * E), decays(chunk * N * E), carry(N * E), scratch(5 * E);
       for (int64_t i = begin; i < end; ++i) {
         const int64_t le = i * len * E, ln = i * len * N;
-        SelectiveKernels<scalar_t>::backward(
-            in.x.const_data_ptr<scalar_t>() + le, in.dt.const_data_ptr<scalar_t>() + le,
-            At.const_data_ptr<scalar_t>(), in.B.const_data_ptr<scalar_t>() + ln,
-            in.C.const_data_ptr<scalar_t>() + ln, bounds.const_data_ptr<scalar_t>() + i * chunks * N * E,
-            gy.const_data_ptr<scalar_t>() + le, dx.mutable_data_ptr<scalar_t>() + le,
-            ddt.mutable_data_ptr<scalar_t>() + le, dAt_parts.mutable_data_ptr<scalar_t>() + i * N * E,
-            dB.mutable_data_ptr<scalar_t>() + ln, dC.mutable_data_ptr<scalar_t>() + ln, states.data(),
-            decays.data(), carry.data(), scratch.data(), len, E, N, chunk);
+        SelectiveGrads<scalar_t> g{dx.mutable_data_ptr<scalar_t>() + le,
+                                   ddt.mutable_data_ptr<scalar_t>() + le,
+                                   dz.defined() ? dz.mutable_data_ptr<scalar_t>() + le : nullptr,
+                                   dB.mutable_data_ptr<scalar_t>() + ln,
+                                   dC.mutable_data_ptr<scalar_t>() + ln,
+                                   dAt_parts.mutable_data_ptr<scalar_t>() + i * N * E,
+                                   dD_parts.mutable_data_ptr<scalar_t>() + i * E};
+        SelectiveKernels<scalar_t>::backward(in.row<scalar_t>(i, At, chunk),
+                                             bounds.const_data_ptr<scalar_t>() + i * chunks * N * E,
+                                             gout.const_data_ptr<scalar_t>() + le, g, states.data(), decays.data(),
+                                             carry.data(), scratch.data());
       }
     });
   });
-  return {dx, ddt, dAt_parts.sum(0).t().contiguous(), dB, dC};
+  return {dx, ddt, dAt_parts.sum(0).t().contiguous(), dB, dC, dD_parts.sum(0), dz};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,27 +498,34 @@ ChunkTerms chunk_terms(const SelectiveInputs& in, int64_t t0, int64_t n) {
   return {(dt * in.A).exp(), dt * x * in.B.narrow(1, t0, n).unsqueeze(2)};
 }
 
+// (Σ_n C h + D x, the output gated by silu(z) when there is a z).
+std::pair<Tensor, Tensor> gated(const SelectiveInputs& in, const Tensor& readout) {
+  Tensor y = readout + in.D * in.x;
+  return {y, in.z.defined() ? y * at::silu(in.z) : y};
+}
+
 std::pair<Tensor, Tensor> generic_selective_scan(const SelectiveInputs& in, int64_t chunk) {
   const int64_t batch = in.batch(), len = in.len(), E = in.E(), N = in.N();
   const int64_t chunks = (len + chunk - 1) / chunk;
   Tensor bounds = at::zeros({batch, chunks, E, N}, in.x.options());
-  std::vector<Tensor> ys;
+  std::vector<Tensor> readout;
   Tensor h;
   for (int64_t k = 0; k < chunks; ++k) {
     const int64_t t0 = k * chunk, n = std::min(chunk, len - t0);
     ChunkTerms terms = chunk_terms(in, t0, n);
     if (h.defined()) bounds.select(1, k).copy_(h);
     Tensor states = chunk_scan(terms.decay, terms.input, h.defined() ? &h : nullptr);
-    ys.push_back((states * in.C.narrow(1, t0, n).unsqueeze(2)).sum(-1));
+    readout.push_back((states * in.C.narrow(1, t0, n).unsqueeze(2)).sum(-1));
     h = states.select(1, n - 1);
   }
-  return {at::cat(ys, 1), bounds};
+  return {gated(in, at::cat(readout, 1)).second, bounds};
 }
 
-tensor_list generic_selective_scan_backward(const SelectiveInputs& in, const Tensor& bounds, const Tensor& gy,
+tensor_list generic_selective_scan_backward(const SelectiveInputs& in, const Tensor& bounds, const Tensor& gout,
                                             int64_t chunk) {
   const int64_t len = in.len(), chunks = bounds.size(1);
-  std::vector<Tensor> dx(chunks), ddt(chunks), dB(chunks), dC(chunks);
+  Tensor gy = in.z.defined() ? gout * at::silu(in.z) : gout;  // the gradient of Σ C h + D x
+  std::vector<Tensor> dx(chunks), ddt(chunks), dB(chunks), dC(chunks), readout(chunks);
   Tensor dA = at::zeros_like(in.A);
   Tensor carry = at::zeros_like(bounds.select(1, 0));  // decay_{t1} ⊙ dh_{t1} from the next chunk
   for (int64_t k = chunks - 1; k >= 0; --k) {
@@ -504,6 +544,7 @@ tensor_list generic_selective_scan_backward(const SelectiveInputs& in, const Ten
     carry = terms.decay.select(1, 0) * dh.select(1, 0);
     Tensor dt = in.dt.narrow(1, t0, n), x = in.x.narrow(1, t0, n);
     Tensor dh_decay = dh * prev * terms.decay;
+    readout[k] = (states * C).sum(-1);
     dC[k] = (g * states).sum(2);
     dB[k] = (dh * (dt * x).unsqueeze(-1)).sum(2);
     Tensor dh_b = (dh * B).sum(-1);
@@ -511,52 +552,41 @@ tensor_list generic_selective_scan_backward(const SelectiveInputs& in, const Ten
     ddt[k] = dh_b * x + (dh_decay * in.A).sum(-1);
     dA.add_((dh_decay * dt.unsqueeze(-1)).sum(at::IntArrayRef{0, 1}));
   }
-  return {at::cat(dx, 1), at::cat(ddt, 1), dA, at::cat(dB, 1), at::cat(dC, 1)};
+  Tensor dz;
+  if (in.z.defined()) {
+    Tensor sig = at::sigmoid(in.z);
+    dz = gout * gated(in, at::cat(readout, 1)).first * sig * (1 + in.z * (1 - sig));
+  }
+  Tensor dD = (gy * in.x).sum(at::IntArrayRef{0, 1});
+  return {at::cat(dx, 1) + gy * in.D, at::cat(ddt, 1), dA, at::cat(dB, 1), at::cat(dC, 1), dD, dz};
 }
 
 struct SelectiveScan : public torch::autograd::Function<SelectiveScan> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B,
-                        const Tensor& C, int64_t chunk, bool generic) {
-    SelectiveInputs in{dense(x), dense(dt), dense(A), dense(B), dense(C)};
+                        const Tensor& C, const Tensor& D, const Tensor& z, int64_t chunk, bool generic) {
+    SelectiveInputs in{dense(x), dense(dt), dense(A), dense(B), dense(C), dense(D), z.defined() ? dense(z) : z};
     const bool cpu = !generic && x.device().is_cpu();
-    auto [y, bounds] = cpu ? cpu_selective_scan(in, chunk) : generic_selective_scan(in, chunk);
-    ctx->save_for_backward({in.x, in.dt, in.A, in.B, in.C});
+    auto [out, bounds] = cpu ? cpu_selective_scan(in, chunk) : generic_selective_scan(in, chunk);
+    ctx->save_for_backward({in.x, in.dt, in.A, in.B, in.C, in.D, in.z});
     ctx->saved_data["bounds"] = bounds;  // not an input or output: kept as a plain value
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["cpu"] = cpu;
-    return y;
+    return out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto s = ctx->get_saved_variables();
-    SelectiveInputs in{s[0], s[1], s[2], s[3], s[4]};
+    SelectiveInputs in{s[0], s[1], s[2], s[3], s[4], s[5], s[6]};
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    Tensor gy = dense(grads[0]);
     Tensor bounds = ctx->saved_data["bounds"].toTensor();
-    tensor_list out = ctx->saved_data["cpu"].toBool() ? cpu_selective_scan_backward(in, bounds, gy, chunk)
-                                                      : generic_selective_scan_backward(in, bounds, gy, chunk);
+    Tensor gout = dense(grads[0]);
+    tensor_list out = ctx->saved_data["cpu"].toBool() ? cpu_selective_scan_backward(in, bounds, gout, chunk)
+                                                      : generic_selective_scan_backward(in, bounds, gout, chunk);
     out.push_back(Tensor());
     out.push_back(Tensor());
     return out;
   }
 };
-
-template <typename F>
-int guarded(F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return -1;
-}
-
-void check(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
-}
 
 }  // namespace
 
@@ -565,30 +595,35 @@ extern "C" {
 // h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0) for a, b of one shape (batch, L, ...) and
 // dtype (float or complex). generic: use the ATen-op form even on CPU (for tests).
 int seqbench_linear_scan(const at::Tensor* a, const at::Tensor* b, int64_t chunk, int generic, at::Tensor** out) {
-  return guarded([&] {
-    check(a->sizes() == b->sizes(), "linear scan: a and b must have the same shape");
-    check(a->scalar_type() == b->scalar_type(), "linear scan: a and b must have the same dtype");
-    check(a->dim() >= 2 && chunk >= 1, "linear scan: inputs must be (batch, L, ...), chunk ≥ 1");
+  return seqbench::guarded([&] {
+    seqbench::check(a->sizes() == b->sizes(), "linear scan: a and b must have the same shape");
+    seqbench::check(a->scalar_type() == b->scalar_type(), "linear scan: a and b must have the same dtype");
+    seqbench::check(a->dim() >= 2 && chunk >= 1, "linear scan: inputs must be (batch, L, ...), chunk ≥ 1");
     *out = new at::Tensor(LinearScan::apply(*a, *b, chunk, generic != 0));
   });
 }
 
-// y (batch, L, E) from x, Δ (batch, L, E), A (E, N), B, C (batch, L, N), all one float dtype.
+// (Σ_n C h + D x) ⊙ silu(z), (batch, L, E), from x, Δ (batch, L, E), A (E, N), B, C (batch, L, N),
+// D (E) and z (batch, L, E) or null for no gate; all one float dtype.
 int seqbench_selective_scan(const at::Tensor* x, const at::Tensor* dt, const at::Tensor* A, const at::Tensor* B,
-                            const at::Tensor* C, int64_t chunk, int generic, at::Tensor** out) {
-  return guarded([&] {
-    check(x->dim() == 3 && dt->sizes() == x->sizes(), "selective scan: x and Δ must both be (batch, L, E)");
-    check(A->dim() == 2 && A->size(0) == x->size(2), "selective scan: A must be (E, N)");
+                            const at::Tensor* C, const at::Tensor* D, const at::Tensor* z, int64_t chunk,
+                            int generic, at::Tensor** out) {
+  return seqbench::guarded([&] {
+    seqbench::check(x->dim() == 3 && dt->sizes() == x->sizes(), "selective scan: x and Δ must both be (batch, L, E)");
+    seqbench::check(A->dim() == 2 && A->size(0) == x->size(2), "selective scan: A must be (E, N)");
     const std::vector<int64_t> bc{x->size(0), x->size(1), A->size(1)};
-    check(B->sizes() == at::IntArrayRef(bc) && C->sizes() == at::IntArrayRef(bc),
+    seqbench::check(B->sizes() == at::IntArrayRef(bc) && C->sizes() == at::IntArrayRef(bc),
           "selective scan: B and C must be (batch, L, N)");
-    for (const at::Tensor* t : {dt, A, B, C}) {
-      check(t->scalar_type() == x->scalar_type(), "selective scan: every input must have x's dtype");
+    seqbench::check(D->dim() == 1 && D->size(0) == x->size(2), "selective scan: D must be (E)");
+    seqbench::check(z == nullptr || z->sizes() == x->sizes(), "selective scan: z must be (batch, L, E) like x");
+    for (const at::Tensor* t : {dt, A, B, C, D, z}) {
+      seqbench::check(t == nullptr || t->scalar_type() == x->scalar_type(), "selective scan: every input must have x's dtype");
     }
-    check(chunk >= 1, "selective scan: chunk must be ≥ 1");
-    *out = new at::Tensor(SelectiveScan::apply(*x, *dt, *A, *B, *C, chunk, generic != 0));
+    seqbench::check(chunk >= 1, "selective scan: chunk must be ≥ 1");
+    *out = new at::Tensor(
+        SelectiveScan::apply(*x, *dt, *A, *B, *C, *D, z != nullptr ? *z : at::Tensor(), chunk, generic != 0));
   });
 }
 
-const char* seqbench_scan_last_error() { return last_error.c_str(); }
+const char* seqbench_scan_last_error() { return seqbench::last_error.c_str(); }
 }

@@ -17,6 +17,7 @@
 //! the code puts a₀, not the paper's a₀^c, in [0.9, 0.999]). Deviation: seqbench's heads are
 //! per task, so the output layer is not tied to the embedding (Griffin decodes with it).
 use super::backbone::BackboneConfig;
+use super::fused;
 use super::init::variance_scaled_linear;
 use super::scan::ScanImpl;
 use super::{ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
@@ -185,8 +186,12 @@ impl Hawk {
         }
     }
 
-    /// Causal depthwise convolution over (b, L, width), zeros before the start.
+    /// Causal depthwise convolution over (b, L, width), zeros before the start: the fused op on
+    /// CPU with `scan: fused`, else conv1d.
     fn conv(&self, x: &Tensor) -> Tensor {
+        if self.scan.fused() && x.device() == tch::Device::Cpu {
+            return fused::causal_conv(x, &self.conv_w.tr(), &self.conv_b, false).to_kind(x.kind());
+        }
         let k = self.conv_width;
         let padded = x.transpose(1, 2).constant_pad_nd([k - 1, 0]); // (b, width, L + k − 1)
         let weight = self.conv_w.transpose(0, 1).unsqueeze(1); // (width, 1, k)
@@ -265,7 +270,9 @@ impl Mixer for Hawk {
     }
 
     fn implementation(&self, device: tch::Device, _kind: Kind) -> String {
-        format!("hawk: RG-LRU scan by {}", self.scan.describe(device))
+        let conv =
+            if self.scan.fused() && device == tch::Device::Cpu { "seqbench fused C++ op" } else { "libtorch conv1d" };
+        format!("hawk: RG-LRU scan by {}; temporal conv by {conv}", self.scan.describe(device))
     }
 }
 

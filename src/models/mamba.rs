@@ -1,8 +1,8 @@
 //! Mamba (Gu & Dao 2023): a selective state-space block with input-dependent Δ, B and C; see
-//! docs/models.md for the equations. The selective scan is the fused op of fused_scan.rs
+//! docs/models.md for the equations. The selective scan is the fused op of fused.rs
 //! (`scan: fused`), or libtorch ops materialising the (batch, L, E, N) states (`scan: reference`).
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
-use super::fused_scan::{self, Form};
+use super::fused::{self, Form, Selective};
 use super::init::{inverse_softplus_dt, rescale_redraw, torch_linear, uniform_fan_in};
 use super::s4d::validate_dt_range;
 use super::scan::{self, ScanImpl};
@@ -169,28 +169,37 @@ impl Mamba {
 impl Mixer for Mamba {
     /// The official CUDA kernel (selective_scan_cuda) is not linked in: the scan is seqbench's.
     fn implementation(&self, device: tch::Device, _kind: tch::Kind) -> String {
-        format!("mamba: selective scan by {}", self.scan.describe(device))
+        let conv =
+            if self.scan.fused() && device == tch::Device::Cpu { "seqbench fused C++ op" } else { "libtorch conv1d" };
+        format!("mamba: selective scan by {}; causal conv by {conv}", self.scan.describe(device))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let len = xs.size()[1];
-        let xz = self.in_proj.forward(xs).chunk(2, -1);
-        let (x, z) = (&xz[0], &xz[1]);
-        let x = x
-            .transpose(1, 2)
-            .conv1d(&self.conv_weight, Some(&self.conv_bias), [1], [self.d_conv - 1], [1], self.inner)
-            .narrow(-1, 0, len)
-            .transpose(1, 2)
-            .silu();
-        let (delta, b, c) = self.selection(&x);
-        let ch = if self.scan.fused() {
-            let a = -self.a_log.exp();
-            fused_scan::selective(&x, &delta, &a, &b, &c, Form::Native).to_kind(x.kind())
+        // in_proj's two halves as two matmuls: contiguous x and z, where chunking one product
+        // would leave strided views that the conv and the scan copy.
+        let half = |i: i64| xs.matmul(&self.in_proj.ws.narrow(0, i * self.inner, self.inner).tr());
+        let (x, z) = (half(0), half(1));
+        let z = &z;
+        let x = if self.scan.fused() && x.device() == tch::Device::Cpu {
+            fused::causal_conv(&x, &self.conv_weight.squeeze_dim(1), &self.conv_bias, true).to_kind(x.kind())
         } else {
-            let (decay, input) = self.discretize(&x, &delta, &b);
-            Self::readout(&scan::linear_scan(&decay, &input), &c) // via (b, L, E, N) states
+            x.transpose(1, 2)
+                .conv1d(&self.conv_weight, Some(&self.conv_bias), [1], [self.d_conv - 1], [1], self.inner)
+                .narrow(-1, 0, len)
+                .transpose(1, 2)
+                .contiguous() // once, for x_proj's matmul and the scan alike
+                .silu()
         };
-        self.output(&ch, &x, z)
+        let (delta, b, c) = self.selection(&x);
+        if self.scan.fused() {
+            let a = -self.a_log.exp();
+            let scan = Selective { x: &x, delta: &delta, a: &a, b: &b, c: &c, d: &self.d_skip, z: Some(z) };
+            return self.out_proj.forward(&scan.run(Form::Native).to_kind(x.kind()));
+        }
+        // The reference: libtorch ops through the (b, L, E, N) states.
+        let (decay, input) = self.discretize(&x, &delta, &b);
+        self.output(&Self::readout(&scan::linear_scan(&decay, &input), &c), &x, z)
     }
 
     /// State: [the last d_conv − 1 inputs of the convolution (b, E, d_conv − 1), h (b, E, N)].

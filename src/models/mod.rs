@@ -5,7 +5,7 @@
 pub mod backbone;
 pub mod deltanet;
 pub mod fla_parts;
-pub mod fused_scan;
+pub mod fused;
 pub mod gla;
 pub mod hawk;
 pub mod hgrn2;

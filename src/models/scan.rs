@@ -1,7 +1,7 @@
 //! Parallel forms of first-order linear recurrences, written with libtorch ops so they run on CPU
-//! and GPU alike: the `reference` scans. The fused ops of fused_scan.rs (`scan: fused`, the
+//! and GPU alike: the `reference` scans. The fused ops of fused.rs (`scan: fused`, the
 //! default) compute the same recurrences with their own autograd, in less time and memory.
-use super::fused_scan::{self, Form};
+use super::fused::{self, Form};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -11,7 +11,7 @@ use tch::Tensor;
 pub enum ScanImpl {
     /// The libtorch-op scans of this file; autograd keeps every intermediate.
     Reference,
-    /// csrc/scan.cpp's ops (fused_scan.rs); the reference where they were not compiled.
+    /// csrc/scan.cpp's ops (fused.rs); the reference where they were not compiled.
     #[default]
     Fused,
 }
@@ -19,13 +19,13 @@ pub enum ScanImpl {
 impl ScanImpl {
     /// Whether the fused op runs.
     pub fn fused(self) -> bool {
-        self == ScanImpl::Fused && fused_scan::AVAILABLE
+        self == ScanImpl::Fused && fused::AVAILABLE
     }
 
     /// What runs on `device`, for the record's `implementation`.
     pub fn describe(self, device: tch::Device) -> &'static str {
         match (self, self.fused()) {
-            (_, true) => fused_scan::describe(device),
+            (_, true) => fused::describe(device),
             (ScanImpl::Fused, false) => "libtorch-op reference scan (the fused op was not compiled)",
             (ScanImpl::Reference, _) => "libtorch-op reference scan (scan: reference)",
         }
@@ -34,7 +34,7 @@ impl ScanImpl {
     /// `linear_scan` by the chosen implementation.
     pub fn linear(self, a: &Tensor, b: &Tensor) -> Tensor {
         if self.fused() {
-            fused_scan::linear(a, b, Form::Native)
+            fused::linear(a, b, Form::Native)
         } else {
             linear_scan(a, b)
         }
