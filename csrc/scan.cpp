@@ -37,13 +37,15 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 // ---------------------------------------------------------------------------------------------
-// Linear scan on CPU: (batch, L, D) with D every trailing dimension flattened.
+// Linear scan on CPU: (batch, L, D) with D every trailing dimension flattened. `a_step` is D
+// when a has a value per step, 0 when one a (D) serves every step and batch element (the LRU's
+// λ: no (batch, L, D) copy of it forward, no reduction of one backward).
 
 template <typename T>
-SEQBENCH_INLINE void linear_forward_rows(const T* a, const T* b, T* h, int64_t len, int64_t width) {
+SEQBENCH_INLINE void linear_forward_rows(const T* a, const T* b, T* h, int64_t len, int64_t width, int64_t a_step) {
   for (int64_t d = 0; d < width; ++d) h[d] = b[d];
   for (int64_t t = 1; t < len; ++t) {
-    const T* at = a + t * width;
+    const T* at = a + t * a_step;
     const T* bt = b + t * width;
     const T* prev = h + (t - 1) * width;
     T* ht = h + t * width;
@@ -52,14 +54,15 @@ SEQBENCH_INLINE void linear_forward_rows(const T* a, const T* b, T* h, int64_t l
   }
 }
 
-// dh_t = g_t + conj(a_{t+1}) dh_{t+1}; grad b = dh; grad a_t = dh_t conj(h_{t−1}), 0 at t = 0.
+// dh_t = g_t + conj(a_{t+1}) dh_{t+1}; grad b = dh; grad a_t = dh_t conj(h_{t−1}), 0 at t = 0,
+// written per step, or with a_step 0 summed over the steps into ga (D).
 template <typename T>
 SEQBENCH_INLINE void linear_backward_rows(const T* a, const T* h, const T* g, T* ga, T* gb, int64_t len,
-                                          int64_t width) {
+                                          int64_t width, int64_t a_step) {
   const int64_t last = (len - 1) * width;
   for (int64_t d = 0; d < width; ++d) gb[last + d] = g[last + d];
   for (int64_t t = len - 2; t >= 0; --t) {
-    const T* next_a = a + (t + 1) * width;
+    const T* next_a = a + (t + 1) * a_step;
     const T* next_gb = gb + (t + 1) * width;
     const T* gt = g + t * width;
     T* gbt = gb + t * width;
@@ -70,19 +73,25 @@ SEQBENCH_INLINE void linear_backward_rows(const T* a, const T* h, const T* g, T*
   for (int64_t t = 1; t < len; ++t) {
     const T* prev = h + (t - 1) * width;
     const T* gbt = gb + t * width;
-    T* gat = ga + t * width;
+    if (a_step != 0) {
+      T* gat = ga + t * width;
 #pragma omp simd
-    for (int64_t d = 0; d < width; ++d) gat[d] = gbt[d] * conj_of(prev[d]);
+      for (int64_t d = 0; d < width; ++d) gat[d] = gbt[d] * conj_of(prev[d]);
+    } else {
+#pragma omp simd
+      for (int64_t d = 0; d < width; ++d) ga[d] += gbt[d] * conj_of(prev[d]);
+    }
   }
 }
 
-#define SEQBENCH_LINEAR_KERNELS(T, suffix)                                                              \
-  SEQBENCH_KERNEL void linear_forward_##suffix(const T* a, const T* b, T* h, int64_t len, int64_t width) { \
-    linear_forward_rows(a, b, h, len, width);                                                           \
-  }                                                                                                     \
-  SEQBENCH_KERNEL void linear_backward_##suffix(const T* a, const T* h, const T* g, T* ga, T* gb,         \
-                                                int64_t len, int64_t width) {                           \
-    linear_backward_rows(a, h, g, ga, gb, len, width);                                                  \
+#define SEQBENCH_LINEAR_KERNELS(T, suffix)                                                                  \
+  SEQBENCH_KERNEL void linear_forward_##suffix(const T* a, const T* b, T* h, int64_t len, int64_t width,      \
+                                               int64_t a_step) {                                             \
+    linear_forward_rows(a, b, h, len, width, a_step);                                                       \
+  }                                                                                                         \
+  SEQBENCH_KERNEL void linear_backward_##suffix(const T* a, const T* h, const T* g, T* ga, T* gb,             \
+                                                int64_t len, int64_t width, int64_t a_step) {               \
+    linear_backward_rows(a, h, g, ga, gb, len, width, a_step);                                              \
   }
 SEQBENCH_LINEAR_KERNELS(float, f32)
 SEQBENCH_LINEAR_KERNELS(double, f64)
@@ -91,24 +100,28 @@ SEQBENCH_LINEAR_KERNELS(c10::complex<double>, c128)
 
 template <typename T>
 struct LinearKernels;
-#define SEQBENCH_LINEAR_TABLE(T, suffix)                                                               \
-  template <>                                                                                          \
-  struct LinearKernels<T> {                                                                            \
-    static void forward(const T* a, const T* b, T* h, int64_t len, int64_t width) {                   \
-      linear_forward_##suffix(a, b, h, len, width);                                                    \
-    }                                                                                                  \
-    static void backward(const T* a, const T* h, const T* g, T* ga, T* gb, int64_t len, int64_t width) { \
-      linear_backward_##suffix(a, h, g, ga, gb, len, width);                                           \
-    }                                                                                                  \
+#define SEQBENCH_LINEAR_TABLE(T, suffix)  \
+  template <>                             \
+  struct LinearKernels<T> {               \
+    template <typename... Args>           \
+    static void forward(Args... args) {   \
+      linear_forward_##suffix(args...);   \
+    }                                     \
+    template <typename... Args>           \
+    static void backward(Args... args) {  \
+      linear_backward_##suffix(args...);  \
+    }                                     \
   };
 SEQBENCH_LINEAR_TABLE(float, f32)
 SEQBENCH_LINEAR_TABLE(double, f64)
 SEQBENCH_LINEAR_TABLE(c10::complex<float>, c64)
 SEQBENCH_LINEAR_TABLE(c10::complex<double>, c128)
 
-Tensor cpu_linear_scan(const Tensor& a, const Tensor& b) {
+// `constant`: a is (D...), one value per channel for every step and batch element.
+Tensor cpu_linear_scan(const Tensor& a, const Tensor& b, bool constant) {
   Tensor h = at::empty_like(b);
   const int64_t batch = b.size(0), len = b.size(1), width = b.numel() / std::max<int64_t>(batch * len, 1);
+  const int64_t a_step = constant ? 0 : width, a_batch = constant ? 0 : len * width;
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(b.scalar_type(), "seqbench_linear_scan", [&] {
     const scalar_t* pa = a.const_data_ptr<scalar_t>();
     const scalar_t* pb = b.const_data_ptr<scalar_t>();
@@ -116,16 +129,19 @@ Tensor cpu_linear_scan(const Tensor& a, const Tensor& b) {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t off = i * len * width;
-        LinearKernels<scalar_t>::forward(pa + off, pb + off, ph + off, len, width);
+        LinearKernels<scalar_t>::forward(pa + i * a_batch, pb + off, ph + off, len, width, a_step);
       }
     });
   });
   return h;
 }
 
-std::pair<Tensor, Tensor> cpu_linear_scan_backward(const Tensor& a, const Tensor& h, const Tensor& g) {
-  Tensor ga = at::empty_like(h), gb = at::empty_like(h);
+std::pair<Tensor, Tensor> cpu_linear_scan_backward(const Tensor& a, const Tensor& h, const Tensor& g,
+                                                   bool constant) {
   const int64_t batch = h.size(0), len = h.size(1), width = h.numel() / std::max<int64_t>(batch * len, 1);
+  const int64_t a_step = constant ? 0 : width, a_batch = constant ? 0 : len * width;
+  // A constant a's gradient: one row per batch element, summed after (no races between threads).
+  Tensor ga = constant ? at::empty({batch, width}, h.options()) : at::empty_like(h), gb = at::empty_like(h);
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(h.scalar_type(), "seqbench_linear_scan_backward", [&] {
     const scalar_t* pa = a.const_data_ptr<scalar_t>();
     const scalar_t* ph = h.const_data_ptr<scalar_t>();
@@ -135,11 +151,12 @@ std::pair<Tensor, Tensor> cpu_linear_scan_backward(const Tensor& a, const Tensor
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t off = i * len * width;
-        LinearKernels<scalar_t>::backward(pa + off, ph + off, pg + off, pga + off, pgb + off, len, width);
+        LinearKernels<scalar_t>::backward(pa + i * a_batch, ph + off, pg + off,
+                                          pga + (constant ? i * width : off), pgb + off, len, width, a_step);
       }
     });
   });
-  return {ga, gb};
+  return {constant ? ga.sum(0).view(a.sizes()) : ga, gb};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,12 +210,13 @@ std::pair<Tensor, Tensor> generic_linear_scan_backward(const Tensor& a, const Te
   return {ga, gb};
 }
 
+// a is b's shape, or b's shape without (batch, L) for a constant a.
 struct LinearScan : public torch::autograd::Function<LinearScan> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a_in, const Tensor& b_in, int64_t chunk,
                         bool generic) {
     Tensor a = dense(a_in), b = dense(b_in);
-    const bool cpu = !generic && b.device().is_cpu();
-    Tensor h = cpu ? cpu_linear_scan(a, b) : generic_linear_scan(a, b, chunk);
+    const bool cpu = !generic && b.device().is_cpu(), constant = a.dim() < b.dim();
+    Tensor h = cpu ? cpu_linear_scan(a, b, constant) : generic_linear_scan(constant ? a.expand_as(b) : a, b, chunk);
     ctx->save_for_backward({a, h});
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["cpu"] = cpu;
@@ -208,10 +226,14 @@ struct LinearScan : public torch::autograd::Function<LinearScan> {
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor &a = saved[0], &h = saved[1];
+    const bool constant = a.dim() < h.dim();
     Tensor g = dense(grads[0]);
-    auto [ga, gb] = ctx->saved_data["cpu"].toBool() ? cpu_linear_scan_backward(a, h, g)
-                                                   : generic_linear_scan_backward(a, h, g, ctx->saved_data["chunk"].toInt());
-    return {ga, gb, Tensor(), Tensor()};
+    if (ctx->saved_data["cpu"].toBool()) {
+      auto [ga, gb] = cpu_linear_scan_backward(a, h, g, constant);
+      return {ga, gb, Tensor(), Tensor()};
+    }
+    auto [ga, gb] = generic_linear_scan_backward(constant ? a.expand_as(h) : a, h, g, ctx->saved_data["chunk"].toInt());
+    return {constant ? ga.sum(at::IntArrayRef{0, 1}) : ga, gb, Tensor(), Tensor()};
   }
 };
 
@@ -592,13 +614,15 @@ struct SelectiveScan : public torch::autograd::Function<SelectiveScan> {
 
 extern "C" {
 
-// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0) for a, b of one shape (batch, L, ...) and
-// dtype (float or complex). generic: use the ATen-op form even on CPU (for tests).
+// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0) for b (batch, L, ...) and a of b's shape,
+// or of b's shape without (batch, L) for one a at every step; one dtype (float or complex).
+// generic: use the ATen-op form even on CPU (for tests).
 int seqbench_linear_scan(const at::Tensor* a, const at::Tensor* b, int64_t chunk, int generic, at::Tensor** out) {
   return seqbench::guarded([&] {
-    seqbench::check(a->sizes() == b->sizes(), "linear scan: a and b must have the same shape");
+    seqbench::check(a->sizes() == b->sizes() || (b->dim() >= 2 && a->sizes() == b->sizes().slice(2)),
+                    "linear scan: a must have b's shape (batch, L, ...) or its trailing shape (...)");
     seqbench::check(a->scalar_type() == b->scalar_type(), "linear scan: a and b must have the same dtype");
-    seqbench::check(a->dim() >= 2 && chunk >= 1, "linear scan: inputs must be (batch, L, ...), chunk ≥ 1");
+    seqbench::check(b->dim() >= 2 && chunk >= 1, "linear scan: b must be (batch, L, ...), chunk ≥ 1");
     *out = new at::Tensor(LinearScan::apply(*a, *b, chunk, generic != 0));
   });
 }

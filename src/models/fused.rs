@@ -39,10 +39,13 @@ fn widened(t: &Tensor) -> Tensor {
     }
 }
 
-/// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0); `a` broadcasts to `b`'s shape.
+/// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0); `a` broadcasts to `b`'s shape. An `a`
+/// of b's trailing shape (one value per channel for every step, as the LRU's λ) is scanned as
+/// it is, without a (batch, L, …) copy.
 pub fn linear(a: &Tensor, b: &Tensor, form: Form) -> Tensor {
     let (a, b) = (widened(a), widened(b));
-    let a = if a.size() == b.size() { a } else { a.expand_as(&b) };
+    let (a_shape, b_shape) = (a.size(), b.size());
+    let a = if a_shape == b_shape || (b_shape.len() >= 2 && a_shape == b_shape[2..]) { a } else { a.expand_as(&b) };
     shim::linear(&a, &b, CHUNK, form == Form::Aten)
 }
 
@@ -262,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn linear_scan_matches_the_reference_for_real_and_complex_values() {
+    fn linear_scan_matches_the_reference_for_real_complex_and_constant_decays() {
         tch::manual_seed(4);
         let opts = (Kind::Float, Device::Cpu);
         let len = 2 * CHUNK + 5;
@@ -272,31 +275,43 @@ mod tests {
             Tensor::polar(&radius, &Tensor::randn([2, len, 5], opts)),
             Tensor::complex(&Tensor::randn([2, len, 5], opts), &Tensor::randn([2, len, 5], opts)),
         ];
-        for (name, inputs) in [("real", real), ("complex", complex)] {
-            let want = value_and_grads(&inputs, |t| sequential_scan(&t[0], &t[1]));
+        let constant = [
+            Tensor::polar(&(Tensor::rand([5], opts) * 0.99), &Tensor::randn([5], opts)),
+            Tensor::complex(&Tensor::randn([2, len, 5], opts), &Tensor::randn([2, len, 5], opts)),
+        ];
+        let check = |name: &str, inputs: [Tensor; 2]| {
+            let want = value_and_grads(&inputs, |t| sequential_scan(&t[0].expand_as(&t[1]), &t[1]));
             for form in [Form::Native, Form::Aten] {
                 let got = value_and_grads(&inputs, |t| linear(&t[0], &t[1], form));
                 assert_close(&format!("{name} {form:?}"), &got, &want, 1e-5);
             }
+        };
+        for (name, inputs) in [("real", real), ("complex", complex), ("constant complex", constant)] {
+            check(name, inputs);
         }
     }
 
-    /// The analytic gradient of input `which` at a few positions against central differences
-    /// in float64.
+    /// A flat real view of t's numbers: t itself, or the real and imaginary parts of a complex t
+    /// (whose gradient holds ∂L/∂Re and ∂L/∂Im there, PyTorch's convention).
+    fn real_parts(t: &Tensor) -> Tensor {
+        if t.is_complex() { t.view_as_real() } else { t.shallow_clone() }.view(-1)
+    }
+
+    /// The analytic gradient of input `which` at a few positions (real and imaginary parts
+    /// alike) against central differences in float64.
     fn finite_difference_check(inputs: &[Tensor], which: usize, f: impl Fn(&[Tensor]) -> Tensor) {
         let (_, grads) = value_and_grads(inputs, &f);
         let loss = |t: &[Tensor]| weighted_sum(&f(t)).double_value(&[]);
-        let flat = inputs[which].view(-1);
-        let numel = flat.size()[0];
+        let numel = real_parts(&inputs[which]).size()[0];
         let eps = 1e-6;
         for index in [0, numel / 3, numel / 2, numel - 1] {
             let probe = |delta: f64| {
                 let moved: Vec<Tensor> = inputs.iter().map(|t| t.copy()).collect();
-                let _ = moved[which].view(-1).get(index).g_add_scalar_(delta);
+                let _ = real_parts(&moved[which]).get(index).g_add_scalar_(delta);
                 loss(&moved)
             };
             let numeric = (probe(eps) - probe(-eps)) / (2.0 * eps);
-            let analytic = grads[which].view(-1).get(index).double_value(&[]);
+            let analytic = real_parts(&grads[which]).get(index).double_value(&[]);
             assert!(
                 (numeric - analytic).abs() <= 1e-6 * (1.0 + analytic.abs()),
                 "input {which}[{index}]: {numeric} vs {analytic}"
@@ -314,8 +329,15 @@ mod tests {
         let opts = (Kind::Double, Device::Cpu);
         let len = CHUNK + 3;
         let real = [Tensor::rand([2, len, 3], opts), Tensor::randn([2, len, 3], opts)];
-        for which in 0..2 {
-            finite_difference_check(&real, which, |t| linear(&t[0], &t[1], Form::Native));
+        let radius = Tensor::rand([2, len, 3], opts) * 0.99;
+        let complex = [
+            Tensor::polar(&radius, &Tensor::randn([2, len, 3], opts)),
+            Tensor::complex(&Tensor::randn([2, len, 3], opts), &Tensor::randn([2, len, 3], opts)),
+        ];
+        for inputs in [real, complex] {
+            for which in 0..2 {
+                finite_difference_check(&inputs, which, |t| linear(&t[0], &t[1], Form::Native));
+            }
         }
     }
 

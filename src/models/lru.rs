@@ -151,14 +151,26 @@ impl Lru {
         let gamma = self.gamma_log.exp();
         // The recurrence is complex64 whatever autocast does to the matmuls (as minimal-LRU's
         // complex parameters in JAX): libtorch has no complex bfloat16.
-        let part = |b: &Tensor| super::at_least_f32(&u.matmul(&b.tr()));
-        Tensor::complex(&part(&self.b_re), &part(&self.b_im)) * gamma
+        // One matmul with B's real and imaginary rows interleaved gives (…, N, 2) as
+        // view_as_complex wants it: no separate parts to copy together.
+        let n = self.d_state;
+        let b = Tensor::stack(&[&self.b_re, &self.b_im], 1).view([2 * n, self.d_model]);
+        let parts = super::at_least_f32(&u.matmul(&b.tr()));
+        let mut shape = parts.size();
+        shape.pop();
+        shape.extend([n, 2]);
+        parts.view(shape.as_slice()).view_as_complex() * gamma
     }
 
     /// Re(C h) + D u: (..., N) complex → (..., H).
     fn readout(&self, h: &Tensor, u: &Tensor) -> Tensor {
-        // Re(C h) = C_re·Re(h) − C_im·Im(h)
-        h.real().matmul(&self.c_re.tr()) - h.imag().matmul(&self.c_im.tr()) + u * &self.d_skip
+        // Re(C h) = C_re·Re(h) − C_im·Im(h): one matmul of h's interleaved (re, im) pairs with
+        // (C_re, −C_im) interleaved alike, where Re(h) and Im(h) apart are strided views.
+        let n = self.d_state;
+        let c = Tensor::stack(&[&self.c_re, &-&self.c_im], 2).view([self.d_model, 2 * n]);
+        let mut shape = h.size();
+        *shape.last_mut().expect("h has a state dimension") = 2 * n;
+        h.view_as_real().reshape(shape.as_slice()).matmul(&c.tr()) + u * &self.d_skip
     }
 
     /// The sequence layer's output stage: drop(GELU(y)) → out1·σ(out2), or y itself.
@@ -181,8 +193,8 @@ impl Mixer for Lru {
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let input = self.input(xs); // (b, L, N)
-        let decay = self.lambda().expand_as(&input);
-        self.output(self.readout(&self.scan.linear(&decay, &input), xs), train)
+        // λ is the same at every step: the fused scan takes it as it is.
+        self.output(self.readout(&self.scan.linear(&self.lambda(), &input), xs), train)
     }
 
     /// State: [h] complex (b, N).

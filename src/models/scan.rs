@@ -31,12 +31,14 @@ impl ScanImpl {
         }
     }
 
-    /// `linear_scan` by the chosen implementation.
+    /// `linear_scan` by the chosen implementation; `a` broadcasts to `b`'s shape.
     pub fn linear(self, a: &Tensor, b: &Tensor) -> Tensor {
         if self.fused() {
             fused::linear(a, b, Form::Native)
-        } else {
+        } else if a.size() == b.size() {
             linear_scan(a, b)
+        } else {
+            linear_scan(&a.expand_as(b), b)
         }
     }
 }
