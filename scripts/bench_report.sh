@@ -20,8 +20,14 @@ if [[ "$rev" != none ]]; then
     tree="$SEQBENCH_HOME/baseline/tree-$rev"
     rm -rf "$tree" && git worktree prune
     git worktree add --detach --quiet "$tree" "$rev"
+    # Both trees build the package `seqbench` into the same target dir under the same artifact
+    # names, and each would take the other's artifacts for fresh: clean the package before each
+    # build (its dependencies stay built, so only seqbench itself compiles, twice).
+    cargo clean --release --quiet -p seqbench
     (cd "$tree" && cargo build --release --quiet --bin seqbench)
     cp "$CARGO_TARGET_DIR/release/seqbench" "$baseline"
+    cargo clean --release --quiet -p seqbench
+    cargo build --release --quiet --bin seqbench
     git worktree remove --force "$tree"
   fi
 fi

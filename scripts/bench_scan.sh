@@ -38,9 +38,14 @@ if [ -n "${BASELINE:-}" ]; then
     { echo "bench_scan.sh: BASELINE=$BASELINE is not a commit of this repository" >&2; exit 2; }
   git worktree add --detach "$work/baseline-src" "$BASELINE" >/dev/null 2>&1
   echo "building the baseline ($BASELINE)" >&2
+  # Both trees build the package `seqbench` into the same target dir under the same artifact
+  # names, and each would take the other's artifacts for fresh: clean the package before each
+  # build (its dependencies stay built, so only seqbench itself compiles, twice).
+  cargo clean --release --quiet -p seqbench
   (cd "$work/baseline-src" && cargo build --release --quiet --bin seqbench)
   cp "$CARGO_TARGET_DIR/release/seqbench" "$work/seqbench-baseline"
-  cargo build --release --quiet --bin seqbench # the current binary back in place
+  cargo clean --release --quiet -p seqbench
+  cargo build --release --quiet --bin seqbench
   baseline_bin="$work/seqbench-baseline"
 fi
 header() {

@@ -192,8 +192,8 @@ impl Mixer for Lru {
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let input = self.input(xs); // (b, L, N)
         // λ is the same at every step: the fused scan takes it as it is.
+        let input = self.input(xs); // (b, L, N)
         self.output(self.readout(&self.scan.linear(&self.lambda(), &input), xs), train)
     }
 

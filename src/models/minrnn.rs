@@ -158,14 +158,14 @@ struct MinRnnState {
 
 pub const MINGRU_INFO: ArchInfo = ArchInfo {
     name: "mingru",
-    description: "minGRU (Feng et al. 2024): input-only gates, log-space parallel scan",
+    description: "minGRU (Feng et al. 2024): input-only gates, fused parallel scan (reference: log-space)",
     resolve: super::resolve_typed::<MinGruConfig>,
     build: super::build_arch::<MinGruConfig>,
 };
 
 pub const MINLSTM_INFO: ArchInfo = ArchInfo {
     name: "minlstm",
-    description: "minLSTM (Feng et al. 2024): normalised input-only forget/input gates, log-space parallel scan",
+    description: "minLSTM (Feng et al. 2024): normalised input-only forget/input gates, fused parallel scan (reference: log-space)",
     resolve: super::resolve_typed::<MinLstmConfig>,
     build: super::build_arch::<MinLstmConfig>,
 };
