@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, one script for the first GPU machine (about 8 minutes on one GPU): builds
 # with CUDA, calibrates the matmul peak (fp32, TF32, bf16), runs the quick suite on `cuda` in
-# float32 and bfloat16, a short scaling run (transformer, Mamba, GLA at 1K…16K tokens), the
+# float32 and bfloat16, a short scaling run (transformer, Mamba with the fused scan and with
+# `scan: reference`, GLA at 1K…16K tokens: the fused scan's ATen form must run every length in
+# less memory than the reference), the
 # quick suite again under `mpirun` with two workers sharing the GPU, then checks the records
 # (device cuda, allocator peak memory, implementation fields, bf16 faster than fp32 for the
 # transformer) and prints one table. Exit status 1 when a check fails.
@@ -36,6 +38,7 @@ defaults: { device: $device, dtype: bfloat16, matmul_precision: high, steps: 8, 
 models:
   - { preset: transformer-tiny, name: transformer }
   - { preset: mamba-tiny, name: mamba }
+  - { preset: mamba-tiny, name: mamba-reference, scan: reference }
   - { preset: gla-tiny, name: gla }
 tasks:
   - { task: induction, vocab_size: 64, seq_len: [1024, 4096, 16384], train_examples: 64, test_examples: 16 }
@@ -100,6 +103,17 @@ for records in sorted(out.glob("*/latest/records.jsonl")):  # each suite ran onc
             problems.append(f"{suite} {r['model']}: mem_kind {r.get('mem_kind')}")
         if not r.get("implementation"):
             problems.append(f"{suite} {r['model']}: no implementation field")
+# The fused scan's chunked ATen form (what runs off the CPU): every length, less memory than
+# the reference scan wherever both ran.
+scaling = {(m, l): (st, mem) for s, m, _, l, st, _, mem, _ in rows if s == "gpu-scaling"}
+for (m, l), (st, mem) in sorted(scaling.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+    if m != "mamba":
+        continue
+    if st != "ok":
+        problems.append(f"mamba (fused scan) at L={l}: {st}")
+    ref_status, ref_mem = scaling.get(("mamba-reference", l), (None, None))
+    if st == "ok" and ref_status == "ok" and mem and ref_mem and mem >= ref_mem:
+        problems.append(f"mamba at L={l}: fused scan peak {mem / 2**20:.0f} MiB not below the reference's {ref_mem / 2**20:.0f} MiB")
 speed = {(s, m, d): t for s, m, d, _, st, t, _, _ in rows if s == "gpu-quick" and st == "ok"}
 fp32, bf16 = speed.get(("gpu-quick", "transformer-tiny", "float32")), speed.get(("gpu-quick", "transformer-tiny", "bfloat16"))
 if not (fp32 and bf16 and bf16 > fp32):
