@@ -169,14 +169,17 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
     check(inputs);
     let log_alpha = log_decay(inputs);
     let mut state = initial.map_or_else(|| zero_state(inputs), |s| s.shallow_clone());
-    let len = inputs.q.size()[2];
-    let mut outputs = Vec::new();
-    for start in (0..len).step_by(chunk.max(1) as usize) {
-        let n = chunk.min(len - start);
-        let part = |x: &Tensor| x.narrow(2, start, n);
-        let (q, k, v) = (part(&inputs.q), part(&inputs.k), part(&inputs.v));
+    // The chunks as one split per input: its backward concatenates the chunks' gradients once,
+    // where a `narrow` per chunk would allocate a full-length gradient per chunk (O(L²/chunk)).
+    let chunk = chunk.max(1);
+    let pieces = |x: &Tensor| x.split(chunk, 2);
+    let (qs, ks, vs) = (pieces(&inputs.q), pieces(&inputs.k), pieces(&inputs.v));
+    let (alphas, betas) = (log_alpha.as_ref().map(pieces), inputs.beta.as_ref().map(pieces));
+    let mut outputs = Vec::with_capacity(qs.len());
+    for (i, ((q, k), v)) in qs.iter().zip(&ks).zip(&vs).enumerate() {
+        let n = q.size()[2];
         // b_i: log of the decay from the chunk's start through position i, (…, n, 1 or d_k).
-        let b = log_alpha.as_ref().map(|g| part(g).cumsum(2, g.kind()));
+        let b = alphas.as_ref().map(|g| g[i].cumsum(2, g[i].kind()));
         let from_start = |x: &Tensor| match &b {
             Some(b) => x * b.exp(),
             None => x.shallow_clone(),
@@ -185,22 +188,22 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
         let (k_to_end, decay_all) = match &b {
             Some(b) => {
                 let last = b.narrow(2, n - 1, 1);
-                (&k * (&last - b).exp(), Some(last))
+                (k * (&last - b).exp(), Some(last))
             }
             None => (k.shallow_clone(), None),
         };
-        let values = match &inputs.beta {
+        let values = match &betas {
             None => v.shallow_clone(),
-            Some(beta) => {
+            Some(betas) => {
                 // UT transform: (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1)) u = diag(β)(V − diag(γ) K S).
-                let beta = part(beta).unsqueeze(-1); // (…, n, 1)
-                let system = decayed_scores(&k, &k, b.as_ref(), false) * &beta + Tensor::eye(n, (q.kind(), q.device()));
-                let rhs = (&v - from_start(&k).matmul(&state)) * &beta;
+                let beta = betas[i].unsqueeze(-1); // (…, n, 1)
+                let system = decayed_scores(k, k, b.as_ref(), false) * &beta + Tensor::eye(n, (q.kind(), q.device()));
+                let rhs = (v - from_start(k).matmul(&state)) * &beta;
                 system.linalg_solve_triangular(&rhs, false, true, true)
             }
         };
-        let intra = decayed_scores(&q, &k, b.as_ref(), true).matmul(&values);
-        outputs.push(intra + from_start(&q).matmul(&state));
+        let intra = decayed_scores(q, k, b.as_ref(), true).matmul(&values);
+        outputs.push(intra + from_start(q).matmul(&state));
         let decayed_state = match &decay_all {
             Some(last) => &state * last.exp().transpose(-1, -2), // rows of S: (…, d_k, 1)
             None => state.shallow_clone(),

@@ -76,13 +76,15 @@ pub fn sequential_scan(a: &Tensor, b: &Tensor) -> Tensor {
 
 /// Hillis–Steele doubling inside chunks of `CHUNK`, chunks chained: every factor it multiplies
 /// is a product of the a_t themselves, so nothing overflows when |a_t| ≤ 1.
+/// The chunks come from one `split` per input, whose backward concatenates their gradients
+/// once (a `narrow` per chunk would allocate a full-length gradient per chunk).
 pub fn doubling_scan_chunked(a: &Tensor, b: &Tensor) -> Tensor {
-    let len = a.size()[1];
     let mut carry: Option<Tensor> = None;
-    let mut outputs = Vec::with_capacity(((len + CHUNK - 1) / CHUNK) as usize);
-    for start in (0..len).step_by(CHUNK as usize) {
-        let n = CHUNK.min(len - start);
-        let (prefix, mut h) = doubling_scan(a.narrow(1, start, n), b.narrow(1, start, n));
+    let (a_chunks, b_chunks) = (a.split(CHUNK, 1), b.split(CHUNK, 1));
+    let mut outputs = Vec::with_capacity(a_chunks.len());
+    for (a_chunk, b_chunk) in a_chunks.into_iter().zip(b_chunks) {
+        let n = a_chunk.size()[1];
+        let (prefix, mut h) = doubling_scan(a_chunk, b_chunk);
         if let Some(prev) = &carry {
             h = &h + prefix * prev.unsqueeze(1); // out of place: autograd may hold h
         }
@@ -112,15 +114,15 @@ fn doubling_scan(mut a: Tensor, mut h: Tensor) -> (Tensor, Tensor) {
 /// log space (Heinsen 2023): log h_t = a*_t + logcumsumexp(log_value − a*)_t with
 /// a* = cumsum(log_coeff). For recurrences whose values are positive (minGRU, minLSTM).
 /// Chunked so that a* never runs far from zero; log h of the previous chunk enters as one more
-/// term of the log-sum-exp.
+/// term of the log-sum-exp. Chunks split once, as `doubling_scan_chunked`'s.
 pub fn log_space_scan(log_coeff: &Tensor, log_value: &Tensor) -> Tensor {
-    let len = log_coeff.size()[1];
     let mut carry: Option<Tensor> = None; // log h at the end of the previous chunk
-    let mut outputs = Vec::with_capacity(((len + CHUNK - 1) / CHUNK) as usize);
-    for start in (0..len).step_by(CHUNK as usize) {
-        let n = CHUNK.min(len - start);
-        let a_star = log_coeff.narrow(1, start, n).cumsum(1, log_coeff.kind());
-        let mut terms = log_value.narrow(1, start, n) - &a_star;
+    let (coeff_chunks, value_chunks) = (log_coeff.split(CHUNK, 1), log_value.split(CHUNK, 1));
+    let mut outputs = Vec::with_capacity(coeff_chunks.len());
+    for (coeff, value) in coeff_chunks.iter().zip(&value_chunks) {
+        let n = coeff.size()[1];
+        let a_star = coeff.cumsum(1, log_coeff.kind());
+        let mut terms = value - &a_star;
         let mut skip = 0;
         if let Some(prev) = &carry {
             terms = Tensor::cat(&[&prev.unsqueeze(1), &terms], 1);
