@@ -57,6 +57,21 @@ fn compile_shim(name: &str, includes: &[std::path::PathBuf]) -> Result<(), cc::E
     shim(name, includes).try_compile(&format!("seqbench_{name}"))
 }
 
+/// After a shim compiled: link the libtorch libraries it calls and set its `cfg`; else warn
+/// with what is lost.
+fn link_shim(built: Result<(), cc::Error>, lib_path: &Path, libs: &[&str], cfg: &str, lost: &str) {
+    match built {
+        Ok(()) => {
+            println!("cargo:rustc-link-search=native={}", lib_path.display());
+            for lib in libs {
+                println!("cargo:rustc-link-lib=dylib={lib}");
+            }
+            println!("cargo:rustc-cfg={cfg}");
+        }
+        Err(e) => println!("cargo:warning={cfg} shim not built ({e}): {lost}"),
+    }
+}
+
 /// Compiles the CUDA memory shim when libtorch has CUDA and its headers are at hand.
 fn build_cuda_memory_shim(lib_path: &Path) {
     println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
@@ -69,15 +84,8 @@ fn build_cuda_memory_shim(lib_path: &Path) {
         return;
     };
     let built = compile_shim("cuda_memory", &[torch_include, cuda]);
-    match built {
-        Ok(()) => {
-            println!("cargo:rustc-link-search=native={}", lib_path.display());
-            println!("cargo:rustc-link-lib=dylib=c10_cuda");
-            println!("cargo:rustc-link-lib=dylib=c10");
-            println!("cargo:rustc-cfg=seqbench_cuda_memory");
-        }
-        Err(e) => println!("cargo:warning=CUDA memory shim not built ({e}): CUDA peak memory will not be measured"),
-    }
+    let lost = "CUDA peak memory will not be measured";
+    link_shim(built, lib_path, &["c10_cuda", "c10"], "seqbench_cuda_memory", lost);
 }
 
 /// Compiles the mixed-precision shim when libtorch's headers are at hand.
@@ -90,15 +98,8 @@ fn build_amp_shim(lib_path: &Path) {
     }
     let api = torch_include.join("torch/csrc/api/include");
     let built = compile_shim("amp", &[torch_include, api]);
-    match built {
-        Ok(()) => {
-            println!("cargo:rustc-link-search=native={}", lib_path.display());
-            println!("cargo:rustc-link-lib=dylib=torch_cpu");
-            println!("cargo:rustc-link-lib=dylib=c10");
-            println!("cargo:rustc-cfg=seqbench_amp");
-        }
-        Err(e) => println!("cargo:warning=mixed-precision shim not built ({e}): dtype bfloat16/float16 unavailable"),
-    }
+    let lost = "dtype bfloat16/float16 unavailable";
+    link_shim(built, lib_path, &["torch_cpu", "c10"], "seqbench_amp", lost);
 }
 
 /// Compiles the fused ops (csrc/scan.cpp, csrc/causal_conv.cpp) when libtorch's headers are at hand. They are
@@ -116,15 +117,8 @@ fn build_scan_shim(lib_path: &Path) {
     }
     let mut build = shim("scan", &[torch_include, api]);
     build.file("csrc/causal_conv.cpp").opt_level(3).debug(false).flag_if_supported("-fopenmp-simd");
-    match build.try_compile("seqbench_scan") {
-        Ok(()) => {
-            println!("cargo:rustc-link-search=native={}", lib_path.display());
-            println!("cargo:rustc-link-lib=dylib=torch_cpu");
-            println!("cargo:rustc-link-lib=dylib=c10");
-            println!("cargo:rustc-cfg=seqbench_scan");
-        }
-        Err(e) => println!("cargo:warning=fused scan shim not built ({e}): the reference scans run"),
-    }
+    let lost = "the reference scans run";
+    link_shim(build.try_compile("seqbench_scan"), lib_path, &["torch_cpu", "c10"], "seqbench_scan", lost);
 }
 
 /// `$OUT_DIR/presets.rs`: `[(name, text), …]` of every configs/models/*.yaml, sorted by name.

@@ -103,20 +103,8 @@ SEQBENCH_CONV_KERNELS(double, f64)
 
 template <typename T>
 struct ConvKernels;
-#define SEQBENCH_CONV_TABLE(T, suffix)  \
-  template <>                           \
-  struct ConvKernels<T> {               \
-    template <typename... Args>         \
-    static void forward(Args... args) { \
-      conv_forward_##suffix(args...);   \
-    }                                   \
-    template <typename... Args>         \
-    static void backward(Args... args) {\
-      conv_backward_##suffix(args...);  \
-    }                                   \
-  };
-SEQBENCH_CONV_TABLE(float, f32)
-SEQBENCH_CONV_TABLE(double, f64)
+SEQBENCH_KERNEL_TABLE(ConvKernels, float, conv_forward_f32, conv_backward_f32)
+SEQBENCH_KERNEL_TABLE(ConvKernels, double, conv_forward_f64, conv_backward_f64)
 
 struct CausalConv : public torch::autograd::Function<CausalConv> {
   // x (batch, L, E), w (E, K), bias (E).

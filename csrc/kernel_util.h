@@ -66,6 +66,21 @@ SEQBENCH_INLINE T sigmoid_of(T v) {
   return T(1) / (T(1) + fast_exp(-v));
 }
 
+// Name<T> with forward and backward that call the multi-versioned kernels made for T (a
+// template cannot carry target_clones itself, so each dtype's kernels are plain functions).
+#define SEQBENCH_KERNEL_TABLE(Name, T, forward_fn, backward_fn) \
+  template <>                                                    \
+  struct Name<T> {                                               \
+    template <typename... Args>                                  \
+    static void forward(Args... args) {                          \
+      forward_fn(args...);                                       \
+    }                                                            \
+    template <typename... Args>                                  \
+    static void backward(Args... args) {                         \
+      backward_fn(args...);                                      \
+    }                                                            \
+  };
+
 // Runs `body`; a C++ exception becomes -1 and its message in last_error.
 template <typename F>
 int guarded(F&& body) {

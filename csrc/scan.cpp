@@ -100,22 +100,10 @@ SEQBENCH_LINEAR_KERNELS(c10::complex<double>, c128)
 
 template <typename T>
 struct LinearKernels;
-#define SEQBENCH_LINEAR_TABLE(T, suffix)  \
-  template <>                             \
-  struct LinearKernels<T> {               \
-    template <typename... Args>           \
-    static void forward(Args... args) {   \
-      linear_forward_##suffix(args...);   \
-    }                                     \
-    template <typename... Args>           \
-    static void backward(Args... args) {  \
-      linear_backward_##suffix(args...);  \
-    }                                     \
-  };
-SEQBENCH_LINEAR_TABLE(float, f32)
-SEQBENCH_LINEAR_TABLE(double, f64)
-SEQBENCH_LINEAR_TABLE(c10::complex<float>, c64)
-SEQBENCH_LINEAR_TABLE(c10::complex<double>, c128)
+SEQBENCH_KERNEL_TABLE(LinearKernels, float, linear_forward_f32, linear_backward_f32)
+SEQBENCH_KERNEL_TABLE(LinearKernels, double, linear_forward_f64, linear_backward_f64)
+SEQBENCH_KERNEL_TABLE(LinearKernels, c10::complex<float>, linear_forward_c64, linear_backward_c64)
+SEQBENCH_KERNEL_TABLE(LinearKernels, c10::complex<double>, linear_forward_c128, linear_backward_c128)
 
 // `constant`: a is (D...), one value per channel for every step and batch element.
 Tensor cpu_linear_scan(const Tensor& a, const Tensor& b, bool constant) {
@@ -412,20 +400,8 @@ SEQBENCH_SELECTIVE_KERNELS(double, f64)
 
 template <typename T>
 struct SelectiveKernels;
-#define SEQBENCH_SELECTIVE_TABLE(T, suffix)                                             \
-  template <>                                                                           \
-  struct SelectiveKernels<T> {                                                          \
-    template <typename... Args>                                                         \
-    static void forward(Args... args) {                                                 \
-      selective_forward_##suffix(args...);                                              \
-    }                                                                                   \
-    template <typename... Args>                                                         \
-    static void backward(Args... args) {                                                \
-      selective_backward_##suffix(args...);                                             \
-    }                                                                                   \
-  };
-SEQBENCH_SELECTIVE_TABLE(float, f32)
-SEQBENCH_SELECTIVE_TABLE(double, f64)
+SEQBENCH_KERNEL_TABLE(SelectiveKernels, float, selective_forward_f32, selective_backward_f32)
+SEQBENCH_KERNEL_TABLE(SelectiveKernels, double, selective_forward_f64, selective_backward_f64)
 
 // x, Δ (batch, L, E); A (E, N); B, C (batch, L, N); D (E); z (batch, L, E) or undefined.
 struct SelectiveInputs {
