@@ -9,8 +9,9 @@
 //! scans run the same scheme as ATen ops chunk by chunk. Half-precision inputs are computed in
 //! float32, as the official kernels accumulate. Without the compiled shim (no libtorch headers
 //! at build time) `AVAILABLE` is false and the mixers fall back to their reference paths.
+use super::at_least_f32;
 use super::scan::CHUNK;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 pub const AVAILABLE: bool = cfg!(seqbench_scan);
 
@@ -31,19 +32,11 @@ pub fn describe(device: tch::Device) -> &'static str {
     }
 }
 
-/// The scan's working precision: float32 for half inputs, else the input's own.
-fn widened(t: &Tensor) -> Tensor {
-    match t.kind() {
-        Kind::Half | Kind::BFloat16 => t.to_kind(Kind::Float),
-        _ => t.shallow_clone(),
-    }
-}
-
 /// h_t = a_t ⊙ h_{t−1} + b_t along dim 1 (h_{−1} = 0); `a` broadcasts to `b`'s shape. An `a`
 /// of b's trailing shape (one value per channel for every step, as the LRU's λ) is scanned as
 /// it is, without a (batch, L, …) copy.
 pub fn linear(a: &Tensor, b: &Tensor, form: Form) -> Tensor {
-    let (a, b) = (widened(a), widened(b));
+    let (a, b) = (at_least_f32(a), at_least_f32(b));
     let (a_shape, b_shape) = (a.size(), b.size());
     let a = if a_shape == b_shape || (b_shape.len() >= 2 && a_shape == b_shape[2..]) { a } else { a.expand_as(&b) };
     shim::linear(&a, &b, CHUNK, form == Form::Aten)
@@ -66,10 +59,7 @@ pub struct Selective<'a> {
 
 impl Selective<'_> {
     pub fn run(&self, form: Form) -> Tensor {
-        let kind = match self.x.kind() {
-            Kind::Half | Kind::BFloat16 => Kind::Float,
-            k => k,
-        };
+        let kind = at_least_f32(self.x).kind();
         let [x, delta, a, b, c, d] = [self.x, self.delta, self.a, self.b, self.c, self.d].map(|t| t.to_kind(kind));
         let z = self.z.map(|z| z.to_kind(kind));
         shim::selective([&x, &delta, &a, &b, &c, &d], z.as_ref(), CHUNK, form == Form::Aten)
@@ -80,7 +70,7 @@ impl Selective<'_> {
 /// the current step, bias (E); SiLU when `silu`. As conv1d(x.transpose(1, 2), weight.unsqueeze(1),
 /// bias, padding = K − 1, groups = E) cut to L steps and transposed back.
 pub fn causal_conv(x: &Tensor, weight: &Tensor, bias: &Tensor, silu: bool) -> Tensor {
-    let [x, weight, bias] = [x, weight, bias].map(widened);
+    let x = at_least_f32(x);
     let kind = x.kind();
     shim::causal_conv(&x, &weight.to_kind(kind), &bias.to_kind(kind), silu)
 }
@@ -186,7 +176,7 @@ mod shim {
 mod tests {
     use super::*;
     use crate::models::scan::sequential_scan;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn max_diff(x: &Tensor, y: &Tensor) -> f64 {
         (x - y).abs().max().double_value(&[])

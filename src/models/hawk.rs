@@ -189,7 +189,7 @@ impl Hawk {
     /// Causal depthwise convolution over (b, L, width), zeros before the start: the fused op on
     /// CPU with `scan: fused`, else conv1d.
     fn conv(&self, x: &Tensor) -> Tensor {
-        if self.scan.fused() && x.device() == tch::Device::Cpu {
+        if self.scan.fused_conv(x.device()) {
             return fused::causal_conv(x, &self.conv_w.tr(), &self.conv_b, false).to_kind(x.kind());
         }
         let k = self.conv_width;
@@ -270,9 +270,11 @@ impl Mixer for Hawk {
     }
 
     fn implementation(&self, device: tch::Device, _kind: Kind) -> String {
-        let conv =
-            if self.scan.fused() && device == tch::Device::Cpu { "seqbench fused C++ op" } else { "libtorch conv1d" };
-        format!("hawk: RG-LRU scan by {}; temporal conv by {conv}", self.scan.describe(device))
+        format!(
+            "hawk: RG-LRU scan by {}; temporal conv by {}",
+            self.scan.describe(device),
+            self.scan.describe_conv(device)
+        )
     }
 }
 

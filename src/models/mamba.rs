@@ -169,9 +169,11 @@ impl Mamba {
 impl Mixer for Mamba {
     /// The official CUDA kernel (selective_scan_cuda) is not linked in: the scan is seqbench's.
     fn implementation(&self, device: tch::Device, _kind: tch::Kind) -> String {
-        let conv =
-            if self.scan.fused() && device == tch::Device::Cpu { "seqbench fused C++ op" } else { "libtorch conv1d" };
-        format!("mamba: selective scan by {}; causal conv by {conv}", self.scan.describe(device))
+        format!(
+            "mamba: selective scan by {}; causal conv by {}",
+            self.scan.describe(device),
+            self.scan.describe_conv(device)
+        )
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
@@ -181,7 +183,7 @@ impl Mixer for Mamba {
         let half = |i: i64| xs.matmul(&self.in_proj.ws.narrow(0, i * self.inner, self.inner).tr());
         let (x, z) = (half(0), half(1));
         let z = &z;
-        let x = if self.scan.fused() && x.device() == tch::Device::Cpu {
+        let x = if self.scan.fused_conv(x.device()) {
             fused::causal_conv(&x, &self.conv_weight.squeeze_dim(1), &self.conv_bias, true).to_kind(x.kind())
         } else {
             x.transpose(1, 2)

@@ -31,6 +31,21 @@ impl ScanImpl {
         }
     }
 
+    /// Whether the causal depthwise conv around the scan (Mamba's, Hawk's) runs as the fused
+    /// op: with `scan: fused`, on CPU (other devices keep conv1d).
+    pub fn fused_conv(self, device: tch::Device) -> bool {
+        self.fused() && device == tch::Device::Cpu
+    }
+
+    /// What runs that conv on `device`, for the record's `implementation`.
+    pub fn describe_conv(self, device: tch::Device) -> &'static str {
+        if self.fused_conv(device) {
+            "seqbench fused C++ op"
+        } else {
+            "libtorch conv1d"
+        }
+    }
+
     /// `linear_scan` by the chosen implementation; `a` broadcasts to `b`'s shape.
     pub fn linear(self, a: &Tensor, b: &Tensor) -> Tensor {
         if self.fused() {
