@@ -141,6 +141,28 @@ fn bundle_presets() {
     std::fs::write(out, code).expect("write presets.rs");
 }
 
+/// With the `python` feature: libpython's directory goes on the rpath (pyo3 links it but leaves
+/// finding it at run time to the loader), and the venv whose site-packages the embedded
+/// interpreter uses is baked in as SEQBENCH_PYTHON_PREFIX (the interpreter itself would take the
+/// base installation's, without torch).
+fn embed_python() {
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    if std::env::var_os("CARGO_FEATURE_PYTHON").is_none() {
+        return;
+    }
+    let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let script = "import sys, sysconfig; print(sysconfig.get_config_var('LIBDIR')); print(sys.prefix)";
+    let answer = command_output(&python, &["-c", script]).unwrap_or_default();
+    let mut lines = answer.lines();
+    if let (Some(lib_dir), Some(prefix)) = (lines.next(), lines.next()) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+        println!("cargo:rustc-env=SEQBENCH_PYTHON_PREFIX={prefix}");
+    } else {
+        println!("cargo:warning=`{python}` did not say where libpython is: `arch: python` may not load");
+        println!("cargo:rustc-env=SEQBENCH_PYTHON_PREFIX=");
+    }
+}
+
 fn main() {
     bundle_presets();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -166,6 +188,7 @@ fn main() {
         build_amp_shim(lib_path);
         build_scan_shim(lib_path);
     }
+    embed_python();
     println!("cargo:rustc-env=SEQBENCH_LIBTORCH_DIR={lib_dir}");
     println!("cargo:rustc-env=SEQBENCH_TORCH_VERSION={version}");
 

@@ -455,7 +455,9 @@ impl SeqModel for Backbone {
     /// Per block: mixer + MLP (4·r·d²); plus the head (2·d·classes). Norms, residuals and the
     /// embedding lookup are O(d) and left out.
     fn state_size(&self, seq_len: i64) -> Option<f64> {
-        Some(self.blocks.iter().map(|b| b.mixer.state_size(seq_len)).sum())
+        // A mixer that cannot say (a Python layer) makes the model's size unknown.
+        let size: f64 = self.blocks.iter().map(|b| b.mixer.state_size(seq_len)).sum();
+        size.is_finite().then_some(size)
     }
 
     fn flops_per_token(&self, seq_len: i64) -> f64 {

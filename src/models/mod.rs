@@ -19,6 +19,7 @@ pub mod mamba;
 pub mod mamba2;
 pub mod minrnn;
 pub mod mlstm;
+pub mod python;
 pub mod retnet;
 pub mod rnn;
 pub mod rwkv6;
@@ -229,6 +230,7 @@ pub fn registry() -> &'static [ArchInfo] {
         deltanet::DELTAPRODUCT_INFO,
         linear::INFO,
         hybrid::INFO,
+        python::INFO,
     ]
 }
 

@@ -110,7 +110,8 @@ impl Trained {
             threads: Some(tch::get_num_threads() as u64),
             n_params: Some(self.n_params as u64),
             seq_len: Some(self.seq_len as u64),
-            flops_per_token: Some(self.flops_per_token),
+            // Not a number where a mixer cannot say (a Python layer without flops_per_token).
+            flops_per_token: self.flops_per_token.is_finite().then_some(self.flops_per_token),
             state_size: self.state_size,
             steps: Some(self.steps),
             train_s: Some(self.train_s),

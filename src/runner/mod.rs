@@ -120,9 +120,21 @@ pub fn run_job_inline(job: &Job, threads: u64, run_dir: Option<&std::path::Path>
         INTEROP.call_once(|| tch::set_num_interop_threads(1));
     }
     let denormals = denormal::apply(job.train.flush_denormal)?;
-    let mut output = match task.training {
-        Training::Series => forecast::train_and_evaluate(job, run_dir)?,
-        Training::Tokens | Training::Nothing => train::train_and_evaluate(job, run_dir)?,
+    let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task.training {
+        Training::Series => forecast::train_and_evaluate(job, run_dir),
+        Training::Tokens | Training::Nothing => train::train_and_evaluate(job, run_dir),
+    }));
+    let mut output = match trained {
+        Ok(output) => output?,
+        // A Python layer that raised mid-job: a failed job, with the exception's last line.
+        Err(payload) => match payload.downcast::<crate::models::python::LayerRaised>() {
+            Ok(raised) => JobOutput {
+                status: crate::record::Status::Failed,
+                reason: Some(raised.0),
+                measurements: Default::default(),
+            },
+            Err(other) => std::panic::resume_unwind(other),
+        },
     };
     output.measurements.denormals = Some(denormals.to_string());
     Ok(output)

@@ -202,6 +202,9 @@ fn model_entry(raw: &ParamMap, origin: Origin, suite_path: &Path) -> Result<Entr
         let known = unknown_name("architecture", &arch, &crate::models::names());
         return Err(origin.child("arch").error(format!("{known} (see `seqbench models`)")));
     }
+    if arch == crate::models::python::INFO.name {
+        anchor_python_module(&mut params, suite_path);
+    }
     let label = label.or(preset).unwrap_or_else(|| arch.clone());
     Ok(Entry { kind: arch, label, params, overrides: ParamMap::new(), origin, key_origins })
 }
@@ -230,6 +233,20 @@ fn task_entry(raw: &ParamMap, origin: Origin) -> Result<Entry, InputError> {
     key_origins.extend(overrides.keys().map(|k| (format!("overrides.{k}"), ov_origin.child(k))));
     let label = label.unwrap_or_else(|| task.clone());
     Ok(Entry { kind: task, label, params, overrides, origin, key_origins })
+}
+
+/// A Python layer's `module: file.py` is relative to the suite file when such a file is there
+/// (as presets are), else left to the working directory.
+fn anchor_python_module(params: &mut ParamMap, suite_path: &Path) {
+    let Some(Value::String(module)) = params.get("module") else { return };
+    let path = Path::new(module);
+    if !module.ends_with(".py") || path.is_absolute() {
+        return;
+    }
+    let beside = suite_path.parent().unwrap_or(Path::new(".")).join(path);
+    if beside.is_file() {
+        params.insert("module".into(), Value::String(beside.to_string_lossy().into_owned()));
+    }
 }
 
 /// Candidate paths of a preset: as given if it looks like a path, else `configs/models/NAME.yaml`

@@ -1,0 +1,265 @@
+"""seqbench's side of `arch: python`, run by the Python interpreter embedded in seqbench.
+
+seqbench calls these functions; they load the user's layer, check it, and describe it. Anything
+that goes wrong raises `LayerError` with a message naming the file, the class and what was
+expected; the Rust side turns it into a configuration error or a failed record.
+"""
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import os
+import site
+import sys
+import traceback
+
+
+class LayerError(Exception):
+    """A problem with the user's layer: a one-line summary for the user, and the traceback (if
+    the user's code raised) for the log."""
+
+    def __init__(self, summary, detail=""):
+        super().__init__(summary)
+        self.detail = detail
+
+
+def _raised(what):
+    """Inside `except`: the LayerError for `what` having raised the exception being handled."""
+    error = sys.exc_info()[1]
+    last = traceback.format_exception_only(type(error), error)[-1].strip()
+    return LayerError(f"{what} raised {last}", traceback.format_exc())
+
+
+def setup(prefix, libtorch_dir):
+    """Puts the venv at `prefix` on sys.path and checks that its torch is the libtorch seqbench
+    runs on: tensors cross between Rust and Python without copies only within one libtorch."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    packages = os.path.join(prefix, "lib", version, "site-packages")
+    if prefix and os.path.isdir(packages):
+        before = list(sys.path)
+        site.addsitedir(packages)
+        added = [p for p in sys.path if p not in before]
+        sys.path[:] = added + before
+        # torch.compile and Triton start subprocesses with sys.executable: the venv's Python,
+        # not seqbench's binary.
+        python = os.path.join(prefix, "bin", "python3")
+        if os.path.exists(python):
+            sys.executable = python
+    try:
+        import torch
+    except ImportError as e:
+        raise LayerError(f"the Python at {prefix or sys.prefix} cannot import torch ({e})") from None
+    torch_lib = os.path.realpath(os.path.join(os.path.dirname(torch.__file__), "lib"))
+    if libtorch_dir and torch_lib != os.path.realpath(libtorch_dir):
+        raise LayerError(
+            f"the venv's torch ({torch_lib}) is not the libtorch seqbench was built against "
+            f"({libtorch_dir}); build seqbench with this venv's torch or run it with that venv"
+        )
+    return f"Python {sys.version.split()[0]}, torch {torch.__version__}"
+
+
+def _load_module(module):
+    if module.endswith(".py"):
+        path = os.path.abspath(module)
+        if not os.path.isfile(path):
+            raise LayerError(f"module: no file {module} (looked for {path})")
+        name = "seqbench_layer_" + hashlib.sha256(path.encode()).hexdigest()[:12]
+        if name in sys.modules:
+            return sys.modules[name]
+        # Sibling files import as they would when the file is run as a script.
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        spec = importlib.util.spec_from_file_location(name, path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except BaseException:
+            del sys.modules[name]
+            raise _raised(f"importing {module}") from None
+        return loaded
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise LayerError(
+            f"module: cannot import `{module}` ({e}); give a path to a .py file or install the module in the venv"
+        ) from None
+    except BaseException:
+        raise _raised(f"importing {module}") from None
+
+
+def _load_class(module, cls):
+    import torch
+
+    loaded = _load_module(module)
+    if not hasattr(loaded, cls):
+        classes = sorted(n for n, v in vars(loaded).items() if inspect.isclass(v) and issubclass(v, torch.nn.Module))
+        raise LayerError(f"{module} has no class `{cls}` (its nn.Module classes: {', '.join(classes) or 'none'})")
+    klass = getattr(loaded, cls)
+    if not (inspect.isclass(klass) and issubclass(klass, torch.nn.Module)):
+        raise LayerError(f"{module}:{cls} is not a torch.nn.Module subclass")
+    return klass
+
+
+def _where(module, cls):
+    return f"{module}:{cls}"
+
+
+def build(module, cls, kwargs_json, d_model, device):
+    """One instance of the layer, on `device`."""
+    klass = _load_class(module, cls)
+    kwargs = json.loads(kwargs_json)
+    kwargs["d_model"] = d_model
+    try:
+        layer = klass(**kwargs)
+    except BaseException:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise _raised(f"{_where(module, cls)}({arguments})") from None
+    return layer.to(device)
+
+
+def takes_mask(layer):
+    try:
+        return "mask" in inspect.signature(layer.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def parameters(layer):
+    """(name, tensor) of every parameter, in registration order."""
+    return [(name, p) for name, p in layer.named_parameters()]
+
+
+def _source_files(module, klass):
+    files = set()
+    for obj in (sys.modules.get(klass.__module__), klass):
+        try:
+            files.add(os.path.abspath(inspect.getsourcefile(obj)))
+        except (TypeError, OSError):
+            pass
+    return sorted(files)
+
+
+def _package_version(klass):
+    top = klass.__module__.split(".")[0]
+    if top.startswith("seqbench_layer_"):
+        return None
+    try:
+        return f"{top} {importlib.metadata.version(top)}"
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _expect_output(y, x, where, what):
+    import torch
+
+    if not isinstance(y, torch.Tensor):
+        raise LayerError(f"{where}.{what} returned {type(y).__name__}; expected a tensor shaped like its input {tuple(x.shape)}")
+    if tuple(y.shape) != tuple(x.shape):
+        raise LayerError(f"{where}.{what} returned shape {tuple(y.shape)}; expected the input's shape {tuple(x.shape)} (batch, L, d_model)")
+
+
+def _call(where, what, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except LayerError:
+        raise
+    except BaseException:
+        raise _raised(f"{where}.{what}") from None
+
+
+def check(module, cls, kwargs_json, d_model, causal, padded, seed):
+    """Imports the layer, builds it, runs one tiny forward and backward (and a step if it has
+    one), and describes it: a dict seqbench records and hashes into the job's identity."""
+    import torch
+
+    klass = _load_class(module, cls)
+    # The check draws its own weights and input without moving the generator the job's model
+    # is then initialised from.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _check(module, cls, klass, kwargs_json, d_model, causal, padded)
+
+
+def _check(module, cls, klass, kwargs_json, d_model, causal, padded):
+    import torch
+
+    where = _where(module, cls)
+    layer = build(module, cls, kwargs_json, d_model, "cpu")
+    masked = takes_mask(layer)
+    if padded and not masked:
+        raise LayerError(
+            f"{where}.forward takes no `mask` argument, but this task pads its sequences: add "
+            "`mask=None` (batch, L; 1 on real positions) to forward, or run it on a task without padding"
+        )
+    if not any(True for _ in layer.parameters()):
+        raise LayerError(f"{where} has no parameters: nothing would train")
+    x = torch.randn(2, 6, d_model, requires_grad=True)
+    y = _call(where, "forward", layer, x)
+    _expect_output(y, x, where, "forward")
+    _call(where, "backward", y.square().mean().backward)
+    if x.grad is None or not torch.isfinite(x.grad).all():
+        raise LayerError(f"{where}: the gradient of its output with respect to its input is missing or not finite")
+    if causal:
+        with torch.no_grad():
+            changed = x.detach().clone()
+            changed[:, -1] += 1.0
+            leak = (layer(changed)[:, :-1] - layer(x.detach())[:, :-1]).abs().max().item()
+        if leak > 1e-5 * max(1.0, y.abs().max().item()):
+            raise LayerError(
+                f"{where} is not causal: changing the last position changed earlier outputs by {leak:.3g}, "
+                "and this task predicts each position from the ones before it"
+            )
+    has_step = callable(getattr(layer, "step", None))
+    if has_step:
+        with torch.no_grad():
+            out, state = _call(where, "step", layer.step, x.detach()[:, 0], None)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, d_model):
+            raise LayerError(f"{where}.step(x, state) must return (y, state) with y shaped (batch, d_model) = (2, {d_model})")
+    has_flops = callable(getattr(layer, "flops_per_token", None))
+    if has_flops:
+        flops = _call(where, "flops_per_token", layer.flops_per_token, 64)
+        if not isinstance(flops, (int, float)) or not flops >= 0:
+            raise LayerError(f"{where}.flops_per_token(seq_len) must return a number ≥ 0, got {flops!r}")
+    digest = hashlib.sha256()
+    files = _source_files(module, klass)
+    for path in files:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    digest.update(kwargs_json.encode())
+    return json.dumps(
+        {
+            "source_sha256": digest.hexdigest()[:16],
+            "files": files,
+            "package": _package_version(klass),
+            "takes_mask": masked,
+            "has_step": has_step,
+            "has_flops": has_flops,
+        }
+    )
+
+
+def forward(layer, x, mask, train):
+    if layer.training != train:
+        layer.train(train)
+    y = layer(x, mask=mask) if mask is not None else layer(x)
+    return y
+
+
+def step(layer, x, state):
+    return layer.step(x, state)
+
+
+def flops_per_token(layer, seq_len):
+    return float(layer.flops_per_token(seq_len))
+
+
+def describe_error(error):
+    """(a one-line summary, the traceback) of an exception that reached seqbench."""
+    if isinstance(error, LayerError):
+        return str(error), error.detail
+    last = traceback.format_exception_only(type(error), error)[-1].strip()
+    return last, "".join(traceback.format_exception(type(error), error, error.__traceback__))
