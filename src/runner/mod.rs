@@ -103,6 +103,21 @@ pub fn run_job(job: &Job, threads: u64, run_dir: Option<&std::path::Path>) -> Re
     Ok(output)
 }
 
+/// A Python layer that raises mid-job unwinds with [`LayerRaised`](crate::models::python::LayerRaised)
+/// after printing its traceback; the default hook's "panicked at" would only add noise to the
+/// job log, so it is left out for those (and kept for every other panic).
+fn quiet_panics_for_layer_errors() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<crate::models::python::LayerRaised>() {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// Runs one job inside a longer-lived process (`isolation: inline`): no memory limit (it would
 /// cap the dispatcher itself), and libtorch's inter-op pool set only once, since libtorch
 /// refuses to resize it.
@@ -120,6 +135,7 @@ pub fn run_job_inline(job: &Job, threads: u64, run_dir: Option<&std::path::Path>
         INTEROP.call_once(|| tch::set_num_interop_threads(1));
     }
     let denormals = denormal::apply(job.train.flush_denormal)?;
+    quiet_panics_for_layer_errors();
     let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task.training {
         Training::Series => forecast::train_and_evaluate(job, run_dir),
         Training::Tokens | Training::Nothing => train::train_and_evaluate(job, run_dir),
