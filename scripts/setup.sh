@@ -27,6 +27,19 @@ if ((${#missing_debs[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing_debs[@]}" >/dev/null
 fi
 
+# `arch: python` embeds the venv's Python: it needs Python.h and a shared libpython. pyenv and
+# most builds have both; Debian's python3 has them in python3-dev.
+python_embeddable() {
+  python3 -c "import os, sys, sysconfig; h = os.path.join(sysconfig.get_paths()['include'], 'Python.h'); \
+lib = os.path.join(sysconfig.get_config_var('LIBDIR') or '', sysconfig.get_config_var('LDLIBRARY') or ''); \
+sys.exit(not (os.path.exists(h) and lib.endswith('.so') and os.path.exists(lib)))" 2>/dev/null
+}
+if ! python_embeddable; then
+  log "installing python3-dev (headers and libpython, for \`arch: python\`)"
+  { $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-dev >/dev/null; } ||
+    log "could not install python3-dev: build with --no-default-features --features mpi to leave out \`arch: python\`"
+fi
+
 if [[ "${1:-}" == "--chromium" ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
   log "installing chromium (headless browser for the report test; ~1 min)"
   { $sudo_cmd apt-get update -qq &&

@@ -193,3 +193,34 @@ fn a_layer_that_raises_mid_job_is_a_failed_record_with_the_exception() {
     let log = std::fs::read_to_string(run.join(record["log_file"].as_str().unwrap())).unwrap();
     assert!(log.contains("Traceback") && log.contains("layers.py"), "the traceback is in the job log: {log}");
 }
+
+fn planned_ids(suite: &Path, cwd: &Path) -> Vec<String> {
+    let out = seqbench(&["plan", suite.to_str().unwrap()], cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().filter(|l| l.contains(" mqar ")).map(|l| l.split_whitespace().next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_changed_layer_source_or_kwargs_is_a_different_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = tmp.path().join("layers.py");
+    std::fs::write(&layer, BROKEN).unwrap();
+    let path = suite(tmp.path(), "Fine", "layers.py", MQAR);
+    let first = planned_ids(&path, tmp.path());
+    assert_eq!(first.len(), 1);
+    assert_eq!(planned_ids(&path, tmp.path()), first, "the same source is the same job");
+    std::fs::write(&layer, format!("{BROKEN}\n# a comment changes the source\n")).unwrap();
+    let edited = planned_ids(&path, tmp.path());
+    assert_ne!(edited, first, "an edited layer is a new job");
+    // kwargs, as a map in the suite, sweep like any parameter and enter the identity.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("    class: Fine\n", "    class: Mixed\n    kwargs: {scale: [1.0, 2.0]}\n");
+    std::fs::write(&path, text).unwrap();
+    let mixed = "\nclass Mixed(Fine):\n    def __init__(self, d_model, scale):\n        super().__init__(d_model)\n        self.scale = scale\n";
+    std::fs::write(&layer, format!("{BROKEN}{mixed}")).unwrap();
+    let swept = planned_ids(&path, tmp.path());
+    assert_eq!(swept.len(), 2, "two values of kwargs.scale, two jobs: {swept:?}");
+    assert_ne!(swept[0], swept[1]);
+}

@@ -204,6 +204,7 @@ fn model_entry(raw: &ParamMap, origin: Origin, suite_path: &Path) -> Result<Entr
     }
     if arch == crate::models::python::INFO.name {
         anchor_python_module(&mut params, suite_path);
+        flatten_kwargs(&mut params);
     }
     let label = label.or(preset).unwrap_or_else(|| arch.clone());
     Ok(Entry { kind: arch, label, params, overrides: ParamMap::new(), origin, key_origins })
@@ -246,6 +247,20 @@ fn anchor_python_module(params: &mut ParamMap, suite_path: &Path) {
     let beside = suite_path.parent().unwrap_or(Path::new(".")).join(path);
     if beside.is_file() {
         params.insert("module".into(), Value::String(beside.to_string_lossy().into_owned()));
+    }
+}
+
+/// A Python layer's `kwargs: {a: 1, b: [2, 3]}` becomes `kwargs.a: 1`, `kwargs.b: [2, 3]`, so
+/// that its values sweep like any other parameter (the form hybrid models use for their parts).
+fn flatten_kwargs(params: &mut ParamMap) {
+    let Some(Value::Mapping(kwargs)) = params.get("kwargs").cloned() else { return };
+    params.remove("kwargs");
+    for (key, value) in kwargs {
+        let key = match key {
+            Value::String(k) => k,
+            other => serde_yaml::to_string(&other).unwrap_or_default().trim().to_string(),
+        };
+        params.insert(format!("kwargs.{key}"), value);
     }
 }
 

@@ -23,7 +23,8 @@ pub struct PythonConfig {
     pub module: String,
     /// The `nn.Module` subclass in it.
     pub class: String,
-    /// Passed to the constructor, with `d_model`.
+    /// Passed to the constructor, with `d_model`; written `kwargs: {name: value}` or
+    /// `kwargs.name: value` in a suite, and each value may be a sweep.
     pub kwargs: serde_json::Map<String, serde_json::Value>,
     /// Set by seqbench when the suite is expanded: a hash of the layer's source files and kwargs.
     pub source_sha256: String,
@@ -107,7 +108,12 @@ impl PythonConfig {
 /// imported and run once on a tiny input (so a broken layer stops the suite before any job
 /// starts), its source hash recorded.
 fn resolve(combo: &ParamMap, io: &TaskIo) -> Result<serde_json::Value, ParamError> {
-    let mut config: PythonConfig = crate::params::resolve(combo)?;
+    let (kwargs, own): (ParamMap, ParamMap) = combo.clone().into_iter().partition(|(k, _)| k.starts_with("kwargs."));
+    let mut config: PythonConfig = crate::params::resolve(&own)?;
+    for (key, value) in kwargs {
+        let value = serde_json::to_value(&value).map_err(|e| ParamError::new(key.as_str(), e.to_string()))?;
+        config.kwargs.insert(key["kwargs.".len()..].to_string(), value);
+    }
     config.validate()?;
     if config.module.ends_with(".py") {
         if let Ok(path) = std::path::Path::new(&config.module).canonicalize() {
