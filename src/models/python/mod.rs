@@ -4,12 +4,15 @@
 //! layer is a different job. See docs/python-layers.md.
 #[cfg(feature = "python")]
 mod host;
+#[cfg(feature = "python")]
+mod mixer;
+#[cfg(feature = "python")]
+use mixer::build;
 
-use super::backbone::{Backbone, BackboneConfig};
-use super::{ArchInfo, Mixer, MixerState, SeqModel, TaskIo};
+use super::backbone::BackboneConfig;
+use super::{ArchInfo, TaskIo};
 use crate::params::{ParamError, ParamMap};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,7 +74,7 @@ impl Spec {
 }
 
 impl PythonConfig {
-    fn backbone(&self) -> BackboneConfig {
+    pub fn backbone(&self) -> BackboneConfig {
         BackboneConfig::plain(self.d_model, self.n_layers, self.mlp_ratio, self.dropout)
     }
 
@@ -125,10 +128,7 @@ fn resolve(combo: &ParamMap, io: &TaskIo) -> Result<serde_json::Value, ParamErro
 }
 
 #[cfg(feature = "python")]
-type Description = host::Description;
-
-#[cfg(feature = "python")]
-fn checked(config: &PythonConfig, io: &TaskIo) -> Result<Description, ParamError> {
+fn checked(config: &PythonConfig, io: &TaskIo) -> Result<host::Description, ParamError> {
     host::check(&config.spec(), config.d_model, io.causal, io.pad_id.is_some()).map_err(|e| {
         if !e.detail.is_empty() {
             eprintln!("{}", e.detail.trim_end());
@@ -147,147 +147,15 @@ fn checked(_config: &PythonConfig, _io: &TaskIo) -> Result<Description, ParamErr
     Err(ParamError::new("arch", "this seqbench was built without the `python` feature (cargo build --features python)"))
 }
 
-/// `ArchInfo::build`: one instance of the layer per block, its parameters registered in `vs`
-/// under `blocks.{i}.mixer.` (the same tensors: the optimiser updates what Python holds).
-#[cfg(feature = "python")]
-fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
-    let config: PythonConfig = serde_json::from_value(params.clone())?;
-    let spec = config.spec();
-    let label = spec.label();
-    let description = host::check(&spec, config.d_model, io.causal, io.pad_id.is_some())
-        .map_err(|e| anyhow::anyhow!("python layer {label}: {}", e.summary))?;
-    anyhow::ensure!(
-        description.source_sha256 == config.source_sha256,
-        "python layer {label}: its source ({}) or kwargs changed since the suite was expanded (hash {} then, {} now); run the suite again to make it a new job",
-        description.files.join(", "),
-        config.source_sha256,
-        description.source_sha256
-    );
-    let versions = host::versions().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut layers = Vec::new();
-    for _ in 0..config.n_layers {
-        let layer = host::Layer::build(&spec, config.d_model, vs.device())
-            .map_err(|e| anyhow::anyhow!("python layer {label}: {}", e.summary))?;
-        layers.push(Some(layer));
-    }
-    let layers = std::cell::RefCell::new(layers);
-    let failure = std::cell::RefCell::new(None);
-    let model = Backbone::new(vs, config.backbone(), io, &|path, i| {
-        let layer = layers.borrow_mut()[i as usize].take().expect("one layer per block");
-        if let Err(e) = register(path, &layer) {
-            failure.replace(Some(e));
-        }
-        Box::new(PythonMixer {
-            layer,
-            label: label.clone(),
-            description: description.clone(),
-            versions: versions.clone(),
-        })
-    });
-    if let Some(e) = failure.into_inner() {
-        anyhow::bail!("python layer {label}: {e}");
-    }
-    Ok(Box::new(model))
-}
-
 #[cfg(not(feature = "python"))]
-fn build(_vs: &nn::Path, _params: &serde_json::Value, _io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
+fn build(_vs: &tch::nn::Path, _params: &serde_json::Value, _io: &TaskIo) -> anyhow::Result<Box<dyn super::SeqModel>> {
     anyhow::bail!("this seqbench was built without the `python` feature")
-}
-
-/// Adds the layer's parameters to the var store (as shallow copies of the same tensors).
-#[cfg(feature = "python")]
-fn register(path: &nn::Path, layer: &host::Layer) -> Result<(), host::LayerError> {
-    for (name, tensor) in layer.parameters()? {
-        let mut parts: Vec<&str> = name.split('.').collect();
-        let leaf = parts.pop().expect("split yields one part at least");
-        let owner = parts.iter().fold(path.clone(), |p, part| p.sub(*part));
-        let _shared = owner.add(leaf, tensor, true);
-    }
-    Ok(())
 }
 
 /// Raised (as a panic payload) when the user's layer raises in the middle of a job; the job
 /// runner turns it into a `failed` record with this summary (the traceback is in the job log).
 #[derive(Debug)]
 pub struct LayerRaised(pub String);
-
-#[cfg(feature = "python")]
-fn raise_in_job(label: &str, error: host::LayerError) -> ! {
-    if !error.detail.is_empty() {
-        eprintln!("{}", error.detail.trim_end());
-    }
-    std::panic::panic_any(LayerRaised(format!("python layer {label}: {}", error.summary)))
-}
-
-#[cfg(feature = "python")]
-struct PythonMixer {
-    layer: host::Layer,
-    label: String,
-    description: Description,
-    versions: String,
-}
-
-/// The Python layer's recurrent state, opaque to seqbench.
-#[cfg(feature = "python")]
-struct PythonState(pyo3::Py<pyo3::PyAny>);
-
-#[cfg(feature = "python")]
-impl PythonMixer {
-    fn run(&self, xs: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
-        let y = self.layer.forward(xs, mask, train).unwrap_or_else(|e| raise_in_job(&self.label, e));
-        if y.size() != xs.size() {
-            let message = format!("forward returned shape {:?}; expected its input's {:?}", y.size(), xs.size());
-            raise_in_job(&self.label, host::LayerError { summary: message, detail: String::new() });
-        }
-        y
-    }
-}
-
-#[cfg(feature = "python")]
-impl Mixer for PythonMixer {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.run(xs, None, train)
-    }
-
-    fn forward_masked(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let xs = xs * mask.unsqueeze(-1);
-        // Padded tasks are refused for layers whose forward takes no mask (see `resolve`).
-        self.run(&xs, self.description.takes_mask.then_some(mask), train)
-    }
-
-    fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
-        if !self.description.has_step {
-            return None;
-        }
-        let previous = state.get::<PythonState>().map(|s| &s.0);
-        let (y, next) = self.layer.step(x, previous).unwrap_or_else(|e| raise_in_job(&self.label, e));
-        state.set(PythonState(next));
-        Some(y)
-    }
-
-    /// Unknown (not a number: recorded as missing).
-    fn state_size(&self, _seq_len: i64) -> f64 {
-        f64::NAN
-    }
-
-    /// The layer's own `flops_per_token(seq_len)` if it has one, else unknown (not a number:
-    /// FLOPs and MFU are recorded as missing).
-    fn flops_per_token(&self, seq_len: i64) -> f64 {
-        if !self.description.has_flops {
-            return f64::NAN;
-        }
-        self.layer.flops_per_token(seq_len).unwrap_or_else(|e| raise_in_job(&self.label, e))
-    }
-
-    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        let package = self.description.package.as_deref().map(|p| format!(", {p}")).unwrap_or_default();
-        format!(
-            "python layer {} (source sha256 {}; {}{package})",
-            self.label, self.description.source_sha256, self.versions
-        )
-    }
-}
 
 pub const INFO: ArchInfo = ArchInfo {
     name: "python",
