@@ -224,3 +224,39 @@ fn a_changed_layer_source_or_kwargs_is_a_different_job() {
     assert_eq!(swept.len(), 2, "two values of kwargs.scale, two jobs: {swept:?}");
     assert_ne!(swept[0], swept[1]);
 }
+
+#[test]
+fn a_whole_model_in_pytorch_trains_steps_and_is_refused_where_it_cannot_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = |extra: &str, task: &str| {
+        format!(
+            "name: whole\ndefaults: {{steps: 30, batch_size: 16, device: cpu, generate_tokens: 8}}\n\
+             models:\n  - arch: python_model\n    module: {}\n    class: GruLM\n    kwargs: {{d_model: 32}}\n{extra}\
+             tasks:\n{task}",
+            example("gru_lm.py")
+        )
+    };
+    let path = tmp.path().join("whole.yaml");
+    std::fs::write(&path, model("", MQAR)).unwrap();
+    let out = seqbench(&["run", path.to_str().unwrap(), "--out", "runs", "--quiet"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::fs::read_dir(tmp.path().join("runs/whole")).unwrap().next().unwrap().unwrap().path();
+    let records = std::fs::read_to_string(run.join("records.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    assert_eq!(record["status"], "ok", "{record}");
+    assert!(record["gen_tokens_per_s"].as_f64().unwrap() > 0.0, "its step() generates: {record}");
+    assert!(record["flops_per_token"].as_f64().unwrap() > 0.0, "its flops_per_token() is used: {record}");
+    assert!(record["implementation"].as_str().unwrap().starts_with("python model gru_lm.py:GruLM (source sha256 "));
+    let listops = "  - task: listops\n    min_length: 16\n    max_length: 64\n    train_examples: 32\n    val_examples: 8\n    test_examples: 8\n";
+    for (extra, task, expected) in [
+        ("    d_model: 32\n", MQAR, "python_model takes module, class and kwargs only"),
+        ("", listops, "python_model needs a task of token inputs with one prediction per position"),
+        ("    kwargs.vocab_size: 3\n", MQAR, "is passed to the constructor by seqbench"),
+    ] {
+        std::fs::write(&path, model(extra, task)).unwrap();
+        let out = seqbench(&["plan", path.to_str().unwrap()], tmp.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected) && err.contains("whole.yaml"), "expected {expected:?} in {err}");
+    }
+}

@@ -231,6 +231,7 @@ pub fn registry() -> &'static [ArchInfo] {
         linear::INFO,
         hybrid::INFO,
         python::INFO,
+        python::MODEL_INFO,
     ]
 }
 

@@ -108,11 +108,12 @@ def _where(module, cls):
     return f"{module}:{cls}"
 
 
-def build(module, cls, kwargs_json, d_model, device):
-    """One instance of the layer, on `device`."""
+def build(module, cls, kwargs_json, shape_json, device):
+    """One instance of the layer (or model), on `device`; `shape_json` holds what seqbench
+    passes besides the kwargs (`d_model` for a layer; vocab_size, num_classes, seq_len for a model)."""
     klass = _load_class(module, cls)
     kwargs = json.loads(kwargs_json)
-    kwargs["d_model"] = d_model
+    kwargs.update(json.loads(shape_json))
     try:
         layer = klass(**kwargs)
     except BaseException:
@@ -153,13 +154,33 @@ def _package_version(klass):
         return None
 
 
-def _expect_output(y, x, where, what):
+def _expect_output(y, shape, expected, where, what):
     import torch
 
     if not isinstance(y, torch.Tensor):
-        raise LayerError(f"{where}.{what} returned {type(y).__name__}; expected a tensor shaped like its input {tuple(x.shape)}")
-    if tuple(y.shape) != tuple(x.shape):
-        raise LayerError(f"{where}.{what} returned shape {tuple(y.shape)}; expected the input's shape {tuple(x.shape)} (batch, L, d_model)")
+        raise LayerError(f"{where}.{what} returned {type(y).__name__}; expected a tensor of shape {expected}")
+    if tuple(y.shape) != shape:
+        raise LayerError(f"{where}.{what} returned shape {tuple(y.shape)}; expected {expected}")
+
+
+def _probe(shape):
+    """A tiny input, the same input with its last position changed, and the output shapes
+    expected (sequence, one step) with their descriptions."""
+    import torch
+
+    if "vocab_size" in shape:
+        vocab, classes = shape["vocab_size"], shape["num_classes"]
+        x = torch.randint(vocab, (2, 6))
+        changed = x.clone()
+        changed[:, -1] = (changed[:, -1] + 1) % vocab
+        out, step = (2, 6, classes), (2, classes)
+        return x, changed, out, f"(batch, L, num_classes) = {out}", step, f"(batch, num_classes) = {step}"
+    d_model = shape["d_model"]
+    x = torch.randn(2, 6, d_model, requires_grad=True)
+    changed = x.detach().clone()
+    changed[:, -1] += 1.0
+    out, step = (2, 6, d_model), (2, d_model)
+    return x, changed, out, f"the input's shape {out}", step, f"(batch, d_model) = {step}"
 
 
 def _call(where, what, fn, *args, **kwargs):
@@ -171,9 +192,9 @@ def _call(where, what, fn, *args, **kwargs):
         raise _raised(f"{where}.{what}") from None
 
 
-def check(module, cls, kwargs_json, d_model, causal, padded, seed):
-    """Imports the layer, builds it, runs one tiny forward and backward (and a step if it has
-    one), and describes it: a dict seqbench records and hashes into the job's identity."""
+def check(module, cls, kwargs_json, shape_json, causal, padded, seed):
+    """Imports the layer (or model), builds it, runs one tiny forward and backward (and a step if
+    it has one), and describes it: a dict seqbench records and hashes into the job's identity."""
     import torch
 
     klass = _load_class(module, cls)
@@ -181,14 +202,14 @@ def check(module, cls, kwargs_json, d_model, causal, padded, seed):
     # is then initialised from.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _check(module, cls, klass, kwargs_json, d_model, causal, padded)
+        return _check(module, cls, klass, kwargs_json, json.loads(shape_json), causal, padded)
 
 
-def _check(module, cls, klass, kwargs_json, d_model, causal, padded):
+def _check(module, cls, klass, kwargs_json, shape, causal, padded):
     import torch
 
     where = _where(module, cls)
-    layer = build(module, cls, kwargs_json, d_model, "cpu")
+    layer = build(module, cls, kwargs_json, json.dumps(shape), "cpu")
     masked = takes_mask(layer)
     if padded and not masked:
         raise LayerError(
@@ -197,16 +218,16 @@ def _check(module, cls, klass, kwargs_json, d_model, causal, padded):
         )
     if not any(True for _ in layer.parameters()):
         raise LayerError(f"{where} has no parameters: nothing would train")
-    x = torch.randn(2, 6, d_model, requires_grad=True)
+    x, changed, out_shape, out_text, step_shape, step_text = _probe(shape)
     y = _call(where, "forward", layer, x)
-    _expect_output(y, x, where, "forward")
+    _expect_output(y, out_shape, out_text, where, "forward")
     _call(where, "backward", y.square().mean().backward)
-    if x.grad is None or not torch.isfinite(x.grad).all():
+    if x.requires_grad and (x.grad is None or not torch.isfinite(x.grad).all()):
         raise LayerError(f"{where}: the gradient of its output with respect to its input is missing or not finite")
+    if all(p.grad is None for p in layer.parameters()):
+        raise LayerError(f"{where}: no gradient reached its parameters")
     if causal:
         with torch.no_grad():
-            changed = x.detach().clone()
-            changed[:, -1] += 1.0
             leak = (layer(changed)[:, :-1] - layer(x.detach())[:, :-1]).abs().max().item()
         if leak > 1e-5 * max(1.0, y.abs().max().item()):
             raise LayerError(
@@ -217,8 +238,8 @@ def _check(module, cls, klass, kwargs_json, d_model, causal, padded):
     if has_step:
         with torch.no_grad():
             out, state = _call(where, "step", layer.step, x.detach()[:, 0], None)
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, d_model):
-            raise LayerError(f"{where}.step(x, state) must return (y, state) with y shaped (batch, d_model) = (2, {d_model})")
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != step_shape:
+            raise LayerError(f"{where}.step(x, state) must return (y, state) with y shaped {step_text}")
     has_flops = callable(getattr(layer, "flops_per_token", None))
     if has_flops:
         flops = _call(where, "flops_per_token", layer.flops_per_token, 64)

@@ -17,7 +17,7 @@ pub struct LayerError {
 }
 
 impl LayerError {
-    fn new(summary: impl Into<String>) -> Self {
+    pub fn new(summary: impl Into<String>) -> Self {
         LayerError { summary: summary.into(), detail: String::new() }
     }
 
@@ -111,29 +111,31 @@ pub struct Description {
     pub has_flops: bool,
 }
 
-/// Imports the layer, builds it and runs it once on a tiny input (see `host.py`'s `check`).
-pub fn check(spec: &Spec, d_model: i64, causal: bool, padded: bool) -> Result<Description, LayerError> {
+/// Imports the layer (or model), builds it and runs it once on a tiny input (see `host.py`'s
+/// `check`). `shape` is what seqbench passes to the constructor besides the kwargs.
+pub fn check(spec: &Spec, shape: &serde_json::Value, causal: bool, padded: bool) -> Result<Description, LayerError> {
     Python::attach(|py| {
-        let args = (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), d_model, causal, padded, 0);
+        let shape = shape.to_string();
+        let args = (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), shape, causal, padded, 0);
         let text: String = call(py, "check", args)?.extract().map_err(|e| LayerError::from_python(py, e))?;
         serde_json::from_str(&text).map_err(|e| LayerError::new(format!("host.py's description: {e}")))
     })
 }
 
-/// One instance of a user's layer.
+/// One instance of a user's layer, or of a whole model.
 pub struct Layer {
     object: Py<PyAny>,
 }
 
 impl Layer {
-    pub fn build(spec: &Spec, d_model: i64, device: tch::Device) -> Result<Layer, LayerError> {
+    pub fn build(spec: &Spec, shape: &serde_json::Value, device: tch::Device) -> Result<Layer, LayerError> {
         let device = match device {
             tch::Device::Cuda(i) => format!("cuda:{i}"),
             tch::Device::Mps => "mps".to_string(),
             _ => "cpu".to_string(),
         };
         Python::attach(|py| {
-            let args = (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), d_model, device);
+            let args = (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), shape.to_string(), device);
             Ok(Layer { object: call(py, "build", args)?.unbind() })
         })
     }

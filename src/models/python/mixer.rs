@@ -1,7 +1,7 @@
 //! The model of `arch: python`: the shared backbone with one instance of the user's layer per
 //! block, its parameters registered as the very tensors Python holds.
 use super::host::{self, Description, LayerError};
-use super::{LayerRaised, PythonConfig};
+use super::{layer_shape, LayerRaised, PythonConfig, Spec};
 use crate::models::backbone::Backbone;
 use crate::models::{Mixer, MixerState, SeqModel, TaskIo};
 use tch::{nn, Tensor};
@@ -11,21 +11,13 @@ use tch::{nn, Tensor};
 pub(super) fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
     let config: PythonConfig = serde_json::from_value(params.clone())?;
     let spec = config.spec();
-    let label = spec.label();
-    let description = host::check(&spec, config.d_model, io.causal, io.pad_id.is_some())
-        .map_err(|e| anyhow::anyhow!("python layer {label}: {}", e.summary))?;
-    anyhow::ensure!(
-        description.source_sha256 == config.source_sha256,
-        "python layer {label}: its source ({}) or kwargs changed since the suite was expanded (hash {} then, {} now); run the suite again to make it a new job",
-        description.files.join(", "),
-        config.source_sha256,
-        description.source_sha256
-    );
-    let versions = host::versions().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let label = format!("layer {}", spec.label());
+    let shape = layer_shape(config.d_model);
+    let (description, versions) = verified(&label, &spec, &shape, io, &config.source_sha256)?;
     let mut layers = Vec::new();
     for _ in 0..config.n_layers {
-        let layer = host::Layer::build(&spec, config.d_model, vs.device())
-            .map_err(|e| anyhow::anyhow!("python layer {label}: {}", e.summary))?;
+        let layer = host::Layer::build(&spec, &shape, vs.device())
+            .map_err(|e| anyhow::anyhow!("python {label}: {}", e.summary))?;
         layers.push(Some(layer));
     }
     let layers = std::cell::RefCell::new(layers);
@@ -43,13 +35,39 @@ pub(super) fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> a
         })
     });
     if let Some(e) = failure.into_inner() {
-        anyhow::bail!("python layer {label}: {e}");
+        anyhow::bail!("python {label}: {e}");
     }
     Ok(Box::new(model))
 }
 
+/// The job process's own check of the layer (it may have changed since the suite was expanded),
+/// and "Python X, torch Y".
+pub(super) fn verified(
+    label: &str,
+    spec: &Spec,
+    shape: &serde_json::Value,
+    io: &TaskIo,
+    expanded_sha256: &str,
+) -> anyhow::Result<(Description, String)> {
+    let description = host::check(spec, shape, io.causal, io.pad_id.is_some())
+        .map_err(|e| anyhow::anyhow!("python {label}: {}", e.summary))?;
+    anyhow::ensure!(
+        description.source_sha256 == expanded_sha256,
+        "python {label}: its source ({}) or kwargs changed since the suite was expanded (hash {expanded_sha256} then, {} now); run the suite again to make it a new job",
+        description.files.join(", "),
+        description.source_sha256
+    );
+    Ok((description, host::versions().map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
+/// The record's `implementation` of a Python layer or model (`label`: "layer file.py:Class").
+pub(super) fn implementation(label: &str, description: &Description, versions: &str) -> String {
+    let package = description.package.as_deref().map(|p| format!(", {p}")).unwrap_or_default();
+    format!("python {label} (source sha256 {}; {versions}{package})", description.source_sha256)
+}
+
 /// Adds the layer's parameters to the var store (as shallow copies of the same tensors).
-fn register(path: &nn::Path, layer: &host::Layer) -> Result<(), LayerError> {
+pub(super) fn register(path: &nn::Path, layer: &host::Layer) -> Result<(), LayerError> {
     for (name, tensor) in layer.parameters()? {
         let mut parts: Vec<&str> = name.split('.').collect();
         let leaf = parts.pop().expect("split yields one part at least");
@@ -59,11 +77,11 @@ fn register(path: &nn::Path, layer: &host::Layer) -> Result<(), LayerError> {
     Ok(())
 }
 
-fn raise_in_job(label: &str, error: LayerError) -> ! {
+pub(super) fn raise_in_job(label: &str, error: LayerError) -> ! {
     if !error.detail.is_empty() {
         eprintln!("{}", error.detail.trim_end());
     }
-    std::panic::panic_any(LayerRaised(format!("python layer {label}: {}", error.summary)))
+    std::panic::panic_any(LayerRaised(format!("python {label}: {}", error.summary)))
 }
 
 struct PythonMixer {
@@ -74,14 +92,14 @@ struct PythonMixer {
 }
 
 /// The Python layer's recurrent state, opaque to seqbench.
-struct PythonState(pyo3::Py<pyo3::PyAny>);
+pub(super) struct PythonState(pub(super) pyo3::Py<pyo3::PyAny>);
 
 impl PythonMixer {
     fn run(&self, xs: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
         let y = self.layer.forward(xs, mask, train).unwrap_or_else(|e| raise_in_job(&self.label, e));
         if y.size() != xs.size() {
             let message = format!("forward returned shape {:?}; expected its input's {:?}", y.size(), xs.size());
-            raise_in_job(&self.label, LayerError { summary: message, detail: String::new() });
+            raise_in_job(&self.label, LayerError::new(message));
         }
         y
     }
@@ -123,10 +141,6 @@ impl Mixer for PythonMixer {
     }
 
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        let package = self.description.package.as_deref().map(|p| format!(", {p}")).unwrap_or_default();
-        format!(
-            "python layer {} (source sha256 {}; {}{package})",
-            self.label, self.description.source_sha256, self.versions
-        )
+        implementation(&self.label, &self.description, &self.versions)
     }
 }
