@@ -1,7 +1,8 @@
 //! `arch: python`: a mixer written in PyTorch (an `nn.Module` mapping (batch, L, d_model) to the
 //! same shape), one instance per block of the shared backbone, trained and measured like the
-//! native mixers. Its source files and kwargs are hashed into the job's identity, so a changed
-//! layer is a different job. See docs/python-layers.md.
+//! native mixers; `arch: python_model`: a whole model, tokens → logits (`model.rs`). The source
+//! files and kwargs are hashed into the job's identity, so a changed layer is a different job.
+//! See docs/python-layers.md.
 #[cfg(feature = "python")]
 mod host;
 #[cfg(feature = "python")]
