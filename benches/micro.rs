@@ -15,7 +15,7 @@ const D_MODEL: i64 = 32;
 fn mixers(c: &mut Criterion) {
     tch::set_num_threads(1);
     let io = TaskIo::per_token(64, 64, LEN, true);
-    for arch in models::names() {
+    for arch in models::native_names() {
         let vs = nn::VarStore::new(Device::Cpu);
         let params = serde_json::json!({ "d_model": D_MODEL, "n_layers": 1 });
         let info = models::find(arch).expect("registered");

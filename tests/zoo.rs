@@ -38,10 +38,9 @@ fn build(vs: &nn::VarStore, arch: &str, params: &serde_json::Value, io: &TaskIo)
     (info.build)(&vs.root(), params, io).unwrap_or_else(|e| panic!("{arch}: {e:#}"))
 }
 
-/// The native architectures: `python` and `python_model` run the user's code (their checks are
-/// in tests/python_layer.rs).
+/// The native architectures (the user-code ones are checked in tests/python_layer.rs).
 fn all_archs() -> Vec<&'static str> {
-    models::names().into_iter().filter(|a| !a.starts_with("python")).collect()
+    models::native_names()
 }
 
 /// Every arch at its tiny settings, plus the transformer's other position schemes.

@@ -243,6 +243,13 @@ pub fn names() -> Vec<&'static str> {
     registry().iter().map(|a| a.name).collect()
 }
 
+/// The architectures seqbench implements itself: all but `python` and `python_model`, which run
+/// a user's code and need a module to build.
+pub fn native_names() -> Vec<&'static str> {
+    let user_code = [python::INFO.name, python::MODEL_INFO.name];
+    names().into_iter().filter(|a| !user_code.contains(a)).collect()
+}
+
 /// Deserializes, then validates, a typed config; shared by every architecture's `resolve`.
 pub fn resolve_typed<C>(combo: &ParamMap, io: &TaskIo) -> Result<serde_json::Value, ParamError>
 where
