@@ -157,24 +157,36 @@ fn one_rank_under_mpirun_runs_locally() {
     assert_eq!(recs[0].rank, None);
 }
 
-/// The pid of the `seqbench run` process that is MPI rank `rank` (from its environment) of the
-/// run started in `dir` (its working directory: other tests run MPI jobs at the same time).
-fn pid_of_rank(rank: u32, dir: &Path) -> Option<i32> {
+/// The `seqbench run` processes started in `dir` (their working directory: other tests run MPI
+/// jobs at the same time) that are still alive (a zombie has no working directory), with their
+/// environment.
+fn live_run_processes(dir: &Path) -> Vec<(i32, Vec<u8>)> {
     let exe = env!("CARGO_BIN_EXE_seqbench");
-    std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()).find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.first() != Some(&exe.as_bytes()) || args.get(1) != Some(&&b"run"[..]) {
-            return None;
-        }
-        if std::fs::read_link(e.path().join("cwd")).ok()? != dir.canonicalize().ok()? {
-            return None;
-        }
-        let environ = std::fs::read(e.path().join("environ")).ok()?;
-        let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
-        environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid)
-    })
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if args.first() != Some(&exe.as_bytes()) || args.get(1) != Some(&&b"run"[..]) {
+                return None;
+            }
+            if std::fs::read_link(e.path().join("cwd")).ok()? != dir.canonicalize().ok()? {
+                return None;
+            }
+            Some((pid, std::fs::read(e.path().join("environ")).ok()?))
+        })
+        .collect()
+}
+
+/// The pid of the `seqbench run` process that is MPI rank `rank` (from its environment) of the
+/// run started in `dir`.
+fn pid_of_rank(rank: u32, dir: &Path) -> Option<i32> {
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    live_run_processes(dir)
+        .into_iter()
+        .find_map(|(pid, environ)| environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid))
 }
 
 /// A worker rank killed mid-run: mpirun ends every rank (OpenMPI's behaviour, documented in the
@@ -215,9 +227,21 @@ fn a_hung_worker_rank_has_its_job_recorded_failed_and_the_others_finish() {
     let worker = pid_of_rank(2, tmp.path()).expect("worker rank 2 is running");
     unsafe { libc::kill(worker, libc::SIGSTOP) };
     let deadline = Instant::now() + Duration::from_secs(240);
+    // OpenMPI 4.1's mpirun sometimes deadlocks in PMIx_server_finalize after an MPI_Abort, with
+    // every rank already gone (seen here about once in seven runs, its stack in
+    // PMIx_server_finalize): the run has ended when mpirun exits or when no rank is left alive.
+    let mut ranks_gone_since: Option<Instant> = None;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            break Some(status);
+        }
+        if live_run_processes(tmp.path()).is_empty() {
+            let since = *ranks_gone_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
         }
         if Instant::now() > deadline {
             unsafe { libc::kill(worker, libc::SIGKILL) };
@@ -227,7 +251,9 @@ fn a_hung_worker_rank_has_its_job_recorded_failed_and_the_others_finish() {
         std::thread::sleep(Duration::from_millis(200));
     };
     unsafe { libc::kill(worker, libc::SIGKILL) };
-    assert!(!status.success(), "rank 0 aborts the world after a hung rank");
+    if let Some(status) = status {
+        assert!(!status.success(), "rank 0 aborts the world after a hung rank");
+    }
     let recs = records(&run);
     let ids: BTreeSet<&str> = recs.iter().map(|r| r.job_id.as_str()).collect();
     assert_eq!((recs.len(), ids.len()), (6, 6), "every job recorded exactly once");
