@@ -125,6 +125,13 @@ class Peeks(Fine):
     def forward(self, x):
         return self.proj(x.flip(1))
 
+class Dropped(Fine):
+    def __init__(self, d_model):
+        super().__init__(d_model)
+        self.drop = nn.Dropout(0.5)
+    def forward(self, x):
+        return self.drop(self.proj(x))
+
 class FailsInTraining(Fine):
     def forward(self, x):
         if self.training and x.shape[0] > 2:
@@ -152,7 +159,7 @@ fn broken_layers_stop_the_suite_with_a_message_naming_file_and_class() {
     let listops = "  - task: listops\n    min_length: 16\n    max_length: 64\n    train_examples: 32\n    val_examples: 8\n    test_examples: 8\n";
     let cases = [
         ("Fine", "missing.py", MQAR, "module: no file missing.py"),
-        ("Absent", "layers.py", MQAR, "has no class `Absent` (its nn.Module classes: FailsInTraining, Fine, Narrow"),
+        ("Absent", "layers.py", MQAR, "has no class `Absent` (its nn.Module classes: Dropped, FailsInTraining, Fine, Narrow"),
         (
             "RaisesInInit",
             "layers.py",
@@ -174,6 +181,10 @@ fn broken_layers_stop_the_suite_with_a_message_naming_file_and_class() {
         assert!(last.contains(expected), "{class}: expected {expected:?} in {last}");
         assert!(!err.contains("panicked"), "{class}: {err}");
     }
+    // Dropout makes two calls differ in training mode; the causality check runs in eval mode.
+    let path = suite(tmp.path(), "Dropped", "layers.py", MQAR);
+    let out = seqbench(&["plan", path.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "a causal layer with dropout passes: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

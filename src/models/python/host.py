@@ -226,6 +226,9 @@ def _check(module, cls, klass, kwargs_json, shape, causal, padded):
         raise LayerError(f"{where}: the gradient of its output with respect to its input is missing or not finite")
     if all(p.grad is None for p in layer.parameters()):
         raise LayerError(f"{where}: no gradient reached its parameters")
+    # Evaluation mode from here: dropout would change outputs between two calls and pass for a
+    # leak from the future.
+    layer.eval()
     if causal:
         with torch.no_grad():
             leak = (layer(changed)[:, :-1] - layer(x.detach())[:, :-1]).abs().max().item()
