@@ -159,7 +159,12 @@ fn broken_layers_stop_the_suite_with_a_message_naming_file_and_class() {
     let listops = "  - task: listops\n    min_length: 16\n    max_length: 64\n    train_examples: 32\n    val_examples: 8\n    test_examples: 8\n";
     let cases = [
         ("Fine", "missing.py", MQAR, "module: no file missing.py"),
-        ("Absent", "layers.py", MQAR, "has no class `Absent` (its nn.Module classes: Dropped, FailsInTraining, Fine, Narrow"),
+        (
+            "Absent",
+            "layers.py",
+            MQAR,
+            "has no class `Absent` (its nn.Module classes: Dropped, FailsInTraining, Fine, Narrow",
+        ),
         (
             "RaisesInInit",
             "layers.py",
