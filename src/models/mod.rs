@@ -243,11 +243,14 @@ pub fn names() -> Vec<&'static str> {
     registry().iter().map(|a| a.name).collect()
 }
 
-/// The architectures seqbench implements itself: all but `python` and `python_model`, which run
-/// a user's code and need a module to build.
+/// Whether `name` runs a user's code (`python`, `python_model`): it needs a module to build.
+pub fn runs_user_code(name: &str) -> bool {
+    [python::INFO.name, python::MODEL_INFO.name].contains(&name)
+}
+
+/// The architectures seqbench implements itself.
 pub fn native_names() -> Vec<&'static str> {
-    let user_code = [python::INFO.name, python::MODEL_INFO.name];
-    names().into_iter().filter(|a| !user_code.contains(a)).collect()
+    names().into_iter().filter(|a| !runs_user_code(a)).collect()
 }
 
 /// Deserializes, then validates, a typed config; shared by every architecture's `resolve`.

@@ -202,7 +202,7 @@ fn model_entry(raw: &ParamMap, origin: Origin, suite_path: &Path) -> Result<Entr
         let known = unknown_name("architecture", &arch, &crate::models::names());
         return Err(origin.child("arch").error(format!("{known} (see `seqbench models`)")));
     }
-    if [crate::models::python::INFO.name, crate::models::python::MODEL_INFO.name].contains(&arch.as_str()) {
+    if crate::models::runs_user_code(&arch) {
         anchor_python_module(&mut params, suite_path);
         flatten_kwargs(&mut params);
     }
