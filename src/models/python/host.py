@@ -205,13 +205,42 @@ def check(module, cls, kwargs_json, shape_json, causal, padded, seed):
         return _check(module, cls, klass, kwargs_json, json.loads(shape_json), causal, padded)
 
 
+def describe(module, cls, kwargs_json, shape_json):
+    """The description `check` gives, for a layer already checked: one instance is built (the
+    generator left where it was) and nothing is run."""
+    import torch
+
+    klass = _load_class(module, cls)
+    with torch.random.fork_rng(devices=[]):
+        layer = build(module, cls, kwargs_json, shape_json, "cpu")
+    return json.dumps(_description(module, klass, layer, kwargs_json))
+
+
+def _description(module, klass, layer, kwargs_json):
+    """What seqbench records of a layer and hashes into the job's identity."""
+    digest = hashlib.sha256()
+    files = _source_files(module, klass)
+    for path in files:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    digest.update(kwargs_json.encode())
+    return {
+        "source_sha256": digest.hexdigest()[:16],
+        "files": files,
+        "package": _package_version(klass),
+        "takes_mask": takes_mask(layer),
+        "has_step": callable(getattr(layer, "step", None)),
+        "has_flops": callable(getattr(layer, "flops_per_token", None)),
+    }
+
+
 def _check(module, cls, klass, kwargs_json, shape, causal, padded):
     import torch
 
     where = _where(module, cls)
     layer = build(module, cls, kwargs_json, json.dumps(shape), "cpu")
-    masked = takes_mask(layer)
-    if padded and not masked:
+    described = _description(module, klass, layer, kwargs_json)
+    if padded and not described["takes_mask"]:
         raise LayerError(
             f"{where}.forward takes no `mask` argument, but this task pads its sequences: add "
             "`mask=None` (batch, L; 1 on real positions) to forward, or run it on a task without padding"
@@ -237,33 +266,16 @@ def _check(module, cls, klass, kwargs_json, shape, causal, padded):
                 f"{where} is not causal: changing the last position changed earlier outputs by {leak:.3g}, "
                 "and this task predicts each position from the ones before it"
             )
-    has_step = callable(getattr(layer, "step", None))
-    if has_step:
+    if described["has_step"]:
         with torch.no_grad():
             out, state = _call(where, "step", layer.step, x.detach()[:, 0], None)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != step_shape:
             raise LayerError(f"{where}.step(x, state) must return (y, state) with y shaped {step_text}")
-    has_flops = callable(getattr(layer, "flops_per_token", None))
-    if has_flops:
+    if described["has_flops"]:
         flops = _call(where, "flops_per_token", layer.flops_per_token, 64)
         if not isinstance(flops, (int, float)) or not flops >= 0:
             raise LayerError(f"{where}.flops_per_token(seq_len) must return a number ≥ 0, got {flops!r}")
-    digest = hashlib.sha256()
-    files = _source_files(module, klass)
-    for path in files:
-        with open(path, "rb") as f:
-            digest.update(f.read())
-    digest.update(kwargs_json.encode())
-    return json.dumps(
-        {
-            "source_sha256": digest.hexdigest()[:16],
-            "files": files,
-            "package": _package_version(klass),
-            "takes_mask": masked,
-            "has_step": has_step,
-            "has_flops": has_flops,
-        }
-    )
+    return json.dumps(described)
 
 
 def forward(layer, x, mask, train):

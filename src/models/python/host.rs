@@ -114,10 +114,28 @@ pub struct Description {
 /// Imports the layer (or model), builds it and runs it once on a tiny input (see `host.py`'s
 /// `check`). `shape` is what seqbench passes to the constructor besides the kwargs.
 pub fn check(spec: &Spec, shape: &serde_json::Value, causal: bool, padded: bool) -> Result<Description, LayerError> {
+    described(|py| {
+        let args =
+            (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), shape.to_string(), causal, padded, 0);
+        call(py, "check", args)
+    })
+}
+
+/// The same description for a layer already checked, without running it (`host.py`'s
+/// `describe`): what a job process needs.
+pub fn describe(spec: &Spec, shape: &serde_json::Value) -> Result<Description, LayerError> {
+    described(|py| {
+        call(py, "describe", (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), shape.to_string()))
+    })
+}
+
+/// Runs a host function that returns a description as JSON.
+fn described<F>(host_call: F) -> Result<Description, LayerError>
+where
+    F: for<'py> FnOnce(Python<'py>) -> Result<Bound<'py, PyAny>, LayerError>,
+{
     Python::attach(|py| {
-        let shape = shape.to_string();
-        let args = (spec.module.as_str(), spec.class.as_str(), spec.kwargs_json(), shape, causal, padded, 0);
-        let text: String = call(py, "check", args)?.extract().map_err(|e| LayerError::from_python(py, e))?;
+        let text: String = host_call(py)?.extract().map_err(|e| LayerError::from_python(py, e))?;
         serde_json::from_str(&text).map_err(|e| LayerError::new(format!("host.py's description: {e}")))
     })
 }

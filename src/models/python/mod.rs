@@ -6,6 +6,8 @@
 #[cfg(feature = "python")]
 mod host;
 #[cfg(feature = "python")]
+mod layer;
+#[cfg(feature = "python")]
 mod mixer;
 #[cfg(feature = "python")]
 use mixer::build;

@@ -1,7 +1,7 @@
 //! `arch: python_model`: a whole model written in PyTorch, tokens (batch, L) → logits
 //! (batch, L, num_classes), trained and measured like the native ones (no seqbench backbone).
-use super::host::{self, Description};
-use super::mixer::{implementation, raise_in_job, register, verified, PythonState};
+use super::host::LayerError;
+use super::layer::Loaded;
 use super::{model_shape, PythonModelConfig};
 use crate::models::{MixerState, SeqModel, TaskIo};
 use tch::{nn, Tensor};
@@ -10,60 +10,51 @@ use tch::{nn, Tensor};
 /// their own names (the same tensors).
 pub(super) fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Result<Box<dyn SeqModel>> {
     let config: PythonModelConfig = serde_json::from_value(params.clone())?;
-    let spec = config.spec.clone();
+    let spec = config.spec;
     let label = format!("model {}", spec.label());
     let shape = model_shape(io);
-    let (description, versions) = verified(&label, &spec, &shape, io, &spec.source_sha256)?;
-    let model =
-        host::Layer::build(&spec, &shape, vs.device()).map_err(|e| anyhow::anyhow!("python {label}: {}", e.summary))?;
-    register(vs, &model).map_err(|e| anyhow::anyhow!("python {label}: {e}"))?;
-    Ok(Box::new(PythonModel { model, label, description, versions, pad_id: io.pad_id }))
+    let described = Loaded::describe(&label, &spec, &shape)?;
+    let model = Loaded::build(&label, &spec, &shape, vs.device(), &described)?;
+    model.register(vs)?;
+    Ok(Box::new(PythonModel { model, pad_id: io.pad_id }))
 }
 
 struct PythonModel {
-    model: host::Layer,
-    label: String,
-    description: Description,
-    versions: String,
+    model: Loaded,
     pad_id: Option<i64>,
 }
 
 impl SeqModel for PythonModel {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mask = self.pad_id.filter(|_| self.description.takes_mask).map(|pad| xs.ne(pad).to_kind(tch::Kind::Float));
-        let logits = self.model.forward(xs, mask.as_ref(), train).unwrap_or_else(|e| raise_in_job(&self.label, e));
+        let takes_mask = self.model.description.takes_mask;
+        let mask = self.pad_id.filter(|_| takes_mask).map(|pad| xs.ne(pad).to_kind(tch::Kind::Float));
+        let logits = self.model.forward(xs, mask.as_ref(), train);
         let (batch, length) = xs.size2().expect("tokens are (batch, L)");
         if logits.dim() != 3 || logits.size()[..2] != [batch, length] {
             let summary = format!(
                 "forward returned shape {:?}; expected (batch, L, num_classes) with (batch, L) = ({batch}, {length})",
                 logits.size()
             );
-            raise_in_job(&self.label, host::LayerError::new(summary));
+            self.model.raise(LayerError::new(summary));
         }
         logits
     }
 
     fn flops_per_token(&self, seq_len: i64) -> f64 {
-        if !self.description.has_flops {
-            return f64::NAN;
-        }
-        self.model.flops_per_token(seq_len).unwrap_or_else(|e| raise_in_job(&self.label, e))
+        self.model.flops_per_token(seq_len)
     }
 
     fn can_step(&self) -> bool {
-        self.description.has_step
+        self.model.description.has_step
     }
 
     /// One state: whatever the model's `step` returns.
     fn step(&self, tokens: &Tensor, _pos: i64, states: &mut Vec<MixerState>) -> Tensor {
         states.resize_with(1, MixerState::default);
-        let previous = states[0].get::<PythonState>().map(|s| &s.0);
-        let (logits, next) = self.model.step(tokens, previous).unwrap_or_else(|e| raise_in_job(&self.label, e));
-        states[0].set(PythonState(next));
-        logits
+        self.model.step(tokens, &mut states[0])
     }
 
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        implementation(&self.label, &self.description, &self.versions)
+        self.model.implementation()
     }
 }
