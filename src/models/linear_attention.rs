@@ -155,7 +155,10 @@ fn decayed_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>, diagonal: bool) ->
 }
 
 /// The chunkwise-parallel form, chunks of `chunk` positions: (o, final state), equal to
-/// [`naive`]'s.
+/// [`naive`]'s. Everything that does not need the state is computed for all chunks at once
+/// (the scores, the decays, the UT transform's one batched triangular solve); only the state's
+/// hand-over from chunk to chunk is a loop, a few ops per chunk. A tail shorter than a chunk is
+/// padded with k = v = 0, β = 0 and no decay, which leaves the state as it was.
 pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tensor, Tensor) {
     let kind = inputs.q.kind();
     if !matches!(kind, Kind::Float | Kind::Double) {
@@ -167,50 +170,70 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
         return (o.to_kind(kind), state);
     }
     check(inputs);
-    let log_alpha = log_decay(inputs);
+    let [batch, heads, len, _] = inputs.q.size()[..] else { panic!("q must be (batch, heads, L, d_k)") };
+    let d_v = inputs.v.size()[3];
+    let c = chunk.clamp(1, len.max(1));
+    let n = (len + c - 1) / c;
+    // (b, heads, L, d) → (b, heads, chunks, c, d), the tail padded with zeros.
+    let chunks = |x: &Tensor| {
+        let padded = if n * c > len { x.constant_pad_nd([0, 0, 0, n * c - len]) } else { x.shallow_clone() };
+        padded.reshape([batch, heads, n, c, -1])
+    };
+    let (q, k, v) = (chunks(&inputs.q), chunks(&inputs.k), chunks(&inputs.v));
+    // b_i: log of the decay from the chunk's start through position i, (…, c, 1 or d_k).
+    let b = log_decay(inputs).map(|g| chunks(&g).cumsum(3, kind));
+    let from_start = |x: &Tensor| match &b {
+        Some(b) => x * b.exp(),
+        None => x.shallow_clone(),
+    };
+    // The keys decayed to their chunk's end, k_j ⊙ exp(b_last − b_j), and the whole chunk's
+    // decay exp(b_last) as a (…, d_k, 1) factor on the state's rows.
+    let (k_to_end, chunk_decay) = match &b {
+        Some(b) => {
+            let last = b.narrow(3, c - 1, 1);
+            (&k * (&last - b).exp(), Some(last.exp().transpose(-1, -2)))
+        }
+        None => (k.shallow_clone(), None),
+    };
     let mut state = initial.map_or_else(|| zero_state(inputs), |s| s.shallow_clone());
-    // The chunks as one split per input: its backward concatenates the chunks' gradients once,
-    // where a `narrow` per chunk would allocate a full-length gradient per chunk (O(L²/chunk)).
-    let chunk = chunk.max(1);
-    let pieces = |x: &Tensor| x.split(chunk, 2);
-    let (qs, ks, vs) = (pieces(&inputs.q), pieces(&inputs.k), pieces(&inputs.v));
-    let (alphas, betas) = (log_alpha.as_ref().map(pieces), inputs.beta.as_ref().map(pieces));
-    let mut outputs = Vec::with_capacity(qs.len());
-    for (i, ((q, k), v)) in qs.iter().zip(&ks).zip(&vs).enumerate() {
-        let n = q.size()[2];
-        // b_i: log of the decay from the chunk's start through position i, (…, n, 1 or d_k).
-        let b = alphas.as_ref().map(|g| g[i].cumsum(2, g[i].kind()));
-        let from_start = |x: &Tensor| match &b {
-            Some(b) => x * b.exp(),
-            None => x.shallow_clone(),
-        };
-        // The chunk's keys decayed to its end: k_j ⊙ exp(b_last − b_j).
-        let (k_to_end, decay_all) = match &b {
-            Some(b) => {
-                let last = b.narrow(2, n - 1, 1);
-                (k * (&last - b).exp(), Some(last))
+    let mut states = Vec::with_capacity(n as usize); // the state entering each chunk
+    let decays = chunk_decay.as_ref().map(|d| d.unbind(2));
+    let carry = |state: &Tensor, i: usize, update: Tensor| match &decays {
+        Some(d) => state * &d[i] + update,
+        None => state + update,
+    };
+    let values = match &inputs.beta {
+        None => {
+            let updates = k_to_end.transpose(-1, -2).matmul(&v).unbind(2);
+            for (i, update) in updates.into_iter().enumerate() {
+                let next = carry(&state, i, update);
+                states.push(std::mem::replace(&mut state, next));
             }
-            None => (k.shallow_clone(), None),
-        };
-        let values = match &betas {
-            None => v.shallow_clone(),
-            Some(betas) => {
-                // UT transform: (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1)) u = diag(β)(V − diag(γ) K S).
-                let beta = betas[i].unsqueeze(-1); // (…, n, 1)
-                let system = decayed_scores(k, k, b.as_ref(), false) * &beta + Tensor::eye(n, (q.kind(), q.device()));
-                let rhs = (v - from_start(k).matmul(&state)) * &beta;
-                system.linalg_solve_triangular(&rhs, false, true, true)
+            v
+        }
+        Some(beta) => {
+            // UT transform, every chunk in one solve: T = (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1))⁻¹,
+            // u = T diag(β) V and w = T diag(β) diag(γ) K; a chunk's values are then u − w S.
+            let beta = chunks(&beta.unsqueeze(-1)); // (…, c, 1)
+            let system = decayed_scores(&k, &k, b.as_ref(), false) * &beta + Tensor::eye(c, (kind, q.device()));
+            let rhs = Tensor::cat(&[&v * &beta, from_start(&k) * &beta], -1);
+            let solved = system.linalg_solve_triangular(&rhs, false, true, true);
+            let (u, w) =
+                (solved.narrow(-1, 0, d_v).unbind(2), solved.narrow(-1, d_v, solved.size()[4] - d_v).unbind(2));
+            let k_to_end_t = k_to_end.transpose(-1, -2).unbind(2);
+            let mut values = Vec::with_capacity(n as usize);
+            for (i, (u, w)) in u.iter().zip(&w).enumerate() {
+                let value = u - w.matmul(&state);
+                let next = carry(&state, i, k_to_end_t[i].matmul(&value));
+                states.push(std::mem::replace(&mut state, next));
+                values.push(value);
             }
-        };
-        let intra = decayed_scores(q, k, b.as_ref(), true).matmul(&values);
-        outputs.push(intra + from_start(q).matmul(&state));
-        let decayed_state = match &decay_all {
-            Some(last) => &state * last.exp().transpose(-1, -2), // rows of S: (…, d_k, 1)
-            None => state.shallow_clone(),
-        };
-        state = decayed_state + k_to_end.transpose(-1, -2).matmul(&values);
-    }
-    (Tensor::cat(&outputs, 2), state)
+            Tensor::stack(&values, 2)
+        }
+    };
+    let entering = Tensor::stack(&states, 2); // (b, heads, chunks, d_k, d_v)
+    let o = decayed_scores(&q, &k, b.as_ref(), true).matmul(&values) + from_start(&q).matmul(&entering);
+    (o.reshape([batch, heads, n * c, d_v]).narrow(2, 0, len), state)
 }
 
 #[cfg(test)]
