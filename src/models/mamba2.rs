@@ -5,6 +5,7 @@
 //! k = B, v = Δ·x, the skip D·x, then the gated RMSNorm (y ⊙ silu(z), normalised over d_inner)
 //! and out_proj. See docs/models.md.
 use super::backbone::{BackboneConfig, BackboneInit, Norm};
+use super::fla_parts::causal_conv_silu;
 use super::init::{inverse_softplus_dt, rescale_redraw, torch_linear, uniform_fan_in};
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::s4d::validate_dt_range;
@@ -182,13 +183,7 @@ impl Mixer for Mamba2 {
         let (b, len, _) = xs.size3().expect("(batch, seq, d_model)");
         let (e, n, p, h) = (self.cfg.inner(), self.cfg.d_state, self.cfg.headdim, self.heads());
         let (z, xbc, dt) = self.split(&self.in_proj.forward(xs));
-        let conv_dim = e + 2 * n;
-        let xbc = xbc
-            .transpose(1, 2)
-            .conv1d(&self.conv_weight, Some(&self.conv_bias), [1], [self.cfg.d_conv - 1], [1], conv_dim)
-            .narrow(-1, 0, len)
-            .transpose(1, 2)
-            .silu();
+        let xbc = causal_conv_silu(&xbc, &self.conv_weight, Some(&self.conv_bias));
         let parts = xbc.split_with_sizes([e, n, n], -1);
         let (x, big_b, big_c) = (&parts[0], &parts[1], &parts[2]);
         let (delta, log_alpha) = self.delta_and_decay(&dt); // (b, L, heads)
