@@ -29,8 +29,9 @@ pub struct GlaConfig {
     pub gate_low_rank_dim: i64,
     /// log α = logsigmoid(·) / gate_logit_normalizer (fla: 16).
     pub gate_logit_normalizer: f64,
-    /// Positions per chunk of the chunkwise form. A per-dimension decay forms
-    /// (chunk, chunk, d_k) weights per chunk, so its chunks are short (16).
+    /// Positions per chunk of the chunkwise form. A per-dimension decay forms (c, c, d_k)
+    /// weights per chunk, so its chunks are short: 4 trained fastest on the CPU at L = 4,096
+    /// (docs/models.md); fla's GPU kernels use sub-chunks of 16.
     pub chunk: i64,
     /// ε of the output norm and of the backbone's RMSNorms (fla's models: 1e-6).
     pub norm_eps: f64,
@@ -52,7 +53,7 @@ impl Default for GlaConfig {
             conv_size: 4,
             gate_low_rank_dim: 16,
             gate_logit_normalizer: 16.0,
-            chunk: 16,
+            chunk: 4,
             norm_eps: 1e-6,
             norm: Norm::Rms,
         }

@@ -24,7 +24,9 @@ pub struct Hgrn2Config {
     pub expand_ratio: i64,
     /// The per-layer lower bounds on the forget gate (fla: on).
     pub use_lower_bound: bool,
-    /// Positions per chunk of the chunkwise form (a per-dimension decay: short chunks).
+    /// Positions per chunk of the chunkwise form. A per-dimension decay forms (c, c, d_k)
+    /// weights per chunk, so its chunks are short: 4 trained fastest on the CPU at L = 4,096
+    /// (docs/models.md); fla's GPU kernels use sub-chunks of 16.
     pub chunk: i64,
     /// ε of the backbone's RMSNorms (fla: 1e-6). The output norm uses 1e-5: fla's call
     /// passes no ε, so `rms_norm_linear`'s default applies.
@@ -41,7 +43,7 @@ impl Default for Hgrn2Config {
             dropout: 0.0,
             expand_ratio: 16,
             use_lower_bound: true,
-            chunk: 16,
+            chunk: 4,
             norm_eps: 1e-6,
             norm: Norm::Rms,
         }

@@ -134,24 +134,43 @@ fn relative_decay(b: &Tensor) -> Tensor {
     gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp()
 }
 
-/// Scores q_i · k_j weighted by the decay from j to i, for i ≥ j (0 above): (…, n, n).
-/// `diagonal`: whether i = j counts.
-fn decayed_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>, diagonal: bool) -> Tensor {
-    let n = q.size()[q.dim() - 2];
-    let mask = Tensor::ones([n, n], (q.kind(), q.device())).tril(if diagonal { 0 } else { -1 });
-    let scores = match b {
-        None => q.matmul(&k.transpose(-1, -2)),
-        Some(b) if b.size()[b.dim() - 1] == 1 => q.matmul(&k.transpose(-1, -2)) * relative_decay(b),
-        Some(b) => {
-            // A vector decay weighs each key dimension apart: Σ_d q_id k_jd exp(b_id − b_jd),
-            // formed exactly as (n, n, d_k) with the exponent masked first.
-            let gap = b.unsqueeze(-2) - b.unsqueeze(-3); // (…, n, n, d_k)
-            let causal = Tensor::ones([n, n, 1], (Kind::Bool, q.device())).tril(0);
-            let weights = gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp();
-            (q.unsqueeze(-2) * k.unsqueeze(-3) * weights).sum_dim_intlist([-1i64].as_slice(), false, None)
+/// Scores q_i · k_j weighted by the decay from j to i, for i ≥ j, and 0 above the diagonal:
+/// (…, n, n). With a decay the zeros come from the decay weights, masked before their
+/// exponential; without one, a mask is applied.
+fn causal_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>) -> Tensor {
+    match b {
+        None => {
+            let n = q.size()[q.dim() - 2];
+            q.matmul(&k.transpose(-1, -2)) * Tensor::ones([n, n], (q.kind(), q.device())).tril(0)
         }
+        Some(b) => decayed_scores(q, k, b),
+    }
+}
+
+/// q_i · k_j ⊙ exp(b_i − b_j) for i ≥ j, 0 above the diagonal.
+fn decayed_scores(q: &Tensor, k: &Tensor, b: &Tensor) -> Tensor {
+    if b.size()[b.dim() - 1] == 1 {
+        return q.matmul(&k.transpose(-1, -2)) * relative_decay(b);
+    }
+    // A vector decay weighs each key dimension apart: Σ_d q_id k_jd exp(b_id − b_jd), formed
+    // exactly as (n, n, d_k) with the exponent masked first.
+    let n = q.size()[q.dim() - 2];
+    let gap = b.unsqueeze(-2) - b.unsqueeze(-3); // (…, n, n, d_k)
+                                                 // (tril of an (n, n, 1) tensor would act on its last two dimensions: mask (n, n), then widen.)
+    let causal = Tensor::ones([n, n], (Kind::Bool, q.device())).tril(0).unsqueeze(-1);
+    let weights = gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp();
+    (q.unsqueeze(-2) * k.unsqueeze(-3) * weights).sum_dim_intlist([-1i64].as_slice(), false, None)
+}
+
+/// The strictly lower part of diag(β)(K Kᵀ ⊙ Γ), the UT transform's system, for a solve that
+/// reads only below the diagonal (unit diagonal implied): what lies on and above it is not
+/// masked, since the solve neither reads it nor sends a gradient there.
+fn ut_system(k: &Tensor, b: Option<&Tensor>, beta: &Tensor) -> Tensor {
+    let scores = match b {
+        None => k.matmul(&k.transpose(-1, -2)),
+        Some(b) => decayed_scores(k, k, b),
     };
-    scores * mask
+    scores * beta
 }
 
 /// The chunkwise-parallel form, chunks of `chunk` positions: (o, final state), equal to
@@ -215,7 +234,7 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
             // UT transform, every chunk in one solve: T = (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1))⁻¹,
             // u = T diag(β) V and w = T diag(β) diag(γ) K; a chunk's values are then u − w S.
             let beta = chunks(&beta.unsqueeze(-1)); // (…, c, 1)
-            let system = decayed_scores(&k, &k, b.as_ref(), false) * &beta + Tensor::eye(c, (kind, q.device()));
+            let system = ut_system(&k, b.as_ref(), &beta);
             let rhs = Tensor::cat(&[&v * &beta, from_start(&k) * &beta], -1);
             let solved = system.linalg_solve_triangular(&rhs, false, true, true);
             let (u, w) =
@@ -232,7 +251,7 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
         }
     };
     let entering = Tensor::stack(&states, 2); // (b, heads, chunks, d_k, d_v)
-    let o = decayed_scores(&q, &k, b.as_ref(), true).matmul(&values) + from_start(&q).matmul(&entering);
+    let o = causal_scores(&q, &k, b.as_ref()).matmul(&values) + from_start(&q).matmul(&entering);
     (o.reshape([batch, heads, n * c, d_v]).narrow(2, 0, len), state)
 }
 
@@ -253,6 +272,8 @@ mod tests {
             "head" => Decay::Head(Tensor::from_slice(&[-0.01, -0.1, -1.0]).to_kind(Kind::Double)),
             "scalar" => Decay::Scalar(-Tensor::rand([b, h, len], opts) * 0.5),
             "strong" => Decay::Scalar(-Tensor::rand([b, h, len], opts) * 40.0),
+            // Decays whose exponents would overflow if a weight above the diagonal were formed.
+            "strong vector" => Decay::Vector(-Tensor::rand([b, h, len, dk], opts) * 40.0),
             _ => Decay::Vector(-Tensor::rand([b, h, len, dk], opts) * 0.5),
         };
         Inputs {
@@ -276,6 +297,7 @@ mod tests {
             ("scalar", false),
             ("strong", false),
             ("vector", false),
+            ("strong vector", false),
             ("none", true),
             ("head", true),
             ("scalar", true),

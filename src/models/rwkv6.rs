@@ -39,7 +39,9 @@ pub struct Rwkv6Config {
     pub proj_low_rank_dim: i64,
     /// Rank of the decay's LoRA (fla: 64).
     pub gate_low_rank_dim: i64,
-    /// Positions per chunk of the chunkwise form (a per-dimension decay: short chunks).
+    /// Positions per chunk of the chunkwise form. A per-dimension decay forms (c, c, d_k)
+    /// weights per chunk, so its chunks are short: 4 trained fastest on the CPU at L = 4,096
+    /// (docs/models.md); fla's GPU kernels use sub-chunks of 16.
     pub chunk: i64,
     /// ε of the output GroupNorm and of the backbone's LayerNorms (fla: 1e-5).
     pub norm_eps: f64,
@@ -58,7 +60,7 @@ impl Default for Rwkv6Config {
             expand_v: 1.0,
             proj_low_rank_dim: 32,
             gate_low_rank_dim: 64,
-            chunk: 16,
+            chunk: 4,
             norm_eps: 1e-5,
             norm: Norm::Layer,
         }
