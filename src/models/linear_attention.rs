@@ -125,13 +125,17 @@ pub fn naive(inputs: &Inputs, initial: Option<&Tensor>) -> (Tensor, Tensor) {
     (Tensor::stack(&outputs, 2), state)
 }
 
+/// True where j > i in an (n, n) grid of (i, j): the positions every causal form zeroes.
+fn above_diagonal(n: i64, device: tch::Device) -> Tensor {
+    Tensor::ones([n, n], (Kind::Bool, device)).triu(1)
+}
+
 /// exp(b_i − b_j) for i ≥ j, 0 above the diagonal, from cumulative log decays b (…, n, 1):
 /// (…, n, n). Masked before the exponential, so no exponent is positive.
 fn relative_decay(b: &Tensor) -> Tensor {
     let n = b.size()[b.dim() - 2];
     let gap = b - b.transpose(-1, -2); // b_i − b_j
-    let causal = Tensor::ones([n, n], (Kind::Bool, b.device())).tril(0);
-    gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp()
+    gap.masked_fill(&above_diagonal(n, b.device()), f64::NEG_INFINITY).exp()
 }
 
 /// Scores q_i · k_j weighted by the decay from j to i, for i ≥ j, and 0 above the diagonal:
@@ -141,7 +145,7 @@ fn causal_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>) -> Tensor {
     match b {
         None => {
             let n = q.size()[q.dim() - 2];
-            q.matmul(&k.transpose(-1, -2)) * Tensor::ones([n, n], (q.kind(), q.device())).tril(0)
+            q.matmul(&k.transpose(-1, -2)).masked_fill(&above_diagonal(n, q.device()), 0.0)
         }
         Some(b) => decayed_scores(q, k, b),
     }
@@ -156,9 +160,8 @@ fn decayed_scores(q: &Tensor, k: &Tensor, b: &Tensor) -> Tensor {
     // exactly as (n, n, d_k) with the exponent masked first.
     let n = q.size()[q.dim() - 2];
     let gap = b.unsqueeze(-2) - b.unsqueeze(-3); // (…, n, n, d_k)
-                                                 // (tril of an (n, n, 1) tensor would act on its last two dimensions: mask (n, n), then widen.)
-    let causal = Tensor::ones([n, n], (Kind::Bool, q.device())).tril(0).unsqueeze(-1);
-    let weights = gap.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).exp();
+    let above = above_diagonal(n, q.device()).unsqueeze(-1); // (n, n, 1), broadcast over d_k
+    let weights = gap.masked_fill(&above, f64::NEG_INFINITY).exp();
     (q.unsqueeze(-2) * k.unsqueeze(-3) * weights).sum_dim_intlist([-1i64].as_slice(), false, None)
 }
 
