@@ -1,5 +1,7 @@
-//! Dispatch: hands jobs to an [`Executor`] with at most `slots` running at once, writes each
-//! record as it arrives, reports progress, and stops cleanly on Ctrl-C.
+//! Dispatch: one scheduler ([`run_jobs`]) hands jobs to a transport (an [`Executor`]: the local
+//! pool of child processes, or the MPI workers) with at most `slots` running at once, counts
+//! outcomes, stores each record as it arrives, reports progress, and stops cleanly on Ctrl-C or
+//! SIGTERM.
 pub mod local;
 pub mod mpi;
 pub mod progress;
@@ -31,11 +33,17 @@ pub struct Outcome {
     pub finished: usize,
     pub not_ok: usize,
     pub interrupted: bool,
+    /// The transport could run no more jobs (every MPI worker stopped answering).
+    pub stranded: bool,
 }
 
 /// Runs `jobs` with `slots` at a time; `on_record` stores each record before the next is
 /// handed out. Ctrl-C or SIGTERM stops launching, kills running jobs (their child processes
 /// die with them) and returns with `interrupted`.
+///
+/// `transport` is the executor's own work that must run on this thread beside the jobs (MPI:
+/// talking to the workers; the local pool has none: `std::future::pending()`). When it ends, no
+/// job can run any more: the running ones are dropped unrecorded and the outcome says `stranded`.
 pub async fn run_jobs<E: Executor>(
     jobs: Vec<Job>,
     executor: Arc<E>,
@@ -43,6 +51,7 @@ pub async fn run_jobs<E: Executor>(
     cores: usize,
     mut on_record: impl FnMut(&Record) -> Result<()>,
     progress: &mut progress::Progress,
+    transport: impl Future<Output = ()>,
 ) -> Result<Outcome> {
     let mut queue = jobs.into_iter();
     let mut running = JoinSet::new();
@@ -56,6 +65,7 @@ pub async fn run_jobs<E: Executor>(
         }
     };
     tokio::pin!(interrupt);
+    tokio::pin!(transport);
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         while running.len() < slots.max(1) {
@@ -74,6 +84,12 @@ pub async fn run_jobs<E: Executor>(
                 running.abort_all();
                 while running.join_next().await.is_some() {}
                 outcome.interrupted = true;
+                break;
+            }
+            _ = &mut transport => {
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                outcome.stranded = true;
                 break;
             }
             joined = running.join_next() => {
@@ -147,12 +163,41 @@ mod tests {
                     Ok(())
                 },
                 &mut progress,
+                std::future::pending(),
             ))
             .unwrap();
         seen.sort();
         assert_eq!(seen, (0..7).collect::<Vec<_>>());
-        assert_eq!(outcome, Outcome { finished: 7, not_ok: 3, interrupted: false });
+        assert_eq!(outcome, Outcome { finished: 7, not_ok: 3, ..Outcome::default() });
         assert_eq!(exec.peak.load(Ordering::SeqCst), 3);
+    }
+
+    /// When the transport ends (every MPI worker lost), the scheduler stops handing out jobs,
+    /// drops the running ones unrecorded (resume runs them) and says it was stranded.
+    #[test]
+    fn a_transport_that_ends_strands_the_rest_unrecorded() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let exec = Arc::new(MockExecutor { running: AtomicUsize::new(0), peak: AtomicUsize::new(0) });
+        let mut seen = Vec::new();
+        let mut progress = progress::Progress::quiet(20);
+        // Each job takes 20 ms with 2 at a time: the first pair ends before the transport does.
+        let transport = async { tokio::time::sleep(std::time::Duration::from_millis(30)).await };
+        let outcome = rt
+            .block_on(run_jobs(
+                (0..20).map(|s| job(2 * s)).collect(),
+                exec,
+                2,
+                2,
+                |r| {
+                    seen.push(r.seed);
+                    Ok(())
+                },
+                &mut progress,
+                transport,
+            ))
+            .unwrap();
+        assert_eq!(outcome, Outcome { finished: 2, not_ok: 0, interrupted: false, stranded: true });
+        assert_eq!(seen.len(), 2);
     }
 
     #[test]

@@ -188,9 +188,10 @@ mod with_mpi {
     use mpi::environment::Universe;
     use mpi::topology::{Color, SimpleCommunicator};
     use mpi::traits::*;
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
     use std::time::Instant;
+    use tokio::sync::{mpsc, oneshot};
 
     /// An initialised MPI world. Dropping the coordinator's session tells workers that are still
     /// waiting to stop, so an error before dispatch (a bad suite) does not leave them hanging.
@@ -248,118 +249,191 @@ mod with_mpi {
         }
     }
 
-    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        INTERRUPTED.store(true, Ordering::SeqCst);
+    /// What rank 0 knows of its workers. Shared between the scheduler's job tasks (which take an
+    /// idle rank and queue its assignment) and the transport loop (the only code that calls MPI),
+    /// all on the thread that runs the scheduler.
+    #[derive(Default)]
+    struct Workers {
+        /// Ranks that said they are idle and have not been given a job since.
+        idle: HashSet<i32>,
+        /// rank → the job it runs.
+        busy: HashMap<i32, Busy>,
+        /// Ranks given up on: anything they still send is ignored (their job is recorded).
+        lost: HashSet<i32>,
+        /// Assignments the job tasks queued for the transport loop to send.
+        outbox: Vec<(i32, Vec<u8>)>,
     }
 
-    /// Rank 0: hands out `jobs` (largest first) until every worker is done, storing each record
-    /// with `on_record` as it arrives. Returns the outcome and the number of workers lost.
+    struct Busy {
+        job: Job,
+        /// The last message from the rank (the assignment, a heartbeat).
+        last_heard: Instant,
+        started_at: String,
+        reply: oneshot::Sender<Record>,
+    }
+
+    /// The MPI workers as a transport of the one scheduler: a job waits for an idle rank, is
+    /// sent to it, and its record comes back through [`transport`].
+    struct MpiWorkers {
+        state: Mutex<Workers>,
+        /// Idle ranks, in the order they became idle.
+        idle: tokio::sync::Mutex<mpsc::UnboundedReceiver<i32>>,
+        run_dir: std::path::PathBuf,
+        run_id: String,
+    }
+
+    impl MpiWorkers {
+        fn lock(&self) -> std::sync::MutexGuard<'_, Workers> {
+            self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// Records the job of every busy rank silent for longer than `timeout` as failed and
+        /// gives up on the rank. Returns how many ranks are lost in all.
+        fn give_up_on_silent(&self, timeout: Duration) -> usize {
+            let mut state = self.lock();
+            let silent: Vec<i32> =
+                state.busy.iter().filter(|(_, b)| b.last_heard.elapsed() > timeout).map(|(r, _)| *r).collect();
+            for rank in silent {
+                let busy = state.busy.remove(&rank).expect("a busy rank");
+                let mut record = Record::new(&busy.job, &self.run_id, Status::Failed);
+                record.reason = Some(format!(
+                    "MPI worker rank {rank} stopped answering for {} s while running this job",
+                    timeout.as_secs()
+                ));
+                record.rank = Some(rank as u64);
+                (record.started_at, record.finished_at) = (busy.started_at, chrono::Local::now().to_rfc3339());
+                let _ = busy.reply.send(record);
+                state.lost.insert(rank);
+            }
+            state.lost.len()
+        }
+    }
+
+    impl Executor for MpiWorkers {
+        /// `threads` is the coordinator's guess; a worker divides its own node's cores.
+        async fn execute(&self, job: Job, _threads: u64) -> Record {
+            let Some(rank) = self.idle.lock().await.recv().await else {
+                // The transport ended (the scheduler drops this task before recording it).
+                let mut record = Record::new(&job, &self.run_id, Status::Failed);
+                record.reason = Some("no MPI worker was left to run this job".into());
+                return record;
+            };
+            let (reply, record) = oneshot::channel();
+            let assignment =
+                Assignment { job: job.clone(), run_dir: self.run_dir.clone(), run_id: self.run_id.clone() };
+            {
+                let mut state = self.lock();
+                state.idle.remove(&rank);
+                let payload = serde_json::to_vec(&assignment).expect("a job serialises to JSON");
+                state.outbox.push((rank, payload));
+                let started_at = chrono::Local::now().to_rfc3339();
+                state.busy.insert(rank, Busy { job: job.clone(), last_heard: Instant::now(), started_at, reply });
+            }
+            record.await.unwrap_or_else(|_| {
+                let mut record = Record::new(&job, &self.run_id, Status::Failed);
+                record.reason = Some(format!("MPI worker rank {rank} was dropped without a record"));
+                record
+            })
+        }
+    }
+
+    /// The transport loop, on the scheduler's thread (MPI_THREAD_FUNNELED): sends queued
+    /// assignments, receives readiness, heartbeats and records, and gives up on a busy rank
+    /// silent for `timeout` (its job's record says so). Ends when no worker is left.
+    async fn transport(
+        world: &SimpleCommunicator,
+        workers: &MpiWorkers,
+        idle: mpsc::UnboundedSender<i32>,
+        timeout: Duration,
+        n_workers: usize,
+    ) {
+        loop {
+            for (rank, payload) in std::mem::take(&mut workers.lock().outbox) {
+                world.process_at_rank(rank).send_with_tag(&payload[..], tag::JOB);
+            }
+            if let Some(probed) = world.any_process().immediate_matched_probe() {
+                let (payload, status) = probed.matched_receive_vec::<u8>();
+                let rank = status.source_rank();
+                let mut state = workers.lock();
+                if state.lost.contains(&rank) {
+                    continue;
+                }
+                match status.tag() {
+                    tag::HEARTBEAT => {
+                        if let Some(busy) = state.busy.get_mut(&rank) {
+                            busy.last_heard = Instant::now();
+                        }
+                        continue;
+                    }
+                    tag::RECORD => {
+                        let Some(busy) = state.busy.remove(&rank) else { continue };
+                        let record = serde_json::from_slice(&payload).unwrap_or_else(|e| {
+                            let mut record = Record::new(&busy.job, &workers.run_id, Status::Failed);
+                            record.reason = Some(format!("MPI rank {rank} sent a malformed record: {e}"));
+                            record.rank = Some(rank as u64);
+                            record
+                        });
+                        let _ = busy.reply.send(record);
+                    }
+                    _ => {} // READY
+                }
+                state.idle.insert(rank);
+                let _ = idle.send(rank);
+                continue;
+            }
+            if workers.give_up_on_silent(timeout) >= n_workers {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Rank 0: runs `jobs` (largest first) on the workers through the one scheduler, storing
+    /// each record with `on_record` as it arrives. Returns the outcome and the number of workers
+    /// lost; when none was lost and the run was not interrupted, every worker is told to stop.
     pub fn coordinate(
         session: &mut Session,
         mut jobs: Vec<Job>,
         run_dir: &std::path::Path,
         run_id: &str,
-        mut on_record: impl FnMut(&Record) -> Result<()>,
+        on_record: impl FnMut(&Record) -> Result<()>,
         progress: &mut Progress,
     ) -> Result<(Outcome, usize)> {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        }
         let timeout = worker_timeout()?;
         jobs.sort_by(|a, b| cost_estimate(b).total_cmp(&cost_estimate(a)));
-        let mut queue = jobs.into_iter();
-        let world = &session.world;
-        let workers = (session.size() - 1) as usize;
-        // rank → (job, last message from it, when the job was handed out, RFC 3339)
-        let mut busy: HashMap<i32, (Job, Instant, String)> = HashMap::new();
-        // Ranks given up on: anything they still send is ignored (their job is already recorded).
-        let mut lost_ranks: std::collections::HashSet<i32> = Default::default();
-        let (mut released, mut lost) = (0usize, 0usize);
-        let mut outcome = Outcome::default();
-        let mut last_tick = Instant::now();
-        while released + lost < workers {
-            if INTERRUPTED.load(Ordering::SeqCst) {
-                outcome.interrupted = true;
-                break;
-            }
-            let Some(probed) = world.any_process().immediate_matched_probe() else {
-                for (rank, (job, seen, started_at)) in busy.clone() {
-                    if seen.elapsed() > timeout {
-                        let mut record = Record::new(&job, run_id, Status::Failed);
-                        record.reason = Some(format!(
-                            "MPI worker rank {rank} stopped answering for {} s while running this job",
-                            timeout.as_secs()
-                        ));
-                        record.rank = Some(rank as u64);
-                        (record.started_at, record.finished_at) = (started_at, chrono::Local::now().to_rfc3339());
-                        store(&record, &mut on_record, &mut outcome, progress)?;
-                        busy.remove(&rank);
-                        lost_ranks.insert(rank);
-                        lost += 1;
-                    }
-                }
-                if last_tick.elapsed() > Duration::from_secs(5) {
-                    progress.heartbeat();
-                    last_tick = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            };
-            let (payload, status) = probed.matched_receive_vec::<u8>();
-            let rank = status.source_rank();
-            if lost_ranks.contains(&rank) {
-                continue;
-            }
-            match status.tag() {
-                tag::HEARTBEAT => {
-                    if let Some(entry) = busy.get_mut(&rank) {
-                        entry.1 = Instant::now();
-                    }
-                    continue;
-                }
-                tag::RECORD => {
-                    let record: Record = serde_json::from_slice(&payload)
-                        .with_context(|| format!("a malformed record from MPI rank {rank}"))?;
-                    busy.remove(&rank);
-                    store(&record, &mut on_record, &mut outcome, progress)?;
-                }
-                _ => {} // READY
-            }
-            match queue.next() {
-                Some(job) => {
-                    progress.started_on(&job, Some(rank));
-                    let assignment =
-                        Assignment { job: job.clone(), run_dir: run_dir.to_path_buf(), run_id: run_id.into() };
-                    world.process_at_rank(rank).send_with_tag(&serde_json::to_vec(&assignment)?[..], tag::JOB);
-                    busy.insert(rank, (job, Instant::now(), chrono::Local::now().to_rfc3339()));
-                }
-                None => {
-                    world.process_at_rank(rank).send_with_tag(&[0u8; 0][..], tag::DONE);
-                    released += 1;
+        let n_workers = (session.size() - 1) as usize;
+        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let workers = Arc::new(MpiWorkers {
+            state: Mutex::new(Workers::default()),
+            idle: tokio::sync::Mutex::new(idle_rx),
+            run_dir: run_dir.to_path_buf(),
+            run_id: run_id.to_string(),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let cores = crate::env_info::cpu_cores();
+        let outcome = runtime.block_on(crate::dispatch::run_jobs(
+            jobs,
+            workers.clone(),
+            n_workers,
+            cores,
+            on_record,
+            progress,
+            transport(&session.world, &workers, idle_tx, timeout, n_workers),
+        ))?;
+        runtime.shutdown_background();
+        let state = workers.lock();
+        let lost = state.lost.len();
+        if !outcome.interrupted && lost == 0 {
+            // Every job has its record, so every worker is idle or has yet to say so: hear it
+            // out, then tell it to stop (no message is left unmatched at MPI_Finalize).
+            for rank in 1..session.size() {
+                if !state.idle.contains(&rank) {
+                    let _ = session.world.process_at_rank(rank).receive_vec::<u8>();
                 }
             }
+            session.release_workers();
         }
-        session.workers_released = !outcome.interrupted && lost == 0;
         Ok((outcome, lost))
-    }
-
-    fn store(
-        record: &Record,
-        on_record: &mut impl FnMut(&Record) -> Result<()>,
-        outcome: &mut Outcome,
-        progress: &mut Progress,
-    ) -> Result<()> {
-        on_record(record)?;
-        outcome.finished += 1;
-        if record.status != Status::Ok {
-            outcome.not_ok += 1;
-        }
-        progress.finished(record);
-        Ok(())
     }
 
     /// Where a worker sits: its rank among the workers of its node and the GPU it gets.

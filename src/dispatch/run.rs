@@ -167,7 +167,15 @@ pub fn run_suite(
             });
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let on_record = |r: &crate::record::Record| writer.append(r);
-            let outcome = runtime.block_on(dispatch::run_jobs(todo, executor, slots, cores, on_record, &mut progress));
+            let outcome = runtime.block_on(dispatch::run_jobs(
+                todo,
+                executor,
+                slots,
+                cores,
+                on_record,
+                &mut progress,
+                std::future::pending(),
+            ));
             // After Ctrl-C an inline job's thread may still be running: do not wait for it.
             runtime.shutdown_background();
             (outcome?, None)
