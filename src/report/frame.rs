@@ -241,27 +241,64 @@ impl FramePart {
     }
 }
 
-/// Groups by task, model and `param_keys`; for each metric `<m>_mean` and `<m>_std` over the
-/// runs that ended `ok`, plus `runs` and `runs_ok`. Sorted by task, model, parameters.
+/// Groups by task, model and `param_keys`; for each metric `<m>_mean` and `<m>_std` (sample
+/// standard deviation) over the runs that ended `ok`, plus `runs` and `runs_ok`. Sorted by task,
+/// model, parameters. Eager: polars' lazy engine would add a hundred crates (its cloud I/O stack
+/// among them) to the build for this one group-by.
 pub fn summary_frame(records: &DataFrame, param_keys: &[String]) -> Result<DataFrame> {
-    let mut keys: Vec<Expr> = vec![col("task"), col("model")];
-    keys.extend(param_keys.iter().map(|k| col(k.as_str())));
-    let ok = col("status").eq(lit("ok"));
-    let mut aggs =
-        vec![len().cast(DataType::UInt32).alias("runs"), ok.clone().cast(DataType::UInt32).sum().alias("runs_ok")];
+    let mut keys: Vec<&str> = vec!["task", "model"];
+    keys.extend(param_keys.iter().map(String::as_str));
+    let by = records.group_by(keys.iter().copied())?;
+    let groups: Vec<Vec<usize>> = by
+        .get_groups()
+        .iter()
+        .map(|group| match group {
+            GroupsIndicator::Idx((_, rows)) => rows.iter().map(|&r| r as usize).collect(),
+            GroupsIndicator::Slice([first, len]) => (first as usize..(first + len) as usize).collect(),
+        })
+        .collect();
+    let status = records.column("status")?.str()?;
+    let ok_rows: Vec<Vec<usize>> =
+        groups.iter().map(|rows| rows.iter().copied().filter(|&r| status.get(r) == Some("ok")).collect()).collect();
+    let mut columns = by.keys();
+    let count = |name: &str, of: &[Vec<usize>]| {
+        Column::new(name.into(), of.iter().map(|rows| rows.len() as u32).collect::<Vec<_>>())
+    };
+    columns.push(count("runs", &groups));
+    columns.push(count("runs_ok", &ok_rows));
     for metric in METRICS {
-        let m = col(metric.key).filter(ok.clone());
-        aggs.push(m.clone().mean().alias(metric.mean_column()));
-        aggs.push(m.std(1).alias(metric.std_column()));
+        let values = records.column(metric.key)?.cast(&DataType::Float64)?;
+        let values = values.f64()?;
+        let (mut means, mut stds) = (Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()));
+        for rows in &ok_rows {
+            let xs: Vec<f64> = rows.iter().filter_map(|&r| values.get(r)).collect();
+            let (mean, std) = mean_and_sample_std(&xs);
+            means.push(mean);
+            stds.push(std);
+        }
+        columns.push(Column::new(metric.mean_column().into(), means));
+        columns.push(Column::new(metric.std_column().into(), stds));
     }
-    let sorted = records
-        .clone()
-        .lazy()
-        .group_by(keys.clone())
-        .agg(aggs)
-        .sort_by_exprs(keys, SortMultipleOptions::default())
-        .collect()?;
-    Ok(sorted)
+    let summary = DataFrame::new(groups.len(), columns)?;
+    Ok(summary.sort(keys, SortMultipleOptions::default())?)
+}
+
+/// Mean (None without values) and standard deviation with one degree of freedom removed (None
+/// below two values). The deviation uses Welford's online update, as polars' group-by does, so
+/// summaries match earlier reports to the last digit.
+fn mean_and_sample_std(xs: &[f64]) -> (Option<f64>, Option<f64>) {
+    if xs.is_empty() {
+        return (None, None);
+    }
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    let (mut running_mean, mut m2) = (0.0, 0.0);
+    for (i, &x) in xs.iter().enumerate() {
+        let delta = x - running_mean;
+        running_mean += delta / (i + 1) as f64;
+        m2 += delta * (x - running_mean);
+    }
+    let std = (xs.len() > 1).then(|| (m2 / (xs.len() - 1) as f64).sqrt());
+    (Some(mean), std)
 }
 
 /// Value of a float column at `row`, None when null or missing.
@@ -280,5 +317,45 @@ pub fn str_at(df: &DataFrame, name: &str, row: usize) -> String {
         AnyValue::Float32(x) => x.to_string(),
         v if v.is_integer() => v.to_string(),
         v => v.get_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seven records of three configurations: the summary groups them, averages only the runs
+    /// that ended ok, and sorts by task, model and then the parameter as a number.
+    #[test]
+    fn the_summary_averages_ok_runs_per_configuration_in_sorted_order() {
+        let mse = METRICS[0].key;
+        let mut columns = vec![
+            Column::new("task".into(), ["t"; 7]),
+            Column::new("model".into(), ["b", "a", "a", "a", "a", "a", "a"]),
+            Column::new("len".into(), [Some(8i64), Some(16), Some(16), Some(16), Some(2), Some(2), None]),
+            Column::new("status".into(), ["ok", "ok", "ok", "failed", "ok", "ok", "ok"]),
+        ];
+        for metric in METRICS {
+            let values: Vec<Option<f64>> = if metric.key == mse {
+                vec![Some(9.0), Some(1.0), Some(3.0), Some(100.0), Some(5.0), None, Some(7.0)]
+            } else {
+                vec![None; 7]
+            };
+            columns.push(Column::new(metric.key.into(), values));
+        }
+        let records = DataFrame::new(7, columns).unwrap();
+        let summary = summary_frame(&records, &["len".to_string()]).unwrap();
+        let text = |name: &str| (0..summary.height()).map(|r| str_at(&summary, name, r)).collect::<Vec<_>>();
+        assert_eq!(text("model"), ["a", "a", "a", "b"]);
+        assert_eq!(text("len"), ["", "2", "16", "8"], "nulls first, then numeric order");
+        assert_eq!(text("runs"), ["1", "2", "3", "1"]);
+        assert_eq!(text("runs_ok"), ["1", "2", "2", "1"]);
+        let mean = |r| f64_at(&summary, &METRICS[0].mean_column(), r);
+        let std = |r| f64_at(&summary, &METRICS[0].std_column(), r);
+        assert_eq!([mean(0), mean(1), mean(2), mean(3)], [Some(7.0), Some(5.0), Some(2.0), Some(9.0)]);
+        // One value (or one non-null value) has no sample deviation; the failed run's 100 is left out.
+        assert_eq!([std(0), std(1), std(3)], [None, None, None]);
+        assert!((std(2).unwrap() - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(f64_at(&summary, &METRICS[1].mean_column(), 0), None);
     }
 }
