@@ -45,7 +45,7 @@ fn small(extra: &[(&str, serde_yaml::Value)]) -> ParamMap {
 fn build(task: &str, combo: &ParamMap, seed: u64) -> (serde_json::Value, TaskData) {
     let info = find(task).unwrap_or_else(|| panic!("{task} registered"));
     let resolved = (info.resolve)(combo).unwrap_or_else(|e| panic!("{task}: {e:?}"));
-    let data = (info.build)(&resolved, BuildContext::seed(seed)).expect("builds");
+    let data = info.build_tokens(&resolved, BuildContext::seed(seed)).expect("builds");
     (resolved, data)
 }
 

@@ -197,7 +197,7 @@ fn the_task_builds_disjoint_splits_and_refuses_bad_settings() {
         ("max_len_per_example", 6),
     ]);
     let resolved = (info.resolve)(&small).unwrap();
-    let data = (info.build)(&resolved, BuildContext::seed(2)).unwrap();
+    let data = info.build_tokens(&resolved, BuildContext::seed(2)).unwrap();
     assert_eq!((data.train.n, data.test.n, data.val.as_ref().unwrap().n), (60, 10, 10));
     assert!(data.train.seq_len <= data.io.seq_len as usize);
     assert_eq!(data.io.seq_len, 4 * 5 + 4 - 2);
@@ -209,6 +209,6 @@ fn the_task_builds_disjoint_splits_and_refuses_bad_settings() {
     // Too few automata to draw from: three states, four letters.
     let tiny = combo(&[("vocab_size", 6), ("max_num_nodes", 2), ("max_outgoing_edges", 2), ("num_examples", 500)]);
     let resolved = (info.resolve)(&tiny).unwrap();
-    let err = (info.build)(&resolved, BuildContext::seed(2)).err().unwrap().to_string();
+    let err = info.build_tokens(&resolved, BuildContext::seed(2)).err().unwrap().to_string();
     assert!(err.contains("distinct automata"), "{err}");
 }

@@ -15,7 +15,7 @@ fn build(pairs: &[(&str, serde_yaml::Value)]) -> anyhow::Result<TaskData> {
     let combo: ParamMap = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let info = find("lm").unwrap();
     let resolved = (info.resolve)(&combo).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    (info.build)(&resolved, BuildContext::seed(5))
+    info.build_tokens(&resolved, BuildContext::seed(5))
 }
 
 #[test]

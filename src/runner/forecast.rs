@@ -3,7 +3,7 @@
 //! epoch), validation after each epoch, early stopping after `patience` epochs without
 //! improvement, and the best epoch's weights scored on every test window (MSE and MAE on
 //! scaled values).
-use super::measure::{self, proc_status_bytes, set_rates, timed, Throughput, Trained};
+use super::measure::{self, set_rates, timed, Throughput, Trained};
 use super::optim::GroupedOptimizer;
 use super::train::learning_rate;
 use super::weights::{self, Snapshot};
@@ -11,8 +11,8 @@ use crate::job::Job;
 use crate::models::SeqModel;
 use crate::record::{CurvePoint, ForecastSample, JobOutput, Measurements, Status};
 use crate::rng::SplitMix64;
-use crate::tasks::forecast::{self, ForecastConfig, Series};
-use anyhow::{anyhow, Context, Result};
+use crate::tasks::forecast::Series;
+use anyhow::{anyhow, Result};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -111,7 +111,12 @@ fn inference_throughput(
     measure::forward_rates(device, cfg.measure_warmup_steps, tokens, || predict(model, &x, ci, false))
 }
 
-pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
+pub fn train_and_evaluate(
+    job: &Job,
+    series: Series,
+    start: super::JobStart,
+    run_dir: Option<&std::path::Path>,
+) -> Result<JobOutput> {
     let cfg = &job.train;
     // TSLib trains its forecasters in float32 (its `use_amp` is off by default).
     anyhow::ensure!(
@@ -119,12 +124,8 @@ pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Resul
         "dtype {}: forecasting runs in float32 only (as Time-Series-Library does by default)",
         cfg.dtype
     );
-    let device = measure::select_device(&cfg.device)?;
-    let baseline_rss = proc_status_bytes("VmRSS");
-    tch::manual_seed(job.seed as i64);
-    let task: ForecastConfig = serde_json::from_value(job.task.params.clone()).context("forecast parameters")?;
-    let series = forecast::load(&task, job.data_dir.as_deref())?;
-    let ci = task.channel_independence;
+    let super::JobStart { device, baseline_rss } = start;
+    let ci = series.channel_independence;
     let io = series.io(ci);
     let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;
     let mut vs = nn::VarStore::new(device);
@@ -276,6 +277,7 @@ mod tests {
             pred_len: 2,
             mean: vec![0.0],
             std: vec![1.0],
+            channel_independence: false,
         };
         assert_eq!(series.windows(TEST), 3);
         // Targets: (6,7), (7,8), (8,9): MSE = mean of squares, MAE = mean.

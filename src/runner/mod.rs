@@ -118,15 +118,40 @@ fn quiet_panics_for_layer_errors() {
     });
 }
 
+/// What every job gets before its data is built: its device, the seed set, and the process's
+/// resident memory at that point (the job's own memory is measured from it).
+pub struct JobStart {
+    pub device: tch::Device,
+    pub baseline_rss: Option<u64>,
+}
+
+impl JobStart {
+    fn new(job: &Job) -> Result<JobStart> {
+        let device = measure::select_device(&job.train.device)?;
+        let baseline_rss = measure::proc_status_bytes("VmRSS");
+        tracing::info!(
+            "job {} on {}: RSS {} MiB, data {} MiB at start",
+            job.job_id,
+            measure::device_name(device),
+            baseline_rss.unwrap_or(0) >> 20,
+            measure::proc_status_bytes("VmData").unwrap_or(0) >> 20
+        );
+        tch::manual_seed(job.seed as i64);
+        Ok(JobStart { device, baseline_rss })
+    }
+}
+
 /// Runs one job inside a longer-lived process (`isolation: inline`): no memory limit (it would
 /// cap the dispatcher itself), and libtorch's inter-op pool set only once, since libtorch
 /// refuses to resize it.
 pub fn run_job_inline(job: &Job, threads: u64, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
     static INTEROP: std::sync::Once = std::sync::Once::new();
-    use crate::tasks::Training;
+    use crate::tasks::{Data, Training};
     let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow::anyhow!("unknown task {}", job.task.kind))?;
+    // A task without data (noop) succeeds before any set-up: it measures the harness alone.
+    let nothing = || JobOutput { status: crate::record::Status::Ok, reason: None, measurements: Default::default() };
     if task.training == Training::Nothing {
-        return Ok(JobOutput { status: crate::record::Status::Ok, reason: None, measurements: Default::default() });
+        return Ok(nothing());
     }
     // Before anything that may start libtorch's threads: they inherit this thread's mode.
     denormal::set_this_thread(job.train.flush_denormal);
@@ -136,9 +161,14 @@ pub fn run_job_inline(job: &Job, threads: u64, run_dir: Option<&std::path::Path>
     }
     let denormals = denormal::apply(job.train.flush_denormal)?;
     quiet_panics_for_layer_errors();
-    let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task.training {
-        Training::Series => forecast::train_and_evaluate(job, run_dir),
-        Training::Tokens | Training::Nothing => train::train_and_evaluate(job, run_dir),
+    let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let start = JobStart::new(job)?;
+        let ctx = crate::tasks::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() };
+        match (task.build)(&job.task.params, ctx).context("building the task data")? {
+            Data::Tokens(data) => train::train_and_evaluate(job, data, start, run_dir),
+            Data::Series(series) => forecast::train_and_evaluate(job, series, start, run_dir),
+            Data::Nothing => Ok(nothing()),
+        }
     }));
     let mut output = match trained {
         Ok(output) => output?,

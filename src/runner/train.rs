@@ -1,14 +1,14 @@
 //! Train with the configured optimizer and schedule, evaluate on the test split, and measure
 //! training and inference throughput, memory, parameters and FLOPs.
-use super::measure::{self, percentiles, proc_status_bytes, set_rates, timed, Rates, Throughput, Trained};
+use super::measure::{self, percentiles, set_rates, timed, Rates, Throughput, Trained};
 use super::optim::GroupedOptimizer;
 use super::precision::{GradScaler, Precision};
 use super::weights::{self, Snapshot};
 use crate::job::{Job, Schedule, TrainConfig};
 use crate::record::{CurvePoint, JobOutput, Measurements, SplitScores, Status};
 use crate::rng::SplitMix64;
-use crate::tasks::{TokenSplit, IGNORE};
-use anyhow::{anyhow, Context, Result};
+use crate::tasks::{TaskData, TokenSplit, IGNORE};
+use anyhow::{anyhow, Result};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -189,25 +189,15 @@ fn generation_throughput(
     percentiles(&samples)
 }
 
-pub fn train_and_evaluate(job: &Job, run_dir: Option<&std::path::Path>) -> Result<JobOutput> {
+pub fn train_and_evaluate(
+    job: &Job,
+    data: TaskData,
+    start: super::JobStart,
+    run_dir: Option<&std::path::Path>,
+) -> Result<JobOutput> {
     let cfg = &job.train;
-    let device = measure::select_device(&cfg.device)?;
-    let baseline_rss = proc_status_bytes("VmRSS");
-    tracing::info!(
-        "job {} on {}: RSS {} MiB, data {} MiB at start",
-        job.job_id,
-        measure::device_name(device),
-        baseline_rss.unwrap_or(0) >> 20,
-        proc_status_bytes("VmData").unwrap_or(0) >> 20
-    );
-    tch::manual_seed(job.seed as i64);
-    let task = crate::tasks::find(&job.task.kind).ok_or_else(|| anyhow!("unknown task {}", job.task.kind))?;
+    let super::JobStart { device, baseline_rss } = start;
     let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;
-    let data = (task.build)(
-        &job.task.params,
-        crate::tasks::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() },
-    )
-    .context("building the task data")?;
     for (name, split) in [("train", Some(&data.train)), ("validation", data.val.as_ref()), ("test", Some(&data.test))] {
         anyhow::ensure!(
             split.is_none_or(|s| s.n > 0),

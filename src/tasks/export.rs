@@ -48,13 +48,14 @@ pub fn export(jobs: &[Job], out: &Path) -> Result<Vec<PathBuf>> {
             continue;
         }
         let task = super::find(&job.task.kind).with_context(|| format!("unknown task {}", job.task.kind))?;
-        // Forecasting reads its CSV in the runner and noop has no data: nothing to export.
-        if super::find(&job.task.kind).is_some_and(|t| t.training != super::Training::Tokens) {
+        // A time series or no data at all (noop): nothing to export as tokens.
+        if task.training != super::Training::Tokens {
             eprintln!("{}: no token data to export (skipped)", job.task.label);
             continue;
         }
         let ctx = super::BuildContext { seed: job.seed, data_dir: job.data_dir.as_deref() };
-        let data = (task.build)(&job.task.params, ctx)
+        let data = task
+            .build_tokens(&job.task.params, ctx)
             .with_context(|| format!("building the data of task entry `{}`", job.task.label))?;
         let n = seen.iter().filter(|(label, _)| *label == job.task.label).count();
         let stem = if n > 1 { format!("{}-{n}", job.task.label) } else { job.task.label.clone() };
@@ -102,7 +103,7 @@ pub fn build_task(task: &str, flags: &[String], seed: u64) -> Result<super::Task
     })?;
     let params = (info.resolve)(&param_flags(flags)?)
         .map_err(|e| crate::error::InputError::new(format!("task `{task}`, parameter `{}`: {}", e.key, e.message)))?;
-    (info.build)(&params, super::BuildContext::seed(seed)).with_context(|| format!("building the {task} data"))
+    info.build_tokens(&params, super::BuildContext::seed(seed)).with_context(|| format!("building the {task} data"))
 }
 
 /// `seqbench data export TASK`: one split of one task, as LRA TSV (listops), PNG images

@@ -1,7 +1,7 @@
 //! `fault`: a diagnostic task that provokes one failure mode inside the job process, so the
 //! harness's handling of it can be tested end to end (and demonstrated). `mode: none` is a tiny
 //! MQAR that succeeds in a second.
-use super::{mqar, TaskData, TaskInfo};
+use super::{mqar, Data, TaskData, TaskInfo};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ fn tiny() -> mqar::MqarConfig {
 
 fn build(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result<TaskData> {
     let cfg: FaultConfig = serde_json::from_value(params.clone())?;
-    let mut data = (mqar::INFO.build)(&serde_json::to_value(tiny())?, ctx)?;
+    let mut data = mqar::INFO.build_tokens(&serde_json::to_value(tiny())?, ctx)?;
     match cfg.mode {
         FaultMode::None => {}
         FaultMode::Panic => panic!("fault task: deliberate panic"),
@@ -105,5 +105,5 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "diagnostic: provokes a failure (panic, abort, segfault, hang, error, nan, oom) to test the harness",
     resolve,
     io,
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };

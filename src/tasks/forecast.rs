@@ -3,7 +3,7 @@
 //! test split (nothing dropped at the end), MSE and MAE on the scaled values. Training (Adam,
 //! learning rate halved every epoch, early stopping on validation loss, best checkpoint tested)
 //! is in `runner::forecast`.
-use super::{data, TaskData, TaskInfo};
+use super::{data, TaskInfo};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
 use anyhow::{bail, Context, Result};
@@ -114,6 +114,8 @@ pub struct Series {
     /// Per-channel mean and standard deviation of the training rows.
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// Each channel is its own one-channel series for the model (PatchTST's channel independence).
+    pub channel_independence: bool,
 }
 
 impl Series {
@@ -201,7 +203,8 @@ pub fn load(cfg: &ForecastConfig, suite_data_dir: Option<&Path>) -> Result<Serie
         path.display()
     );
     let (values, mean, std) = standardize(&picked, channels, splits[0].clone());
-    Ok(Series { values, channels, splits, seq_len, pred_len, mean, std })
+    let channel_independence = cfg.channel_independence;
+    Ok(Series { values, channels, splits, seq_len, pred_len, mean, std, channel_independence })
 }
 
 /// Numeric columns after the first (the date) and their values, row-major.
@@ -267,8 +270,9 @@ fn io(params: &serde_json::Value) -> Result<TaskIo> {
     Ok(forecast_io(channels, cfg.seq_len as usize, cfg.pred_len as usize, cfg.channel_independence))
 }
 
-fn build(_: &serde_json::Value, _: super::BuildContext) -> Result<TaskData> {
-    bail!("forecast data is loaded by the forecasting runner, not as token data")
+fn build(params: &serde_json::Value, ctx: super::BuildContext) -> Result<super::Data> {
+    let cfg: ForecastConfig = serde_json::from_value(params.clone()).context("forecast parameters")?;
+    Ok(super::Data::Series(load(&cfg, ctx.data_dir)?))
 }
 
 pub const INFO: TaskInfo = TaskInfo {
@@ -291,8 +295,16 @@ mod tests {
         let s = split_rows(SplitRule::EttHour, 17_420, 96);
         assert_eq!(s, [0..8640, 8544..11520, 11424..14400]);
         // TSLib's ETTh1 test set at L = H = 96 has 2,785 windows (with drop_last off).
-        let series =
-            Series { values: vec![], channels: 7, splits: s, seq_len: 96, pred_len: 96, mean: vec![], std: vec![] };
+        let series = Series {
+            values: vec![],
+            channels: 7,
+            splits: s,
+            seq_len: 96,
+            pred_len: 96,
+            mean: vec![],
+            std: vec![],
+            channel_independence: false,
+        };
         assert_eq!([series.windows(0), series.windows(1), series.windows(2)], [8449, 2785, 2785]);
     }
 
@@ -316,5 +328,31 @@ mod tests {
         assert_eq!(mean, [2.0, 10.0]);
         assert_eq!(std, [1.0, 1.0]); // population std of (1, 3); constant channel keeps 1
         assert_eq!(scaled, [-1.0, 0.0, 1.0, 0.0, 98.0, 40.0, -102.0, 60.0]);
+    }
+
+    /// Forecasting builds through the one task interface: its data is the series (with the
+    /// channel-independence flag the model's input depends on); asking it for tokens says why not.
+    #[test]
+    fn forecast_data_builds_through_the_task_interface() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("series.csv");
+        let rows: String = (0..200).map(|i| format!("2020-01-01 {i:03},{},{}\n", i % 7, i % 5)).collect();
+        std::fs::write(&csv, format!("date,a,OT\n{rows}")).unwrap();
+        let mut combo = ParamMap::new();
+        combo.insert("dataset".into(), "custom".into());
+        combo.insert("path".into(), csv.to_str().unwrap().into());
+        combo.insert("seq_len".into(), 12.into());
+        combo.insert("pred_len".into(), 4.into());
+        combo.insert("channel_independence".into(), true.into());
+        let params = (INFO.resolve)(&combo).unwrap();
+        let super::super::Data::Series(series) = (INFO.build)(&params, super::super::BuildContext::seed(0)).unwrap()
+        else {
+            panic!("forecast built something other than a series")
+        };
+        assert_eq!((series.channels, series.seq_len, series.pred_len), (2, 12, 4));
+        assert!(series.channel_independence);
+        assert_eq!(series.splits[0], 0..140, "TSLib's 70 % of 200 rows");
+        let err = INFO.build_tokens(&params, super::super::BuildContext::seed(0)).err().unwrap().to_string();
+        assert!(err.contains("task `forecast` has no token data"), "{err}");
     }
 }

@@ -19,7 +19,7 @@
 //! successors, so the strings have the same distribution); token ids are letters 0..=17,
 //! separator 18, padding 19 (theirs sort `.`, letters, `|`); a split is padded to its longest
 //! example, not each batch to its own.
-use super::{BuildContext, TaskData, TaskInfo, TokenSplit, IGNORE};
+use super::{BuildContext, Data, TaskData, TaskInfo, TokenSplit, IGNORE};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -352,5 +352,5 @@ pub const INFO: TaskInfo = TaskInfo {
         "in-context language learning (RegBench): strings of an unseen random automaton, predict a valid next letter",
     resolve,
     io: |p| Ok(serde_json::from_value::<IcllConfig>(p.clone())?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };

@@ -8,7 +8,7 @@
 //! `test_fraction` is the test region, the `val_fraction` before it validation, the rest
 //! training. Training windows start at random offsets; evaluation windows are evenly spaced over
 //! their region and the same for every seed and model.
-use super::{data, BuildContext, TaskData, TaskInfo, TokenSplit, Tokens};
+use super::{data, BuildContext, Data, TaskData, TaskInfo, TokenSplit, Tokens};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -234,7 +234,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "language modelling on a corpus (IMDB bytes by default, a text file, or uint16 .bin tokens): bits per byte or perplexity, loss by position",
     resolve,
     io: |p| Ok(serde_json::from_value::<LmConfig>(p.clone())?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

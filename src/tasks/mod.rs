@@ -139,6 +139,17 @@ pub struct TaskData {
     pub lm: Option<lm::LmScore>,
 }
 
+/// A task's data, of the kind its [`TaskInfo::training`] declares.
+#[allow(clippy::large_enum_variant)] // one per job, moved once: boxing would buy nothing
+pub enum Data {
+    /// Token splits for the shared training loop.
+    Tokens(TaskData),
+    /// A scaled time series with its train/validation/test rows (forecasting).
+    Series(forecast::Series),
+    /// The task has no data (`noop`).
+    Nothing,
+}
+
 /// How the job process trains on a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Training {
@@ -164,8 +175,18 @@ pub struct TaskInfo {
     pub resolve: fn(&ParamMap) -> Result<serde_json::Value, ParamError>,
     /// Shapes the model must handle, from the resolved config alone (no data built).
     pub io: fn(&serde_json::Value) -> anyhow::Result<TaskIo>,
-    /// Builds the data.
-    pub build: fn(&serde_json::Value, BuildContext) -> anyhow::Result<TaskData>,
+    /// Builds the data (of the kind `training` declares).
+    pub build: fn(&serde_json::Value, BuildContext) -> anyhow::Result<Data>,
+}
+
+impl TaskInfo {
+    /// The token splits of a task that trains on tokens; an error naming the task otherwise.
+    pub fn build_tokens(&self, params: &serde_json::Value, ctx: BuildContext) -> anyhow::Result<TaskData> {
+        match (self.build)(params, ctx)? {
+            Data::Tokens(data) => Ok(data),
+            _ => anyhow::bail!("task `{}` has no token data ({:?})", self.name, self.training),
+        }
+    }
 }
 
 /// `TaskInfo::resolve` for a typed config with checks serde cannot express: deserialize,

@@ -8,7 +8,7 @@
 //!   probability ∝ (g+1)^(a−1), a = 0.01 (queries cluster near the context);
 //! - the target at a query position is the key's value; every other position is a random token
 //!   in [0, V) and has no target (excluded from loss and accuracy).
-use super::{TaskData, TaskInfo, TokenSplit, IGNORE};
+use super::{Data, TaskData, TaskInfo, TokenSplit, IGNORE};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -158,7 +158,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "multi-query associative recall (Zoology): recall the value of each queried key",
     resolve,
     io: |p| Ok(config(p)?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

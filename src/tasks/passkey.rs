@@ -7,7 +7,7 @@
 //! model what to do; a model trained on the task gains nothing from it):
 //! `The grass is green. The sky is blue. … The pass key is 68048. Remember it. 68048 is the
 //! pass key. … What is the pass key? The pass key is 68048`.
-use super::{BuildContext, TaskData, TaskInfo, TokenSplit, IGNORE};
+use super::{BuildContext, Data, TaskData, TaskInfo, TokenSplit, IGNORE};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -196,7 +196,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "passkey retrieval (byte level): a number hidden in filler at a controlled depth, recalled at the end",
     resolve,
     io: |p| Ok(serde_json::from_value::<PasskeyConfig>(p.clone())?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! - `induction` (induction heads): random tokens 2..V; a trigger token (id 1) appears once at
 //!   a random position followed by some token a, and again at the last position, whose target
 //!   is a. One target per example.
-use super::{generate_splits, TaskData, TaskInfo, TokenSplit, IGNORE};
+use super::{generate_splits, Data, TaskData, TaskInfo, TokenSplit, IGNORE};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -234,7 +234,7 @@ pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
     description: "selective copying (Mamba): output the scattered data tokens in order after the markers",
     resolve: resolve_copy,
     io: |p| Ok(serde_json::from_value::<SelectiveCopyConfig>(p.clone())?.io()),
-    build: build_copy,
+    build: |params, ctx| build_copy(params, ctx).map(Data::Tokens),
 };
 
 pub const INDUCTION_INFO: TaskInfo = TaskInfo {
@@ -245,7 +245,7 @@ pub const INDUCTION_INFO: TaskInfo = TaskInfo {
     description: "induction heads: after the trigger's second occurrence, predict what followed its first",
     resolve: resolve_induction,
     io: |p| Ok(serde_json::from_value::<InductionConfig>(p.clone())?.io()),
-    build: build_induction,
+    build: |params, ctx| build_induction(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

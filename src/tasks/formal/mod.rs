@@ -490,7 +490,7 @@ macro_rules! info {
             length_params: &["train_max_length"],
             resolve: |p| resolve($lang, p),
             io: |p| io($lang, p),
-            build: |p, ctx| build($lang, p, ctx),
+            build: |p, ctx| build($lang, p, ctx).map(crate::tasks::Data::Tokens),
         }
     };
 }

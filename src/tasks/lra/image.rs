@@ -10,7 +10,7 @@
 use super::{check_count, subset};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
-use crate::tasks::{data, BuildContext, TaskData, TaskInfo, TokenSplit};
+use crate::tasks::{data, BuildContext, Data, TaskData, TaskInfo, TokenSplit};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -176,7 +176,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "LRA image: CIFAR-10 as 1,024 grayscale pixels (256 symbols), 10 classes",
     resolve,
     io: |p| Ok(config(p)?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::listops::{self, GenParams};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
-use crate::tasks::{cache, BuildContext, TaskData, TaskInfo, TokenSplit};
+use crate::tasks::{cache, BuildContext, Data, TaskData, TaskInfo, TokenSplit};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -174,7 +174,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "LRA ListOps: value (0–9) of nested MAX/MIN/MED/SM expressions, generated or from LRA TSV files",
     resolve,
     io: |p| Ok(config(p)?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::pathfinder::{self, Difficulty, PathfinderParams};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
-use crate::tasks::{cache, BuildContext, TaskData, TaskInfo, TokenSplit};
+use crate::tasks::{cache, BuildContext, Data, TaskData, TaskInfo, TokenSplit};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -160,7 +160,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "LRA Pathfinder: 32×32 images (1,024 pixel tokens), are the two markers joined by a dashed contour?",
     resolve: |c| resolve_sized(c, 32),
     io: |p| Ok(config(p)?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 pub const PATHX_INFO: TaskInfo = TaskInfo {
@@ -171,7 +171,7 @@ pub const PATHX_INFO: TaskInfo = TaskInfo {
     description: "LRA Path-X: Pathfinder at 128×128 (16,384 pixel tokens)",
     resolve: |c| resolve_sized(c, 128),
     io: |p| Ok(config(p)?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

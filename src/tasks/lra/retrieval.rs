@@ -15,7 +15,7 @@
 use super::{byte_tokens, check_count, subset, BYTE_PAD, BYTE_VOCAB};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
-use crate::tasks::{data, BuildContext, TaskData, TaskInfo, TokenSplit};
+use crate::tasks::{data, BuildContext, Data, TaskData, TaskInfo, TokenSplit};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -297,7 +297,7 @@ pub const INFO: TaskInfo = TaskInfo {
         crate::tasks::resolve_validated(c, RetrievalConfig::validate)
     },
     io: |p| Ok(pair_io(serde_json::from_value::<RetrievalConfig>(p.clone())?.max_length)),
-    build: build_aan,
+    build: |params, ctx| build_aan(params, ctx).map(Data::Tokens),
 };
 
 pub const STANDIN_INFO: TaskInfo = TaskInfo {
@@ -310,7 +310,7 @@ pub const STANDIN_INFO: TaskInfo = TaskInfo {
         crate::tasks::resolve_validated(c, StandinConfig::validate)
     },
     io: |p| Ok(pair_io(serde_json::from_value::<StandinConfig>(p.clone())?.max_length)),
-    build: build_standin,
+    build: |params, ctx| build_standin(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]

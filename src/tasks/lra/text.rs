@@ -5,7 +5,7 @@
 use super::{byte_tokens, check_count, read_labelled_tsv, subset, LabelledText, BYTE_PAD, BYTE_VOCAB};
 use crate::models::{Head, TaskIo};
 use crate::params::{ParamError, ParamMap};
-use crate::tasks::{data, BuildContext, TaskData, TaskInfo, TokenSplit};
+use crate::tasks::{data, BuildContext, Data, TaskData, TaskInfo, TokenSplit};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +105,7 @@ pub const INFO: TaskInfo = TaskInfo {
     description: "LRA text: byte-level IMDB sentiment, 2 classes (reviews up to max_length bytes)",
     resolve,
     io: |p| Ok(config(p)?.io()),
-    build,
+    build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 #[cfg(test)]
