@@ -127,15 +127,7 @@ impl Progress {
     }
 
     pub fn started(&mut self, job: &Job) {
-        self.started_on(job, None);
-    }
-
-    /// A job started on MPI rank `rank` (shown beside it in the running list).
-    pub fn started_on(&mut self, job: &Job, rank: Option<i32>) {
-        let mut what = job_label(&job.task.label, &job.model.label, job.seed, &swept_values(job));
-        if let Some(r) = rank {
-            what = format!("rank {r}: {what}");
-        }
+        let what = job_label(&job.task.label, &job.model.label, job.seed, &swept_values(job));
         tracing::debug!("start {} {what}", job.job_id);
         self.running.insert(job.job_id.clone(), (what, Instant::now()));
         self.update_bar();
