@@ -380,6 +380,27 @@ fn rwkv6_starts_as_a_fresh_fla_rwkv6_attention() {
     assert_constant(&vars, &m("g_norm.bias"), 0.0);
 }
 
+/// `decay_init: rwkv_schedule` starts the decay LoRA's bias on BlinkDL's RWKV-6 schedule,
+/// w₀[n] = −6 + 5·(n/(d_k − 1))^(0.7 + 1.3·layer/(n_layers − 1)), and changes nothing else.
+#[test]
+fn rwkv6_decay_can_start_on_blinkdls_schedule() {
+    let params = json!({"d_model": 128, "n_heads": 2, "n_layers": 3, "decay_init": "rwkv_schedule"});
+    let vars = build("rwkv6", params, &tokens_io());
+    let fla = build("rwkv6", json!({"d_model": 128, "n_heads": 2, "n_layers": 3}), &tokens_io());
+    for (layer, exponent) in [(0, 0.7), (1, 1.35), (2, 2.0)] {
+        let name = format!("blocks.{layer}.mixer.w_proj.linear.lora.2.bias");
+        let bias = get(&vars, &name);
+        assert_eq!(bias.size(), [64]);
+        for n in [0i64, 21, 63] {
+            let expected = -6.0 + 5.0 * (n as f64 / 63.0).powf(exponent);
+            let got = bias.double_value(&[n]);
+            assert!((got - expected).abs() < 1e-6, "layer {layer} channel {n}: {got} vs {expected}");
+        }
+        let up = format!("blocks.{layer}.mixer.w_proj.linear.lora.2.weight");
+        assert!(max_abs(&(get(&vars, &up) - get(&fla, &up))) == 0.0, "only the bias differs");
+    }
+}
+
 #[test]
 fn mlstm_starts_as_xlstm_reset_parameters() {
     // d_model 64, 4 layers: inner width 128; small init N(0, 2/(5·64)), Wang's 2/(4·√64).

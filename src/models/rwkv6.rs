@@ -15,11 +15,11 @@
 //! On the engine: its output reads the state after the token's own update, RWKV's before it, so
 //! the engine runs with each r moved one position earlier (its output at t − 1 is then r_tᵀ
 //! S_{t−1}) and the bonus term is added apart. No decay is ever inverted.
-use super::backbone::{BackboneConfig, Norm};
+use super::backbone::{Backbone, BackboneConfig, Norm};
 use super::fla_parts::{heads_last, split_heads};
 use super::init::{orthogonal, xavier_linear};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
+use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -46,6 +46,20 @@ pub struct Rwkv6Config {
     /// ε of the output GroupNorm and of the backbone's LayerNorms (fla: 1e-5).
     pub norm_eps: f64,
     pub norm: Norm,
+    /// Where the decay starts (the decay LoRA's bias w₀; log w = −exp(w₀ + LoRA(x))).
+    pub decay_init: DecayInit,
+}
+
+/// The decay's starting point. Only the decay: every other weight starts as fla's layer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecayInit {
+    /// As fla's layer builds it: w₀ = 0, so every channel keeps e^−1 ≈ 0.37 of its state per
+    /// token at first (on MQAR at L 64 it stayed at chance: README, "Recall against state size").
+    Fla,
+    /// BlinkDL's RWKV-6 schedule: w₀[n] = −6 + 5·(n/(d_k − 1))^(0.7 + 1.3·layer/(n_layers − 1)),
+    /// from nearly no decay (e^−e^−6 ≈ 0.998) to e^−e^−1 ≈ 0.69 across the key channels.
+    RwkvSchedule,
 }
 
 impl Default for Rwkv6Config {
@@ -63,6 +77,7 @@ impl Default for Rwkv6Config {
             chunk: 4,
             norm_eps: 1e-5,
             norm: Norm::Layer,
+            decay_init: DecayInit::Fla,
         }
     }
 }
@@ -93,9 +108,22 @@ impl ArchConfig for Rwkv6Config {
         BackboneConfig::fla(self.d_model, self.n_layers, self.mlp_ratio, self.dropout, self.norm, self.norm_eps)
     }
 
+    /// Layer 0's mixer; `model` builds the stack (the decay schedule depends on the layer).
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
-        Box::new(Rwkv6::new(vs, self))
+        Box::new(Rwkv6::new(vs, self, 0))
     }
+
+    fn model(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn SeqModel> {
+        let make = |p: &nn::Path, layer: i64| -> Box<dyn Mixer> { Box::new(Rwkv6::new(p, self, layer)) };
+        Box::new(Backbone::new(vs, self.backbone(), io, &make))
+    }
+}
+
+/// BlinkDL's starting decay biases w₀ for `layer` (see [`DecayInit::RwkvSchedule`]).
+fn decay_schedule(dk: i64, layer: i64, n_layers: i64) -> Vec<f32> {
+    let depth = if n_layers > 1 { layer as f64 / (n_layers - 1) as f64 } else { 0.0 };
+    let position = |n: i64| if dk > 1 { n as f64 / (dk - 1) as f64 } else { 0.0 };
+    (0..dk).map(|n| (-6.0 + 5.0 * position(n).powf(0.7 + 1.3 * depth)) as f32).collect()
 }
 
 pub struct Rwkv6 {
@@ -140,7 +168,8 @@ impl Rwkv6 {
     /// gain 2^−2.5; the decay LoRA's first matrix zero, its second orthogonal with gain 0.1
     /// (× √(rank/d_k) when the rank is larger), its bias zero; μ, x_bias and u zero; the
     /// GroupNorm's weight one and bias zero.
-    fn new(vs: &nn::Path, cfg: &Rwkv6Config) -> Self {
+    /// With `decay_init: rwkv_schedule`, the decay LoRA's bias starts on BlinkDL's schedule.
+    fn new(vs: &nn::Path, cfg: &Rwkv6Config, layer: i64) -> Self {
         let (d, dk, dv, r) = (cfg.d_model, cfg.key_dim(), cfg.value_dim(), cfg.proj_low_rank_dim);
         let gain = 2f64.powf(-2.5);
         let lerp = |name: &str, width: i64| xavier_linear(&(vs / name / "linear"), d, width, gain);
@@ -160,6 +189,10 @@ impl Rwkv6 {
         );
         let up_gain = if rank > dk { (rank as f64 / dk as f64).sqrt() } else { 1.0 };
         tch::no_grad(|| lora_up.ws.shallow_clone().copy_(&orthogonal(dk, rank, 0.1 * up_gain)));
+        if let (DecayInit::RwkvSchedule, Some(bias)) = (cfg.decay_init, &lora_up.bs) {
+            let start = Tensor::from_slice(&decay_schedule(dk, layer, cfg.n_layers));
+            tch::no_grad(|| bias.shallow_clone().copy_(&start));
+        }
         let x_proj = vs / "x_proj";
         Rwkv6 {
             mu: (&x_proj / 0).zeros("mu", &[d]),
