@@ -399,6 +399,12 @@ fn rwkv6_decay_can_start_on_blinkdls_schedule() {
         let up = format!("blocks.{layer}.mixer.w_proj.linear.lora.2.weight");
         assert!(max_abs(&(get(&vars, &up) - get(&fla, &up))) == 0.0, "only the bias differs");
     }
+    // In a hybrid the schedule follows the block's place in the whole stack.
+    let params = json!({"d_model": 128, "n_layers": 3, "layers": "rwkv6,transformer,rwkv6",
+        "rwkv6.n_heads": 2, "rwkv6.decay_init": "rwkv_schedule"});
+    let hybrid = build("hybrid", params, &tokens_io());
+    let last = get(&hybrid, "blocks.2.mixer.w_proj.linear.lora.2.bias").double_value(&[21]);
+    assert!((last - (-6.0 + 5.0 * (21.0f64 / 63.0).powf(2.0))).abs() < 1e-6, "block 2 of 3: {last}");
 }
 
 #[test]

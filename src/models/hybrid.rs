@@ -164,26 +164,26 @@ fn resolve(combo: &ParamMap, io: &TaskIo) -> Result<serde_json::Value, ParamErro
     Ok(out)
 }
 
-/// A block's mixer from its architecture's resolved config.
-type MakeMixer = Box<dyn Fn(&nn::Path) -> Box<dyn Mixer>>;
+/// Block `layer`'s mixer from its architecture's resolved config.
+type MakeMixer = Box<dyn Fn(&nn::Path, i64) -> Box<dyn Mixer>>;
 
 fn mixer_builder(name: &str, config: serde_json::Value, io: &TaskIo) -> anyhow::Result<MakeMixer> {
     fn typed<C: ArchConfig + 'static>(config: serde_json::Value, io: &TaskIo) -> anyhow::Result<MakeMixer> {
         let cfg: C = serde_json::from_value(config)?;
         let io = *io;
-        Ok(Box::new(move |vs| cfg.mixer(vs, &io)))
+        Ok(Box::new(move |vs, layer| cfg.mixer_in_layer(vs, &io, layer)))
     }
     Ok(match name {
         "lstm" | "gru" => {
             let cfg: RnnConfig = serde_json::from_value(config)?;
             let cell = if name == "lstm" { Cell::Lstm } else { Cell::Gru };
-            Box::new(move |vs| Box::new(RnnMixer::new(vs, cell, &cfg)))
+            Box::new(move |vs, _| Box::new(RnnMixer::new(vs, cell, &cfg)))
         }
         "transformer" => {
             let cfg: TransformerConfig = serde_json::from_value(config)?;
             anyhow::ensure!(matches!(cfg.positions, Positions::Rope | Positions::None), "transformer.positions");
             let causal = io.causal;
-            Box::new(move |vs| Box::new(Attention::new(vs, &cfg, causal)))
+            Box::new(move |vs, _| Box::new(Attention::new(vs, &cfg, causal)))
         }
         "s4d" => typed::<s4d::S4dConfig>(config, io)?,
         "mamba" => typed::<mamba::MambaConfig>(config, io)?,
@@ -221,7 +221,7 @@ fn build(vs: &nn::Path, params: &serde_json::Value, io: &TaskIo) -> anyhow::Resu
         .map(|(name, config)| Ok((name.clone(), mixer_builder(&name, config, io)?)))
         .collect::<anyhow::Result<_>>()?;
     let names: Vec<String> = cfg.layer_names().into_iter().map(String::from).collect();
-    let make = |path: &nn::Path, i: i64| builders[&names[i as usize % names.len()]](path);
+    let make = |path: &nn::Path, i: i64| builders[&names[i as usize % names.len()]](path, i);
     Ok(Box::new(Backbone::new(vs, cfg.backbone(), io, &make)))
 }
 

@@ -289,10 +289,15 @@ pub fn check_head_split(key: &'static str, width: i64, heads: i64) -> Result<(),
 pub trait ArchConfig: serde::de::DeserializeOwned + serde::Serialize + Validate {
     fn backbone(&self) -> backbone::BackboneConfig;
     fn mixer(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn Mixer>;
-    /// The model: the backbone around `mixer` in every block. Architectures with model-level
-    /// parameters (HGRN2's lower bounds) build their own.
+    /// The mixer of block `layer` (0-based), in a pure stack or a hybrid: `mixer` unless the
+    /// architecture starts its layers differently (RWKV-6's decay schedule).
+    fn mixer_in_layer(&self, vs: &nn::Path, io: &TaskIo, _layer: i64) -> Box<dyn Mixer> {
+        self.mixer(vs, io)
+    }
+    /// The model: the backbone around `mixer_in_layer` in every block. Architectures with
+    /// model-level parameters (HGRN2's lower bounds) build their own.
     fn model(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn SeqModel> {
-        Box::new(backbone::Backbone::new(vs, self.backbone(), io, &|p, _| self.mixer(p, io)))
+        Box::new(backbone::Backbone::new(vs, self.backbone(), io, &|p, layer| self.mixer_in_layer(p, io, layer)))
     }
 }
 

@@ -15,11 +15,11 @@
 //! On the engine: its output reads the state after the token's own update, RWKV's before it, so
 //! the engine runs with each r moved one position earlier (its output at t − 1 is then r_tᵀ
 //! S_{t−1}) and the bonus term is added apart. No decay is ever inverted.
-use super::backbone::{Backbone, BackboneConfig, Norm};
+use super::backbone::{BackboneConfig, Norm};
 use super::fla_parts::{heads_last, split_heads};
 use super::init::{orthogonal, xavier_linear};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
+use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -108,14 +108,14 @@ impl ArchConfig for Rwkv6Config {
         BackboneConfig::fla(self.d_model, self.n_layers, self.mlp_ratio, self.dropout, self.norm, self.norm_eps)
     }
 
-    /// Layer 0's mixer; `model` builds the stack (the decay schedule depends on the layer).
+    /// Layer 0's mixer.
     fn mixer(&self, vs: &nn::Path, _io: &TaskIo) -> Box<dyn Mixer> {
         Box::new(Rwkv6::new(vs, self, 0))
     }
 
-    fn model(&self, vs: &nn::Path, io: &TaskIo) -> Box<dyn SeqModel> {
-        let make = |p: &nn::Path, layer: i64| -> Box<dyn Mixer> { Box::new(Rwkv6::new(p, self, layer)) };
-        Box::new(Backbone::new(vs, self.backbone(), io, &make))
+    /// The decay schedule depends on the layer.
+    fn mixer_in_layer(&self, vs: &nn::Path, _io: &TaskIo, layer: i64) -> Box<dyn Mixer> {
+        Box::new(Rwkv6::new(vs, self, layer))
     }
 }
 
