@@ -287,6 +287,14 @@ mod with_mpi {
             self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
+        /// A `failed` record of `job` saying why, from the rank that had it when there was one.
+        fn failed(&self, job: &Job, rank: Option<i32>, reason: String) -> Record {
+            let mut record = Record::new(job, &self.run_id, Status::Failed);
+            record.reason = Some(reason);
+            record.rank = rank.map(|r| r as u64);
+            record
+        }
+
         /// Records the job of every busy rank silent for longer than `timeout` as failed and
         /// gives up on the rank. Returns how many ranks are lost in all.
         fn give_up_on_silent(&self, timeout: Duration) -> usize {
@@ -295,12 +303,11 @@ mod with_mpi {
                 state.busy.iter().filter(|(_, b)| b.last_heard.elapsed() > timeout).map(|(r, _)| *r).collect();
             for rank in silent {
                 let busy = state.busy.remove(&rank).expect("a busy rank");
-                let mut record = Record::new(&busy.job, &self.run_id, Status::Failed);
-                record.reason = Some(format!(
+                let why = format!(
                     "MPI worker rank {rank} stopped answering for {} s while running this job",
                     timeout.as_secs()
-                ));
-                record.rank = Some(rank as u64);
+                );
+                let mut record = self.failed(&busy.job, Some(rank), why);
                 (record.started_at, record.finished_at) = (busy.started_at, chrono::Local::now().to_rfc3339());
                 let _ = busy.reply.send(record);
                 state.lost.insert(rank);
@@ -314,9 +321,7 @@ mod with_mpi {
         async fn execute(&self, job: Job, _threads: u64) -> Record {
             let Some(rank) = self.idle.lock().await.recv().await else {
                 // The transport ended (the scheduler drops this task before recording it).
-                let mut record = Record::new(&job, &self.run_id, Status::Failed);
-                record.reason = Some("no MPI worker was left to run this job".into());
-                return record;
+                return self.failed(&job, None, "no MPI worker was left to run this job".into());
             };
             let (reply, record) = oneshot::channel();
             let assignment =
@@ -330,9 +335,7 @@ mod with_mpi {
                 state.busy.insert(rank, Busy { job: job.clone(), last_heard: Instant::now(), started_at, reply });
             }
             record.await.unwrap_or_else(|_| {
-                let mut record = Record::new(&job, &self.run_id, Status::Failed);
-                record.reason = Some(format!("MPI worker rank {rank} was dropped without a record"));
-                record
+                self.failed(&job, None, format!("MPI worker rank {rank} was dropped without a record"))
             })
         }
     }
@@ -368,10 +371,11 @@ mod with_mpi {
                     tag::RECORD => {
                         let Some(busy) = state.busy.remove(&rank) else { continue };
                         let record = serde_json::from_slice(&payload).unwrap_or_else(|e| {
-                            let mut record = Record::new(&busy.job, &workers.run_id, Status::Failed);
-                            record.reason = Some(format!("MPI rank {rank} sent a malformed record: {e}"));
-                            record.rank = Some(rank as u64);
-                            record
+                            workers.failed(
+                                &busy.job,
+                                Some(rank),
+                                format!("MPI rank {rank} sent a malformed record: {e}"),
+                            )
                         });
                         let _ = busy.reply.send(record);
                     }

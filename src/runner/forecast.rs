@@ -126,7 +126,7 @@ pub fn train_and_evaluate(
     );
     let super::JobStart { device, baseline_rss } = start;
     let ci = series.channel_independence;
-    let io = series.io(ci);
+    let io = series.io();
     let arch = crate::models::find(&job.model.kind).ok_or_else(|| anyhow!("unknown model {}", job.model.kind))?;
     let mut vs = nn::VarStore::new(device);
     let model = (arch.build)(&vs.root(), &job.model.params, &io)?;

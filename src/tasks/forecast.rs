@@ -135,8 +135,8 @@ impl Series {
     }
 
     /// Shapes for the model: real-valued channels in, the same channels forecast.
-    pub fn io(&self, channel_independence: bool) -> TaskIo {
-        forecast_io(self.channels, self.seq_len, self.pred_len, channel_independence)
+    pub fn io(&self) -> TaskIo {
+        forecast_io(self.channels, self.seq_len, self.pred_len, self.channel_independence)
     }
 }
 
