@@ -1,5 +1,6 @@
-//! Build-time facts baked into the binary:
-//! - the libtorch library directory goes on the rpath, so `seqbench` runs with no
+//! Build-time facts baked into the binaries (only `seqbench-torch`, tests, examples and benches
+//! link libtorch; the `seqbench` front binary gets none of the link arguments):
+//! - the libtorch library directory goes on the rpath, so `seqbench-torch` runs with no
 //!   LD_LIBRARY_PATH (torch-sys exports it to direct dependents as DEP_TCH_LIBTORCH_LIB);
 //! - libtorch_cuda is linked with --no-as-needed: nothing references its symbols directly, so
 //!   the linker would otherwise drop it and CUDA would never register at run time;
@@ -163,6 +164,17 @@ fn embed_python() {
     }
 }
 
+/// A link argument for the targets that run libtorch: the `seqbench-torch` binary, integration
+/// tests, examples and benchmarks (Cargo has no such instruction for the library's unit tests,
+/// which therefore do not register CUDA). The `seqbench` binary (src/main.rs) links no libtorch
+/// and must not get them: forcing libtorch_cuda in would cost it half a second at every start.
+fn torch_link_arg(arg: &str) {
+    println!("cargo:rustc-link-arg-bin=seqbench-torch={arg}");
+    for kind in ["tests", "examples", "benches"] {
+        println!("cargo:rustc-link-arg-{kind}={arg}");
+    }
+}
+
 fn main() {
     bundle_presets();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -179,9 +191,9 @@ fn main() {
         let lib_path = Path::new(&lib_dir);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
         if lib_path.join("libtorch_cuda.so").exists() {
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-            println!("cargo:rustc-link-arg=-ltorch_cuda");
-            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+            for arg in ["-Wl,--no-as-needed", "-ltorch_cuda", "-Wl,--as-needed"] {
+                torch_link_arg(arg);
+            }
         }
         version = torch_version(lib_path).unwrap_or(version);
         build_cuda_memory_shim(lib_path);

@@ -13,7 +13,7 @@ cd "$here/.."
 # shellcheck source=env.sh
 source scripts/env.sh
 rounds="${1:-3}"
-cargo build --release --quiet --bin seqbench
+cargo build --release --quiet --bins
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 data="$(cd .. && pwd)/shared/datasets"

@@ -13,7 +13,7 @@ bash scripts/setup.sh
 # shellcheck source=env.sh
 source scripts/env.sh
 rounds="${1:-3}" batch="${2:-16}" length="${3:-256}" d="${4:-64}" steps="${5:-20}"
-cargo build --release --quiet --bin seqbench
+cargo build --release --quiet --bins
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 examples="$PWD/examples/python"

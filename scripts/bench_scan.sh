@@ -25,7 +25,7 @@ for arch in $archs; do
   esac
 done
 unset SEQBENCH_MALLOC
-cargo build --release --quiet --bin seqbench
+cargo build --release --quiet --bins
 work="$(mktemp -d)"
 cleanup() {
   [ -n "${BASELINE:-}" ] && git worktree remove --force "$work/baseline-src" >/dev/null 2>&1
@@ -45,7 +45,7 @@ if [ -n "${BASELINE:-}" ]; then
   (cd "$work/baseline-src" && cargo build --release --quiet --bin seqbench)
   cp "$CARGO_TARGET_DIR/release/seqbench" "$work/seqbench-baseline"
   cargo clean --release --quiet -p seqbench
-  cargo build --release --quiet --bin seqbench
+  cargo build --release --quiet --bins
   baseline_bin="$work/seqbench-baseline"
 fi
 header() {

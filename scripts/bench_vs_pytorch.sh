@@ -33,7 +33,7 @@ case "$malloc" in
   *) echo "bench_vs_pytorch.sh: SEQBENCH_MALLOC=$malloc: expected keep or default" >&2; exit 2 ;;
 esac
 export SEQBENCH_MALLOC="$malloc"
-cargo build --release --quiet --bin seqbench
+cargo build --release --quiet --bins
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cat >"$work/suite.yaml" <<YAML

@@ -8,13 +8,26 @@
 # (device cuda, allocator peak memory, implementation fields, bf16 faster than fp32 for the
 # transformer) and prints one table. Exit status 1 when a check fails.
 #
-#   bash scripts/gpu_check.sh            # on the GPU machine
-#   bash scripts/gpu_check.sh --dry-run  # anywhere: validate the suites, print what would run
+#   bash scripts/gpu_check.sh                 # on the GPU machine
+#   bash scripts/gpu_check.sh --dry-run       # anywhere: validate the suites, print what would run
+#   bash scripts/gpu_check.sh --prebuilt DIR  # on a GPU machine with no toolchain or network:
+#       DIR holds a release `seqbench-torch` built elsewhere against the same torch version as
+#       the machine's python3 (and DIR/lib any shared libraries the machine lacks); it runs on
+#       the machine's own libtorch, and the MPI part is skipped when there is no `mpirun`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
 dry_run=false
-[[ "${1:-}" == "--dry-run" ]] && dry_run=true
+prebuilt=""
+case "${1:-}" in
+  --dry-run) dry_run=true ;;
+  --prebuilt)
+    prebuilt="$(cd "${2:?--prebuilt needs a directory}" && pwd)"
+    [[ -x "$prebuilt/seqbench-torch" ]] || { echo "gpu_check.sh: no executable $prebuilt/seqbench-torch" >&2; exit 2; }
+    ;;
+  "") ;;
+  *) echo "gpu_check.sh: unknown argument '$1' (expected --dry-run or --prebuilt DIR)" >&2; exit 2 ;;
+esac
 work="$(mktemp -d)"
 log() { echo "[gpu_check] $*" >&2; }
 
@@ -70,17 +83,27 @@ EOF
   exit 0
 fi
 
-bash scripts/setup.sh
-log "building (release, CUDA libtorch)"
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/seqbench"
+if [[ -n "$prebuilt" ]]; then
+  torch_lib="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+  export LD_LIBRARY_PATH="$prebuilt/lib:$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  bin="$prebuilt/seqbench-torch"
+else
+  bash scripts/setup.sh
+  log "building (release, CUDA libtorch)"
+  cargo build --release --quiet
+  bin="$CARGO_TARGET_DIR/release/seqbench"
+fi
 "$bin" calibrate --device cuda
-out="$work/results"
+out="${GPU_CHECK_OUT:-$work/results}" # GPU_CHECK_OUT keeps the records after the check
 "$bin" run "$work/gpu-quick.yaml" --out "$out" -q || true
 "$bin" run "$work/gpu-scaling.yaml" --out "$out" -q || true
 root=()
 [[ "$(id -u)" == 0 ]] && root=(--allow-run-as-root)
-mpirun "${root[@]}" --oversubscribe -n 3 "$bin" run "$work/gpu-mpi.yaml" --out "$out" --ranks-per-gpu 2 -q || true
+if command -v mpirun >/dev/null; then
+  mpirun "${root[@]}" --oversubscribe -n 3 "$bin" run "$work/gpu-mpi.yaml" --out "$out" --ranks-per-gpu 2 -q || true
+else
+  log "no mpirun on this machine: the MPI part is NOT checked"
+fi
 
 python3 - "$out" <<'EOF'
 import json, pathlib, sys

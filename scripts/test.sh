@@ -10,13 +10,13 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   echo "[test] installing rustfmt and clippy" >&2
   rustup component add rustfmt clippy
 fi
-echo "[test] cargo fmt --check" >&2
-cargo fmt --check
-echo "[test] cargo clippy --all-targets -- -D warnings (with and without the mpi feature)" >&2
-cargo clippy --quiet --all-targets -- -D warnings
-cargo clippy --quiet --no-default-features --all-targets -- -D warnings
+echo "[test] cargo fmt --all --check" >&2
+cargo fmt --all --check
+echo "[test] cargo clippy --workspace --all-targets -- -D warnings (with and without the mpi feature)" >&2
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet --workspace --no-default-features --all-targets -- -D warnings
 echo "[test] cargo test (tests/mpi.rs runs seqbench under mpirun)" >&2
-cargo test --quiet 2>&1 | tee "$SEQBENCH_HOME/last-test.log"
+cargo test --quiet --workspace 2>&1 | tee "$SEQBENCH_HOME/last-test.log"
 echo "[test] cargo test --benches (criterion micro-benchmarks, each run once as a smoke check)" >&2
 bench_log="$SEQBENCH_HOME/last-bench-smoke.log"
 cargo test --quiet --benches >"$bench_log" 2>&1 || { cat "$bench_log"; exit 1; }

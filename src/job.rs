@@ -1,5 +1,6 @@
 //! A job: one (task, model, training setup, seed) with every parameter resolved. It is what the
 //! coordinator hands to a worker (as JSON) and what `job_id` is computed from.
+use crate::record::{Measurements, Record, Status};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -339,6 +340,35 @@ pub struct Job {
 }
 
 impl Job {
+    /// A record for this job with no measurements yet.
+    pub fn new_record(&self, run_id: &str, status: Status) -> Record {
+        Record {
+            job_id: self.job_id.clone(),
+            run_id: run_id.to_string(),
+            suite: self.suite.clone(),
+            task: self.task.kind.clone(),
+            task_label: self.task.label.clone(),
+            model: self.model.label.clone(),
+            arch: self.model.kind.clone(),
+            seed: self.seed,
+            params: self.flat_params(),
+            swept: self.swept.clone(),
+            status,
+            reason: None,
+            measurements: Measurements::default(),
+            wall_s: 0.0,
+            hostname: crate::env_info::hostname(),
+            rank: None,
+            local_rank: None,
+            cuda_visible_devices: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            seqbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            stderr_tail: None,
+            log_file: None,
+        }
+    }
+
     /// sha256 over the canonical JSON of task, model, training config and seed. Labels, the
     /// suite name, `timeout_s`, `max_memory`, `isolation` and `save_weights` (how the job is run,
     /// not inputs to its result) are left out, so renaming or a larger limit does not break resume or

@@ -8,15 +8,12 @@ pub mod calibrate;
 pub mod cli;
 pub mod dispatch;
 pub mod env_info;
-pub mod error;
 pub mod job;
-pub mod metric;
 pub mod models;
-pub mod params;
-pub mod record;
-pub mod report;
 pub mod rng;
 pub mod runner;
-pub mod store;
 pub mod suite;
 pub mod tasks;
+
+// The libtorch-free half lives in crates/seqbench-core; its modules keep their paths here.
+pub use seqbench_core::{error, metric, params, record, report, store};

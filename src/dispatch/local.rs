@@ -130,7 +130,7 @@ fn run_inline(job: Job, threads: u64, run_dir: PathBuf, mut record: Record) -> R
 
 impl Executor for ChildExecutor {
     async fn execute(&self, job: Job, threads: u64) -> Record {
-        let mut record = Record::new(&job, &self.run_id, Status::Failed);
+        let mut record = job.new_record(&self.run_id, Status::Failed);
         record.started_at = chrono::Local::now().to_rfc3339();
         let started = Instant::now();
         if job.train.isolation == Isolation::Inline {

@@ -127,7 +127,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
             let status = if job.seed % 2 == 1 { Status::Failed } else { Status::Ok };
-            Record::new(&job, "test", status)
+            job.new_record("test", status)
         }
     }
 

@@ -289,7 +289,7 @@ mod with_mpi {
 
         /// A `failed` record of `job` saying why, from the rank that had it when there was one.
         fn failed(&self, job: &Job, rank: Option<i32>, reason: String) -> Record {
-            let mut record = Record::new(job, &self.run_id, Status::Failed);
+            let mut record = job.new_record(&self.run_id, Status::Failed);
             record.reason = Some(reason);
             record.rank = rank.map(|r| r as u64);
             record

@@ -45,23 +45,7 @@ fn last_step(log: &std::path::Path) -> Option<String> {
     Some(line[line.find("step ")?..].trim().to_string())
 }
 
-pub fn human_rate(x: f64) -> String {
-    match x {
-        x if x >= 1e9 => format!("{:.2}G", x / 1e9),
-        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
-        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
-        x => format!("{x:.0}"),
-    }
-}
-
-pub fn human_duration(secs: f64) -> String {
-    let s = secs.round() as u64;
-    match s {
-        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{s}s"),
-    }
-}
+pub use seqbench_core::units::{human_duration, human_rate};
 
 /// A job's label with its swept values (`report::frame::swept_labels`): `mqar gru seed=0 lr=0.003`.
 fn job_label(task: &str, model: &str, seed: u64, swept: &[String]) -> String {
@@ -290,7 +274,7 @@ mod tests {
         progress.cost = jobs.iter().map(|j| (j.job_id.clone(), super::super::mpi::cost_estimate(j))).collect();
         progress.slots = 2;
         assert_eq!(progress.eta(), None, "no rate before a job ends");
-        let mut record = Record::new(&jobs[0], "r", Status::Ok);
+        let mut record = jobs[0].new_record("r", Status::Ok);
         record.wall_s = 10.0;
         progress.finished(&record);
         let eta = progress.eta().unwrap();

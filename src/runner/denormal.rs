@@ -11,9 +11,7 @@
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-/// What a record's `denormals` says.
-pub const FLUSHED: &str = "flushed";
-pub const KEPT: &str = "kept";
+pub use seqbench_core::record::denormals::{FLUSHED, KEPT};
 
 #[cfg(target_arch = "x86_64")]
 mod flags {

@@ -88,13 +88,7 @@ pub fn param_flags(flags: &[String]) -> Result<crate::params::ParamMap> {
         .collect()
 }
 
-/// Which split of a task's data to export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SplitName {
-    Train,
-    Val,
-    Test,
-}
+pub use seqbench_core::cli::SplitName;
 
 /// The task's data with `flags` applied, or an input error naming the task or the key.
 pub fn build_task(task: &str, flags: &[String], seed: u64) -> Result<super::TaskData> {

@@ -98,11 +98,7 @@ fn io(_: &serde_json::Value) -> anyhow::Result<TaskIo> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "fault",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &[],
-    description: "diagnostic: provokes a failure (panic, abort, segfault, hang, error, nan, oom) to test the harness",
+    facts: seqbench_core::tasks::FAULT,
     resolve,
     io,
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

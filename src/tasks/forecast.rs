@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub const NAME: &str = "forecast";
+pub const NAME: &str = seqbench_core::tasks::FORECAST.name;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -275,16 +275,7 @@ fn build(params: &serde_json::Value, ctx: super::BuildContext) -> Result<super::
     Ok(super::Data::Series(load(&cfg, ctx.data_dir)?))
 }
 
-pub const INFO: TaskInfo = TaskInfo {
-    name: NAME,
-    training: super::Training::Series,
-    lra_column: None,
-    length_params: &["seq_len"],
-    description: "time-series forecasting, Time-Series-Library protocol (ETT, weather, exchange, illness, your CSV)",
-    resolve,
-    io,
-    build,
-};
+pub const INFO: TaskInfo = TaskInfo { facts: seqbench_core::tasks::FORECAST, resolve, io, build };
 
 #[cfg(test)]
 mod tests {

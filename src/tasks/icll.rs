@@ -344,12 +344,7 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "icll",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &["max_len_per_example", "max_num_in_context_examples"],
-    description:
-        "in-context language learning (RegBench): strings of an unseen random automaton, predict a valid next letter",
+    facts: seqbench_core::tasks::ICLL,
     resolve,
     io: |p| Ok(serde_json::from_value::<IcllConfig>(p.clone())?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

@@ -227,11 +227,7 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "lm",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &["seq_len"],
-    description: "language modelling on a corpus (IMDB bytes by default, a text file, or uint16 .bin tokens): bits per byte or perplexity, loss by position",
+    facts: seqbench_core::tasks::LM,
     resolve,
     io: |p| Ok(serde_json::from_value::<LmConfig>(p.clone())?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

@@ -150,33 +150,26 @@ pub enum Data {
     Nothing,
 }
 
-/// How the job process trains on a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Training {
-    /// Token splits from `build`, the shared training loop (`runner::train`).
-    Tokens,
-    /// A time series under Time-Series-Library's protocol (`runner::forecast`).
-    Series,
-    /// No data, model or training: the harness's own cost per job.
-    Nothing,
-}
+pub use seqbench_core::tasks::{TaskFacts, Training};
 
+/// A task: its catalogue entry (name, training kind, LRA column, length parameters; read
+/// through `Deref`) and the functions that resolve its config, state its shapes and build its data.
 pub struct TaskInfo {
-    pub name: &'static str,
-    pub description: &'static str,
-    /// How the job process trains on the task's data.
-    pub training: Training,
-    /// The Long Range Arena table's column this task fills (LRA tasks only), in registry order.
-    pub lra_column: Option<&'static str>,
-    /// The parameters that set the sequence length (which [`TaskInfo::io`] then states): a
-    /// sweep over them is what the report draws metrics against length for.
-    pub length_params: &'static [&'static str],
+    pub facts: TaskFacts,
     /// Parameters as written (one sweep combination) → full typed config as JSON.
     pub resolve: fn(&ParamMap) -> Result<serde_json::Value, ParamError>,
     /// Shapes the model must handle, from the resolved config alone (no data built).
     pub io: fn(&serde_json::Value) -> anyhow::Result<TaskIo>,
     /// Builds the data (of the kind `training` declares).
     pub build: fn(&serde_json::Value, BuildContext) -> anyhow::Result<Data>,
+}
+
+impl std::ops::Deref for TaskInfo {
+    type Target = TaskFacts;
+
+    fn deref(&self) -> &TaskFacts {
+        &self.facts
+    }
 }
 
 impl TaskInfo {
@@ -248,4 +241,13 @@ pub fn lra_tasks() -> impl Iterator<Item = &'static TaskInfo> {
 
 pub fn names() -> Vec<&'static str> {
     registry().iter().map(|t| t.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_catalogue_entry_has_a_builder_in_the_same_order() {
+        let built: Vec<_> = super::registry().iter().map(|t| t.facts).collect();
+        assert_eq!(built, seqbench_core::tasks::all());
+    }
 }

@@ -151,11 +151,7 @@ fn build(params: &serde_json::Value, ctx: super::BuildContext) -> anyhow::Result
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "mqar",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &["seq_len"],
-    description: "multi-query associative recall (Zoology): recall the value of each queried key",
+    facts: seqbench_core::tasks::MQAR,
     resolve,
     io: |p| Ok(config(p)?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

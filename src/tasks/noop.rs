@@ -5,7 +5,7 @@ use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 
 /// Task name (its `training: Nothing` makes the runner return before any set-up).
-pub const NAME: &str = "noop";
+pub const NAME: &str = seqbench_core::tasks::NOOP.name;
 
 fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
     if let Some(key) = combo.keys().next() {
@@ -23,13 +23,4 @@ fn build(_: &serde_json::Value, _: super::BuildContext) -> anyhow::Result<Data> 
     Ok(Data::Nothing)
 }
 
-pub const INFO: TaskInfo = TaskInfo {
-    name: NAME,
-    training: super::Training::Nothing,
-    lra_column: None,
-    length_params: &[],
-    description: "does nothing and succeeds: measures the harness's own cost per job",
-    resolve,
-    io,
-    build,
-};
+pub const INFO: TaskInfo = TaskInfo { facts: seqbench_core::tasks::NOOP, resolve, io, build };

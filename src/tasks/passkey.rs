@@ -189,11 +189,7 @@ fn resolve(combo: &ParamMap) -> Result<serde_json::Value, ParamError> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "passkey",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &["seq_len"],
-    description: "passkey retrieval (byte level): a number hidden in filler at a controlled depth, recalled at the end",
+    facts: seqbench_core::tasks::PASSKEY,
     resolve,
     io: |p| Ok(serde_json::from_value::<PasskeyConfig>(p.clone())?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

@@ -227,22 +227,14 @@ fn build_induction(params: &serde_json::Value, ctx: super::BuildContext) -> anyh
 }
 
 pub const SELECTIVE_COPY_INFO: TaskInfo = TaskInfo {
-    name: "selective_copy",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &["context", "num_tokens"],
-    description: "selective copying (Mamba): output the scattered data tokens in order after the markers",
+    facts: seqbench_core::tasks::SELECTIVE_COPY,
     resolve: resolve_copy,
     io: |p| Ok(serde_json::from_value::<SelectiveCopyConfig>(p.clone())?.io()),
     build: |params, ctx| build_copy(params, ctx).map(Data::Tokens),
 };
 
 pub const INDUCTION_INFO: TaskInfo = TaskInfo {
-    name: "induction",
-    training: super::Training::Tokens,
-    lra_column: None,
-    length_params: &["seq_len"],
-    description: "induction heads: after the trigger's second occurrence, predict what followed its first",
+    facts: seqbench_core::tasks::INDUCTION,
     resolve: resolve_induction,
     io: |p| Ok(serde_json::from_value::<InductionConfig>(p.clone())?.io()),
     build: |params, ctx| build_induction(params, ctx).map(Data::Tokens),

@@ -18,7 +18,7 @@ pub mod dcf;
 pub mod groups;
 pub mod regular;
 
-use super::{BuildContext, TaskData, TaskInfo, TokenSplit, Training, IGNORE};
+use super::{BuildContext, TaskData, TaskFacts, TaskInfo, TokenSplit, IGNORE};
 use crate::models::TaskIo;
 use crate::params::{ParamError, ParamMap};
 use crate::rng::SplitMix64;
@@ -101,63 +101,17 @@ impl Language {
         Language::StateTracking,
     ];
 
+    /// The task's catalogue entry (name, description, level).
+    pub const fn facts(self) -> &'static TaskFacts {
+        &seqbench_core::tasks::FORMAL[self as usize]
+    }
+
     pub const fn name(self) -> &'static str {
-        match self {
-            Language::EvenPairs => "even_pairs",
-            Language::ModularArithmetic => "modular_arithmetic",
-            Language::ParityCheck => "parity_check",
-            Language::CycleNavigation => "cycle_navigation",
-            Language::StackManipulation => "stack_manipulation",
-            Language::ReverseString => "reverse_string",
-            Language::ModularArithmeticBrackets => "modular_arithmetic_brackets",
-            Language::SolveEquation => "solve_equation",
-            Language::DuplicateString => "duplicate_string",
-            Language::MissingDuplicateString => "missing_duplicate_string",
-            Language::OddsFirst => "odds_first",
-            Language::BinaryAddition => "binary_addition",
-            Language::BinaryMultiplication => "binary_multiplication",
-            Language::ComputeSqrt => "compute_sqrt",
-            Language::BucketSort => "bucket_sort",
-            Language::StateTracking => "state_tracking",
-        }
+        self.facts().name
     }
 
     pub fn from_name(name: &str) -> Option<Language> {
         Language::ALL.into_iter().find(|l| l.name() == name)
-    }
-
-    /// The task's level in the Chomsky hierarchy (the paper's table groups by it).
-    pub const fn level(self) -> &'static str {
-        use Language::*;
-        match self {
-            EvenPairs | ModularArithmetic | ParityCheck | CycleNavigation => "R",
-            StackManipulation | ReverseString | ModularArithmeticBrackets | SolveEquation => "DCF",
-            StateTracking => "group",
-            _ => "CS",
-        }
-    }
-
-    const fn description(self) -> &'static str {
-        match self {
-            Language::EvenPairs => "formal (regular): are there an even number of 01 and 10 pairs",
-            Language::ModularArithmetic => "formal (regular): value of d op d op … d mod m, with + - * precedence",
-            Language::ParityCheck => "formal (regular): is the number of 1s odd",
-            Language::CycleNavigation => "formal (regular): final position after moves on a cycle of 5",
-            Language::StackManipulation => "formal (DCF): the stack after POP/PUSH actions, top first",
-            Language::ReverseString => "formal (DCF): the string reversed",
-            Language::ModularArithmeticBrackets => "formal (DCF): value of a bracketed + - * expression mod m",
-            Language::SolveEquation => "formal (DCF): the digit x of a bracketed + - equation mod m",
-            Language::DuplicateString => "formal (CS): the string twice",
-            Language::MissingDuplicateString => "formal (CS): the symbol missing from a string written twice",
-            Language::OddsFirst => "formal (CS): symbols at odd positions, then at even ones",
-            Language::BinaryAddition => "formal (CS): the sum of two little-endian binary numbers",
-            Language::BinaryMultiplication => "formal (CS): the product of two little-endian binary numbers",
-            Language::ComputeSqrt => "formal (CS): floor of the square root of a binary number",
-            Language::BucketSort => "formal (CS): the string sorted",
-            Language::StateTracking => {
-                "state tracking: running product of group elements (S5, A5, Z60, …) at every position"
-            }
-        }
     }
 
     /// The task-specific keys this task takes and their defaults (the paper's).
@@ -483,11 +437,7 @@ pub fn build(lang: Language, params: &serde_json::Value, ctx: BuildContext) -> a
 macro_rules! info {
     ($lang:expr) => {
         TaskInfo {
-            name: $lang.name(),
-            description: $lang.description(),
-            training: Training::Tokens,
-            lra_column: None,
-            length_params: &["train_max_length"],
+            facts: *$lang.facts(),
             resolve: |p| resolve($lang, p),
             io: |p| io($lang, p),
             build: |p, ctx| build($lang, p, ctx).map(crate::tasks::Data::Tokens),

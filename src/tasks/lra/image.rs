@@ -169,11 +169,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "image",
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("Image"),
-    length_params: &[],
-    description: "LRA image: CIFAR-10 as 1,024 grayscale pixels (256 symbols), 10 classes",
+    facts: seqbench_core::tasks::IMAGE,
     resolve,
     io: |p| Ok(config(p)?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

@@ -167,11 +167,7 @@ fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "listops",
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("ListOps"),
-    length_params: &["max_length"],
-    description: "LRA ListOps: value (0–9) of nested MAX/MIN/MED/SM expressions, generated or from LRA TSV files",
+    facts: seqbench_core::tasks::LISTOPS,
     resolve,
     io: |p| Ok(config(p)?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

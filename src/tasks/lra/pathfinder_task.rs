@@ -133,8 +133,8 @@ pub fn export_png(task: &str, split: &TokenSplit, n: usize, out: &Path) -> Resul
     Ok(written)
 }
 
-const PATHFINDER: &str = "pathfinder";
-const PATHX: &str = "pathx";
+const PATHFINDER: &str = seqbench_core::tasks::PATHFINDER.name;
+const PATHX: &str = seqbench_core::tasks::PATHX.name;
 
 fn resolve_sized(combo: &ParamMap, size: usize) -> Result<serde_json::Value, ParamError> {
     let mut combo = combo.clone();
@@ -153,22 +153,14 @@ fn build(params: &serde_json::Value, _: BuildContext) -> Result<TaskData> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: PATHFINDER,
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("Pathfinder"),
-    length_params: &["size"],
-    description: "LRA Pathfinder: 32×32 images (1,024 pixel tokens), are the two markers joined by a dashed contour?",
+    facts: seqbench_core::tasks::PATHFINDER,
     resolve: |c| resolve_sized(c, 32),
     io: |p| Ok(config(p)?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),
 };
 
 pub const PATHX_INFO: TaskInfo = TaskInfo {
-    name: PATHX,
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("Path-X"),
-    length_params: &["size"],
-    description: "LRA Path-X: Pathfinder at 128×128 (16,384 pixel tokens)",
+    facts: seqbench_core::tasks::PATHX,
     resolve: |c| resolve_sized(c, 128),
     io: |p| Ok(config(p)?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

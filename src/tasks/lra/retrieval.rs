@@ -288,11 +288,7 @@ fn build_standin(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskDa
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "retrieval",
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("Retrieval (AAN)"),
-    length_params: &["max_length"],
-    description: "LRA retrieval: byte-level AAN document matching from LRA's TSV files (not shipped: bring them)",
+    facts: seqbench_core::tasks::RETRIEVAL,
     resolve: |c: &ParamMap| -> Result<serde_json::Value, ParamError> {
         crate::tasks::resolve_validated(c, RetrievalConfig::validate)
     },
@@ -301,11 +297,7 @@ pub const INFO: TaskInfo = TaskInfo {
 };
 
 pub const STANDIN_INFO: TaskInfo = TaskInfo {
-    name: "retrieval_standin",
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("Retrieval stand-in (IMDB, not AAN)"),
-    length_params: &["max_length"],
-    description: "stand-in for LRA retrieval (NOT AAN): do two IMDB half-reviews come from the same review?",
+    facts: seqbench_core::tasks::RETRIEVAL_STANDIN,
     resolve: |c: &ParamMap| -> Result<serde_json::Value, ParamError> {
         crate::tasks::resolve_validated(c, StandinConfig::validate)
     },

@@ -98,11 +98,7 @@ fn build(params: &serde_json::Value, ctx: BuildContext) -> Result<TaskData> {
 }
 
 pub const INFO: TaskInfo = TaskInfo {
-    name: "text",
-    training: crate::tasks::Training::Tokens,
-    lra_column: Some("Text"),
-    length_params: &["max_length"],
-    description: "LRA text: byte-level IMDB sentiment, 2 classes (reviews up to max_length bytes)",
+    facts: seqbench_core::tasks::TEXT,
     resolve,
     io: |p| Ok(config(p)?.io()),
     build: |params, ctx| build(params, ctx).map(Data::Tokens),

@@ -3,8 +3,8 @@
 //! appears. The records table, the summary, the report's tables, the charts against sequence
 //! length and `compare` all iterate [`METRICS`]; adding a metric is computing it (in the runner,
 //! or here from what a record holds) and adding one entry.
-use crate::dispatch::progress::human_rate;
 use crate::record::Measurements;
+use crate::units::human_rate;
 
 /// Which direction of a metric is an improvement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -222,7 +222,7 @@ fn denormal_modes(runs: &[&Record]) -> Vec<String> {
     let modes: std::collections::BTreeSet<&str> = runs
         .iter()
         .filter(|r| r.status == Status::Ok)
-        .map(|r| r.measurements.denormals.as_deref().unwrap_or(crate::runner::denormal::KEPT))
+        .map(|r| r.measurements.denormals.as_deref().unwrap_or(crate::record::denormals::KEPT))
         .collect();
     modes.into_iter().map(String::from).collect()
 }

@@ -60,7 +60,7 @@ pub struct LraSums {
 
 impl LraSums {
     /// Adds a record of `task` (its registry entry); records of tasks outside LRA are skipped.
-    pub fn add(&mut self, r: &Row, task: Option<&crate::tasks::TaskInfo>) {
+    pub fn add(&mut self, r: &Row, task: Option<&crate::tasks::TaskFacts>) {
         let Some(name) = task.filter(|t| t.lra_column.is_some()).map(|t| t.name) else { return };
         let Some(kind) = crate::tasks::lra_tasks().position(|t| t.name == name) else { return };
         let (true, Some(acc)) = (r.status == Status::Ok, r.measurements.accuracy) else { return };
@@ -153,9 +153,7 @@ mod tests {
 
     #[test]
     fn two_entries_of_one_kind_get_a_column_each_and_other_kinds_keep_theirs() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
-        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
-        let template: Record = serde_json::from_str(&line).unwrap();
+        let template = crate::report::tests::fixture_record();
         let records: Vec<Record> = [
             ("listops", "listops", 0.3),
             ("listops", "listops-deep", 0.2),

@@ -2,7 +2,6 @@
 //! runner, the store and the report; add fields, never change the meaning of one.
 pub mod de;
 
-use crate::job::Job;
 use de::{measurements_struct, record_struct};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -266,35 +265,10 @@ record_struct! {
 /// A record as the runner writes it.
 pub type Record = RecordOf<String, BTreeMap<String, serde_json::Value>>;
 
-impl Record {
-    /// A record for `job` with no measurements yet.
-    pub fn new(job: &Job, run_id: &str, status: Status) -> Self {
-        Record {
-            job_id: job.job_id.clone(),
-            run_id: run_id.to_string(),
-            suite: job.suite.clone(),
-            task: job.task.kind.clone(),
-            task_label: job.task.label.clone(),
-            model: job.model.label.clone(),
-            arch: job.model.kind.clone(),
-            seed: job.seed,
-            params: job.flat_params(),
-            swept: job.swept.clone(),
-            status,
-            reason: None,
-            measurements: Measurements::default(),
-            wall_s: 0.0,
-            hostname: crate::env_info::hostname(),
-            rank: None,
-            local_rank: None,
-            cuda_visible_devices: None,
-            started_at: String::new(),
-            finished_at: String::new(),
-            seqbench_version: env!("CARGO_PKG_VERSION").to_string(),
-            stderr_tail: None,
-            log_file: None,
-        }
-    }
+/// What a record's `denormals` says (see the runner's `denormal` module).
+pub mod denormals {
+    pub const FLUSHED: &str = "flushed";
+    pub const KEPT: &str = "kept";
 }
 
 #[cfg(test)]

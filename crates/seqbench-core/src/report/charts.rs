@@ -4,10 +4,10 @@
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
 use super::entry;
 use super::row::Row;
-use crate::dispatch::progress::human_rate;
 use crate::metric::{Metric, Unit, METRICS};
 use crate::record::{ForecastSample, Record, Status};
-use crate::tasks::TaskInfo;
+use crate::tasks::TaskFacts;
+use crate::units::human_rate;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::cell::RefCell;
@@ -452,7 +452,7 @@ fn vs_seq_len_metrics() -> impl Iterator<Item = (&'static Metric, &'static str, 
 }
 
 impl TaskCharts {
-    fn add(&mut self, r: &Row, task: Option<&TaskInfo>) {
+    fn add(&mut self, r: &Row, task: Option<&TaskFacts>) {
         let mut buffer = std::mem::take(&mut self.label);
         let label = config_label(r, |_| false, &mut buffer);
         let curve = &r.measurements.loss_curve;
@@ -501,7 +501,7 @@ impl TaskCharts {
     }
 
     /// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
-    fn add_vs_params(&mut self, r: &Row, task: Option<&TaskInfo>, buffer: &mut String) {
+    fn add_vs_params(&mut self, r: &Row, task: Option<&TaskFacts>, buffer: &mut String) {
         // The task's own length parameters (`seq_len`, LRA's `max_length` or `size`, …).
         let length_params = task.map_or(&[][..], |t| t.length_params);
         let sets_length = |key: &str| key.strip_prefix("task.").is_some_and(|k| length_params.contains(&k));
@@ -620,7 +620,7 @@ pub struct ChartData {
 
 impl ChartData {
     /// Adds a record of `task` (its registry entry; None for a task this build does not know).
-    pub fn add(&mut self, r: &Row, task: Option<&TaskInfo>) {
+    pub fn add(&mut self, r: &Row, task: Option<&TaskFacts>) {
         entry(&mut self.tasks, &r.task_label).add(r, task);
         if !self.models.contains(&*r.model) {
             self.models.insert(r.model.to_string());
@@ -837,9 +837,7 @@ mod tests {
 
     #[test]
     fn width_sweeps_get_the_accuracy_vs_width_chart() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
-        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
-        let template: Record = serde_json::from_str(&line).unwrap();
+        let template = crate::report::tests::fixture_record();
         let records: Vec<Record> = [("lstm", 64, 0.3), ("lstm", 128, 0.4), ("mamba", 64, 0.5), ("mamba", 128, 0.9)]
             .into_iter()
             .enumerate()
@@ -864,9 +862,7 @@ mod tests {
 
     #[test]
     fn evaluated_lengths_and_depths_get_their_charts() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
-        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
-        let template: Record = serde_json::from_str(&line).unwrap();
+        let template = crate::report::tests::fixture_record();
         let scores = |accuracy| crate::record::SplitScores { accuracy, exact_match: accuracy, loss: 1.0 };
         let records: Vec<Record> = [("lstm", 0, 1.0), ("lstm", 1, 0.8), ("transformer", 0, 0.5)]
             .into_iter()

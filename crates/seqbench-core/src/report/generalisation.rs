@@ -21,7 +21,7 @@ pub fn score(r: &Row) -> Option<f64> {
 /// The task's level for the table's first column: R, DCF, CS (formal languages), group (state
 /// tracking), or empty for other tasks evaluated at several lengths.
 fn level(task: &str) -> String {
-    crate::tasks::formal::Language::from_name(task).map_or("—", |l| l.level()).to_string()
+    crate::tasks::find(task).and_then(|t| t.level).unwrap_or("—").to_string()
 }
 
 /// Orders the rows as the paper does: regular, then deterministic context-free, then

@@ -30,7 +30,7 @@ pub struct TslibSums {
 
 impl TslibSums {
     /// Adds a record of `task` (its registry entry); only forecasting records count.
-    pub fn add(&mut self, r: &Row, task: Option<&crate::tasks::TaskInfo>) {
+    pub fn add(&mut self, r: &Row, task: Option<&crate::tasks::TaskFacts>) {
         let series = task.is_some_and(|t| t.training == crate::tasks::Training::Series);
         if !series || r.status != Status::Ok {
             return;

@@ -418,7 +418,7 @@ fn job_span(start: &str, end: &str) -> Option<String> {
     let (a, b) = (chrono::DateTime::parse_from_rfc3339(start).ok()?, chrono::DateTime::parse_from_rfc3339(end).ok()?);
     let same_day = a.date_naive() == b.date_naive();
     let end_text = if same_day { b.format("%H:%M").to_string() } else { b.format("%Y-%m-%d %H:%M").to_string() };
-    let took = crate::dispatch::progress::human_duration((b - a).num_milliseconds().max(0) as f64 / 1e3);
+    let took = crate::units::human_duration((b - a).num_milliseconds().max(0) as f64 / 1e3);
     Some(format!("Jobs ran {} to {end_text} ({took})", a.format("%Y-%m-%d %H:%M")))
 }
 
@@ -501,14 +501,20 @@ fn write_report(run: &RunDir, rendered: &Rendered) -> Result<Vec<PathBuf>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The first record of the report fixture that the main crate's tests share
+    /// (`tests/fixtures/report/records.jsonl` at the workspace root).
+    pub(crate) fn fixture_record() -> Record {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/report/records.jsonl");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(text.lines().next().expect("a record")).expect("the fixture's first record")
+    }
 
     #[test]
     fn speed_measured_on_a_busy_machine_is_flagged() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
-        let line = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
-        let quiet: Record = serde_json::from_str(&line).unwrap();
+        let quiet = crate::report::tests::fixture_record();
         let mut busy = quiet.clone();
         busy.job_id = "busy1".into();
         busy.measurements.cores = Some(2);

@@ -29,7 +29,7 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut std::io::BufWriter
     // may write the same file at once, and each rename must publish a complete file.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let host = crate::env_info::hostname();
+    let host = crate::host::hostname();
     let tmp = dir.join(format!(".{name}.tmp-{host}-{}-{call}", std::process::id()));
     let file = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -175,7 +175,7 @@ impl RunDir {
     /// taken over.
     pub fn lock(&self) -> Result<RunLock> {
         let path = self.path.join(LOCK);
-        let me = format!("{} {}", crate::env_info::hostname(), std::process::id());
+        let me = format!("{} {}", crate::host::hostname(), std::process::id());
         for _ in 0..2 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
@@ -234,7 +234,7 @@ fn lock_is_stale(holder: &str) -> bool {
     // SAFETY: kill with signal 0 only checks whether the process exists; EPERM means it does.
     let gone =
         unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    host == crate::env_info::hostname() && gone
+    host == crate::host::hostname() && gone
 }
 
 pub struct RunLock {
