@@ -2,7 +2,7 @@
 # The GPU check, one script for the first GPU machine (about 8 minutes on one GPU): builds
 # with CUDA, calibrates the matmul peak (fp32, TF32, bf16), runs the quick suite on `cuda` in
 # float32 and bfloat16, a short scaling run (transformer, Mamba with the fused scan and with
-# `scan: reference`, GLA at 1K…16K tokens: the fused scan's ATen form must run every length in
+# `scan: reference`, GLA, Gated DeltaNet and Mamba-2 (the chunkwise engine) at 1K…16K tokens: the fused scan's ATen form must run every length in
 # less memory than the reference), the
 # quick suite again under `mpirun` with two workers sharing the GPU, then checks the records
 # (device cuda, allocator peak memory, implementation fields, bf16 faster than fp32 for the
@@ -46,13 +46,15 @@ tasks:
 EOF
 cat >"$work/gpu-scaling.yaml" <<EOF
 name: gpu-scaling
-description: transformer, Mamba and GLA at 1K-16K tokens in bfloat16 with TF32 allowed
+description: transformer, Mamba, GLA, Gated DeltaNet and Mamba-2 at 1K-16K tokens in bfloat16 with TF32 allowed
 defaults: { device: $device, dtype: bfloat16, matmul_precision: high, steps: 8, measure_warmup_steps: 2, batch_size: 8, generate_tokens: 16, seeds: [0], timeout_s: 240 }
 models:
   - { preset: transformer-tiny, name: transformer }
   - { preset: mamba-tiny, name: mamba }
   - { preset: mamba-tiny, name: mamba-reference, scan: reference }
   - { preset: gla-tiny, name: gla }
+  - { preset: gated_deltanet-tiny, name: gated_deltanet }
+  - { preset: mamba2-tiny, name: mamba2 }
 tasks:
   - { task: induction, vocab_size: 64, seq_len: [1024, 4096, 16384], train_examples: 64, test_examples: 16 }
 EOF
@@ -137,6 +139,10 @@ for (m, l), (st, mem) in sorted(scaling.items(), key=lambda kv: (kv[0][0], kv[0]
     ref_status, ref_mem = scaling.get(("mamba-reference", l), (None, None))
     if st == "ok" and ref_status == "ok" and mem and ref_mem and mem >= ref_mem:
         problems.append(f"mamba at L={l}: fused scan peak {mem / 2**20:.0f} MiB not below the reference's {ref_mem / 2**20:.0f} MiB")
+# The chunkwise engine's mixers are small at these lengths: each must run every length.
+for (m, l), (st, _) in sorted(scaling.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+    if m in ("gla", "gated_deltanet", "mamba2") and st != "ok":
+        problems.append(f"{m} at L={l}: {st}")
 speed = {(s, m, d): t for s, m, d, _, st, t, _, _ in rows if s == "gpu-quick" and st == "ok"}
 fp32, bf16 = speed.get(("gpu-quick", "transformer-tiny", "float32")), speed.get(("gpu-quick", "transformer-tiny", "bfloat16"))
 if not (fp32 and bf16 and bf16 > fp32):
