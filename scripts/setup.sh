@@ -5,6 +5,8 @@
 #   - a Python venv with torch==2.11.0 (the libtorch that tch 0.24 binds) and numpy
 #   - with --chromium: Debian's chromium, for the report's browser test and screenshots
 #     (best effort: where it cannot be installed, that test says it was skipped)
+#   - with --only system / --only venv: just the system part (packages, toolchain check) or just
+#     the venv, so that quickstart.sh can build the crates that need no libtorch meanwhile
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -14,6 +16,39 @@ TORCH_VERSION=2.11.0
 DEB_PACKAGES=(g++ pkg-config python3-venv openmpi-bin libopenmpi-dev libclang-dev)
 
 log() { echo "[setup] $*" >&2; }
+
+chromium=false
+part=all
+while (($#)); do
+  case "$1" in
+    --chromium) chromium=true ;;
+    --only)
+      part="${2:-}"
+      shift
+      [[ "$part" == system || "$part" == venv ]] || { log "--only takes 'system' or 'venv', not '$part'"; exit 2; }
+      ;;
+    *) log "unknown argument '$1' (expected --chromium or --only system|venv)"; exit 2 ;;
+  esac
+  shift
+done
+
+venv_ok() {
+  [[ -x "$SEQBENCH_VENV/bin/python" ]] &&
+    "$SEQBENCH_VENV/bin/python" -c "import torch, numpy, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null
+}
+make_venv() {
+  venv_ok && return 0
+  log "creating Python venv with torch==$TORCH_VERSION in $SEQBENCH_VENV (a few GB, ~2 min)"
+  mkdir -p "$SEQBENCH_HOME"
+  python3 -m venv "$SEQBENCH_VENV"
+  "$SEQBENCH_VENV/bin/python" -m pip install -q --upgrade pip
+  "$SEQBENCH_VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
+  venv_ok || { log "torch $TORCH_VERSION did not import from $SEQBENCH_VENV"; exit 1; }
+}
+if [[ "$part" == venv ]]; then
+  make_venv
+  exit 0
+fi
 
 missing_debs=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -40,24 +75,15 @@ if ! python_embeddable; then
     log "could not install python3-dev: build with --no-default-features --features mpi to leave out \`arch: python\`"
 fi
 
-if [[ "${1:-}" == "--chromium" ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+if $chromium && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
   log "installing chromium (headless browser for the report test; ~1 min)"
   { $sudo_cmd apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
     log "could not install chromium: the browser test will report itself skipped"
 fi
 
-venv_ok() {
-  [[ -x "$SEQBENCH_VENV/bin/python" ]] &&
-    "$SEQBENCH_VENV/bin/python" -c "import torch, numpy, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null
-}
-if ! venv_ok; then
-  log "creating Python venv with torch==$TORCH_VERSION in $SEQBENCH_VENV (a few GB, ~2 min)"
-  mkdir -p "$SEQBENCH_HOME"
-  python3 -m venv "$SEQBENCH_VENV"
-  "$SEQBENCH_VENV/bin/python" -m pip install -q --upgrade pip
-  "$SEQBENCH_VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
-  venv_ok || { log "torch $TORCH_VERSION did not import from $SEQBENCH_VENV"; exit 1; }
+if [[ "$part" == all ]]; then
+  make_venv
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -351,7 +351,7 @@ impl Mean {
 }
 
 /// Configuration label → x → mean of y.
-type Groups<X> = BTreeMap<String, BTreeMap<X, Mean>>;
+type Groups<X, M = Mean> = BTreeMap<String, BTreeMap<X, M>>;
 
 /// Mean loss per step, sorted by step. Runs of one configuration share their step schedule,
 /// so adding a run is one pass over the points.
@@ -374,6 +374,17 @@ impl MeanCurve {
             }
         }
     }
+}
+
+/// The `i`-th metric's groups out of groups of every metric (runs without it left out).
+fn metric_groups<X: Ord + Copy>(all: &Groups<X, Vec<Mean>>, i: usize) -> Groups<X> {
+    all.iter()
+        .map(|(label, by_x)| {
+            let by_x = by_x.iter().map(|(x, means)| (*x, means[i])).filter(|(_, m)| m.1 > 0.0).collect();
+            (label.clone(), by_x)
+        })
+        .filter(|(_, by_x): &(String, BTreeMap<X, Mean>)| !by_x.is_empty())
+        .collect()
 }
 
 fn merge_groups<X: Ord>(into: &mut Groups<X>, from: Groups<X>) {
@@ -431,8 +442,10 @@ struct TaskCharts {
     accuracy_vs_throughput: BTreeMap<String, (Mean, Mean)>,
     seq_len_swept: bool,
     width_swept: bool,
-    /// Each of [`vs_seq_len_metrics`] against sequence length; accuracy against width.
-    vs_seq_len: Vec<Groups<i64>>,
+    /// Every one of [`vs_seq_len_metrics`] against sequence length, in that order (one map for
+    /// all of them: a report adds a million records, each looked up once); accuracy against
+    /// width.
+    vs_seq_len: Groups<i64, Vec<Mean>>,
     vs_width: Groups<i64>,
     /// Accuracy against the state a step carries (rounded), per architecture.
     vs_state: Groups<i64>,
@@ -516,23 +529,20 @@ impl TaskCharts {
         };
         if let Some(x) = r.measurements.seq_len.map(|l| l as i64).or_else(from_param) {
             let label = config_label(r, sets_length, buffer);
-            self.vs_seq_len.resize_with(vs_seq_len_metrics().count(), Groups::default);
-            for ((metric, _, _), groups) in vs_seq_len_metrics().zip(&mut self.vs_seq_len) {
+            let means = entry(&mut self.vs_seq_len, label)
+                .entry(x)
+                .or_insert_with(|| vec![Mean::default(); vs_seq_len_metrics().count()]);
+            for ((metric, _, _), mean) in vs_seq_len_metrics().zip(means) {
                 if let Some(v) = (metric.get)(&r.measurements, r.wall_s) {
-                    entry(groups, label).entry(x).or_default().add(metric.unit.shown(v));
+                    mean.add(metric.unit.shown(v));
                 }
             }
         }
         if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
-            entry(&mut self.vs_width, config_label(r, |k| k == "model.d_model", buffer))
-                .entry(x)
-                .or_default()
-                .add(100.0 * a);
+            let label = config_label(r, |k| k == "model.d_model", buffer);
+            entry(&mut self.vs_width, label).entry(x).or_default().add(100.0 * a);
             if let Some(state) = r.measurements.state_size {
-                entry(&mut self.vs_state, config_label(r, |k| k == "model.d_model", buffer))
-                    .entry(state.round() as i64)
-                    .or_default()
-                    .add(100.0 * a);
+                entry(&mut self.vs_state, label).entry(state.round() as i64).or_default().add(100.0 * a);
             }
         }
     }
@@ -551,9 +561,16 @@ impl TaskCharts {
         }
         self.seq_len_swept |= later.seq_len_swept;
         self.width_swept |= later.width_swept;
-        self.vs_seq_len.resize_with(later.vs_seq_len.len().max(self.vs_seq_len.len()), Groups::default);
-        for (into, from) in self.vs_seq_len.iter_mut().zip(later.vs_seq_len) {
-            merge_groups(into, from);
+        for (label, by_x) in later.vs_seq_len {
+            let into = self.vs_seq_len.entry(label).or_default();
+            for (x, means) in by_x {
+                match into.get_mut(&x) {
+                    Some(kept) => kept.iter_mut().zip(means).for_each(|(k, m)| k.merge(m)),
+                    None => {
+                        into.insert(x, means);
+                    }
+                }
+            }
         }
         merge_groups(&mut self.vs_width, later.vs_width);
         merge_groups(&mut self.vs_state, later.vs_state);
@@ -746,8 +763,8 @@ fn task_charts(task: &str, data: &mut TaskCharts, out: &mut Vec<Chart>) -> Resul
         out.push(drawn.named(format!("{}_accuracy_vs_throughput", slug(task))));
     }
     if data.seq_len_swept {
-        for ((metric, name, label), groups) in vs_seq_len_metrics().zip(std::mem::take(&mut data.vs_seq_len)) {
-            let (series, spread) = groups_series(groups, |x| x as f64);
+        for (i, (metric, name, label)) in vs_seq_len_metrics().enumerate() {
+            let (series, spread) = groups_series(metric_groups(&data.vs_seq_len, i), |x| x as f64);
             if series.is_empty() {
                 continue;
             }
@@ -858,6 +875,43 @@ mod tests {
         assert!(width.svg.contains("mamba") && width.svg.contains("lstm"), "one line per architecture");
         let state = charts.iter().find(|c| c.name == "mqar_accuracy_vs_state_size").expect("state chart");
         assert!(state.svg.contains("accuracy vs state size") && state.svg.contains("mamba"));
+    }
+
+    #[test]
+    fn length_charts_average_each_metric_over_the_runs_that_have_it() {
+        let template = crate::report::tests::fixture_record();
+        // lstm at 64: two seeds, the second without a memory figure; lstm at 128: one run.
+        let records: Vec<Record> =
+            [(64, 0, 0.4, Some(100u64 << 20)), (64, 1, 0.6, None), (128, 0, 0.8, Some(300 << 20))]
+                .into_iter()
+                .map(|(len, seed, acc, mem)| {
+                    let mut r = template.clone();
+                    (r.job_id, r.model, r.seed) = (format!("l{len}s{seed}"), "lstm".into(), seed);
+                    r.swept = vec!["task.seq_len".into()];
+                    r.params = [("task.seq_len".to_string(), serde_json::json!(len))].into_iter().collect();
+                    r.measurements.seq_len = Some(len as u64);
+                    (r.measurements.accuracy, r.measurements.peak_mem_bytes) = (Some(acc), mem);
+                    r
+                })
+                .collect();
+        let charts = charts(&records).unwrap();
+        let points = |name: &str| {
+            let chart = charts.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no chart {name}"));
+            let line = &chart.spec["series"].as_array().unwrap()[0];
+            assert_eq!(line["label"], "lstm");
+            line["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let accuracy = points("mqar_accuracy_vs_seq_len");
+        assert_eq!(accuracy.len(), 2);
+        assert!((accuracy[0].0 - 64.0).abs() < 1e-9 && (accuracy[0].1 - 50.0).abs() < 1e-9, "{accuracy:?}");
+        assert!((accuracy[1].0 - 128.0).abs() < 1e-9 && (accuracy[1].1 - 80.0).abs() < 1e-9, "{accuracy:?}");
+        // Memory: the seed without a figure is left out of the mean, not counted as zero.
+        assert_eq!(points("mqar_memory_vs_seq_len"), [(64.0, 100.0), (128.0, 300.0)]);
     }
 
     #[test]
