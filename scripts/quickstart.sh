@@ -7,15 +7,23 @@ bash scripts/setup.sh --only system
 # shellcheck source=env.sh
 source scripts/env.sh
 echo "[quickstart] building seqbench (release; the first build takes about 10 minutes on 2 cores)" >&2
-# On a fresh machine the venv (torch, a few GB to unpack) is made while the crates that need no
-# libtorch (polars, the largest part of the build) compile; then the rest builds against it.
-venv_log="$SEQBENCH_HOME/setup-venv.log"
+# The venv (torch, a few GB to unpack on a fresh machine) is made while cargo compiles: the build
+# scripts that need it wait in scripts/after-venv/python3 (torch-sys finds it first on PATH; pyo3
+# and build.rs run it as PYO3_PYTHON, see env.sh) until the venv is complete, then run the venv's
+# interpreter. Everything that needs no torch (polars, the largest part) compiles meanwhile.
 mkdir -p "$SEQBENCH_HOME"
-bash scripts/setup.sh --only venv >"$venv_log" 2>&1 &
-venv_pid=$!
-cargo build --release --quiet -p seqbench-core || true # errors show again in the full build below
-wait "$venv_pid" || { cat "$venv_log" >&2; echo "[quickstart] the venv could not be made (log above)" >&2; exit 1; }
-cargo build --release --quiet
+export SEQBENCH_VENV_MADE="$SEQBENCH_HOME/venv-made"
+rm -f "$SEQBENCH_VENV_MADE"
+{ if bash scripts/setup.sh --only venv >"$SEQBENCH_HOME/setup-venv.log" 2>&1; then echo ok; else echo failed; fi >"$SEQBENCH_VENV_MADE"; } &
+built=0
+PATH="$PWD/scripts/after-venv:$PATH" cargo build --release --quiet || built=$?
+wait
+if [[ "$(cat "$SEQBENCH_VENV_MADE")" != ok ]]; then
+  cat "$SEQBENCH_HOME/setup-venv.log" >&2
+  echo "[quickstart] the Python venv could not be made (log above)" >&2
+  exit 1
+fi
+((built == 0)) || exit "$built"
 bin="$CARGO_TARGET_DIR/release/seqbench"
 # On PATH for later use from anywhere (the model presets are built into the binary).
 mkdir -p "$HOME/.local/bin"

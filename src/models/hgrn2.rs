@@ -207,3 +207,21 @@ pub const INFO: ArchInfo = ArchInfo {
     resolve: super::resolve_typed::<Hgrn2Config>,
     build: super::build_arch::<Hgrn2Config>,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_i_starts_with_forget_gate_bound_i_over_n_layers() {
+        // fla's HGRN2Model: lower_bounds = zeros(n_layers, H); softmax over layers, cumsum, minus
+        // the first row; layer i reads row i. At init that is i / n_layers in every channel.
+        let all = Tensor::zeros([4, 8], (tch::Kind::Double, tch::Device::Cpu));
+        for layer in 0..4 {
+            let bound = LowerBound { all: all.shallow_clone(), layer }.get();
+            assert_eq!(bound.size(), [8]);
+            let expected = layer as f64 / 4.0;
+            assert!((bound - expected).abs().max().double_value(&[]) < 1e-12, "layer {layer}");
+        }
+    }
+}
