@@ -206,7 +206,11 @@ fn main() {
 
     let mut commit =
         command_output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
-    if command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
+    // --no-optional-locks: a plain `git status` rewrites .git/index (refreshed stat data) while
+    // this script runs, which cargo then takes for a change and reruns the script, rebuilding
+    // the crate at every build.
+    let status = ["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"];
+    if command_output("git", &status).is_some_and(|s| !s.is_empty()) {
         commit.push_str("-dirty");
     }
     println!("cargo:rustc-env=SEQBENCH_GIT_COMMIT={commit}");
