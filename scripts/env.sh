@@ -10,7 +10,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SEQBENCH_HOME/target}"
 # torch/lib into the binary's rpath, so running seqbench needs no environment at all.
 export LIBTORCH_USE_PYTORCH=1
 export PATH="$SEQBENCH_VENV/bin:$PATH"
-# pyo3's build script and build.rs ask this interpreter for libpython and the venv's prefix. A
-# fixed path (scripts/after-venv/python3 runs the venv's python3) rather than whichever python3
-# comes first on PATH: pyo3 rebuilds whenever PATH changes unless PYO3_PYTHON is set.
-export PYO3_PYTHON="${PYO3_PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/after-venv/python3}"
+# pyo3's build script and build.rs ask this interpreter for libpython and the venv's prefix: a
+# fixed path rather than whichever python3 comes first on PATH (pyo3 rebuilds whenever PATH
+# changes unless PYO3_PYTHON is set), the same for every clone that shares SEQBENCH_HOME.
+# setup.sh installs it there from scripts/after-venv/python3; it runs the venv's python3.
+SEQBENCH_AFTER_VENV="$SEQBENCH_HOME/after-venv"
+export SEQBENCH_AFTER_VENV
+export PYO3_PYTHON="${PYO3_PYTHON:-$SEQBENCH_AFTER_VENV/python3}"

@@ -8,15 +8,15 @@ bash scripts/setup.sh --only system
 source scripts/env.sh
 echo "[quickstart] building seqbench (release; the first build takes about 10 minutes on 2 cores)" >&2
 # The venv (torch, a few GB to unpack on a fresh machine) is made while cargo compiles: the build
-# scripts that need it wait in scripts/after-venv/python3 (torch-sys finds it first on PATH; pyo3
-# and build.rs run it as PYO3_PYTHON, see env.sh) until the venv is complete, then run the venv's
-# interpreter. Everything that needs no torch (polars, the largest part) compiles meanwhile.
+# scripts that need it wait in scripts/after-venv/python3, installed by setup.sh under
+# SEQBENCH_HOME (torch-sys finds it first on PATH; pyo3 and build.rs run it as PYO3_PYTHON, see
+# env.sh) until the venv is complete, then run the venv's interpreter. Everything that needs no torch (polars, the largest part) compiles meanwhile.
 mkdir -p "$SEQBENCH_HOME"
 export SEQBENCH_VENV_MADE="$SEQBENCH_HOME/venv-made"
 rm -f "$SEQBENCH_VENV_MADE"
 { if bash scripts/setup.sh --only venv >"$SEQBENCH_HOME/setup-venv.log" 2>&1; then echo ok; else echo failed; fi >"$SEQBENCH_VENV_MADE"; } &
 built=0
-PATH="$PWD/scripts/after-venv:$PATH" cargo build --release --quiet || built=$?
+PATH="$SEQBENCH_AFTER_VENV:$PATH" cargo build --release --quiet || built=$?
 wait
 if [[ "$(cat "$SEQBENCH_VENV_MADE")" != ok ]]; then
   cat "$SEQBENCH_HOME/setup-venv.log" >&2

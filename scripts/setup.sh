@@ -45,6 +45,14 @@ make_venv() {
   "$SEQBENCH_VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
   venv_ok || { log "torch $TORCH_VERSION did not import from $SEQBENCH_VENV"; exit 1; }
 }
+# The interpreter stand-in that env.sh names as PYO3_PYTHON (see scripts/after-venv/python3).
+install_after_venv() {
+  mkdir -p "$SEQBENCH_AFTER_VENV"
+  cmp -s "$here/after-venv/python3" "$SEQBENCH_AFTER_VENV/python3" ||
+    install -m 755 "$here/after-venv/python3" "$SEQBENCH_AFTER_VENV/python3"
+  ln -sf python3 "$SEQBENCH_AFTER_VENV/python"
+}
+install_after_venv
 if [[ "$part" == venv ]]; then
   make_venv
   exit 0
