@@ -1,5 +1,6 @@
 //! Forward parity with PyTorch: fixtures written by tests/fixtures/make_parity_fixtures.py hold
 //! weights, inputs and PyTorch's logits; seqbench's models must match within 1e-5 (fp32).
+use seqbench::models::chunk_size::ChunkSize;
 use seqbench::models::deltanet::{DeltaConfig, DeltaNetConfig, DeltaProductConfig, GatedDeltaNetConfig};
 use seqbench::models::gla::GlaConfig;
 use seqbench::models::hawk::HawkConfig;
@@ -173,7 +174,7 @@ fn mamba2_matches_its_step_recurrence() {
 #[test]
 fn gla_matches_fla_naive_recurrence() {
     // Chunks of 16 over 150 positions: the per-dimension decay crosses nine chunk boundaries.
-    let cfg = GlaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 16, ..Default::default() };
+    let cfg = GlaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: ChunkSize::Fixed(16), ..Default::default() };
     zoo_parity("gla", cfg.clone(), true);
     zoo_parity("gla_conv", GlaConfig { use_short_conv: true, ..cfg }, true);
 }
@@ -205,7 +206,7 @@ fn hgrn2_matches_fla_naive_recurrence() {
     // Two heads of 8 state dimensions; the second layer reads the model-level lower bounds.
     zoo_parity(
         "hgrn2",
-        Hgrn2Config { d_model: 16, mlp_ratio: 2, expand_ratio: 8, chunk: 16, ..Default::default() },
+        Hgrn2Config { d_model: 16, mlp_ratio: 2, expand_ratio: 8, chunk: ChunkSize::Fixed(16), ..Default::default() },
         true,
     );
 }
@@ -218,7 +219,7 @@ fn rwkv6_matches_fla_naive_recurrence() {
         n_heads: 2,
         proj_low_rank_dim: 8,
         gate_low_rank_dim: 4,
-        chunk: 16,
+        chunk: ChunkSize::Fixed(16),
         ..Default::default()
     };
     zoo_parity("rwkv6", cfg, true);

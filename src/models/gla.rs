@@ -4,6 +4,7 @@
 //! α_t = exp(logsigmoid(W₂W₁x_t) / 16), on the chunkwise engine; per-head RMSNorm gated by
 //! swish(g). See docs/models.md.
 use super::backbone::{BackboneConfig, Norm};
+use super::chunk_size::ChunkSize;
 use super::fla_parts::{heads_last, linear, low_rank, split_heads, HeadNorm, ShortConv};
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
@@ -29,10 +30,8 @@ pub struct GlaConfig {
     pub gate_low_rank_dim: i64,
     /// log α = logsigmoid(·) / gate_logit_normalizer (fla: 16).
     pub gate_logit_normalizer: f64,
-    /// Positions per chunk of the chunkwise form. A per-dimension decay forms (c, c, d_k)
-    /// weights per chunk, so its chunks are short: 4 trained fastest on the CPU at L = 4,096
-    /// (docs/models.md); fla's GPU kernels use sub-chunks of 16.
-    pub chunk: i64,
+    /// Positions per chunk of the chunkwise form, or `auto` (see [`ChunkSize`]).
+    pub chunk: ChunkSize,
     /// ε of the output norm and of the backbone's RMSNorms (fla's models: 1e-6).
     pub norm_eps: f64,
     /// The backbone's norms (fla's models: RMSNorm).
@@ -53,7 +52,7 @@ impl Default for GlaConfig {
             conv_size: 4,
             gate_low_rank_dim: 16,
             gate_logit_normalizer: 16.0,
-            chunk: 4,
+            chunk: ChunkSize::Auto,
             norm_eps: 1e-6,
             norm: Norm::Rms,
         }
@@ -82,7 +81,7 @@ impl Validate for GlaConfig {
         if self.gate_logit_normalizer.is_nan() || self.gate_logit_normalizer <= 0.0 {
             return Err(("gate_logit_normalizer", format!("must be > 0, got {}", self.gate_logit_normalizer)));
         }
-        check_at_least("chunk", self.chunk, 1)?;
+        self.chunk.validate()?;
         Ok(())
     }
 }
@@ -107,6 +106,8 @@ pub struct Gla {
     convs: Option<[ShortConv; 3]>,
     norm: HeadNorm,
     cfg: GlaConfig,
+    /// `cfg.chunk` on this mixer's device.
+    chunk: i64,
 }
 
 /// GLA's recurrent state: the conv windows (if any) and the (d_k × d_v) state per head.
@@ -132,6 +133,7 @@ impl Gla {
             convs: cfg.use_short_conv.then(|| [conv("q_conv1d", dk), conv("k_conv1d", dk), conv("v_conv1d", dv)]),
             norm: HeadNorm::new(&(vs / "g_norm_swish_gate"), dv / cfg.n_heads, cfg.norm_eps),
             cfg: cfg.clone(),
+            chunk: cfg.chunk.positions(vs.device()),
         }
     }
 
@@ -155,7 +157,7 @@ impl Gla {
 impl Mixer for Gla {
     /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("gla: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+        format!("gla: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
@@ -171,7 +173,7 @@ impl Mixer for Gla {
             decay: Decay::Vector(split_heads(&self.log_decay(xs), h)),
             beta: None,
         };
-        let (o, _) = engine::chunkwise(&inputs, self.cfg.chunk, None);
+        let (o, _) = engine::chunkwise(&inputs, self.chunk, None);
         self.output(&heads_last(&o), xs)
     }
 
@@ -217,7 +219,7 @@ impl Mixer for Gla {
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         let (d, dk, dv) = (self.cfg.d_model as f64, self.cfg.key_dim() as f64, self.cfg.value_dim() as f64);
         let (r, heads) = (self.cfg.gate_low_rank_dim as f64, self.cfg.n_heads as f64);
-        let c = self.cfg.chunk.min(seq_len.max(1)) as f64;
+        let c = self.chunk.min(seq_len.max(1)) as f64;
         let projections = 2.0 * d * (2.0 * dk + 2.0 * dv) + 2.0 * d * r + 2.0 * r * dk;
         let conv = if self.cfg.use_short_conv { 2.0 * self.cfg.conv_size as f64 * (2.0 * dk + dv) } else { 0.0 };
         let intra = (2.0 * dk + 2.0 * dv) * (c + 1.0) / 2.0 + 2.0 * dk * (c + 1.0) / 2.0;

@@ -6,9 +6,10 @@
 //! (n_layers × d_model, zero at init): softmax over the layers, cumulative sum, minus the first
 //! row, so layer 0 has none and layer i starts at i/n_layers. See docs/models.md.
 use super::backbone::{Backbone, BackboneConfig, Norm};
+use super::chunk_size::ChunkSize;
 use super::fla_parts::{heads_last, linear, split_heads};
 use super::linear_attention::{self as engine, Decay, Inputs};
-use super::{check_at_least, ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
+use super::{ArchConfig, ArchInfo, Mixer, MixerState, SeqModel, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
@@ -24,10 +25,8 @@ pub struct Hgrn2Config {
     pub expand_ratio: i64,
     /// The per-layer lower bounds on the forget gate (fla: on).
     pub use_lower_bound: bool,
-    /// Positions per chunk of the chunkwise form. A per-dimension decay forms (c, c, d_k)
-    /// weights per chunk, so its chunks are short: 4 trained fastest on the CPU at L = 4,096
-    /// (docs/models.md); fla's GPU kernels use sub-chunks of 16.
-    pub chunk: i64,
+    /// Positions per chunk of the chunkwise form, or `auto` (see [`ChunkSize`]).
+    pub chunk: ChunkSize,
     /// ε of the backbone's RMSNorms (fla: 1e-6). The output norm uses 1e-5: fla's call
     /// passes no ε, so `rms_norm_linear`'s default applies.
     pub norm_eps: f64,
@@ -43,7 +42,7 @@ impl Default for Hgrn2Config {
             dropout: 0.0,
             expand_ratio: 16,
             use_lower_bound: true,
-            chunk: 4,
+            chunk: ChunkSize::Auto,
             norm_eps: 1e-6,
             norm: Norm::Rms,
         }
@@ -68,7 +67,7 @@ impl Validate for Hgrn2Config {
                 format!("must be ≥ 1 and divide d_model = {}, got {}", self.d_model, self.expand_ratio),
             ));
         }
-        check_at_least("chunk", self.chunk, 1)?;
+        self.chunk.validate()?;
         Ok(())
     }
 }
@@ -117,6 +116,8 @@ pub struct Hgrn2 {
     norm_weight: Tensor,
     lower_bound: Option<LowerBound>,
     cfg: Hgrn2Config,
+    /// `cfg.chunk` on this mixer's device.
+    chunk: i64,
 }
 
 impl Hgrn2 {
@@ -130,6 +131,7 @@ impl Hgrn2 {
             norm_weight: (vs / "g_norm").ones("weight", &[d]),
             lower_bound,
             cfg: cfg.clone(),
+            chunk: cfg.chunk.positions(vs.device()),
         }
     }
 
@@ -156,6 +158,11 @@ impl Hgrn2 {
 }
 
 impl Mixer for Hgrn2 {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("hgrn2: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let h = self.cfg.heads();
         let (q, k, log_f) = self.gates(xs);
@@ -166,7 +173,7 @@ impl Mixer for Hgrn2 {
             decay: Decay::Vector(split_heads(&log_f, h)),
             beta: None,
         };
-        let (o, _) = engine::chunkwise(&inputs, self.cfg.chunk, None);
+        let (o, _) = engine::chunkwise(&inputs, self.chunk, None);
         let (b, l) = (xs.size()[0], xs.size()[1]);
         self.output(&heads_last(&o).reshape([b, l, -1]))
     }
@@ -196,7 +203,7 @@ impl Mixer for Hgrn2 {
     /// across chunks 4·H·(H/heads) (read and update the state).
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         let (d, heads) = (self.cfg.d_model as f64, self.cfg.heads() as f64);
-        let c = self.cfg.chunk.min(seq_len.max(1)) as f64;
+        let c = self.chunk.min(seq_len.max(1)) as f64;
         8.0 * d * d + 6.0 * d * (c + 1.0) / 2.0 + 4.0 * d * d / heads
     }
 }

@@ -179,6 +179,11 @@ impl Mamba2 {
 }
 
 impl Mixer for Mamba2 {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("mamba2: SSD chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (b, len, _) = xs.size3().expect("(batch, seq, d_model)");
         let (e, n, p, h) = (self.cfg.inner(), self.cfg.d_state, self.cfg.headdim, self.heads());

@@ -223,6 +223,11 @@ impl Mlstm {
 }
 
 impl Mixer for Mlstm {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("mlstm: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (h, dh) = (self.cfg.n_heads, self.head_dim());
         let up = self.proj_up.forward(xs).chunk(2, -1);

@@ -3,6 +3,7 @@
 //! isolate the mixer. An architecture is registered with a typed config (defaults documented on
 //! its fields), a builder and an analytic FLOPs formula.
 pub mod backbone;
+pub mod chunk_size;
 pub mod deltanet;
 pub mod fla_parts;
 pub mod fused;

@@ -16,6 +16,7 @@
 //! the engine runs with each r moved one position earlier (its output at t − 1 is then r_tᵀ
 //! S_{t−1}) and the bonus term is added apart. No decay is ever inverted.
 use super::backbone::{BackboneConfig, Norm};
+use super::chunk_size::ChunkSize;
 use super::fla_parts::{heads_last, split_heads};
 use super::init::{orthogonal, xavier_linear};
 use super::linear_attention::{self as engine, Decay, Inputs};
@@ -39,10 +40,8 @@ pub struct Rwkv6Config {
     pub proj_low_rank_dim: i64,
     /// Rank of the decay's LoRA (fla: 64).
     pub gate_low_rank_dim: i64,
-    /// Positions per chunk of the chunkwise form. A per-dimension decay forms (c, c, d_k)
-    /// weights per chunk, so its chunks are short: 4 trained fastest on the CPU at L = 4,096
-    /// (docs/models.md); fla's GPU kernels use sub-chunks of 16.
-    pub chunk: i64,
+    /// Positions per chunk of the chunkwise form, or `auto` (see [`ChunkSize`]).
+    pub chunk: ChunkSize,
     /// ε of the output GroupNorm and of the backbone's LayerNorms (fla: 1e-5).
     pub norm_eps: f64,
     pub norm: Norm,
@@ -74,7 +73,7 @@ impl Default for Rwkv6Config {
             expand_v: 1.0,
             proj_low_rank_dim: 32,
             gate_low_rank_dim: 64,
-            chunk: 4,
+            chunk: ChunkSize::Auto,
             norm_eps: 1e-5,
             norm: Norm::Layer,
             decay_init: DecayInit::Fla,
@@ -99,7 +98,7 @@ impl Validate for Rwkv6Config {
         check_head_split("expand_v", self.value_dim(), self.n_heads)?;
         check_at_least("proj_low_rank_dim", self.proj_low_rank_dim, 1)?;
         check_at_least("gate_low_rank_dim", self.gate_low_rank_dim, 1)?;
-        check_at_least("chunk", self.chunk, 1)
+        self.chunk.validate()
     }
 }
 
@@ -146,6 +145,8 @@ pub struct Rwkv6 {
     norm_bias: Tensor,
     o_proj: nn::Linear,
     cfg: Rwkv6Config,
+    /// `cfg.chunk` on this mixer's device.
+    chunk: i64,
 }
 
 /// The inputs of the recurrence, each (…, width).
@@ -209,6 +210,7 @@ impl Rwkv6 {
             norm_bias: (vs / "g_norm").zeros("bias", &[dv]),
             o_proj: xavier_linear(&(vs / "o_proj"), dv, d, gain),
             cfg: cfg.clone(),
+            chunk: cfg.chunk.positions(vs.device()),
         }
     }
 
@@ -251,6 +253,11 @@ impl Rwkv6 {
 }
 
 impl Mixer for Rwkv6 {
+    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
+    fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
+        format!("rwkv6: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+    }
+
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let h = self.cfg.n_heads;
         let p = self.project(xs, &(shift(xs, 1, 1) - xs));
@@ -263,7 +270,7 @@ impl Mixer for Rwkv6 {
             decay: Decay::Vector(split_heads(&p.log_w, h)),
             beta: None,
         };
-        let (o_next, _) = engine::chunkwise(&inputs, self.cfg.chunk, None);
+        let (o_next, _) = engine::chunkwise(&inputs, self.chunk, None);
         let past = heads_last(&shift(&o_next, 2, 1));
         let (r, k, v) = (heads_last(&r), heads_last(&k), heads_last(&v));
         self.output(&(past + self.bonus_weight(&r, &k) * v), &p.g)
@@ -299,7 +306,7 @@ impl Mixer for Rwkv6 {
         let (d, dk, dv) = (self.cfg.d_model as f64, self.cfg.key_dim() as f64, self.cfg.value_dim() as f64);
         let (r, rw, heads) =
             (self.cfg.proj_low_rank_dim as f64, self.cfg.gate_low_rank_dim as f64, self.cfg.n_heads as f64);
-        let c = self.cfg.chunk.min(seq_len.max(1)) as f64;
+        let c = self.chunk.min(seq_len.max(1)) as f64;
         let projections = 4.0 * d * 5.0 * r + 2.0 * d * (2.0 * dk + 2.0 * dv) + 2.0 * rw * (d + dk) + 2.0 * dv * d;
         let intra = (2.0 * dk + 2.0 * dv) * (c + 1.0) / 2.0 + 2.0 * dk * (c + 1.0) / 2.0;
         projections + intra + 4.0 * dk * dv / heads + 2.0 * (dk + dv)

@@ -1,0 +1,110 @@
+//! The chunk of the chunkwise form for the mixers with a per-dimension decay (GLA, RWKV-6,
+//! HGRN2): a number of positions, or `auto`, which picks by device. Such a decay forms
+//! (c, c, d_k) weights per chunk, so the best chunk differs by an order of magnitude between
+//! devices: on one CPU thread chunks of 4 trained fastest at L = 4,096 (GLA 1.91× the
+//! transformer's tokens/s, 1.15× with 16, 0.77× with 32); on an H200 in bfloat16 chunks of 64
+//! trained 6–8× faster than chunks of 4 (docs/models.md, "The chunkwise linear-attention
+//! engine"). fla's GPU kernels use chunks of 64 with sub-chunks of 16.
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Positions per chunk: `Fixed(c)` or `Auto` (4 on the CPU, 64 on CUDA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChunkSize {
+    #[default]
+    Auto,
+    Fixed(i64),
+}
+
+/// `auto` on the CPU: (c, c, d_k) weights stay small, and the per-chunk loop is cheap there.
+const AUTO_CPU: i64 = 4;
+/// `auto` on CUDA: few, large matmuls; a short chunk is bound by kernel launches.
+const AUTO_CUDA: i64 = 64;
+
+impl ChunkSize {
+    /// The chunk the mixer runs with on `device`.
+    pub fn positions(self, device: tch::Device) -> i64 {
+        match self {
+            ChunkSize::Fixed(c) => c,
+            ChunkSize::Auto if device.is_cuda() => AUTO_CUDA,
+            ChunkSize::Auto => AUTO_CPU,
+        }
+    }
+
+    /// A fixed chunk is at least one position.
+    pub fn validate(self) -> Result<(), (&'static str, String)> {
+        match self {
+            ChunkSize::Fixed(c) => super::check_at_least("chunk", c, 1),
+            ChunkSize::Auto => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for ChunkSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChunkSize::Auto => f.write_str("auto"),
+            ChunkSize::Fixed(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+impl Serialize for ChunkSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ChunkSize::Auto => s.serialize_str("auto"),
+            ChunkSize::Fixed(c) => s.serialize_i64(*c),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = ChunkSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive number of positions or `auto` (4 on the CPU, 64 on CUDA)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ChunkSize, E> {
+                Ok(ChunkSize::Fixed(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ChunkSize, E> {
+                i64::try_from(v).map(ChunkSize::Fixed).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ChunkSize, E> {
+                match v {
+                    "auto" => Ok(ChunkSize::Auto),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<ChunkSize, String> {
+        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn auto_picks_by_device_and_a_number_is_kept() {
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu), 4);
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cuda(0)), 64);
+        assert_eq!(parse("16").unwrap().positions(tch::Device::Cuda(0)), 16);
+        assert_eq!(serde_json::to_string(&ChunkSize::Auto).unwrap(), "\"auto\"");
+        assert_eq!(serde_json::to_string(&ChunkSize::Fixed(8)).unwrap(), "8");
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_what_was_expected() {
+        let err = parse("big").unwrap_err();
+        assert!(err.contains("a positive number of positions or `auto`"), "{err}");
+        assert!(ChunkSize::Fixed(0).validate().unwrap_err().1.contains("at least 1"));
+        assert!(parse("1.5").is_err());
+    }
+}
