@@ -181,7 +181,7 @@ fn gla_matches_fla_naive_recurrence() {
 
 #[test]
 fn deltanet_and_gated_deltanet_match_fla_naive_recurrence() {
-    let cfg = DeltaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: 64, ..Default::default() };
+    let cfg = DeltaConfig { d_model: 16, mlp_ratio: 2, n_heads: 2, chunk: ChunkSize::Fixed(64), ..Default::default() };
     zoo_parity("deltanet", DeltaNetConfig(cfg.clone()), true);
     zoo_parity("gated_deltanet", GatedDeltaNetConfig(cfg), true);
 }
@@ -193,7 +193,7 @@ fn deltaproduct_matches_fla_naive_recurrence() {
         d_model: 16,
         mlp_ratio: 2,
         n_heads: 2,
-        chunk: 64,
+        chunk: ChunkSize::Fixed(64),
         num_householder: 2,
         allow_neg_eigval: true,
         ..Default::default()

@@ -1,14 +1,18 @@
-//! The chunk of the chunkwise form for the mixers with a per-dimension decay (GLA, RWKV-6,
-//! HGRN2): a number of positions, or `auto`, which picks by device. Such a decay forms
-//! (c, c, d_k) weights per chunk, so the best chunk differs by an order of magnitude between
-//! devices: on one CPU thread chunks of 4 trained fastest at L = 4,096 (GLA 1.91× the
-//! transformer's tokens/s, 1.15× with 16, 0.77× with 32); on an H200 in bfloat16 chunks of 64
-//! trained 6–8× faster than chunks of 4 (docs/models.md, "The chunkwise linear-attention
-//! engine"). fla's GPU kernels use chunks of 64 with sub-chunks of 16.
+//! The chunk of the chunkwise form: a number of positions, or `auto`, which picks by device and
+//! by the mixer's kind, since the best chunk differs by an order of magnitude between them.
+//! - A per-dimension decay (GLA, RWKV-6, HGRN2) forms (c, c, d_k) weights per chunk: on one CPU
+//!   thread chunks of 4 trained fastest at L = 4,096 (GLA 1.91× the transformer's tokens/s,
+//!   1.15× with 16, 0.77× with 32).
+//! - The delta rule (DeltaNet, Gated DeltaNet, DeltaProduct): on one CPU thread chunks of 16
+//!   trained about as fast as 32 and faster than 64 (DeltaNet 13.2k tokens/s with 16, 11.2k
+//!   with 32, 10.3k with 64 at L = 4,096).
+//! - On CUDA chunks of 64: an H200 in bfloat16 trained GLA, RWKV-6 and HGRN2 6–8× faster with
+//!   chunks of 64 than with 4, short chunks being bound by kernel launches; fla's GPU kernels use
+//!   chunks of 64 (docs/models.md, "The chunkwise linear-attention engine").
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// Positions per chunk: `Fixed(c)` or `Auto` (4 on the CPU, 64 on CUDA).
+/// Positions per chunk: `Fixed(c)` or `Auto` (the mixer's CPU chunk on the CPU, 64 on CUDA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChunkSize {
     #[default]
@@ -16,18 +20,20 @@ pub enum ChunkSize {
     Fixed(i64),
 }
 
-/// `auto` on the CPU: (c, c, d_k) weights stay small, and the per-chunk loop is cheap there.
-const AUTO_CPU: i64 = 4;
+/// `auto` on the CPU for a per-dimension decay: (c, c, d_k) weights stay small.
+pub const VECTOR_DECAY_CPU: i64 = 4;
+/// `auto` on the CPU for the delta rule: the UT system's (c, c) solve and scores stay small.
+pub const DELTA_RULE_CPU: i64 = 16;
 /// `auto` on CUDA: few, large matmuls; a short chunk is bound by kernel launches.
 const AUTO_CUDA: i64 = 64;
 
 impl ChunkSize {
-    /// The chunk the mixer runs with on `device`.
-    pub fn positions(self, device: tch::Device) -> i64 {
+    /// The chunk the mixer runs with on `device`; `cpu` is its kind's choice for `auto` there.
+    pub fn positions(self, device: tch::Device, cpu: i64) -> i64 {
         match self {
             ChunkSize::Fixed(c) => c,
             ChunkSize::Auto if device.is_cuda() => AUTO_CUDA,
-            ChunkSize::Auto => AUTO_CPU,
+            ChunkSize::Auto => cpu,
         }
     }
 
@@ -64,7 +70,7 @@ impl<'de> Deserialize<'de> for ChunkSize {
         impl de::Visitor<'_> for Visitor {
             type Value = ChunkSize;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a positive number of positions or `auto` (4 on the CPU, 64 on CUDA)")
+                f.write_str("a positive number of positions or `auto` (by device and mixer)")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ChunkSize, E> {
                 Ok(ChunkSize::Fixed(v))
@@ -93,9 +99,10 @@ mod tests {
 
     #[test]
     fn auto_picks_by_device_and_a_number_is_kept() {
-        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu), 4);
-        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cuda(0)), 64);
-        assert_eq!(parse("16").unwrap().positions(tch::Device::Cuda(0)), 16);
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu, VECTOR_DECAY_CPU), 4);
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu, DELTA_RULE_CPU), 16);
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cuda(0), DELTA_RULE_CPU), 64);
+        assert_eq!(parse("8").unwrap().positions(tch::Device::Cuda(0), VECTOR_DECAY_CPU), 8);
         assert_eq!(serde_json::to_string(&ChunkSize::Auto).unwrap(), "\"auto\"");
         assert_eq!(serde_json::to_string(&ChunkSize::Fixed(8)).unwrap(), "8");
     }

@@ -17,6 +17,7 @@
 //!
 //! `allow_neg_eigval` doubles β (eigenvalues of I − βkkᵀ in [−1, 1], Grazzi et al. 2025).
 use super::backbone::{BackboneConfig, Norm};
+use super::chunk_size::{ChunkSize, DELTA_RULE_CPU};
 use super::fla_parts::{heads_last, l2norm, linear, split_heads, HeadNorm, ShortConv};
 use super::init::inverse_softplus_dt;
 use super::linear_attention::{self as engine, Decay, Inputs};
@@ -46,8 +47,9 @@ pub struct DeltaConfig {
     /// Delta-rule steps (Householder factors) per token: 1 for DeltaNet and Gated DeltaNet,
     /// DeltaProduct's n_h (its layer's default: 2).
     pub num_householder: i64,
-    /// Positions per chunk of the chunkwise form.
-    pub chunk: i64,
+    /// Positions (delta steps) per chunk of the chunkwise form, or `auto`: 16 on the CPU, 64 on
+    /// CUDA (see [`ChunkSize`]).
+    pub chunk: ChunkSize,
     /// ε of the output norm and the backbone's RMSNorms (fla's models: 1e-6).
     pub norm_eps: f64,
     pub norm: Norm,
@@ -66,7 +68,7 @@ impl Default for DeltaConfig {
             conv_size: 4,
             allow_neg_eigval: false,
             num_householder: 1,
-            chunk: 64,
+            chunk: ChunkSize::Auto,
             norm_eps: 1e-6,
             norm: Norm::Rms,
         }
@@ -106,7 +108,7 @@ impl DeltaConfig {
         }
         check_at_least("conv_size", self.conv_size, 1)?;
         check_at_least("num_householder", self.num_householder, 1)?;
-        check_at_least("chunk", self.chunk, 1)?;
+        self.chunk.validate()?;
         Ok(())
     }
 
@@ -178,6 +180,8 @@ pub struct DeltaMixer {
     gate: Option<Gate>,
     norm: HeadNorm,
     cfg: DeltaConfig,
+    /// `cfg.chunk` on this mixer's device.
+    chunk: i64,
 }
 
 struct DeltaState {
@@ -213,6 +217,7 @@ impl DeltaMixer {
             gate,
             norm: HeadNorm::new(&(vs / "o_norm"), cfg.head_v(), cfg.norm_eps),
             cfg: cfg.clone(),
+            chunk: cfg.chunk.positions(vs.device(), DELTA_RULE_CPU),
         }
     }
 
@@ -246,7 +251,7 @@ impl DeltaMixer {
 impl Mixer for DeltaMixer {
     /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("delta rule: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+        format!("delta rule: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
@@ -258,13 +263,7 @@ impl Mixer for DeltaMixer {
         let k = steps(l2norm(&ck.forward(&self.k_proj.forward(xs)).reshape([b, len, n, h, -1])));
         let v = steps(cv.forward(&self.v_proj.forward(xs)));
         let beta = self.beta(xs).view([b, len * n, h]).transpose(1, 2);
-        // Only each token's last step is read; its decay comes before its first.
-        let q = Tensor::cat(&[q.zeros_like().unsqueeze(3).repeat([1, 1, 1, n - 1, 1]), q.unsqueeze(3)], 3).view([
-            b,
-            h,
-            len * n,
-            -1,
-        ]);
+        // Only each token's last step is read (q one row per token); its decay comes before its first.
         let decay = match self.log_decay(xs) {
             Some(g) => {
                 let g = g.transpose(1, 2).unsqueeze(-1); // (b, heads, L, 1)
@@ -274,9 +273,8 @@ impl Mixer for DeltaMixer {
             None => Decay::None,
         };
         let inputs = Inputs { q, k, v, decay, beta: Some(beta) };
-        let (o, _) = engine::chunkwise(&inputs, self.cfg.chunk, None);
-        let last = o.view([b, h, len, n, -1]).select(3, n - 1);
-        self.output(&heads_last(&last), xs)
+        let (o, _) = engine::chunkwise_every(&inputs, n, self.chunk, None);
+        self.output(&heads_last(&o), xs)
     }
 
     fn step(&self, x: &Tensor, _pos: i64, state: &mut MixerState) -> Option<Tensor> {
@@ -315,20 +313,24 @@ impl Mixer for DeltaMixer {
 
     /// With n delta steps per token: projections 2H(d_k + n(d_k + d_v + heads) + d_v)
     /// (+ 2H(heads + d_v) gated), convolutions 2·conv(d_k + n(d_k + d_v)); per step, inside a
-    /// chunk of c the scores, the UT system and the values ≈ (3d_k + 2d_v)·(c + 1)/2 plus its
-    /// triangular solve c·d_v, across chunks the state's read, correction and update
-    /// 6·d_k·d_v/heads.
+    /// chunk of c the UT system d_k·(c + 1)/2 and its triangular solve c·d_v, across chunks the
+    /// state's correction and update 4·d_k·d_v/heads; per token (only its last step is read)
+    /// the output's scores and values (d_k + d_v)·(c + 1) and its read of the state
+    /// 2·d_k·d_v/heads.
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         let (d, heads, n) = (self.cfg.d_model as f64, self.cfg.n_heads as f64, self.cfg.num_householder as f64);
         let (dk, dv) = (heads * self.cfg.head_k() as f64, heads * self.cfg.head_v() as f64);
-        let c = self.cfg.chunk.min(seq_len.max(1) * self.cfg.num_householder) as f64;
+        let c = self.chunk.min(seq_len.max(1) * self.cfg.num_householder) as f64;
         let mut projections = 2.0 * d * (dk + n * (dk + dv + heads) + dv);
         if self.gate.is_some() {
             projections += 2.0 * d * (heads + dv);
         }
         let conv = 2.0 * self.cfg.conv_size as f64 * (dk + n * (dk + dv));
-        let intra = (3.0 * dk + 2.0 * dv) * (c + 1.0) / 2.0 + c * dv;
-        projections + conv + n * (intra + 6.0 * dk * dv / heads)
+        // Per step the UT system and its solve, the state read (w S) and update; per token,
+        // once, the read output: scores and values inside the chunk and q S.
+        let per_step = dk * (c + 1.0) / 2.0 + c * dv + 4.0 * dk * dv / heads;
+        let per_token = (dk + dv) * (c + 1.0) + 2.0 * dk * dv / heads;
+        projections + conv + n * per_step + per_token
     }
 
     fn param_rules(&self) -> Vec<(&'static str, ParamRule)> {

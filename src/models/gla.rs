@@ -4,7 +4,7 @@
 //! α_t = exp(logsigmoid(W₂W₁x_t) / 16), on the chunkwise engine; per-head RMSNorm gated by
 //! swish(g). See docs/models.md.
 use super::backbone::{BackboneConfig, Norm};
-use super::chunk_size::ChunkSize;
+use super::chunk_size::{ChunkSize, VECTOR_DECAY_CPU};
 use super::fla_parts::{heads_last, linear, low_rank, split_heads, HeadNorm, ShortConv};
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
@@ -30,7 +30,8 @@ pub struct GlaConfig {
     pub gate_low_rank_dim: i64,
     /// log α = logsigmoid(·) / gate_logit_normalizer (fla: 16).
     pub gate_logit_normalizer: f64,
-    /// Positions per chunk of the chunkwise form, or `auto` (see [`ChunkSize`]).
+    /// Positions per chunk of the chunkwise form, or `auto`: 4 on the CPU, 64 on CUDA (see
+    /// [`ChunkSize`]).
     pub chunk: ChunkSize,
     /// ε of the output norm and of the backbone's RMSNorms (fla's models: 1e-6).
     pub norm_eps: f64,
@@ -133,7 +134,7 @@ impl Gla {
             convs: cfg.use_short_conv.then(|| [conv("q_conv1d", dk), conv("k_conv1d", dk), conv("v_conv1d", dv)]),
             norm: HeadNorm::new(&(vs / "g_norm_swish_gate"), dv / cfg.n_heads, cfg.norm_eps),
             cfg: cfg.clone(),
-            chunk: cfg.chunk.positions(vs.device()),
+            chunk: cfg.chunk.positions(vs.device(), VECTOR_DECAY_CPU),
         }
     }
 

@@ -59,7 +59,7 @@ impl Inputs {
 /// The log decay in a form with a key dimension to broadcast against: (b, heads, L, 1) or
 /// (b, heads, L, d_k).
 fn log_decay(inputs: &Inputs) -> Option<Tensor> {
-    let (b, h, l) = (inputs.q.size()[0], inputs.q.size()[1], inputs.q.size()[2]);
+    let (b, h, l) = (inputs.k.size()[0], inputs.k.size()[1], inputs.k.size()[2]);
     match &inputs.decay {
         Decay::None => None,
         Decay::Head(g) => Some(g.view([1, h, 1, 1]).expand([b, h, l, 1], false)),
@@ -130,6 +130,18 @@ fn above_diagonal(n: i64, device: tch::Device) -> Tensor {
     Tensor::ones([n, n], (Kind::Bool, device)).triu(1)
 }
 
+/// The rows of positions every−1, 2·every−1, … along dim −2 of x (…, rows, d): (…, rows/every,
+/// d), a view. The positions whose output is read when each token takes `every` steps.
+fn last_of_each(x: &Tensor, every: i64) -> Tensor {
+    if every == 1 {
+        return x.shallow_clone();
+    }
+    let mut shape = x.size();
+    let d = shape.len();
+    shape.splice(d - 2..d - 1, [shape[d - 2] / every, every]);
+    x.reshape(shape.as_slice()).select((d - 1) as i64, every - 1)
+}
+
 /// exp(b_i − b_j) for i ≥ j, 0 above the diagonal, from cumulative log decays b (…, n, 1):
 /// (…, n, n). Masked before the exponential, so no exponent is positive.
 fn relative_decay(b: &Tensor) -> Tensor {
@@ -138,42 +150,16 @@ fn relative_decay(b: &Tensor) -> Tensor {
     gap.masked_fill(&above_diagonal(n, b.device()), f64::NEG_INFINITY).exp()
 }
 
-/// Scores q_i · k_j weighted by the decay from j to i, for i ≥ j, and 0 above the diagonal:
-/// (…, n, n). With a decay the zeros come from the decay weights, masked before their
-/// exponential; without one, a mask is applied.
-fn causal_scores(q: &Tensor, k: &Tensor, b: Option<&Tensor>) -> Tensor {
-    match b {
-        None => {
-            let n = q.size()[q.dim() - 2];
-            q.matmul(&k.transpose(-1, -2)).masked_fill(&above_diagonal(n, q.device()), 0.0)
-        }
-        Some(b) => decayed_scores(q, k, b),
-    }
-}
-
-/// q_i · k_j ⊙ exp(b_i − b_j) for i ≥ j, 0 above the diagonal.
-fn decayed_scores(q: &Tensor, k: &Tensor, b: &Tensor) -> Tensor {
-    if b.size()[b.dim() - 1] == 1 {
-        return q.matmul(&k.transpose(-1, -2)) * relative_decay(b);
-    }
-    // A vector decay weighs each key dimension apart: Σ_d q_id k_jd exp(b_id − b_jd), formed
-    // exactly as (n, n, d_k) with the exponent masked first.
-    let n = q.size()[q.dim() - 2];
-    let gap = b.unsqueeze(-2) - b.unsqueeze(-3); // (…, n, n, d_k)
-    let above = above_diagonal(n, q.device()).unsqueeze(-1); // (n, n, 1), broadcast over d_k
-    let weights = gap.masked_fill(&above, f64::NEG_INFINITY).exp();
+/// Σ_d q_id k_jd exp(b_id − b_jd) for the row positions of `q` (every `every`-th, as
+/// [`last_of_each`]) against every key j at or before them, 0 after: a per-dimension decay
+/// weighs each key dimension apart, formed exactly as (rows, n, d_k) with the exponent masked
+/// first.
+fn vector_decayed_scores(q: &Tensor, k: &Tensor, b: &Tensor, every: i64) -> Tensor {
+    let n = k.size()[k.dim() - 2];
+    let gap = last_of_each(b, every).unsqueeze(-2) - b.unsqueeze(-3); // (…, rows, n, d_k)
+    let future = last_of_each(&above_diagonal(n, k.device()), every).unsqueeze(-1); // broadcast over d_k
+    let weights = gap.masked_fill(&future, f64::NEG_INFINITY).exp();
     (q.unsqueeze(-2) * k.unsqueeze(-3) * weights).sum_dim_intlist([-1i64].as_slice(), false, None)
-}
-
-/// The strictly lower part of diag(β)(K Kᵀ ⊙ Γ), the UT transform's system, for a solve that
-/// reads only below the diagonal (unit diagonal implied): what lies on and above it is not
-/// masked, since the solve neither reads it nor sends a gradient there.
-fn ut_system(k: &Tensor, b: Option<&Tensor>, beta: &Tensor) -> Tensor {
-    let scores = match b {
-        None => k.matmul(&k.transpose(-1, -2)),
-        Some(b) => decayed_scores(k, k, b),
-    };
-    scores * beta
 }
 
 /// The chunkwise-parallel form, chunks of `chunk` positions: (o, final state), equal to
@@ -182,29 +168,45 @@ fn ut_system(k: &Tensor, b: Option<&Tensor>, beta: &Tensor) -> Tensor {
 /// hand-over from chunk to chunk is a loop, a few ops per chunk. A tail shorter than a chunk is
 /// padded with k = v = 0, β = 0 and no decay, which leaves the state as it was.
 pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tensor, Tensor) {
+    chunkwise_every(inputs, 1, chunk, initial)
+}
+
+/// [`chunkwise`] where each token takes `every` steps (DeltaProduct's Householder steps) and
+/// only its last step is read: q holds one row per token (b, heads, L/every, d_k) against k, v,
+/// the decay and β over all L steps, and o has L/every rows, o_t = S_{t·every + every − 1}ᵀ q_t,
+/// without forming the outputs nobody reads. The chunk is rounded up to a multiple of `every`.
+pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<&Tensor>) -> (Tensor, Tensor) {
     let kind = inputs.q.kind();
     if !matches!(kind, Kind::Float | Kind::Double) {
         // Reduced-precision inputs (autocast) accumulate in float32, as fla's kernels do, and
         // the output returns in the input dtype; the state stays float32. CPU libtorch has no
         // bfloat16 triangular solve either.
         let initial = initial.map(|s| s.to_kind(Kind::Float));
-        let (o, state) = chunkwise(&inputs.to_kind(Kind::Float), chunk, initial.as_ref());
+        let (o, state) = chunkwise_every(&inputs.to_kind(Kind::Float), every, chunk, initial.as_ref());
         return (o.to_kind(kind), state);
     }
     check(inputs);
-    let [batch, heads, len, _] = inputs.q.size()[..] else { panic!("q must be (batch, heads, L, d_k)") };
+    let [batch, heads, len, _] = inputs.k.size()[..] else { panic!("k must be (batch, heads, L, d_k)") };
+    assert!(every >= 1 && len % every == 0, "{len} steps do not split into tokens of {every}");
+    assert_eq!(inputs.q.size()[2] * every, len, "q must have one row per {every} steps");
     let d_v = inputs.v.size()[3];
     let c = chunk.clamp(1, len.max(1));
+    let c = (c + every - 1) / every * every;
     let n = (len + c - 1) / c;
-    // (b, heads, L, d) → (b, heads, chunks, c, d), the tail padded with zeros.
-    let chunks = |x: &Tensor| {
-        let padded = if n * c > len { x.constant_pad_nd([0, 0, 0, n * c - len]) } else { x.shallow_clone() };
-        padded.reshape([batch, heads, n, c, -1])
+    // (b, heads, rows, d) → (b, heads, chunks, rows per chunk, d), the tail padded with zeros.
+    let chunks = |x: &Tensor, per_chunk: i64| {
+        let rows = x.size()[2];
+        let padded =
+            if n * per_chunk > rows { x.constant_pad_nd([0, 0, 0, n * per_chunk - rows]) } else { x.shallow_clone() };
+        padded.reshape([batch, heads, n, per_chunk, -1])
     };
-    let (q, k, v) = (chunks(&inputs.q), chunks(&inputs.k), chunks(&inputs.v));
+    let (q, k, v) = (chunks(&inputs.q, c / every), chunks(&inputs.k, c), chunks(&inputs.v, c));
     // b_i: log of the decay from the chunk's start through position i, (…, c, 1 or d_k).
-    let b = log_decay(inputs).map(|g| chunks(&g).cumsum(3, kind));
-    let from_start = |x: &Tensor| match &b {
+    let b = log_decay(inputs).map(|g| chunks(&g, c).cumsum(3, kind));
+    let scalar_decay = b.as_ref().is_some_and(|b| b.size()[4] == 1);
+    // exp(b_i − b_j) below the diagonal, formed once for the UT system and the output.
+    let relative = b.as_ref().filter(|_| scalar_decay).map(relative_decay);
+    let from_start = |x: &Tensor, b: Option<&Tensor>| match b {
         Some(b) => x * b.exp(),
         None => x.shallow_clone(),
     };
@@ -236,9 +238,15 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
         Some(beta) => {
             // UT transform, every chunk in one solve: T = (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1))⁻¹,
             // u = T diag(β) V and w = T diag(β) diag(γ) K; a chunk's values are then u − w S.
-            let beta = chunks(&beta.unsqueeze(-1)); // (…, c, 1)
-            let system = ut_system(&k, b.as_ref(), &beta);
-            let rhs = Tensor::cat(&[&v * &beta, from_start(&k) * &beta], -1);
+            // The solve reads only below the diagonal (unit diagonal implied), so what lies on
+            // and above it is not masked: the solve neither reads it nor sends a gradient there.
+            let beta = chunks(&beta.unsqueeze(-1), c); // (…, c, 1)
+            let key_scores = k.matmul(&k.transpose(-1, -2));
+            let system = match &relative {
+                Some(r) => key_scores * r * &beta,
+                None => key_scores * &beta,
+            };
+            let rhs = Tensor::cat(&[&v * &beta, from_start(&k, b.as_ref()) * &beta], -1);
             let solved = system.linalg_solve_triangular(&rhs, false, true, true);
             let (u, w) =
                 (solved.narrow(-1, 0, d_v).unbind(2), solved.narrow(-1, d_v, solved.size()[4] - d_v).unbind(2));
@@ -254,8 +262,17 @@ pub fn chunkwise(inputs: &Inputs, chunk: i64, initial: Option<&Tensor>) -> (Tens
         }
     };
     let entering = Tensor::stack(&states, 2); // (b, heads, chunks, d_k, d_v)
-    let o = causal_scores(&q, &k, b.as_ref()).matmul(&values) + from_start(&q).matmul(&entering);
-    (o.reshape([batch, heads, n * c, d_v]).narrow(2, 0, len), state)
+                                              // Scores of the read rows against every key of their chunk, zero after the row's position.
+    let scores = match (&b, &relative) {
+        (None, _) => {
+            q.matmul(&k.transpose(-1, -2)).masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0)
+        }
+        (Some(_), Some(r)) => q.matmul(&k.transpose(-1, -2)) * last_of_each(r, every),
+        (Some(b), None) => vector_decayed_scores(&q, &k, b, every),
+    };
+    let b_rows = b.as_ref().map(|b| last_of_each(b, every));
+    let o = scores.matmul(&values) + from_start(&q, b_rows.as_ref()).matmul(&entering);
+    (o.reshape([batch, heads, n * c / every, d_v]).narrow(2, 0, len / every), state)
 }
 
 #[cfg(test)]
@@ -316,6 +333,36 @@ mod tests {
                     "{decay} delta={delta} chunk={chunk}: o off by {}",
                     max_diff(&o, &o_ref)
                 );
+                assert!(max_diff(&s, &s_ref) < 1e-9, "{decay} delta={delta} chunk={chunk}: state");
+            }
+        }
+    }
+
+    #[test]
+    fn reading_every_second_step_equals_the_token_loop_at_those_steps() {
+        // DeltaProduct's form: two steps per token, the output read after the second. Chunks of
+        // 15 round up to 16; 200 steps are 100 tokens and leave a tail of 8.
+        for (decay, delta) in [("none", true), ("scalar", true), ("head", false), ("vector", false)] {
+            let x = inputs(decay, delta, 200);
+            let initial = Tensor::randn([2, 3, 5, 4], (Kind::Double, Device::Cpu));
+            let (o_ref, s_ref) = naive(&x, Some(&initial));
+            let read = |t: &Tensor| last_of_each(t, 2);
+            let x_read = Inputs {
+                q: read(&x.q),
+                k: x.k.shallow_clone(),
+                v: x.v.shallow_clone(),
+                decay: match &x.decay {
+                    Decay::None => Decay::None,
+                    Decay::Head(g) => Decay::Head(g.shallow_clone()),
+                    Decay::Scalar(g) => Decay::Scalar(g.shallow_clone()),
+                    Decay::Vector(g) => Decay::Vector(g.shallow_clone()),
+                },
+                beta: x.beta.as_ref().map(|b| b.shallow_clone()),
+            };
+            for chunk in [15, 64] {
+                let (o, s) = chunkwise_every(&x_read, 2, chunk, Some(&initial));
+                assert_eq!(o.size(), [2, 3, 100, 4]);
+                assert!(max_diff(&o, &read(&o_ref)) < 1e-9, "{decay} delta={delta} chunk={chunk}: o");
                 assert!(max_diff(&s, &s_ref) < 1e-9, "{decay} delta={delta} chunk={chunk}: state");
             }
         }

@@ -16,7 +16,7 @@
 //! the engine runs with each r moved one position earlier (its output at t − 1 is then r_tᵀ
 //! S_{t−1}) and the bonus term is added apart. No decay is ever inverted.
 use super::backbone::{BackboneConfig, Norm};
-use super::chunk_size::ChunkSize;
+use super::chunk_size::{ChunkSize, VECTOR_DECAY_CPU};
 use super::fla_parts::{heads_last, split_heads};
 use super::init::{orthogonal, xavier_linear};
 use super::linear_attention::{self as engine, Decay, Inputs};
@@ -40,7 +40,8 @@ pub struct Rwkv6Config {
     pub proj_low_rank_dim: i64,
     /// Rank of the decay's LoRA (fla: 64).
     pub gate_low_rank_dim: i64,
-    /// Positions per chunk of the chunkwise form, or `auto` (see [`ChunkSize`]).
+    /// Positions per chunk of the chunkwise form, or `auto`: 4 on the CPU, 64 on CUDA (see
+    /// [`ChunkSize`]).
     pub chunk: ChunkSize,
     /// ε of the output GroupNorm and of the backbone's LayerNorms (fla: 1e-5).
     pub norm_eps: f64,
@@ -210,7 +211,7 @@ impl Rwkv6 {
             norm_bias: (vs / "g_norm").zeros("bias", &[dv]),
             o_proj: xavier_linear(&(vs / "o_proj"), dv, d, gain),
             cfg: cfg.clone(),
-            chunk: cfg.chunk.positions(vs.device()),
+            chunk: cfg.chunk.positions(vs.device(), VECTOR_DECAY_CPU),
         }
     }
 
