@@ -48,7 +48,10 @@ fn scans(c: &mut Criterion) {
 }
 
 fn fixture_record() -> Record {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/records.jsonl");
+    let path = format!(
+        "{}/tests/fixtures/report/records.jsonl",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).expect("fixture records");
     serde_json::from_str(text.lines().next().expect("a record")).expect("a valid record")
 }

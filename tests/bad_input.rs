@@ -29,7 +29,8 @@ fn header(text: &str, field: &str) -> Option<String> {
 
 #[test]
 fn every_malformed_suite_gets_a_located_error() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad_suites");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("tests/bad_suites");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

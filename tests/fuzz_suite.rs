@@ -6,7 +6,8 @@ use std::path::Path;
 const VALID: &str = "name: ok\ndefaults:\n  steps: [10, 20]\n  seeds: [0, 1]\nmodels:\n  - arch: lstm\n    d_model: 16\n  - preset: transformer-tiny\ntasks:\n  - task: mqar\n    vocab_size: 64\n    seq_len: [32, 64]\n    overrides: {batch_size: 8}\n";
 
 fn check(text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/fuzz.yaml");
+    let path = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("suites/fuzz.yaml");
     if let Ok(suite) = load_str(text, &path) {
         let _ = expand(&suite);
     }

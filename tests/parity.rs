@@ -33,7 +33,10 @@ const ZOO_SEQ: i64 = 150;
 /// Loads the fixture's weights into a freshly built model and returns the largest |difference|
 /// between its logits and PyTorch's.
 fn max_abs_diff(fixture: &str, build: impl Fn(&nn::Path) -> Box<dyn SeqModel>) -> f64 {
-    let path = format!("{}/tests/fixtures/parity_{fixture}.npz", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/parity_{fixture}.npz",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
     let mut tensors: HashMap<String, Tensor> = Tensor::read_npz(&path).expect("fixture").into_iter().collect();
     let input = tensors.remove("input").expect("input");
     let expected = tensors.remove("expected").expect("expected");

@@ -11,7 +11,11 @@ use std::process::{Command, Output};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 fn example(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/python").join(name).to_string_lossy().into_owned()
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("examples/python")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn model(arch: &str, params: serde_json::Value, io: &TaskIo) -> (nn::VarStore, Box<dyn SeqModel>) {

@@ -36,7 +36,8 @@ fn screenshot(browser: &Path, html: &Path, png: &Path) {
 fn fixture_report(tmp: &Path) -> PathBuf {
     let run = tmp.join("fixture").join("r1");
     std::fs::create_dir_all(&run).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/records.jsonl");
+    let fixture = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/report/records.jsonl");
     std::fs::copy(fixture, run.join("records.jsonl")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_seqbench")).arg("report").arg(&run).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -132,17 +132,17 @@ fn syntax_errors_and_empty_files() {
 
 #[test]
 fn presets_resolve_and_merge() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let suite = seqbench::suite::load(&Path::new(root).join("suites/quick.yaml")).unwrap();
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let suite = seqbench::suite::load(&Path::new(&root).join("suites/quick.yaml")).unwrap();
     let jobs = expand(&suite).unwrap();
     assert_eq!(jobs.len(), 6);
     let t = jobs.iter().find(|j| j.model.kind == "transformer").unwrap();
     assert_eq!(t.model.label, "transformer-tiny");
     assert_eq!(t.model.params["positions"], "rope");
     let text = "name: p\nmodels:\n  - preset: transformer-tiny\n    n_layers: 3\ntasks:\n  - task: mqar\n    vocab_size: 64\n    seq_len: 32\n";
-    let jobs = expand(&load_str(text, &Path::new(root).join("suites/x.yaml")).unwrap()).unwrap();
+    let jobs = expand(&load_str(text, &Path::new(&root).join("suites/x.yaml")).unwrap()).unwrap();
     assert_eq!(jobs[0].model.params["n_layers"], 3, "entry keys override the preset");
-    let e = load_str(&text.replace("transformer-tiny", "nope"), &Path::new(root).join("suites/x.yaml")).unwrap_err();
+    let e = load_str(&text.replace("transformer-tiny", "nope"), &Path::new(&root).join("suites/x.yaml")).unwrap_err();
     assert!(e.message.contains("preset `nope` not found"), "{e}");
 }
 

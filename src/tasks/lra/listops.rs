@@ -771,7 +771,8 @@ mod tests {
 
     /// Where the real spinn test files live.
     fn shared_listops_dir() -> PathBuf {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/listops"))
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+            .join("../shared/datasets/listops")
     }
 
     /// Largest number of arguments of any application in the tree (0 for a digit).

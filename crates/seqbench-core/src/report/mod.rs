@@ -505,8 +505,12 @@ pub(crate) mod tests {
     /// The first record of the report fixture that the main crate's tests share
     /// (`tests/fixtures/report/records.jsonl` at the workspace root).
     pub(crate) fn fixture_record() -> Record {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/report/records.jsonl");
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // CARGO_MANIFEST_DIR as cargo sets it for the test process, not as compiled in: cargo
+        // reuses a workspace member's unchanged test binary from another checkout that shares
+        // the target directory, and the compiled-in path would name that checkout.
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        let path = format!("{root}/../../tests/fixtures/report/records.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(text.lines().next().expect("a record")).expect("the fixture's first record")
     }
 
