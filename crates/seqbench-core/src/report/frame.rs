@@ -5,6 +5,7 @@ use crate::metric::METRICS;
 use crate::record::Record;
 use anyhow::Result;
 use polars::prelude::*;
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A parameter value as text (`64`, `0.001`, `learned`), so mixed types group and print alike.
@@ -45,8 +46,10 @@ pub struct FramePart {
     params: BTreeMap<String, ParamColumn>,
     swept: BTreeSet<String>,
     pending: Option<PendingRows>,
-    /// Parameter values of the pending rows (shorter than `pending`: the missing rows are null).
-    pending_params: BTreeMap<String, Vec<Option<serde_json::Value>>>,
+    /// Parameter values of the pending rows (shorter than `pending`: the missing rows are null),
+    /// in the order the records list them: records of one run list the same keys in the same
+    /// order, so a record's i-th key is found at i without a look-up or a copy of the key.
+    pending_params: Vec<(String, Vec<Option<serde_json::Value>>)>,
 }
 
 /// The fixed columns of the records not yet sealed, built column by column as they arrive (no
@@ -163,8 +166,18 @@ impl FramePart {
             }
         }
         let pending = self.pending.get_or_insert_with(PendingRows::new);
-        for (key, value) in &r.params.0 {
-            let column = super::entry(&mut self.pending_params, key);
+        for (i, (key, value)) in r.params.0.iter().enumerate() {
+            let slot = match self.pending_params.get(i) {
+                Some((k, _)) if k == &**key => i,
+                _ => match self.pending_params.iter().position(|(k, _)| k == &**key) {
+                    Some(j) => j,
+                    None => {
+                        self.pending_params.push((key.to_string(), Vec::new()));
+                        self.pending_params.len() - 1
+                    }
+                },
+            };
+            let column = &mut self.pending_params[slot].1;
             column.resize(pending.len, None);
             column.push(Some(value.clone()));
         }
@@ -181,7 +194,8 @@ impl FramePart {
         let mut later = FramePart { rows: len, fixed: Some(rows.finish()?), ..FramePart::default() };
         for (key, mut values) in std::mem::take(&mut self.pending_params) {
             values.resize(len, None);
-            later.params.insert(key.clone(), ParamColumn::of(&key, &values));
+            let column = ParamColumn::of(&key, &values);
+            later.params.insert(key, column);
         }
         self.append(later)
     }
@@ -257,52 +271,68 @@ pub fn summary_frame(records: &DataFrame, param_keys: &[String]) -> Result<DataF
             GroupsIndicator::Slice([first, len]) => (first as usize..(first + len) as usize).collect(),
         })
         .collect();
-    // Columns are read into plain vectors once: indexing a column row by row costs a chunk
-    // look-up per cell, a million rows times every metric.
+    // Each metric column is read once, in row order, into its group's running sums: indexing a
+    // column row by row costs a chunk look-up per cell, and visiting rows group by group jumps
+    // around memory, a million rows times every metric. The metrics run in parallel.
     let ok: Vec<bool> = records.column("status")?.str()?.iter().map(|s| s == Some("ok")).collect();
-    let ok_rows: Vec<Vec<usize>> =
-        groups.iter().map(|rows| rows.iter().copied().filter(|&r| ok[r]).collect()).collect();
-    let mut columns = by.keys();
-    let count = |name: &str, of: &[Vec<usize>]| {
-        Column::new(name.into(), of.iter().map(|rows| rows.len() as u32).collect::<Vec<_>>())
-    };
-    columns.push(count("runs", &groups));
-    columns.push(count("runs_ok", &ok_rows));
-    for metric in METRICS {
-        let values = records.column(metric.key)?.cast(&DataType::Float64)?;
-        let values: Vec<Option<f64>> = values.f64()?.iter().collect();
-        let (mut means, mut stds) = (Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()));
-        let mut xs = Vec::new();
-        for rows in &ok_rows {
-            xs.clear();
-            xs.extend(rows.iter().filter_map(|&r| values[r]));
-            let (mean, std) = mean_and_sample_std(&xs);
-            means.push(mean);
-            stds.push(std);
+    let mut group_of = vec![None; records.height()];
+    for (g, rows) in groups.iter().enumerate() {
+        for &r in rows {
+            group_of[r] = ok[r].then_some(g as u32);
         }
-        columns.push(Column::new(metric.mean_column().into(), means));
-        columns.push(Column::new(metric.std_column().into(), stds));
     }
+    let ok_counts: Vec<u32> = groups.iter().map(|rows| rows.iter().filter(|&&r| ok[r]).count() as u32).collect();
+    let mut columns = by.keys();
+    columns.push(Column::new("runs".into(), groups.iter().map(|rows| rows.len() as u32).collect::<Vec<_>>()));
+    columns.push(Column::new("runs_ok".into(), ok_counts));
+    let per_metric = METRICS
+        .par_iter()
+        .map(|metric| -> Result<[Column; 2]> {
+            let values = records.column(metric.key)?.cast(&DataType::Float64)?;
+            let mut stats = vec![RunningStats::default(); groups.len()];
+            for (value, group) in values.f64()?.iter().zip(&group_of) {
+                if let (Some(x), Some(g)) = (value, group) {
+                    stats[*g as usize].push(x);
+                }
+            }
+            let (means, stds): (Vec<_>, Vec<_>) = stats.iter().map(RunningStats::mean_and_sample_std).unzip();
+            Ok([Column::new(metric.mean_column().into(), means), Column::new(metric.std_column().into(), stds)])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    columns.extend(per_metric.into_iter().flatten());
     let summary = DataFrame::new(groups.len(), columns)?;
     Ok(summary.sort(keys, SortMultipleOptions::default())?)
 }
 
-/// Mean (None without values) and standard deviation with one degree of freedom removed (None
-/// below two values). The deviation uses Welford's online update, as polars' group-by does, so
-/// summaries match earlier reports to the last digit.
-fn mean_and_sample_std(xs: &[f64]) -> (Option<f64>, Option<f64>) {
-    if xs.is_empty() {
-        return (None, None);
+/// A group's values of one metric, taken in row order: their sum, and Welford's online update
+/// of the deviation, as polars' group-by computes it, so that summaries match earlier reports to
+/// the last digit.
+#[derive(Clone, Copy, Default)]
+struct RunningStats {
+    n: usize,
+    sum: f64,
+    running_mean: f64,
+    m2: f64,
+}
+
+impl RunningStats {
+    fn push(&mut self, x: f64) {
+        self.n += 1;
+        self.sum += x;
+        let delta = x - self.running_mean;
+        self.running_mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.running_mean);
     }
-    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-    let (mut running_mean, mut m2) = (0.0, 0.0);
-    for (i, &x) in xs.iter().enumerate() {
-        let delta = x - running_mean;
-        running_mean += delta / (i + 1) as f64;
-        m2 += delta * (x - running_mean);
+
+    /// Mean (None without values) and standard deviation with one degree of freedom removed
+    /// (None below two values).
+    fn mean_and_sample_std(&self) -> (Option<f64>, Option<f64>) {
+        if self.n == 0 {
+            return (None, None);
+        }
+        let std = (self.n > 1).then(|| (self.m2 / (self.n - 1) as f64).sqrt());
+        (Some(self.sum / self.n as f64), std)
     }
-    let std = (xs.len() > 1).then(|| (m2 / (xs.len() - 1) as f64).sqrt());
-    (Some(mean), std)
 }
 
 /// Value of a float column at `row`, None when null or missing.
