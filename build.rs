@@ -123,6 +123,9 @@ fn build_scan_shim(lib_path: &Path) {
 }
 
 /// `$OUT_DIR/presets.rs`: `[(name, text), …]` of every configs/models/*.yaml, sorted by name.
+/// The texts are written in as literals, not `include_str!` of absolute paths: clones that share
+/// the target dir share this script's output too (cargo does not tell workspace members apart by
+/// their path), and a path would name whichever clone ran the script last, deleted or not.
 fn bundle_presets() {
     println!("cargo:rerun-if-changed=configs/models");
     let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("configs/models");
@@ -135,7 +138,8 @@ fn bundle_presets() {
     let mut code = String::from("&[\n");
     for path in files {
         let name = path.file_stem().and_then(|s| s.to_str()).expect("preset file names are UTF-8");
-        code += &format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        code += &format!("    ({name:?}, {text:?}),\n");
     }
     code += "]\n";
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets it")).join("presets.rs");

@@ -46,15 +46,6 @@ impl ChunkSize {
     }
 }
 
-impl fmt::Display for ChunkSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChunkSize::Auto => f.write_str("auto"),
-            ChunkSize::Fixed(c) => write!(f, "{c}"),
-        }
-    }
-}
-
 impl Serialize for ChunkSize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

@@ -263,7 +263,8 @@ impl Mixer for DeltaMixer {
         let k = steps(l2norm(&ck.forward(&self.k_proj.forward(xs)).reshape([b, len, n, h, -1])));
         let v = steps(cv.forward(&self.v_proj.forward(xs)));
         let beta = self.beta(xs).view([b, len * n, h]).transpose(1, 2);
-        // Only each token's last step is read (q one row per token); its decay comes before its first.
+        // Only each token's last step is read (q: one row per token); its decay comes before
+        // its first.
         let decay = match self.log_decay(xs) {
             Some(g) => {
                 let g = g.transpose(1, 2).unsqueeze(-1); // (b, heads, L, 1)

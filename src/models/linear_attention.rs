@@ -261,8 +261,9 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
             Tensor::stack(&values, 2)
         }
     };
-    let entering = Tensor::stack(&states, 2); // (b, heads, chunks, d_k, d_v)
-                                              // Scores of the read rows against every key of their chunk, zero after the row's position.
+    // The state entering each chunk, (b, heads, chunks, d_k, d_v); the scores of the read rows
+    // against every key of their chunk, zero after the row's position.
+    let entering = Tensor::stack(&states, 2);
     let scores = match (&b, &relative) {
         (None, _) => {
             q.matmul(&k.transpose(-1, -2)).masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0)
