@@ -108,8 +108,10 @@ pub struct Gathered {
     busy: (Vec<String>, usize),
     /// The earliest job start and the latest job end (RFC 3339).
     span: Option<(String, String)>,
-    /// (task, configuration) → the kernel paths its `ok` runs took.
-    implementations: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Task → configuration → the kernel paths its `ok` runs took.
+    implementations: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// A configuration's text, rebuilt in place for each record.
+    configuration: String,
 }
 
 const MAX_BUSY_LINES: usize = 20;
@@ -167,8 +169,19 @@ impl Gathered {
             self.widen_span(&r.started_at, &r.finished_at);
         }
         if let Some(path) = r.measurements.implementation.as_deref().filter(|_| r.status == crate::record::Status::Ok) {
-            let key = (r.task_label.to_string(), splits::configuration(r));
-            self.implementations.entry(key).or_default().insert(path.to_string());
+            // Keys are copied only when new: this runs for every record.
+            splits::write_configuration(r, &mut self.configuration);
+            let by_config = match self.implementations.get_mut(&*r.task_label) {
+                Some(by_config) => by_config,
+                None => self.implementations.entry(r.task_label.to_string()).or_default(),
+            };
+            let paths = match by_config.get_mut(self.configuration.as_str()) {
+                Some(paths) => paths,
+                None => by_config.entry(self.configuration.clone()).or_default(),
+            };
+            if !paths.contains(path) {
+                paths.insert(path.to_string());
+            }
         }
     }
 
@@ -209,8 +222,11 @@ impl Gathered {
         if let Some((start, end)) = later.span {
             self.widen_span(&start, &end);
         }
-        for (key, paths) in later.implementations {
-            self.implementations.entry(key).or_default().extend(paths);
+        for (task, by_config) in later.implementations {
+            let into = self.implementations.entry(task).or_default();
+            for (config, paths) in by_config {
+                into.entry(config).or_default().extend(paths);
+            }
         }
         Ok(())
     }
@@ -354,9 +370,11 @@ fn render_with_records(
     if !implementations.is_empty() {
         let rows = implementations
             .into_iter()
-            .map(|((task, config), paths)| {
-                let paths: Vec<String> = paths.into_iter().collect();
-                vec![table::Cell::text(task), table::Cell::text(config), table::Cell::text(paths.join(" | "))]
+            .flat_map(|(task, by_config)| {
+                by_config.into_iter().map(move |(config, paths)| {
+                    let paths: Vec<String> = paths.into_iter().collect();
+                    vec![table::Cell::text(&task), table::Cell::text(config), table::Cell::text(paths.join(" | "))]
+                })
             })
             .collect();
         let header = ["task", "configuration", "implementation"].map(String::from).to_vec();
@@ -531,5 +549,38 @@ pub(crate) mod tests {
         assert!(md.contains("(busy1): load average 4.2 on 2 cores"), "{md}");
         assert!(!md.contains("calm1"), "a load at the core count is not flagged: {md}");
         assert!(!render("t", &[quiet]).unwrap().markdown.contains("busy machine"));
+    }
+
+    #[test]
+    fn implementations_list_each_configurations_kernel_paths_once() {
+        let base = crate::report::tests::fixture_record();
+        let with = |id: &str, model: &str, path: Option<&str>, status: crate::record::Status| {
+            let mut r = base.clone();
+            (r.job_id, r.model, r.status) = (id.into(), model.into(), status);
+            r.measurements.implementation = path.map(str::to_string);
+            r
+        };
+        use crate::record::Status::{Failed, Ok as Fine};
+        let records = [
+            with("a1", "lstm", Some("lstm: native"), Fine),
+            with("a2", "lstm", Some("lstm: native"), Fine),
+            with("a3", "lstm", Some("lstm: cudnn"), Fine),
+            with("b1", "gru", Some("gru: native"), Fine),
+            with("b2", "gru", Some("gru: ignored, not ok"), Failed),
+            with("c1", "mamba", None, Fine),
+        ];
+        let rendered = render("t", &records).unwrap();
+        let section = rendered.tasks.iter().find(|s| s.heading == "Implementations").expect("the section");
+        let rows: Vec<Vec<String>> =
+            section.table.rows.iter().map(|row| row.iter().map(|c| c.text.clone()).collect()).collect();
+        // The fixture sweeps seq_len, so the configuration names it.
+        let task = base.task_label.clone();
+        assert_eq!(
+            rows,
+            [
+                [task.clone(), "gru seq_len=32".into(), "gru: native".into()],
+                [task, "lstm seq_len=32".into(), "lstm: cudnn | lstm: native".into()]
+            ]
+        );
     }
 }

@@ -16,12 +16,30 @@ pub struct SplitSums(BTreeMap<(String, String, String), [f64; 4]>);
 
 /// The model and its swept parameters (the seed aside): what a row stands for.
 pub(super) fn configuration(r: &Row) -> String {
-    let mut text = r.model.to_string();
-    for k in r.swept.iter().filter(|k| ***k != *"seed") {
-        let value = r.params.get(k).map(super::frame::param_text).unwrap_or_default();
-        text += &format!(" {}={value}", k.split_once('.').map_or(&**k, |(_, short)| short));
-    }
+    let mut text = String::new();
+    write_configuration(r, &mut text);
     text
+}
+
+/// [`configuration`] written into `out` (cleared first): a report builds one per record, and a
+/// buffer kept from record to record saves the allocations.
+pub(super) fn write_configuration(r: &Row, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
+    out.push_str(&r.model);
+    for k in r.swept.iter().filter(|k| ***k != *"seed") {
+        let short = k.split_once('.').map_or(&**k, |(_, short)| short);
+        out.push(' ');
+        out.push_str(short);
+        out.push('=');
+        match r.params.get(k) {
+            Some(serde_json::Value::String(s)) => out.push_str(s),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => {
+                let _ = write!(out, "{other}");
+            }
+        }
+    }
 }
 
 /// Orders split names with every number in them as a number (`len=512` before `len=1024`,
