@@ -209,6 +209,14 @@ impl Progress {
         if self.quiet {
             return;
         }
+        let line = self.finished_line(r);
+        self.line(&line);
+        self.update_bar();
+    }
+
+    /// The line for a finished job: count, status, label, id, the MPI rank that ran it, headline
+    /// numbers, wall time, why it failed, ETA and failures so far.
+    fn finished_line(&self, r: &Record) -> String {
         let m = &r.measurements;
         let swept = swept_labels(r.swept.iter().map(String::as_str), |k| r.params.get(k).map(param_text));
         let mut line = format!(
@@ -220,6 +228,9 @@ impl Progress {
             r.job_id,
             w = self.total.to_string().len()
         );
+        if let Some(rank) = r.rank {
+            line += &format!(" on rank {rank}");
+        }
         if let Some(acc) = m.accuracy {
             line += &format!("  acc {:.1}%", 100.0 * acc);
         }
@@ -239,8 +250,7 @@ impl Progress {
         if self.failed > 0 {
             line += &format!("  [{} not ok]", self.failed);
         }
-        self.line(&line);
-        self.update_bar();
+        line
     }
 }
 
@@ -290,6 +300,20 @@ mod tests {
         progress.log_dir = Some(dir.path().to_path_buf());
         assert_eq!(progress.running_text("j1", "mqar gru seed=0"), "mqar gru seed=0 [step 1200/3000 loss 2.8622]");
         assert_eq!(progress.running_text("j2", "mqar gru seed=1"), "mqar gru seed=1", "no log yet");
+    }
+
+    #[test]
+    fn a_finished_line_names_the_mpi_rank_that_ran_the_job() {
+        let mut progress = Progress::with(2, true, None);
+        let mut record = job(0, 8).new_record("r", Status::Ok);
+        record.wall_s = 3.0;
+        progress.finished(&record);
+        let local = progress.finished_line(&record);
+        assert!(local.starts_with("[1/2] ok       mqar gru seed=0 d_model=8 ("), "{local}");
+        assert!(!local.contains("rank"), "a local job has no rank: {local}");
+        record.rank = Some(2);
+        let line = progress.finished_line(&record);
+        assert!(line.contains(&format!("({}) on rank 2  3s", record.job_id)), "{line}");
     }
 
     #[test]
