@@ -7,7 +7,8 @@
 # quick suite again under `mpirun` with two workers sharing the GPU, then checks the records
 # (device cuda, allocator peak memory, implementation fields, bf16 at least 1.5× fp32 for a
 # transformer where compute counts: d_model 512, 4 layers, L 1,024 — the quick suite's tiny one
-# is bound by kernel launches, 476k bf16 against 530k fp32 tokens/s on an H200) and prints one table. Exit status 1 when a check fails.
+# is bound by kernel launches, 476k bf16 against 530k fp32 tokens/s on an H200) and prints one
+# table. Exit status 1 when a check fails.
 #
 #   bash scripts/gpu_check.sh                 # on the GPU machine
 #   bash scripts/gpu_check.sh --dry-run       # anywhere: validate the suites, print what would run

@@ -10,7 +10,8 @@ echo "[quickstart] building seqbench (release; the first build takes about 10 mi
 # The venv (torch, a few GB to unpack on a fresh machine) is made while cargo compiles: the build
 # scripts that need it wait in scripts/after-venv/python3, installed by setup.sh under
 # SEQBENCH_HOME (torch-sys finds it first on PATH; pyo3 and build.rs run it as PYO3_PYTHON, see
-# env.sh) until the venv is complete, then run the venv's interpreter. Everything that needs no torch (polars, the largest part) compiles meanwhile.
+# env.sh) until the venv is complete, then run the venv's interpreter. Everything that needs no
+# torch (polars, the largest part) compiles meanwhile.
 mkdir -p "$SEQBENCH_HOME"
 export SEQBENCH_VENV_MADE="$SEQBENCH_HOME/venv-made"
 rm -f "$SEQBENCH_VENV_MADE"

@@ -249,9 +249,8 @@ impl DeltaMixer {
 }
 
 impl Mixer for DeltaMixer {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("delta rule: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+        format!("delta rule: {}", engine::describe(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

@@ -156,9 +156,8 @@ impl Gla {
 }
 
 impl Mixer for Gla {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("gla: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+        format!("gla: {}", engine::describe(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

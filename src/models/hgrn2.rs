@@ -159,9 +159,8 @@ impl Hgrn2 {
 }
 
 impl Mixer for Hgrn2 {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("hgrn2: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+        format!("hgrn2: {}", engine::describe(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

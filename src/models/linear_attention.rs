@@ -15,6 +15,12 @@
 //! overflows however strong the decay. q is used as given (callers scale it).
 use tch::{Kind, Tensor};
 
+/// What runs a mixer on this engine, for its record's `implementation`: the chunkwise form in
+/// libtorch ops, without a fused Triton/CUDA kernel as fla's.
+pub fn describe(chunk: i64) -> String {
+    format!("chunkwise in libtorch ops (chunks of {chunk}), no fused kernel")
+}
+
 /// The decay α_t, as log α (≤ 0).
 pub enum Decay {
     /// α = 1.

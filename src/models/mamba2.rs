@@ -179,9 +179,8 @@ impl Mamba2 {
 }
 
 impl Mixer for Mamba2 {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("mamba2: SSD chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+        format!("mamba2: SSD {}", engine::describe(self.cfg.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

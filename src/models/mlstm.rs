@@ -223,9 +223,8 @@ impl Mlstm {
 }
 
 impl Mixer for Mlstm {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("mlstm: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.cfg.chunk)
+        format!("mlstm: {}", engine::describe(self.cfg.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

@@ -158,9 +158,8 @@ impl Retention {
 }
 
 impl Mixer for Retention {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("retention: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+        format!("retention: {}", engine::describe(self.chunk))
     }
 
     /// The chunkwise engine with one fixed decay γ_h per head: inside a chunk the decay-masked

@@ -254,9 +254,8 @@ impl Rwkv6 {
 }
 
 impl Mixer for Rwkv6 {
-    /// The chunkwise engine in libtorch ops (no fused Triton/CUDA kernel as in fla).
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("rwkv6: chunkwise in libtorch ops (chunks of {}), no fused kernel", self.chunk)
+        format!("rwkv6: {}", engine::describe(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

@@ -10,10 +10,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A parameter value as text (`64`, `0.001`, `learned`), so mixed types group and print alike.
 pub fn param_text(v: &serde_json::Value) -> String {
+    let mut text = String::new();
+    write_param_text(v, &mut text);
+    text
+}
+
+/// [`param_text`] appended to `out`, for text built once per record.
+pub fn write_param_text(v: &serde_json::Value, out: &mut String) {
+    use std::fmt::Write;
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
+        serde_json::Value::String(s) => out.push_str(s),
+        serde_json::Value::Null => {}
+        other => {
+            let _ = write!(out, "{other}");
+        }
     }
 }
 
@@ -275,13 +285,14 @@ pub fn summary_frame(records: &DataFrame, param_keys: &[String]) -> Result<DataF
     // column row by row costs a chunk look-up per cell, and visiting rows group by group jumps
     // around memory, a million rows times every metric. The metrics run in parallel.
     let ok: Vec<bool> = records.column("status")?.str()?.iter().map(|s| s == Some("ok")).collect();
-    let mut group_of = vec![None; records.height()];
+    // Each ok row's group, and each group's count of ok rows.
+    let (mut group_of, mut ok_counts) = (vec![None; records.height()], vec![0u32; groups.len()]);
     for (g, rows) in groups.iter().enumerate() {
-        for &r in rows {
-            group_of[r] = ok[r].then_some(g as u32);
+        for &r in rows.iter().filter(|&&r| ok[r]) {
+            group_of[r] = Some(g as u32);
+            ok_counts[g] += 1;
         }
     }
-    let ok_counts: Vec<u32> = groups.iter().map(|rows| rows.iter().filter(|&&r| ok[r]).count() as u32).collect();
     let mut columns = by.keys();
     columns.push(Column::new("runs".into(), groups.iter().map(|rows| rows.len() as u32).collect::<Vec<_>>()));
     columns.push(Column::new("runs_ok".into(), ok_counts));

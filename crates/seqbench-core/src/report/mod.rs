@@ -169,16 +169,8 @@ impl Gathered {
             self.widen_span(&r.started_at, &r.finished_at);
         }
         if let Some(path) = r.measurements.implementation.as_deref().filter(|_| r.status == crate::record::Status::Ok) {
-            // Keys are copied only when new: this runs for every record.
             splits::write_configuration(r, &mut self.configuration);
-            let by_config = match self.implementations.get_mut(&*r.task_label) {
-                Some(by_config) => by_config,
-                None => self.implementations.entry(r.task_label.to_string()).or_default(),
-            };
-            let paths = match by_config.get_mut(self.configuration.as_str()) {
-                Some(paths) => paths,
-                None => by_config.entry(self.configuration.clone()).or_default(),
-            };
+            let paths = entry(entry(&mut self.implementations, &r.task_label), &self.configuration);
             if !paths.contains(path) {
                 paths.insert(path.to_string());
             }

@@ -24,7 +24,6 @@ pub(super) fn configuration(r: &Row) -> String {
 /// [`configuration`] written into `out` (cleared first): a report builds one per record, and a
 /// buffer kept from record to record saves the allocations.
 pub(super) fn write_configuration(r: &Row, out: &mut String) {
-    use std::fmt::Write;
     out.clear();
     out.push_str(&r.model);
     for k in r.swept.iter().filter(|k| ***k != *"seed") {
@@ -32,12 +31,8 @@ pub(super) fn write_configuration(r: &Row, out: &mut String) {
         out.push(' ');
         out.push_str(short);
         out.push('=');
-        match r.params.get(k) {
-            Some(serde_json::Value::String(s)) => out.push_str(s),
-            Some(serde_json::Value::Null) | None => {}
-            Some(other) => {
-                let _ = write!(out, "{other}");
-            }
+        if let Some(value) = r.params.get(k) {
+            super::frame::write_param_text(value, out);
         }
     }
 }
