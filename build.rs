@@ -11,7 +11,8 @@
 //!   expose) against the wheel's headers, setting `seqbench_amp`; without it, mixed precision
 //!   is refused with a message;
 //! - csrc/scan.cpp and csrc/causal_conv.cpp (fused scans and Mamba's causal conv with their own
-//!   autograd), setting `seqbench_scan`; without them the mixers run their libtorch references;
+//!   autograd; compiled as one unit, csrc/kernels.cpp), setting `seqbench_scan`; without them
+//!   the mixers run their libtorch references;
 //! - torch version, git commit and rustc version for env.json;
 //! - the model presets of configs/models, so that `preset: NAME` works wherever the binary runs.
 use std::path::Path;
@@ -107,7 +108,7 @@ fn build_amp_shim(lib_path: &Path) {
 /// optimised whatever the profile (a debug build's scans would make the tests slow) and
 /// vectorised through `#pragma omp simd`; without them every mixer uses its `reference` scan.
 fn build_scan_shim(lib_path: &Path) {
-    for file in ["csrc/scan.cpp", "csrc/causal_conv.cpp", "csrc/kernel_util.h"] {
+    for file in ["csrc/kernels.cpp", "csrc/scan.cpp", "csrc/causal_conv.cpp", "csrc/kernel_util.h"] {
         println!("cargo:rerun-if-changed={file}");
     }
     let Some(torch_include) = lib_path.parent().map(|p| p.join("include")) else { return };
@@ -116,8 +117,8 @@ fn build_scan_shim(lib_path: &Path) {
         println!("cargo:warning=libtorch headers not found: fused scans unavailable (the reference scans run)");
         return;
     }
-    let mut build = shim("scan", &[torch_include, api]);
-    build.file("csrc/causal_conv.cpp").opt_level(3).debug(false).flag_if_supported("-fopenmp-simd");
+    let mut build = shim("kernels", &[torch_include, api]);
+    build.opt_level(3).debug(false).flag_if_supported("-fopenmp-simd");
     let lost = "the reference scans run";
     link_shim(build.try_compile("seqbench_scan"), lib_path, &["torch_cpu", "c10"], "seqbench_scan", lost);
 }
