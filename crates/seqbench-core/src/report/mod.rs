@@ -77,10 +77,14 @@ pub struct Rendered {
 }
 
 /// The value under `key`, inserted when missing (this runs several times for every record of
-/// a million-record report). One look-up and a copy of the key: a look-up compares long labels
-/// several times over, and costs more than the copy.
+/// a million-record report, nearly always for a key already there). The key is copied only
+/// when it is new: copying it on every call, to look it up once through `entry`, made the
+/// 1M-record report 7 % slower (medians of 10 alternating runs, 3.75 s against 3.49 s).
 fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
-    map.entry(key.to_owned()).or_default()
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 /// Everything a report needs from the records, gathered one record at a time: records are
