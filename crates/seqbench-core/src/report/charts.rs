@@ -2,8 +2,8 @@
 //! Pareto front, accuracy against model width when `model.d_model` is swept (Zoology's figure),
 //! and — when the suite sweeps a task's length (`seq_len`, LRA's `max_length`, …) — throughput, memory and accuracy
 //! against sequence length. Axes spanning more than a decade are drawn in log scale.
-use super::entry;
 use super::row::Row;
+use super::{entry, insert};
 use crate::metric::{Metric, Unit, METRICS};
 use crate::record::{ForecastSample, Record, Status};
 use crate::tasks::TaskFacts;
@@ -639,9 +639,7 @@ impl ChartData {
     /// Adds a record of `task` (its registry entry; None for a task this build does not know).
     pub fn add(&mut self, r: &Row, task: Option<&TaskFacts>) {
         entry(&mut self.tasks, &r.task_label).add(r, task);
-        if !self.models.contains(&*r.model) {
-            self.models.insert(r.model.to_string());
-        }
+        insert(&mut self.models, &r.model);
         let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
             return;
         };

@@ -171,9 +171,7 @@ impl ParamColumn {
 impl FramePart {
     pub fn add(&mut self, r: &Row) {
         for key in &r.swept {
-            if !self.swept.contains(&**key) {
-                self.swept.insert(key.to_string());
-            }
+            super::insert(&mut self.swept, key);
         }
         let pending = self.pending.get_or_insert_with(PendingRows::new);
         for (i, (key, value)) in r.params.0.iter().enumerate() {

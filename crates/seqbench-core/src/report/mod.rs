@@ -87,6 +87,13 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
     map.get_mut(key).expect("inserted above")
 }
 
+/// Adds `key` to `set`, copied only when it is new: [`entry`] for sets, for the same reason.
+fn insert(set: &mut BTreeSet<String>, key: &str) {
+    if !set.contains(key) {
+        set.insert(key.to_owned());
+    }
+}
+
 /// Everything a report needs from the records, gathered one record at a time: records are
 /// read in chunks, each chunk gathered in parallel and the partials merged in file order, so a
 /// million records never sit in memory as `Record`s.
@@ -157,9 +164,7 @@ impl Gathered {
         }
         let keys = entry(&mut self.task_keys, &r.task_label);
         for k in r.swept.iter().filter(|k| ***k != *"seed") {
-            if !keys.contains(&**k) {
-                keys.insert(k.to_string());
-            }
+            insert(keys, k);
         }
         self.frame.add(r);
         // The task's registry entry, looked up once per record for everything below.
@@ -174,10 +179,7 @@ impl Gathered {
         }
         if let Some(path) = r.measurements.implementation.as_deref().filter(|_| r.status == crate::record::Status::Ok) {
             splits::write_configuration(r, &mut self.configuration);
-            let paths = entry(entry(&mut self.implementations, &r.task_label), &self.configuration);
-            if !paths.contains(path) {
-                paths.insert(path.to_string());
-            }
+            insert(entry(entry(&mut self.implementations, &r.task_label), &self.configuration), path);
         }
     }
 
