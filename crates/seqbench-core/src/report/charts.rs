@@ -13,6 +13,8 @@ use plotters::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod staged;
+
 /// Colours that stay apart on white and for colour-blind readers: Okabe & Ito's (no yellow),
 /// then Paul Tol's muted scheme, then black.
 const PALETTE: [RGBColor; 15] = [
@@ -455,8 +457,8 @@ struct TaskCharts {
     vs_depth: Groups<i64>,
     /// Language modelling: test loss against position in the context.
     vs_position: Groups<i64>,
-    /// Reused for every record's configuration label.
-    label: String,
+    /// This piece's sums per configuration, not yet in the maps above.
+    staged: staged::Staged,
 }
 
 /// The metrics drawn against sequence length, with their chart name and axis label.
@@ -465,89 +467,62 @@ fn vs_seq_len_metrics() -> impl Iterator<Item = (&'static Metric, &'static str, 
 }
 
 impl TaskCharts {
-    fn add(&mut self, r: &Row, task: Option<&TaskFacts>) {
-        let mut buffer = std::mem::take(&mut self.label);
-        let label = config_label(r, |_| false, &mut buffer);
+    /// Adds a record; returns whether its configuration is new to this piece.
+    fn add(&mut self, r: &Row, task: Option<&TaskFacts>) -> bool {
+        let TaskCharts { staged, run_curves, runs_with_curve, vs_test_length, vs_depth, vs_position, .. } = self;
+        let (slot, new) = staged.slot(r, task);
         let curve = &r.measurements.loss_curve;
         if !curve.is_empty() {
-            self.runs_with_curve += 1;
-            if self.run_curves.len() < MAX_LINES {
+            *runs_with_curve += 1;
+            if run_curves.len() < MAX_LINES {
                 let pts = curve.iter().map(|p| (p.step as f64, p.loss)).collect();
-                self.run_curves.push((format!("{label} seed={}", r.seed), pts));
+                run_curves.push((format!("{} seed={}", slot.label, r.seed), pts));
             }
-            entry(&mut self.mean_curves, label).add(curve.iter().map(|p| (p.step, Mean::of(p.loss))));
+            slot.mean_curve.add(curve.iter().map(|p| (p.step, Mean::of(p.loss))));
         }
         if r.status == Status::Ok {
             if let (Some(t), Some(a)) = (r.measurements.train_tokens_per_s, r.measurements.accuracy) {
-                let e = entry(&mut self.accuracy_vs_throughput, label);
+                let e = slot.accuracy_vs_throughput.get_or_insert_default();
                 e.0.add(t);
                 e.1.add(100.0 * a);
             }
-            self.add_vs_test_length(r, label);
+            add_vs_test_length(r, &slot.label, vs_test_length, vs_depth);
             for p in &r.measurements.loss_by_position {
-                entry(&mut self.vs_position, label).entry(p.position as i64).or_default().add(p.loss);
+                entry(vs_position, &slot.label).entry(p.position as i64).or_default().add(p.loss);
             }
-            self.add_vs_params(r, task, &mut buffer);
+            add_vs_params(r, task, slot);
+            self.seq_len_swept |= slot.length_swept;
+            self.width_swept |= slot.width_swept;
         }
-        self.label = buffer;
+        new
     }
 
-    /// Accuracy at each evaluated length (`len=N` splits) of a run that ended `ok`.
-    fn add_vs_test_length(&mut self, r: &Row, label: &str) {
-        for (name, scores) in &r.measurements.evals {
-            // `len=N`, or `len=N depth=D` (passkey): averaged over the depths of a length.
-            let mut parts = name.split(' ');
-            let Some(length) = parts.next().and_then(|p| p.strip_prefix("len=")).and_then(|n| n.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            entry(&mut self.vs_test_length, label).entry(length).or_default().add(100.0 * scores.accuracy);
-            if let Some(depth) = parts.next().and_then(|p| p.strip_prefix("depth=")).and_then(|d| d.parse::<f64>().ok())
-            {
-                let line = format!("{label} len={length}");
-                entry(&mut self.vs_depth, &line)
-                    .entry((100.0 * depth).round() as i64)
-                    .or_default()
-                    .add(100.0 * scores.accuracy);
+    /// Moves the staged sums into the maps by label, configuration by configuration.
+    fn unstage(&mut self) {
+        for slot in self.staged.take() {
+            if !slot.mean_curve.0.is_empty() {
+                entry(&mut self.mean_curves, &slot.label).add(slot.mean_curve.0.into_iter());
             }
-        }
-    }
-
-    /// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
-    fn add_vs_params(&mut self, r: &Row, task: Option<&TaskFacts>, buffer: &mut String) {
-        // The task's own length parameters (`seq_len`, LRA's `max_length` or `size`, …).
-        let length_params = task.map_or(&[][..], |t| t.length_params);
-        let sets_length = |key: &str| key.strip_prefix("task.").is_some_and(|k| length_params.contains(&k));
-        self.seq_len_swept |= r.swept.iter().any(|k| sets_length(k));
-        self.width_swept |= r.swept.iter().any(|k| **k == *"model.d_model");
-        // Records from before `seq_len` was recorded: the length parameter, when there is one.
-        let from_param = || match length_params {
-            [one] => {
-                r.params.0.iter().rfind(|(k, _)| k.strip_prefix("task.") == Some(one)).and_then(|(_, v)| v.as_i64())
+            if let Some((t, a)) = slot.accuracy_vs_throughput {
+                let e = entry(&mut self.accuracy_vs_throughput, &slot.label);
+                e.0.merge(t);
+                e.1.merge(a);
             }
-            _ => None,
-        };
-        if let Some(x) = r.measurements.seq_len.map(|l| l as i64).or_else(from_param) {
-            let label = config_label(r, sets_length, buffer);
-            let means = entry(&mut self.vs_seq_len, label)
-                .entry(x)
-                .or_insert_with(|| vec![Mean::default(); vs_seq_len_metrics().count()]);
-            for ((metric, _, _), mean) in vs_seq_len_metrics().zip(means) {
-                if let Some(v) = (metric.get)(&r.measurements, r.wall_s) {
-                    mean.add(metric.unit.shown(v));
+            if !slot.vs_seq_len.is_empty() {
+                merge_metric_means(entry(&mut self.vs_seq_len, &slot.label_without_length), slot.vs_seq_len);
+            }
+            for (groups, by_x) in [(&mut self.vs_width, slot.vs_width), (&mut self.vs_state, slot.vs_state)] {
+                if !by_x.is_empty() {
+                    let into = entry(groups, &slot.label_without_width);
+                    by_x.into_iter().for_each(|(x, m)| into.entry(x).or_default().merge(m));
                 }
             }
         }
-        if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
-            let label = config_label(r, |k| k == "model.d_model", buffer);
-            entry(&mut self.vs_width, label).entry(x).or_default().add(100.0 * a);
-            if let Some(state) = r.measurements.state_size {
-                entry(&mut self.vs_state, label).entry(state.round() as i64).or_default().add(100.0 * a);
-            }
-        }
     }
 
-    fn merge(&mut self, later: TaskCharts) {
+    fn merge(&mut self, mut later: TaskCharts) {
+        self.unstage();
+        later.unstage();
         let room = MAX_LINES.saturating_sub(self.run_curves.len());
         self.run_curves.extend(later.run_curves.into_iter().take(room));
         self.runs_with_curve += later.runs_with_curve;
@@ -562,15 +537,7 @@ impl TaskCharts {
         self.seq_len_swept |= later.seq_len_swept;
         self.width_swept |= later.width_swept;
         for (label, by_x) in later.vs_seq_len {
-            let into = self.vs_seq_len.entry(label).or_default();
-            for (x, means) in by_x {
-                match into.get_mut(&x) {
-                    Some(kept) => kept.iter_mut().zip(means).for_each(|(k, m)| k.merge(m)),
-                    None => {
-                        into.insert(x, means);
-                    }
-                }
-            }
+            merge_metric_means(self.vs_seq_len.entry(label).or_default(), by_x);
         }
         merge_groups(&mut self.vs_width, later.vs_width);
         merge_groups(&mut self.vs_state, later.vs_state);
@@ -597,6 +564,57 @@ impl TaskCharts {
             " (mean over seeds)".to_string()
         };
         (series, note)
+    }
+}
+
+/// Accuracy at each evaluated length (`len=N` splits) of a run that ended `ok`.
+fn add_vs_test_length(r: &Row, label: &str, vs_test_length: &mut Groups<i64>, vs_depth: &mut Groups<i64>) {
+    for (name, scores) in &r.measurements.evals {
+        // `len=N`, or `len=N depth=D` (passkey): averaged over the depths of a length.
+        let mut parts = name.split(' ');
+        let Some(length) = parts.next().and_then(|p| p.strip_prefix("len=")).and_then(|n| n.parse::<i64>().ok()) else {
+            continue;
+        };
+        entry(vs_test_length, label).entry(length).or_default().add(100.0 * scores.accuracy);
+        if let Some(depth) = parts.next().and_then(|p| p.strip_prefix("depth=")).and_then(|d| d.parse::<f64>().ok()) {
+            let line = format!("{label} len={length}");
+            entry(vs_depth, &line).entry((100.0 * depth).round() as i64).or_default().add(100.0 * scores.accuracy);
+        }
+    }
+}
+
+/// Metrics against sequence length and accuracy against width, for a run that ended `ok`.
+fn add_vs_params(r: &Row, task: Option<&TaskFacts>, slot: &mut staged::Slot) {
+    // Records from before `seq_len` was recorded: the length parameter, when there is one.
+    let from_param = || match task.map_or(&[][..], |t| t.length_params) {
+        [one] => r.params.0.iter().rfind(|(k, _)| k.strip_prefix("task.") == Some(one)).and_then(|(_, v)| v.as_i64()),
+        _ => None,
+    };
+    if let Some(x) = r.measurements.seq_len.map(|l| l as i64).or_else(from_param) {
+        let means = slot.vs_seq_len.entry(x).or_insert_with(|| vec![Mean::default(); vs_seq_len_metrics().count()]);
+        for ((metric, _, _), mean) in vs_seq_len_metrics().zip(means) {
+            if let Some(v) = (metric.get)(&r.measurements, r.wall_s) {
+                mean.add(metric.unit.shown(v));
+            }
+        }
+    }
+    if let (Some(x), Some(a)) = (r.params.get("model.d_model").and_then(|v| v.as_i64()), r.measurements.accuracy) {
+        slot.vs_width.entry(x).or_default().add(100.0 * a);
+        if let Some(state) = r.measurements.state_size {
+            slot.vs_state.entry(state.round() as i64).or_default().add(100.0 * a);
+        }
+    }
+}
+
+/// Adds `later`'s means of every metric against x into `into`.
+fn merge_metric_means(into: &mut BTreeMap<i64, Vec<Mean>>, later: BTreeMap<i64, Vec<Mean>>) {
+    for (x, means) in later {
+        match into.get_mut(&x) {
+            Some(kept) => kept.iter_mut().zip(means).for_each(|(k, m)| k.merge(m)),
+            None => {
+                into.insert(x, means);
+            }
+        }
     }
 }
 
@@ -638,8 +656,9 @@ pub struct ChartData {
 impl ChartData {
     /// Adds a record of `task` (its registry entry; None for a task this build does not know).
     pub fn add(&mut self, r: &Row, task: Option<&TaskFacts>) {
-        entry(&mut self.tasks, &r.task_label).add(r, task);
-        insert(&mut self.models, &r.model);
+        if entry(&mut self.tasks, &r.task_label).add(r, task) {
+            insert(&mut self.models, &r.model);
+        }
         let Some(sample) = r.measurements.forecast_sample.as_ref().filter(|_| r.status == Status::Ok) else {
             return;
         };
@@ -678,6 +697,7 @@ impl ChartData {
         let mut out = Vec::new();
         forecast_charts(self.forecasts, &mut out)?;
         for (task, mut data) in self.tasks {
+            data.unstage();
             task_charts(&task, &mut data, &mut out)?;
         }
         Ok(out)

@@ -92,10 +92,12 @@ fn gather_piece(piece: &mut [u8], superseded: &HashSet<(String, String)>) -> Res
     Ok(Piece { gathered, skipped, lines })
 }
 
-/// Splits a block of whole lines into pieces of whole lines for the worker threads (several per
-/// thread, so that an uneven piece does not leave a core idle).
+/// Splits a block of whole lines into pieces of whole lines for the worker threads (two per
+/// thread, so that an uneven piece does not leave a core idle for long; four per thread made
+/// more pieces to seal and merge, and the 1M-record report 2-3 % slower, medians of 8
+/// alternating runs, 3.05 s against 2.98 s).
 fn pieces(block: &mut [u8]) -> Vec<&mut [u8]> {
-    let target = (block.len() / (4 * rayon::current_num_threads())).max(1 << 20);
+    let target = (block.len() / (2 * rayon::current_num_threads())).max(1 << 20);
     let (mut out, mut rest) = (Vec::new(), block);
     while !rest.is_empty() {
         let cut = match rest.get(target..).and_then(|tail| memchr::memchr(b'\n', tail)) {
