@@ -253,7 +253,11 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
                 None => key_scores * &beta,
             };
             let rhs = Tensor::cat(&[&v * &beta, from_start(&k, b.as_ref()) * &beta], -1);
-            let solved = system.linalg_solve_triangular(&rhs, false, true, true);
+            // T itself (a solve against the identity), then T times both right-hand sides: the
+            // triangular solve runs one small system at a time, c columns instead of d_v + d_k
+            // (DeltaProduct's engine 19 % faster forward + backward at L = 4,096).
+            let identity = Tensor::eye(c, (kind, k.device())).expand_as(&system);
+            let solved = system.linalg_solve_triangular(&identity, false, true, true).matmul(&rhs);
             let (u, w) =
                 (solved.narrow(-1, 0, d_v).unbind(2), solved.narrow(-1, d_v, solved.size()[4] - d_v).unbind(2));
             let k_to_end_t = k_to_end.transpose(-1, -2).unbind(2);
