@@ -60,6 +60,9 @@ pub struct FramePart {
     /// in the order the records list them: records of one run list the same keys in the same
     /// order, so a record's i-th key is found at i without a look-up or a copy of the key.
     pending_params: Vec<(String, Vec<Option<serde_json::Value>>)>,
+    /// How many records the caller expects before the next seal: the columns are made that
+    /// large at once instead of growing (and faulting new pages in) by doubling.
+    pub expected_rows: usize,
 }
 
 /// The fixed columns of the records not yet sealed, built column by column as they arrive (no
@@ -73,13 +76,13 @@ struct PendingRows {
 }
 
 impl PendingRows {
-    fn new() -> Self {
-        const ROWS: usize = 1024;
+    /// Room for `rows` rows before a column grows.
+    fn new(rows: usize) -> Self {
         PendingRows {
             len: 0,
-            text: TEXT_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), ROWS)),
-            seed: Vec::new(),
-            metrics: METRICS.iter().map(|m| PrimitiveChunkedBuilder::new(m.key.into(), ROWS)).collect(),
+            text: TEXT_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), rows)),
+            seed: Vec::with_capacity(rows),
+            metrics: METRICS.iter().map(|m| PrimitiveChunkedBuilder::new(m.key.into(), rows)).collect(),
         }
     }
 
@@ -173,14 +176,14 @@ impl FramePart {
         for key in &r.swept {
             super::insert(&mut self.swept, key);
         }
-        let pending = self.pending.get_or_insert_with(PendingRows::new);
+        let pending = self.pending.get_or_insert_with(|| PendingRows::new(self.expected_rows.max(1024)));
         for (i, (key, value)) in r.params.0.iter().enumerate() {
             let slot = match self.pending_params.get(i) {
                 Some((k, _)) if k == &**key => i,
                 _ => match self.pending_params.iter().position(|(k, _)| k == &**key) {
                     Some(j) => j,
                     None => {
-                        self.pending_params.push((key.to_string(), Vec::new()));
+                        self.pending_params.push((key.to_string(), Vec::with_capacity(self.expected_rows)));
                         self.pending_params.len() - 1
                     }
                 },
@@ -251,7 +254,7 @@ impl FramePart {
         self.seal()?;
         let fixed = match self.fixed.take() {
             Some(fixed) => fixed,
-            None => PendingRows::new().finish()?,
+            None => PendingRows::new(0).finish()?,
         };
         let mut columns: Vec<Column> = fixed.columns()[..PARAMS_AT].to_vec();
         for key in &self.swept {

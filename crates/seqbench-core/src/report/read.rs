@@ -67,6 +67,10 @@ impl Piece {
 /// by a newer record of their job (`superseded`, from `--retry-failed`) are counted apart.
 fn gather_piece(piece: &mut [u8], superseded: &HashSet<(String, String)>) -> Result<Piece> {
     let (mut gathered, mut skipped, mut lines) = (Gathered::default(), Vec::new(), 0);
+    // A record is about a kilobyte (1.3 kB with a 20-point loss curve, less without): the
+    // columns start at about the piece's record count. 5 % faster on 1M records (medians of 8
+    // alternating runs, 2.87 s against 3.02 s), from fewer page faults.
+    gathered.frame.expected_rows = piece.len() / 1024 + 16;
     let mut buffers = simd_json::Buffers::new(4096);
     let mut rest = piece;
     while !rest.is_empty() {
