@@ -225,21 +225,27 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
         }
         None => (k.shallow_clone(), None),
     };
+    // The read rows' queries decayed from their chunk's start: their read of the state entering
+    // the chunk is q_start S.
+    let b_rows = b.as_ref().map(|b| last_of_each(b, every));
+    let q_start = from_start(&q, b_rows.as_ref());
     let mut state = initial.map_or_else(|| zero_state(inputs), |s| s.shallow_clone());
-    let mut states = Vec::with_capacity(n as usize); // the state entering each chunk
     let decays = chunk_decay.as_ref().map(|d| d.unbind(2));
     let carry = |state: &Tensor, i: usize, update: Tensor| match &decays {
         Some(d) => state * &d[i] + update,
         None => state + update,
     };
-    let values = match &inputs.beta {
+    // The values the chunk's scores weigh, and the read rows' read of the state entering
+    // their chunk (b, heads, chunks, rows, d_v).
+    let (values, read_of_state) = match &inputs.beta {
         None => {
             let updates = k_to_end.transpose(-1, -2).matmul(&v).unbind(2);
+            let mut states = Vec::with_capacity(n as usize); // the state entering each chunk
             for (i, update) in updates.into_iter().enumerate() {
                 let next = carry(&state, i, update);
                 states.push(std::mem::replace(&mut state, next));
             }
-            v
+            (v, q_start.matmul(&Tensor::stack(&states, 2)))
         }
         Some(beta) => {
             // UT transform, every chunk in one solve: T = (I + tril(diag(β)(K Kᵀ ⊙ Γ), −1))⁻¹,
@@ -260,21 +266,26 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
             let identity = Tensor::eye(c, (kind, k.device())).expand_as(&system);
             let t_beta = system.linalg_solve_triangular(&identity, false, true, true) * beta.transpose(-1, -2);
             let u = t_beta.matmul(&v).unbind(2);
-            let w = t_beta.matmul(&from_start(&k, b.as_ref())).unbind(2);
+            let w = t_beta.matmul(&from_start(&k, b.as_ref()));
+            // The chunk's correction w S and the read rows' q_start S in one product per chunk,
+            // instead of stacking every chunk's entering state (d_k × d_v each, 64 MiB for
+            // DeltaProduct at L = 4,096) for one product after the loop.
+            let rows = c / every;
+            let reads = Tensor::cat(&[w, q_start], 3).unbind(2);
             let k_to_end_t = k_to_end.transpose(-1, -2).unbind(2);
-            let mut values = Vec::with_capacity(n as usize);
-            for (i, (u, w)) in u.iter().zip(&w).enumerate() {
-                let value = u - w.matmul(&state);
-                let next = carry(&state, i, k_to_end_t[i].matmul(&value));
-                states.push(std::mem::replace(&mut state, next));
+            let (mut values, mut read_of_state) = (Vec::with_capacity(n as usize), Vec::with_capacity(n as usize));
+            for (i, (u, reads)) in u.iter().zip(&reads).enumerate() {
+                let read = reads.matmul(&state);
+                let value = u - read.narrow(2, 0, c);
+                state = carry(&state, i, k_to_end_t[i].matmul(&value));
                 values.push(value);
+                read_of_state.push(read.narrow(2, c, rows));
             }
-            Tensor::stack(&values, 2)
+            (Tensor::stack(&values, 2), Tensor::stack(&read_of_state, 2))
         }
     };
-    // The state entering each chunk, (b, heads, chunks, d_k, d_v); the scores of the read rows
-    // against every key of their chunk, zero after the row's position.
-    let entering = Tensor::stack(&states, 2);
+    // The scores of the read rows against every key of their chunk, zero after the row's
+    // position.
     let scores = match (&b, &relative) {
         (None, _) => {
             q.matmul(&k.transpose(-1, -2)).masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0)
@@ -282,8 +293,7 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
         (Some(_), Some(r)) => q.matmul(&k.transpose(-1, -2)) * last_of_each(r, every),
         (Some(b), None) => vector_decayed_scores(&q, &k, b, every),
     };
-    let b_rows = b.as_ref().map(|b| last_of_each(b, every));
-    let o = scores.matmul(&values) + from_start(&q, b_rows.as_ref()).matmul(&entering);
+    let o = scores.matmul(&values) + read_of_state;
     (o.reshape([batch, heads, n * c / every, d_v]).narrow(2, 0, len / every), state)
 }
 
