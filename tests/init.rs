@@ -380,6 +380,63 @@ fn rwkv6_starts_as_a_fresh_fla_rwkv6_attention() {
     assert_constant(&vars, &m("g_norm.bias"), 0.0);
 }
 
+/// fla's `RWKV7Attention._initialize_weights` for block 1 of 3 (d_model 128, heads of 64):
+/// r₀₁ = 1/2, r₁ = 2/3, the lerps 1 − (n/C)^(p·r₁), the LoRA biases on BlinkDL's schedules,
+/// orthogonal projections and LoRA up-matrices, o_proj and the LoRA down-matrices zero.
+#[test]
+fn rwkv7_starts_as_fla_initialises_rwkv7_attention() {
+    let vars = build("rwkv7", json!({"d_model": 128, "head_dim": 64, "n_layers": 3}), &tokens_io());
+    let m = |name: &str| format!("blocks.1.mixer.{name}");
+    let (c, r01, r1) = (128.0f64, 0.5f64, 2.0 / 3.0);
+    let linear = |n: f64| n / (c - 1.0) - 0.5;
+    let zigzag = |n: f64| {
+        let z = ((n % 64.0) - 31.5) / 31.5;
+        z * z.abs()
+    };
+    let at = |name: &str, n: i64| get(&vars, &m(name)).double_value(&[n]);
+    for n in [0i64, 40, 64, 127] {
+        let x = n as f64;
+        for (name, power) in [("x_r", 0.2), ("x_w", 0.9), ("x_k", 0.7), ("x_v", 0.7), ("x_a", 0.9), ("x_g", 0.2)] {
+            let expected = 1.0 - (x / c).powf(power * r1);
+            assert!((at(name, n) - expected).abs() < 1e-6, "{name}[{n}]: {} vs {expected}", at(name, n));
+        }
+        let decay = -6.0 + 6.0 * (x / (c - 1.0)).powf(1.0 + r01.powf(0.3)) + 0.5 + 2.5 * zigzag(x);
+        let expected = [
+            ("w_lora.lora.2.bias", decay),
+            ("a_lora.lora.2.bias", -0.19 + 0.3 * zigzag(x) + 0.4 * linear(x)),
+            ("v_lora.lora.2.bias", 0.73 - 0.4 * linear(x)),
+            ("k_k", 0.71 - 0.1 * linear(x)),
+        ];
+        for (name, value) in expected {
+            assert!((at(name, n) - value).abs() < 1e-5, "{name}[{n}]: {} vs {value}", at(name, n));
+        }
+    }
+    assert_constant(&vars, &m("k_a"), 1.02);
+    assert_constant(&vars, &m("r_k"), -0.04);
+    assert_eq!(get(&vars, &m("r_k")).size(), [2, 64]);
+    assert_constant(&vars, &m("g_norm.weight"), (2.0f64 / 3.0).powf(0.7));
+    for name in ["g_norm.bias", "o_proj.weight", "w_lora.lora.0.weight", "a_lora.lora.0.weight", "g_lora.lora.0.weight"]
+    {
+        assert_constant(&vars, &m(name), 0.0);
+    }
+    assert_absent(&vars, &m("g_lora.lora.2.bias"));
+    assert_absent(&vars, "blocks.0.mixer.v_lora.lora.2.weight");
+    // Orthogonal with gain g: WᵀW = g²·I over the smaller side.
+    for (name, gain) in [
+        ("r_proj.weight", 1.0),
+        ("k_proj.weight", 0.1),
+        ("v_proj.weight", 1.0),
+        ("w_lora.lora.2.weight", 0.1),
+        ("g_lora.lora.2.weight", 0.1),
+        ("v_lora.lora.2.weight", 0.1),
+    ] {
+        let w = get(&vars, &m(name));
+        let side = w.size()[1];
+        let gram = w.transpose(0, 1).matmul(w) - Tensor::eye(side, (Kind::Double, tch::Device::Cpu)) * (gain * gain);
+        assert!(max_abs(&gram) < 1e-5, "{name}: max |WᵀW − {gain}² I| = {}", max_abs(&gram));
+    }
+}
+
 /// `decay_init: rwkv_schedule` starts the decay LoRA's bias on BlinkDL's RWKV-6 schedule,
 /// w₀[n] = −6 + 5·(n/(d_k − 1))^(0.7 + 1.3·layer/(n_layers − 1)), and changes nothing else.
 #[test]

@@ -14,6 +14,7 @@ use seqbench::models::mlstm::MlstmConfig;
 use seqbench::models::retnet::RetNetConfig;
 use seqbench::models::rnn::{build_cell, Cell, RnnConfig};
 use seqbench::models::rwkv6::Rwkv6Config;
+use seqbench::models::rwkv7::Rwkv7Config;
 use seqbench::models::s4d::S4dConfig;
 use seqbench::models::slstm::SlstmConfig;
 use seqbench::models::transformer::{build_transformer, Positions, TransformerConfig};
@@ -226,6 +227,24 @@ fn rwkv6_matches_fla_naive_recurrence() {
         ..Default::default()
     };
     zoo_parity("rwkv6", cfg, true);
+}
+
+/// Three layers: the second and third mix in the first layer's values.
+#[test]
+fn rwkv7_matches_fla_recurrence() {
+    let cfg = Rwkv7Config {
+        d_model: 16,
+        n_layers: 3,
+        mlp_ratio: 2,
+        head_dim: 8,
+        decay_low_rank_dim: 4,
+        a_low_rank_dim: 4,
+        v_low_rank_dim: 4,
+        gate_low_rank_dim: 8,
+        chunk: ChunkSize::Fixed(16),
+        ..Default::default()
+    };
+    zoo_parity("rwkv7", cfg, true);
 }
 
 #[test]

@@ -21,6 +21,10 @@ fn tiny_params(arch: &str, d_model: i64, n_layers: i64) -> serde_json::Value {
         "deltanet" | "gated_deltanet" | "deltaproduct" => json!({ "n_heads": 2, "chunk": 16 }),
         "hgrn2" => json!({ "expand_ratio": 8, "chunk": 8 }),
         "rwkv6" => json!({ "n_heads": 2, "proj_low_rank_dim": 4, "gate_low_rank_dim": 4, "chunk": 8 }),
+        "rwkv7" => json!({
+            "head_dim": 8, "decay_low_rank_dim": 4, "a_low_rank_dim": 4, "v_low_rank_dim": 4,
+            "gate_low_rank_dim": 4, "chunk": 8
+        }),
         "mlstm" => json!({ "n_heads": 2, "round_to": 1, "chunk": 16 }),
         "linear" => json!({ "kernel": 3 }),
         "hawk" => json!({ "num_heads": 2, "lru_width": 24 }),
@@ -88,7 +92,9 @@ fn mixer_gradients_match_finite_differences() {
     for arch in all_archs() {
         tch::manual_seed(1);
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let model = build(&vs, arch, &tiny_params(arch, 8, 1), &io);
+        // RWKV-7's value residual crosses layers: two, so that its second layer mixes in the first's.
+        let layers = if arch == "rwkv7" { 2 } else { 1 };
+        let model = build(&vs, arch, &tiny_params(arch, 8, layers), &io);
         vs.set_kind(Kind::Double);
         let x = Tensor::randint(io.vocab_size, [2, io.seq_len], (Kind::Int64, Device::Cpu));
         let w = Tensor::randn([2, io.seq_len, io.num_classes], (Kind::Double, Device::Cpu));

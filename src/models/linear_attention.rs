@@ -15,6 +15,8 @@
 //! overflows however strong the decay. q is used as given (callers scale it).
 use tch::{Kind, Tensor};
 
+pub mod dplr;
+
 /// What runs a mixer on this engine, for its record's `implementation`: the chunkwise form in
 /// libtorch ops, without a fused Triton/CUDA kernel as fla's.
 pub fn describe(chunk: i64) -> String {
@@ -168,6 +170,14 @@ fn vector_decayed_scores(q: &Tensor, k: &Tensor, b: &Tensor, every: i64) -> Tens
     (q.unsqueeze(-2) * k.unsqueeze(-3) * weights).sum_dim_intlist([-1i64].as_slice(), false, None)
 }
 
+/// (b, heads, rows, d) → (b, heads, n, rows per chunk, d), the tail padded with zeros.
+fn chunk_rows(x: &Tensor, batch: i64, heads: i64, n: i64, per_chunk: i64) -> Tensor {
+    let rows = x.size()[2];
+    let padded =
+        if n * per_chunk > rows { x.constant_pad_nd([0, 0, 0, n * per_chunk - rows]) } else { x.shallow_clone() };
+    padded.reshape([batch, heads, n, per_chunk, -1])
+}
+
 /// The chunkwise-parallel form, chunks of `chunk` positions: (o, final state), equal to
 /// [`naive`]'s. Everything that does not need the state is computed for all chunks at once
 /// (the scores, the decays, the UT transform's one batched triangular solve); only the state's
@@ -199,13 +209,7 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
     let c = chunk.clamp(1, len.max(1));
     let c = (c + every - 1) / every * every;
     let n = (len + c - 1) / c;
-    // (b, heads, rows, d) → (b, heads, chunks, rows per chunk, d), the tail padded with zeros.
-    let chunks = |x: &Tensor, per_chunk: i64| {
-        let rows = x.size()[2];
-        let padded =
-            if n * per_chunk > rows { x.constant_pad_nd([0, 0, 0, n * per_chunk - rows]) } else { x.shallow_clone() };
-        padded.reshape([batch, heads, n, per_chunk, -1])
-    };
+    let chunks = |x: &Tensor, per_chunk: i64| chunk_rows(x, batch, heads, n, per_chunk);
     let (q, k, v) = (chunks(&inputs.q, c / every), chunks(&inputs.k, c), chunks(&inputs.v, c));
     // b_i: log of the decay from the chunk's start through position i, (…, c, 1 or d_k).
     let b = log_decay(inputs).map(|g| chunks(&g, c).cumsum(3, kind));

@@ -24,6 +24,7 @@ pub mod python;
 pub mod retnet;
 pub mod rnn;
 pub mod rwkv6;
+pub mod rwkv7;
 pub mod s4d;
 pub mod scan;
 pub mod slstm;
@@ -224,6 +225,7 @@ pub fn registry() -> &'static [ArchInfo] {
         gla::INFO,
         hgrn2::INFO,
         rwkv6::INFO,
+        rwkv7::INFO,
         mlstm::INFO,
         slstm::INFO,
         deltanet::DELTANET_INFO,

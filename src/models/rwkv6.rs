@@ -315,7 +315,7 @@ impl Mixer for Rwkv6 {
 
 /// x moved by one position along `dim`: later (`by` = 1, a zero first) or earlier (`by` = −1,
 /// a zero last).
-fn shift(x: &Tensor, dim: i64, by: i64) -> Tensor {
+pub(super) fn shift(x: &Tensor, dim: i64, by: i64) -> Tensor {
     let len = x.size()[dim as usize];
     let zero = x.narrow(dim, 0, 1).zeros_like();
     match by {

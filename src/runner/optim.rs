@@ -189,6 +189,16 @@ mod tests {
             assert_eq!(lru[&format!("blocks.0.mixer.{name}")], (false, 0.5), "{name}");
         }
         assert_eq!(lru["blocks.0.mixer.c_re"], (true, 1.0));
+
+        // BlinkDL's RWKV-7 trainer: only `*.weight` matrices decay there (not r_k or the LoRAs'
+        // w1, w2, …), and w0 (the decay LoRA's bias) trains at 2× the learning rate.
+        let rwkv7 = rules_of("rwkv7", json!({"d_model": 32, "head_dim": 16}), WeightDecayOn::Matrices, 1e-3);
+        assert_eq!(rwkv7["blocks.1.mixer.r_proj.weight"], (true, 1.0));
+        assert_eq!(rwkv7["blocks.1.mixer.r_k"], (false, 1.0));
+        assert_eq!(rwkv7["blocks.1.mixer.w_lora.lora.2.bias"], (false, 2.0));
+        for lora in ["w_lora", "a_lora", "v_lora", "g_lora"] {
+            assert_eq!(rwkv7[&format!("blocks.1.mixer.{lora}.lora.0.weight")], (false, 1.0), "{lora}");
+        }
     }
 
     #[test]
