@@ -1,8 +1,9 @@
 //! Pieces the flash-linear-attention layers share (fla-org/flash-linear-attention): the short
-//! causal convolution, the per-head (gated) output RMSNorm, L2-normalised keys, and the models'
-//! initialisation (`_init_weights` in `fla/models/*/modeling_*.py`: every Linear and Conv1d
-//! weight N(0, 0.02²), biases zero).
+//! causal convolution, the per-head (gated) output RMSNorm and GroupNorm, L2-normalised keys, the
+//! RWKV layers' LoRA, and the models' initialisation (`_init_weights` in
+//! `fla/models/*/modeling_*.py`: every Linear and Conv1d weight N(0, 0.02²), biases zero).
 use super::fused;
+use super::init::orthogonal;
 use tch::{nn, nn::Module, Device, Tensor};
 
 /// fla's `initializer_range`.
@@ -114,6 +115,16 @@ impl HeadNorm {
     }
 }
 
+/// `nn.GroupNorm(heads, H)` on o (…, heads, d) laid out as (…, heads·d): each head normalised
+/// by its own mean and (biased) variance, then the affine weight and bias (H each): RWKV-6's
+/// and RWKV-7's output norm. → (…, heads·d).
+pub fn per_head_group_norm(o: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Tensor {
+    let dims = [-1i64];
+    let centred = o - o.mean_dim(dims.as_slice(), true, None);
+    let variance = centred.square().mean_dim(dims.as_slice(), true, None);
+    (centred * (variance + eps).rsqrt()).flatten(-2, -1) * weight + bias
+}
+
 /// (b, L, heads·d) → (b, heads, L, d).
 pub fn split_heads(x: &Tensor, heads: i64) -> Tensor {
     let (b, l, width) = x.size3().expect("(batch, seq, width)");
@@ -128,4 +139,52 @@ pub fn heads_last(x: &Tensor) -> Tensor {
 /// A Linear applied as fla's low-rank gate projections are (`nn.Sequential(Linear, Linear)`).
 pub fn low_rank(first: &nn::Linear, second: &nn::Linear, x: &Tensor) -> Tensor {
     second.forward(&first.forward(x))
+}
+
+/// fla's `LoRA` (`fla/layers/rwkv6.py`, used by RWKV-6 and RWKV-7): Linear(in, rank, no bias), an
+/// activation, Linear(rank, out, with a bias or not), under `lora.0` and `lora.2`.
+pub struct Lora {
+    down: nn::Linear,
+    up: nn::Linear,
+}
+
+#[derive(Clone, Copy)]
+pub enum Activation {
+    None,
+    Tanh,
+    Sigmoid,
+}
+
+impl Lora {
+    /// As fla's `LoRA.__init__` leaves it: the first matrix zero, the second orthogonal with gain
+    /// 0.1 (× √(rank/out) when the rank is larger), the bias `bias` (or none).
+    pub fn new(vs: &nn::Path, inputs: i64, outputs: i64, rank: i64, bias: Option<&Tensor>) -> Self {
+        let lora = vs / "lora";
+        let zero = nn::Init::Const(0.0);
+        let down = nn::linear(&lora / 0, inputs, rank, nn::LinearConfig { ws_init: zero, bs_init: None, bias: false });
+        let up = nn::linear(
+            &lora / 2,
+            rank,
+            outputs,
+            nn::LinearConfig { ws_init: zero, bs_init: Some(zero), bias: bias.is_some() },
+        );
+        let gain = 0.1 * if rank > outputs { (rank as f64 / outputs as f64).sqrt() } else { 1.0 };
+        tch::no_grad(|| {
+            up.ws.shallow_clone().copy_(&orthogonal(outputs, rank, gain));
+            if let (Some(b), Some(init)) = (&up.bs, bias) {
+                b.shallow_clone().copy_(init);
+            }
+        });
+        Lora { down, up }
+    }
+
+    pub fn forward(&self, x: &Tensor, activation: Activation) -> Tensor {
+        let hidden = self.down.forward(x);
+        let hidden = match activation {
+            Activation::None => hidden,
+            Activation::Tanh => hidden.tanh(),
+            Activation::Sigmoid => hidden.sigmoid(),
+        };
+        self.up.forward(&hidden)
+    }
 }

@@ -17,8 +17,8 @@
 //! S_{t−1}) and the bonus term is added apart. No decay is ever inverted.
 use super::backbone::{BackboneConfig, Norm};
 use super::chunk_size::{ChunkSize, VECTOR_DECAY_CPU};
-use super::fla_parts::{heads_last, split_heads};
-use super::init::{orthogonal, xavier_linear};
+use super::fla_parts::{heads_last, per_head_group_norm, split_heads, Activation, Lora};
+use super::init::xavier_linear;
 use super::linear_attention::{self as engine, Decay, Inputs};
 use super::{check_at_least, check_head_split, ArchConfig, ArchInfo, Mixer, MixerState, TaskIo, Validate};
 use serde::{Deserialize, Serialize};
@@ -136,7 +136,7 @@ pub struct Rwkv6 {
     /// (5, d_model), in the order r, w, k, v, g.
     x_bias: Tensor,
     r_proj: nn::Linear,
-    w_lora: (nn::Linear, nn::Linear),
+    w_lora: Lora,
     k_proj: nn::Linear,
     v_proj: nn::Linear,
     g_proj: nn::Linear,
@@ -175,26 +175,11 @@ impl Rwkv6 {
         let (d, dk, dv, r) = (cfg.d_model, cfg.key_dim(), cfg.value_dim(), cfg.proj_low_rank_dim);
         let gain = 2f64.powf(-2.5);
         let lerp = |name: &str, width: i64| xavier_linear(&(vs / name / "linear"), d, width, gain);
-        let lora = vs / "w_proj" / "linear" / "lora";
-        let rank = cfg.gate_low_rank_dim;
-        let lora_down = nn::linear(
-            &lora / 0,
-            d,
-            rank,
-            nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: None, bias: false },
-        );
-        let lora_up = nn::linear(
-            &lora / 2,
-            rank,
-            dk,
-            nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true },
-        );
-        let up_gain = if rank > dk { (rank as f64 / dk as f64).sqrt() } else { 1.0 };
-        tch::no_grad(|| lora_up.ws.shallow_clone().copy_(&orthogonal(dk, rank, 0.1 * up_gain)));
-        if let (DecayInit::RwkvSchedule, Some(bias)) = (cfg.decay_init, &lora_up.bs) {
-            let start = Tensor::from_slice(&decay_schedule(dk, layer, cfg.n_layers));
-            tch::no_grad(|| bias.shallow_clone().copy_(&start));
-        }
+        let decay_bias = match cfg.decay_init {
+            DecayInit::Fla => Tensor::zeros([dk], (tch::Kind::Float, tch::Device::Cpu)),
+            DecayInit::RwkvSchedule => Tensor::from_slice(&decay_schedule(dk, layer, cfg.n_layers)),
+        };
+        let w_lora = Lora::new(&(vs / "w_proj" / "linear"), d, dk, cfg.gate_low_rank_dim, Some(&decay_bias));
         let x_proj = vs / "x_proj";
         Rwkv6 {
             mu: (&x_proj / 0).zeros("mu", &[d]),
@@ -202,7 +187,7 @@ impl Rwkv6 {
             shift_up: xavier_linear(&(&x_proj / 2), 5 * r, d, gain).ws,
             x_bias: vs.zeros("x_bias", &[5, d]),
             r_proj: lerp("r_proj", dk),
-            w_lora: (lora_down, lora_up),
+            w_lora,
             k_proj: lerp("k_proj", dk),
             v_proj: lerp("v_proj", dv),
             g_proj: lerp("g_proj", dv),
@@ -228,10 +213,9 @@ impl Rwkv6 {
             None::<i64>,
         ) + &self.x_bias;
         let lerp = |i: i64| x + delta * mixes.select(-2, i);
-        let (down, up) = &self.w_lora;
         Projected {
             r: self.r_proj.forward(&lerp(0)),
-            log_w: -up.forward(&down.forward(&lerp(1)).tanh()).exp(),
+            log_w: -self.w_lora.forward(&lerp(1), Activation::Tanh).exp(),
             k: self.k_proj.forward(&lerp(2)),
             v: self.v_proj.forward(&lerp(3)),
             g: self.g_proj.forward(&lerp(4)),
@@ -240,11 +224,8 @@ impl Rwkv6 {
 
     /// o (…, heads, d_v/heads) → GroupNorm per head, times swish(g), o_proj.
     fn output(&self, o: &Tensor, g: &Tensor) -> Tensor {
-        let dims = [-1i64];
-        let centred = o - o.mean_dim(dims.as_slice(), true, None);
-        let variance = centred.square().mean_dim(dims.as_slice(), true, None);
-        let normed = (centred * (variance + self.cfg.norm_eps).rsqrt()).flatten(-2, -1);
-        self.o_proj.forward(&((normed * &self.norm_weight + &self.norm_bias) * g.silu()))
+        let normed = per_head_group_norm(o, &self.norm_weight, &self.norm_bias, self.cfg.norm_eps);
+        self.o_proj.forward(&(normed * g.silu()))
     }
 
     /// (r ⊙ u)·k per head, (…, heads, 1): the weight of the token's own value.

@@ -17,7 +17,7 @@
 //! for the first layer's v.
 use super::backbone::{Backbone, BackboneConfig, Norm};
 use super::chunk_size::{ChunkSize, VECTOR_DECAY_CPU};
-use super::fla_parts::{heads_last, l2norm, split_heads};
+use super::fla_parts::{heads_last, l2norm, per_head_group_norm, split_heads, Activation, Lora};
 use super::init::orthogonal;
 use super::linear_attention::dplr::{self, LowRank};
 use super::linear_attention::{self as engine, Decay, Inputs};
@@ -113,53 +113,6 @@ impl ArchConfig for Rwkv7Config {
         let first = FirstValues::default();
         let make = |p: &nn::Path, layer: i64| -> Box<dyn Mixer> { Box::new(Rwkv7::new(p, self, layer, first.clone())) };
         Box::new(Backbone::new(vs, self.backbone(), io, &make))
-    }
-}
-
-/// fla's `LoRA`: Linear(in, rank, no bias), an activation, Linear(rank, out, bias or not).
-struct Lora {
-    down: nn::Linear,
-    up: nn::Linear,
-}
-
-#[derive(Clone, Copy)]
-enum Activation {
-    None,
-    Tanh,
-    Sigmoid,
-}
-
-impl Lora {
-    /// As fla's `LoRA.__init__` leaves it: the first matrix zero, the second orthogonal with gain
-    /// 0.1 (× √(rank/out) when the rank is larger), the bias `bias` (or none).
-    fn new(vs: &nn::Path, inputs: i64, outputs: i64, rank: i64, bias: Option<&Tensor>) -> Self {
-        let lora = vs / "lora";
-        let zero = nn::Init::Const(0.0);
-        let down = nn::linear(&lora / 0, inputs, rank, nn::LinearConfig { ws_init: zero, bs_init: None, bias: false });
-        let up = nn::linear(
-            &lora / 2,
-            rank,
-            outputs,
-            nn::LinearConfig { ws_init: zero, bs_init: Some(zero), bias: bias.is_some() },
-        );
-        let gain = 0.1 * if rank > outputs { (rank as f64 / outputs as f64).sqrt() } else { 1.0 };
-        tch::no_grad(|| {
-            up.ws.shallow_clone().copy_(&orthogonal(outputs, rank, gain));
-            if let (Some(b), Some(init)) = (&up.bs, bias) {
-                b.shallow_clone().copy_(init);
-            }
-        });
-        Lora { down, up }
-    }
-
-    fn forward(&self, x: &Tensor, activation: Activation) -> Tensor {
-        let hidden = self.down.forward(x);
-        let hidden = match activation {
-            Activation::None => hidden,
-            Activation::Tanh => hidden.tanh(),
-            Activation::Sigmoid => hidden.sigmoid(),
-        };
-        self.up.forward(&hidden)
     }
 }
 
@@ -313,12 +266,9 @@ impl Rwkv7 {
     /// o (…, heads, head_dim) → GroupNorm per head (ε = head_dim × norm_eps), plus the bonus
     /// (r ⊙ k ⊙ r_k summed per head) v, times g, o_proj. r, k, v (…, heads, head_dim).
     fn output(&self, o: &Tensor, p: &Projected, (r, k, v): (&Tensor, &Tensor, &Tensor)) -> Tensor {
-        let dims = [-1i64];
-        let centred = o - o.mean_dim(dims.as_slice(), true, None);
-        let variance = centred.square().mean_dim(dims.as_slice(), true, None);
         let eps = self.cfg.head_dim as f64 * self.cfg.norm_eps;
-        let normed = (centred * (variance + eps).rsqrt()).flatten(-2, -1) * &self.norm_weight + &self.norm_bias;
-        let bonus = ((r * k * &self.r_k).sum_dim_intlist(dims.as_slice(), true, None) * v).flatten(-2, -1);
+        let normed = per_head_group_norm(o, &self.norm_weight, &self.norm_bias, eps);
+        let bonus = ((r * k * &self.r_k).sum_dim_intlist([-1i64].as_slice(), true, None) * v).flatten(-2, -1);
         self.o_proj.forward(&((normed + bonus) * &p.g))
     }
 }
