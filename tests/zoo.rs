@@ -250,3 +250,17 @@ fn state_size_is_the_recurrent_state_or_the_kv_cache() {
         assert_eq!(size(arch, &tiny_params(arch, 16, 2), 64), expected, "{arch}");
     }
 }
+
+/// Building straight from parameters (as benches and the Python bridge do) checks them too:
+/// RWKV-7's default heads of 64 cannot split d_model 32, and the error says so.
+#[test]
+fn build_rejects_a_config_the_architecture_cannot_build() {
+    let io = TaskIo::per_token(13, 13, 16, true);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let info = models::find("rwkv7").expect("registered");
+    let err = match (info.build)(&vs.root(), &json!({ "d_model": 32, "n_layers": 1 }), &io) {
+        Ok(_) => panic!("rwkv7 with heads of 64 at d_model 32 built"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("head_dim") && err.contains("d_model = 32"), "{err}");
+}
