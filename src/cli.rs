@@ -18,7 +18,7 @@ pub fn main() -> Result<ExitCode> {
             crate::runner::exec_job_stdio()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { suite, out, resume, retry_failed, jobs, dry_run, yes, ranks_per_gpu, gpus_per_node } => {
+        Command::Run { suite, out, resume, retry_failed, jobs, dry_run, yes, only, ranks_per_gpu, gpus_per_node } => {
             init_tracing(cli.verbose, "warn");
             crate::runner::keep_malloc()?;
             let mut mpi = dispatch::mpi::Session::start()?;
@@ -41,13 +41,15 @@ pub fn main() -> Result<ExitCode> {
                 slots: jobs as usize,
                 dry_run,
                 yes,
+                only: dispatch::select::Selection::parse(&only)?,
                 quiet: cli.quiet,
                 json: cli.json,
             };
             dispatch::run::run_suite(suite.as_deref(), &opts, mpi.as_mut())
         }
-        Command::Plan { suite } => {
+        Command::Plan { suite, only } => {
             let (_, jobs) = load_jobs(&suite)?;
+            let jobs = dispatch::select::Selection::parse(&only)?.apply(jobs).map_err(|e| e.in_file(&suite))?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&plan_json(&jobs))?);
                 return Ok(ExitCode::SUCCESS);

@@ -241,6 +241,44 @@ fn plan_lists_jobs_and_count() {
     assert!(text.contains("fault") && text.contains("gru") && text.contains("seed=3"));
 }
 
+/// `--only` runs a slice of the suite, the run stays planned whole (its report says so and
+/// `--resume` runs the rest), and a key or value no job has stops before anything runs.
+#[test]
+fn only_runs_a_slice_and_resume_runs_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = write_suite(tmp.path(), "small", SMALL);
+    let suite_arg = suite.to_str().unwrap();
+    let plan = seqbench(&["plan", suite_arg, "--only", "seed=1", "--only", "seed=3"], tmp.path());
+    assert!(String::from_utf8_lossy(&plan.stdout).ends_with("2 jobs\n"), "{}", String::from_utf8_lossy(&plan.stdout));
+    for (flag, says) in [
+        ("sed=1", "no job of the suite has `sed`; did you mean `seed`?"),
+        ("seed=7", "the suite's jobs have seed = 0, 1, 2, 3"),
+        ("model=lstm", "the suite's jobs have model = gru"),
+        ("seed", "expected KEY=VALUE"),
+    ] {
+        let out = seqbench(&["run", suite_arg, "--out", "res", "--only", flag], tmp.path());
+        assert_eq!(out.status.code(), Some(2), "--only {flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "--only {flag}: {}", stderr(&out));
+    }
+    assert!(!tmp.path().join("res").exists(), "nothing ran");
+
+    let only = ["run", suite_arg, "--out", "res", "--only", "seed=2", "--only", "model=gru", "--only", "d_model=8"];
+    let out = seqbench(&only, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 jobs to run (0 already recorded, 3 left out by --only)"), "{}", stderr(&out));
+    let dir = run_dir(&tmp.path().join("res"), "small");
+    let (records, _) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert_eq!(records.iter().map(|r| r.seed).collect::<Vec<_>>(), [2]);
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("Incomplete: 4 jobs planned, 1 recorded, 3 missing"), "{report}");
+
+    let out = seqbench(&["run", "--resume", dir.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 jobs to run (1 already recorded)"), "{}", stderr(&out));
+    let (records, _) = read_records(&dir.join("records.jsonl")).unwrap();
+    assert_eq!(records.len(), 4);
+}
+
 /// Starts `seqbench run` on QUICK_AND_HANG with two slots, in the background.
 fn spawn_quick_and_hang(cwd: &Path, stderr: std::process::Stdio) -> std::process::Child {
     let suite = write_suite(cwd, "faults", QUICK_AND_HANG);

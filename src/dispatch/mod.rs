@@ -6,6 +6,7 @@ pub mod local;
 pub mod mpi;
 pub mod progress;
 pub mod run;
+pub mod select;
 
 use crate::job::Job;
 use crate::record::{Record, Status};

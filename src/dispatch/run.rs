@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub slots: usize,
     pub dry_run: bool,
     pub yes: bool,
+    /// `--only`: the part of the suite to run.
+    pub only: dispatch::select::Selection,
     /// No progress lines, no report on stdout.
     pub quiet: bool,
     /// A JSON summary on stdout instead of the report.
@@ -80,11 +82,29 @@ pub fn run_suite(
         }
     }
     let total = jobs.len();
-    let todo: Vec<Job> = jobs.iter().filter(|j| !done.contains(&j.job_id)).cloned().collect();
+    // `--only` picks among all the suite's jobs (a typo is caught before anything starts); the
+    // run keeps the whole suite as planned, so a later `--resume` runs the rest.
+    let selected: Option<HashSet<String>> = match opts.only.is_empty() {
+        true => None,
+        false => {
+            let kept = opts.only.apply(jobs.clone()).map_err(|e| e.in_file(suite_path))?;
+            Some(kept.into_iter().map(|j| j.job_id).collect())
+        }
+    };
+    let left_out = selected.as_ref().map_or(0, |s| total - s.len());
+    let todo: Vec<Job> = jobs
+        .iter()
+        .filter(|j| !done.contains(&j.job_id) && selected.as_ref().is_none_or(|s| s.contains(&j.job_id)))
+        .cloned()
+        .collect();
+    let recorded = jobs.iter().filter(|j| done.contains(&j.job_id)).count();
     if dry_run {
         print!("{}", plan_text(&todo));
-        if !done.is_empty() {
-            println!("({} of {total} jobs already have records)", total - todo.len());
+        if recorded > 0 {
+            println!("({recorded} of {total} jobs already have records)");
+        }
+        if left_out > 0 {
+            println!("({left_out} of {total} jobs left out by --only)");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -129,10 +149,10 @@ pub fn run_suite(
         None => format!("{slots} at a time"),
     };
     if !opts.quiet {
+        let left_out = if left_out > 0 { format!(", {left_out} left out by --only") } else { String::new() };
         eprintln!(
-            "seqbench: {} jobs to run ({} already recorded), {at_once} → {}",
+            "seqbench: {} jobs to run ({recorded} already recorded{left_out}), {at_once} → {}",
             todo.len(),
-            total - todo.len(),
             run.path.display()
         );
     }

@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a suite: expand it into jobs, run each in its own process, write records and report.
     #[command(
-        after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500\n  seqbench run --resume results/quick/20261123-201500"
+        after_help = "Exit status: 0 when every job ended ok, 3 when some did not, 2 for bad input, 130 when interrupted.\n\nExamples:\n  seqbench run suites/quick.yaml\n  seqbench run suites/quick.yaml --jobs 2 --out /tmp/results\n  seqbench run suites/recall-state.yaml --only model=rwkv7 --only model.d_model=64\n  seqbench run suites/quick.yaml --resume results/quick/20261123-201500\n  seqbench run --resume results/quick/20261123-201500"
     )]
     Run {
         /// The suite file (YAML); with --resume it may be left out (the run's own copy is used).
@@ -56,6 +56,12 @@ pub enum Command {
         /// Run even when the suite expands to more than 1,000 jobs.
         #[arg(long)]
         yes: bool,
+        /// Run only the jobs with KEY=VALUE (repeatable): KEY is model, task, seed or a parameter
+        /// as `plan` prints it (model.d_model, task.seq_len, train.lr; or just d_model). The same
+        /// KEY again adds a value, another KEY narrows. The suite's other jobs stay planned:
+        /// `--resume` on the run without --only runs them.
+        #[arg(long, value_name = "KEY=VALUE")]
+        only: Vec<String>,
         /// Under mpirun: workers sharing one GPU.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
         ranks_per_gpu: u64,
@@ -64,7 +70,12 @@ pub enum Command {
         gpus_per_node: Option<u64>,
     },
     /// Print the jobs a suite expands to (id, task, model, swept parameters, seed) and the count.
-    Plan { suite: PathBuf },
+    Plan {
+        suite: PathBuf,
+        /// Only the jobs with KEY=VALUE (repeatable; as `run --only`).
+        #[arg(long, value_name = "KEY=VALUE")]
+        only: Vec<String>,
+    },
     #[command(flatten)]
     Results(ResultsCommand),
     /// Task data: export what a suite's tasks (or one task) generate; validate ListOps files.
