@@ -452,14 +452,15 @@ impl SeqModel for Backbone {
         self.head.forward(&self.norm_f.forward(&h))
     }
 
-    /// Per block: mixer + MLP (4·r·d²); plus the head (2·d·classes). Norms, residuals and the
-    /// embedding lookup are O(d) and left out.
+    /// What a step carries: the blocks' mixer states summed.
     fn state_size(&self, seq_len: i64) -> Option<f64> {
         // A mixer that cannot say (a Python layer) makes the model's size unknown.
         let size: f64 = self.blocks.iter().map(|b| b.mixer.state_size(seq_len)).sum();
         size.is_finite().then_some(size)
     }
 
+    /// Per block: mixer + MLP (4·r·d², 6·r·d² gated); plus the head (2·d·classes). Norms,
+    /// residuals and the embedding lookup are O(d) and left out.
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         // A forecasting head's time map (2·L·horizon per channel, per example) is left out: it is
         // per example, not per token, and small next to the blocks.
@@ -469,8 +470,7 @@ impl SeqModel for Backbone {
         blocks + 2.0 * d * self.num_classes as f64
     }
 
-    /// Embedding tables are not decayed (the usual recipes: nanoGPT, Mamba, S4); each mixer adds
-    /// its own rules under `blocks.{i}.mixer`.
+    /// The kernel paths of the blocks' mixers, each once, in block order.
     fn implementation(&self, device: tch::Device, kind: tch::Kind) -> String {
         let mut paths: Vec<String> = Vec::new();
         for block in &self.blocks {
@@ -482,6 +482,9 @@ impl SeqModel for Backbone {
         paths.join("; ")
     }
 
+    /// Embedding tables are not decayed (state-spaces' and flash-attention's optimiser groups;
+    /// nanoGPT differs, decaying every 2-D parameter); each mixer adds its own rules under
+    /// `blocks.{i}.mixer`.
     fn param_rules(&self) -> Vec<(String, ParamRule)> {
         let mut rules = Vec::new();
         if let Input::Tokens(_) = self.embed {

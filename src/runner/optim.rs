@@ -1,6 +1,6 @@
 //! The optimiser with parameter groups as the official training set-ups build them: weight decay
-//! on matrices only (biases, norm weights, skips and embedding tables exempt, as nanoGPT, Mamba
-//! and S4 train), and each architecture's own exceptions (`ParamRule`: Mamba's A_log and D,
+//! on matrices only (biases, norm weights, skips and embedding tables exempt, as the state-spaces
+//! (S4) and flash-attention training code groups them; nanoGPT decays its embedding too), and each architecture's own exceptions (`ParamRule`: Mamba's A_log and D,
 //! S4D's Δ and A at a capped learning rate, the LRU's ν, θ, γ and B at half of it).
 use super::precision::GradScaler;
 use crate::job::{Optimizer, TrainConfig, WeightDecayOn};
