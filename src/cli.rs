@@ -48,8 +48,10 @@ pub fn main() -> Result<ExitCode> {
             dispatch::run::run_suite(suite.as_deref(), &opts, mpi.as_mut())
         }
         Command::Plan { suite, only } => {
-            let (_, jobs) = load_jobs(&suite)?;
-            let jobs = dispatch::select::Selection::parse(&only)?.apply(jobs).map_err(|e| e.in_file(&suite))?;
+            let (_, mut jobs) = load_jobs(&suite)?;
+            let only = dispatch::select::Selection::parse(&only)?;
+            only.check(&jobs).map_err(|e| e.in_file(&suite))?;
+            jobs.retain(|j| only.admits(j));
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&plan_json(&jobs))?);
                 return Ok(ExitCode::SUCCESS);

@@ -84,19 +84,10 @@ pub fn run_suite(
     let total = jobs.len();
     // `--only` picks among all the suite's jobs (a typo is caught before anything starts); the
     // run keeps the whole suite as planned, so a later `--resume` runs the rest.
-    let selected: Option<HashSet<String>> = match opts.only.is_empty() {
-        true => None,
-        false => {
-            let kept = opts.only.apply(jobs.clone()).map_err(|e| e.in_file(suite_path))?;
-            Some(kept.into_iter().map(|j| j.job_id).collect())
-        }
-    };
-    let left_out = selected.as_ref().map_or(0, |s| total - s.len());
-    let todo: Vec<Job> = jobs
-        .iter()
-        .filter(|j| !done.contains(&j.job_id) && selected.as_ref().is_none_or(|s| s.contains(&j.job_id)))
-        .cloned()
-        .collect();
+    opts.only.check(&jobs).map_err(|e| e.in_file(suite_path))?;
+    let (selected, left_out): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|j| opts.only.admits(j));
+    let left_out = left_out.len();
+    let todo: Vec<Job> = selected.into_iter().filter(|j| !done.contains(&j.job_id)).cloned().collect();
     let recorded = jobs.iter().filter(|j| done.contains(&j.job_id)).count();
     if dry_run {
         print!("{}", plan_text(&todo));

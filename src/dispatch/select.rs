@@ -32,17 +32,17 @@ impl Selection {
         Ok(Selection { wanted })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.wanted.is_empty()
-    }
-
-    /// The jobs every condition admits. A key that no job has, or a condition that admits no
-    /// job, is an error listing what the jobs do have: a typo must not run nothing, silently.
-    pub fn apply(&self, jobs: Vec<Job>) -> Result<Vec<Job>, InputError> {
+    /// Checks that the selection admits some of `jobs`. A key that no job has, or a condition
+    /// that admits no job, is an error listing what the jobs do have: a typo must not run
+    /// nothing, silently.
+    pub fn check(&self, jobs: &[Job]) -> Result<(), InputError> {
+        if self.wanted.is_empty() {
+            return Ok(()); // no --only: every job, even of a suite that has none
+        }
         for (key, values) in &self.wanted {
             let seen: BTreeSet<String> = jobs.iter().flat_map(|j| job_values(j, key)).collect();
             if seen.is_empty() {
-                let keys = known_keys(&jobs);
+                let keys = known_keys(jobs);
                 let close = crate::params::did_you_mean(key, &keys.iter().map(String::as_str).collect::<Vec<_>>())
                     .map_or(String::new(), |k| format!("did you mean `{k}`? "));
                 return Err(InputError::new(format!(
@@ -64,8 +64,7 @@ impl Selection {
                 )));
             }
         }
-        let kept: Vec<Job> = jobs.into_iter().filter(|j| self.admits(j)).collect();
-        if kept.is_empty() {
+        if !jobs.iter().any(|j| self.admits(j)) {
             let flags: Vec<String> =
                 self.wanted.iter().flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}"))).collect();
             return Err(InputError::new(format!(
@@ -73,10 +72,11 @@ impl Selection {
                 flags.join(" --only ")
             )));
         }
-        Ok(kept)
+        Ok(())
     }
 
-    fn admits(&self, job: &Job) -> bool {
+    /// Whether `job` meets every condition (any job, when there are none).
+    pub fn admits(&self, job: &Job) -> bool {
         self.wanted.iter().all(|(key, values)| {
             let have = job_values(job, key);
             values.iter().any(|v| have.iter().any(|h| same_value(h, v)))

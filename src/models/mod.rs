@@ -316,8 +316,8 @@ pub fn build_arch<C: ArchConfig>(
     io: &TaskIo,
 ) -> anyhow::Result<Box<dyn SeqModel>> {
     let cfg: C = serde_json::from_value(params.clone())?;
-    // Callers that skip `resolve` (benches, the Python bridge) still get a message, not a
-    // libtorch shape panic, for a config the architecture cannot build.
+    // Callers that skip `resolve` (benchmarks, tests, a job handed to `exec-job` directly)
+    // still get a message, not a libtorch shape panic, for a config the architecture cannot build.
     cfg.validate(io).map_err(|(key, msg)| anyhow::anyhow!("{key}: {msg}"))?;
     Ok(build_model(vs, &cfg, io))
 }
