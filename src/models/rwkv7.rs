@@ -16,7 +16,7 @@
 //! crosses layers, so the model is built here (`ArchConfig::model`): its mixers share one slot
 //! for the first layer's v.
 use super::backbone::{Backbone, BackboneConfig, Norm};
-use super::chunk_size::{ChunkSize, VECTOR_DECAY_CPU};
+use super::chunk_size::{ChunkSize, DPLR_CPU};
 use super::fla_parts::{heads_last, l2norm, per_head_group_norm, split_heads, Activation, Lora};
 use super::init::orthogonal;
 use super::linear_attention::dplr::{self, LowRank};
@@ -43,7 +43,7 @@ pub struct Rwkv7Config {
     pub a_low_rank_dim: i64,
     pub v_low_rank_dim: i64,
     pub gate_low_rank_dim: i64,
-    /// Positions per chunk of the chunkwise form, or `auto`: 4 on the CPU, 64 on CUDA (see
+    /// Positions per chunk of the chunkwise form, or `auto`: 32 on the CPU, 64 on CUDA (see
     /// [`ChunkSize`]).
     pub chunk: ChunkSize,
     /// ε of the backbone's LayerNorms; the output GroupNorm's is head_dim × this (fla: 1e-5).
@@ -219,7 +219,7 @@ impl Rwkv7 {
             first,
             last: layer == cfg.n_layers - 1,
             cfg: cfg.clone(),
-            chunk: cfg.chunk.positions(vs.device(), VECTOR_DECAY_CPU),
+            chunk: cfg.chunk.positions(vs.device(), DPLR_CPU),
         }
     }
 
@@ -319,7 +319,8 @@ impl Mixer for Rwkv7 {
 
     /// Projections r, k, v, o 8C²; the LoRAs 4C·(r_w + r_a + r_g) (+ 4C·r_v after the first
     /// layer); per token in a chunk of c the four decayed pair weights (α·β, α·k, q·β, q·k:
-    /// 3·head_dim per pair, about (c + 1)/2 pairs each), the solve c·head_dim/2 and the products
+    /// about (c + 1)/2 pairs each, counted at the pairwise form's 3·head_dim per pair; the
+    /// factored form, RWKV-7's, spends 2·head_dim per pair on all c of them), the solve c·head_dim/2 and the products
     /// with T, V and X (about 6c·head_dim), across chunks the state's read and update
     /// (8 head_dim² per head: 8C·head_dim); the bonus and norm about 10C.
     fn flops_per_token(&self, seq_len: i64) -> f64 {

@@ -20,8 +20,15 @@
 //! so X = u + w S_0 with T = (I − A_αβ)⁻¹, u = T A_αk V and w = T (α ⊙ e^{b_prev}) — the UT
 //! transform of the delta rule with its own read vector. Then
 //! o = Q_β X + Q_k V + (q ⊙ e^{b}) S_0 and the state leaving the chunk is
-//! e^{b_last} ⊙ S_0 + (β ⊙ e^{b_last − b})ᵀ X + (k ⊙ e^{b_last − b})ᵀ V. Every exponent is a
-//! decay between two positions (masked before the exponential), so ≤ 0.
+//! e^{b_last} ⊙ S_0 + (β ⊙ e^{b_last − b})ᵀ X + (k ⊙ e^{b_last − b})ᵀ V.
+//!
+//! The pair products (A_αβ, A_αk, Q_β, Q_k) are Σ_d r_id c_jd e^{b_id − b_jd}. When no chunk
+//! decays by more than [`factor_limit`] (RWKV-7's decay is at most e^{−0.61} per step, so
+//! chunks of up to 64 always qualify) they are matmuls of r ⊙ e^{b} and c ⊙ e^{−b}, as fla's
+//! kernels form them: each factor is finite and normal, and each term is the same product to
+//! rounding. Otherwise they are formed pair by pair as (c, c, d_k) weights whose exponents are
+//! decays between two positions (masked before the exponential), so ≤ 0 — exact for any decay,
+//! but c times the memory traffic.
 use super::{chunk_rows, log_decay, zero_state, Inputs};
 use tch::{Kind, Tensor};
 
@@ -98,6 +105,42 @@ fn decayed_pairs<const N: usize>(rows: &Tensor, decays: &Tensor, cols: [&Tensor;
     cols.map(|c| (&weighted_rows * c.unsqueeze(-3)).sum_dim_intlist([-1i64].as_slice(), false, None))
 }
 
+/// The largest decay within a chunk (−b_last, in log space) at which the pair products are
+/// factored: e^{±limit} stays far inside the dtype's normal range (float32's ends at e^{±87}),
+/// so neither factor overflows or turns denormal.
+fn factor_limit(kind: Kind) -> f64 {
+    if kind == Kind::Double {
+        300.0
+    } else {
+        40.0
+    }
+}
+
+/// Whether every chunk's cumulative log decays `b` (from its start, ≤ 0) stay within
+/// [`factor_limit`]. One reduction and one read of its value per call.
+fn factorable(b: &Tensor) -> bool {
+    -b.min().double_value(&[]) <= factor_limit(b.kind())
+}
+
+/// The four pair products at once as one matmul per chunk: rows [α ⊙ e^{b_prev}; q ⊙ e^{b}]
+/// against columns [β ⊙ e^{−b}; k ⊙ e^{−b}], then the pairs each product leaves out zeroed
+/// (j ≥ i for α's, which read the state before step i; j > i for q's). Returns
+/// [α·β, α·k, q·β, q·k], (…, c, c) each.
+fn factored_pairs(rows: [&Tensor; 2], b: &Tensor, cols: [&Tensor; 2]) -> [Tensor; 4] {
+    let c = b.size()[b.dim() - 2];
+    let undecay = (-b).exp();
+    let rows = Tensor::cat(&rows, -2);
+    let cols = Tensor::cat(&[cols[0] * &undecay, cols[1] * &undecay], -2);
+    let ones = Tensor::ones([c, c], (Kind::Bool, b.device()));
+    let (from_diagonal, above_diagonal) = (ones.triu(0), ones.triu(1));
+    let reads_state = Tensor::cat(&[&from_diagonal, &from_diagonal], 1);
+    let outputs = Tensor::cat(&[&above_diagonal, &above_diagonal], 1);
+    let left_out = Tensor::cat(&[reads_state, outputs], 0);
+    let all = rows.matmul(&cols.transpose(-1, -2)).masked_fill(&left_out, 0.0);
+    let block = |r: i64, col: i64| all.narrow(-2, r * c, c).narrow(-1, col * c, c);
+    [block(0, 0), block(0, 1), block(1, 0), block(1, 1)]
+}
+
 /// The chunkwise form, chunks of `chunk` steps: (o, final state), equal to [`naive`]'s. A tail
 /// shorter than a chunk is padded with zeros (k = v = α = β = 0, no decay: the identity).
 pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Option<&Tensor>) -> (Tensor, Tensor) {
@@ -122,15 +165,23 @@ pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Optio
     let last = b.narrow(3, c - 1, 1);
     let to_end = (&last - &b).exp();
 
+    let (alpha_start, q_start) = (&alpha * b_prev.exp(), &q * b.exp());
+    let [alpha_beta, alpha_k, q_beta, q_k] = if factorable(&b) {
+        factored_pairs([&alpha_start, &q_start], &b, [&beta, &k])
+    } else {
+        let [alpha_beta, alpha_k] = decayed_pairs(&alpha, &pair_decays(&b_prev, &b, true), [&beta, &k]);
+        let [q_beta, q_k] = decayed_pairs(&q, &pair_decays(&b, &b, false), [&beta, &k]);
+        [alpha_beta, alpha_k, q_beta, q_k]
+    };
+
     // x's system, every chunk at once.
-    let [alpha_beta, alpha_k] = decayed_pairs(&alpha, &pair_decays(&b_prev, &b, true), [&beta, &k]);
     let system = -alpha_beta;
     let identity = Tensor::eye(c, (kind, k.device())).expand_as(&system);
     let t = system.linalg_solve_triangular(&identity, false, true, true);
     let u = t.matmul(&alpha_k.matmul(&v)).unbind(2);
-    let w = t.matmul(&(&alpha * b_prev.exp()));
+    let w = t.matmul(&alpha_start);
     // One product per chunk reads both w S (the reads' part from S_0) and the output's q S.
-    let reads = Tensor::cat(&[w, &q * b.exp()], 3).unbind(2);
+    let reads = Tensor::cat(&[w, q_start], 3).unbind(2);
     let kv_updates = (&k * &to_end).transpose(-1, -2).matmul(&v).unbind(2);
     let beta_to_end = (&beta * &to_end).transpose(-1, -2).unbind(2);
     let chunk_decay = last.exp().transpose(-1, -2).unbind(2); // (…, d_k, 1)
@@ -145,7 +196,6 @@ pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Optio
         from_state.push(read.narrow(2, c, c));
     }
     let (x, from_state) = (Tensor::stack(&xs, 2), Tensor::stack(&from_state, 2));
-    let [q_beta, q_k] = decayed_pairs(&q, &pair_decays(&b, &b, false), [&beta, &k]);
     let o = q_beta.matmul(&x) + q_k.matmul(&v) + from_state;
     (o.reshape([batch, heads, n * c, d_v]).narrow(2, 0, len), state)
 }
@@ -194,6 +244,31 @@ mod tests {
                 );
                 assert!(max_diff(&s, &s_ref) < 1e-9, "strong={strong} chunk={chunk}: state");
             }
+        }
+    }
+
+    #[test]
+    fn pairs_are_factored_only_while_a_chunk_decays_within_the_limit() {
+        // RWKV-7's strongest decay, e^{−e^{−1/2}} per step: a chunk of 64 decays by 38.8.
+        let b = Tensor::full([1, 1, 1, 64, 4], -(-0.5f64).exp(), (Kind::Float, Device::Cpu)).cumsum(3, Kind::Float);
+        assert!(factorable(&b));
+        assert!(!factorable(&(&b * 1.1)));
+        assert!(factorable(&(b.to_kind(Kind::Double) * 7.0)));
+    }
+
+    #[test]
+    fn float32_with_factored_pairs_matches_the_float64_loop() {
+        // Decays of up to 0.6 per step: chunks of 64 (≤ 38.4) are factored in float32.
+        let (x, low_rank) = rwkv7_like(200, false);
+        let (o_ref, s_ref) = naive(&x, &low_rank, None);
+        let float = |t: &Tensor| t.to_kind(Kind::Float);
+        let low_rank32 = LowRank { alpha: float(&low_rank.alpha), beta: float(&low_rank.beta) };
+        for chunk in [16, 64] {
+            let (o, s) = chunkwise(&x.to_kind(Kind::Float), &low_rank32, chunk, None);
+            let relative =
+                |a: &Tensor, r: &Tensor| max_diff(&a.to_kind(Kind::Double), r) / r.abs().max().double_value(&[]);
+            assert!(relative(&o, &o_ref) < 1e-5, "chunk {chunk}: o off by {:e} (relative)", relative(&o, &o_ref));
+            assert!(relative(&s, &s_ref) < 1e-5, "chunk {chunk}: state");
         }
     }
 
