@@ -30,7 +30,7 @@ pub struct GlaConfig {
     pub gate_low_rank_dim: i64,
     /// log α = logsigmoid(·) / gate_logit_normalizer (fla: 16).
     pub gate_logit_normalizer: f64,
-    /// Positions per chunk of the chunkwise form, or `auto`: 4 on the CPU, 64 on CUDA (see
+    /// Positions per chunk of the chunkwise form, or `auto`: 16 on the CPU, 64 on CUDA (see
     /// [`ChunkSize`]).
     pub chunk: ChunkSize,
     /// ε of the output norm and of the backbone's RMSNorms (fla's models: 1e-6).

@@ -25,7 +25,7 @@ pub struct Hgrn2Config {
     pub expand_ratio: i64,
     /// The per-layer lower bounds on the forget gate (fla: on).
     pub use_lower_bound: bool,
-    /// Positions per chunk of the chunkwise form, or `auto`: 4 on the CPU, 64 on CUDA (see
+    /// Positions per chunk of the chunkwise form, or `auto`: 16 on the CPU, 64 on CUDA (see
     /// [`ChunkSize`]).
     pub chunk: ChunkSize,
     /// ε of the backbone's RMSNorms (fla: 1e-6). The output norm uses 1e-5: fla's call

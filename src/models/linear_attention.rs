@@ -158,6 +158,23 @@ fn relative_decay(b: &Tensor) -> Tensor {
     gap.masked_fill(&above_diagonal(n, b.device()), f64::NEG_INFINITY).exp()
 }
 
+/// The largest decay within a chunk (−b_last, in log space) at which the pair products are
+/// factored: e^{±limit} stays far inside the dtype's normal range (float32's ends at e^{±87}),
+/// so neither factor overflows or turns denormal.
+pub(crate) fn factor_limit(kind: Kind) -> f64 {
+    if kind == Kind::Double {
+        300.0
+    } else {
+        40.0
+    }
+}
+
+/// Whether every chunk's cumulative log decays `b` (from its start, ≤ 0) stay within
+/// [`factor_limit`]. One reduction and one read of its value per call.
+pub(crate) fn factorable(b: &Tensor) -> bool {
+    -b.min().double_value(&[]) <= factor_limit(b.kind())
+}
+
 /// Σ_d q_id k_jd exp(b_id − b_jd) for the row positions of `q` (every `every`-th, as
 /// [`last_of_each`]) against every key j at or before them, 0 after: a per-dimension decay
 /// weighs each key dimension apart, formed exactly as (rows, n, d_k) with the exponent masked
@@ -275,7 +292,7 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
             // instead of stacking every chunk's entering state (d_k × d_v each, 64 MiB for
             // DeltaProduct at L = 4,096) for one product after the loop.
             let rows = c / every;
-            let reads = Tensor::cat(&[w, q_start], 3).unbind(2);
+            let reads = Tensor::cat(&[&w, &q_start], 3).unbind(2);
             let k_to_end_t = k_to_end.transpose(-1, -2).unbind(2);
             let (mut values, mut read_of_state) = (Vec::with_capacity(n as usize), Vec::with_capacity(n as usize));
             for (i, (u, reads)) in u.iter().zip(&reads).enumerate() {
@@ -295,6 +312,10 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
             q.matmul(&k.transpose(-1, -2)).masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0)
         }
         (Some(_), Some(r)) => q.matmul(&k.transpose(-1, -2)) * last_of_each(r, every),
+        // Factored as dplr's pair products (see there): (q ⊙ e^{b}) (k ⊙ e^{−b})ᵀ, one matmul.
+        (Some(b), None) if factorable(b) => q_start
+            .matmul(&(&k * (-b).exp()).transpose(-1, -2))
+            .masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0),
         (Some(b), None) => vector_decayed_scores(&q, &k, b, every),
     };
     let o = scores.matmul(&values) + read_of_state;
@@ -391,6 +412,20 @@ mod tests {
                 assert!(max_diff(&o, &read(&o_ref)) < 1e-9, "{decay} delta={delta} chunk={chunk}: o");
                 assert!(max_diff(&s, &s_ref) < 1e-9, "{decay} delta={delta} chunk={chunk}: state");
             }
+        }
+    }
+
+    #[test]
+    fn float32_with_factored_vector_decays_matches_the_float64_loop() {
+        // Decays of up to 0.5 per step: chunks of 64 (≤ 32) take the factored scores in float32.
+        let x = inputs("vector", false, 200);
+        let (o_ref, s_ref) = naive(&x, None);
+        for chunk in [16, 64] {
+            let (o, s) = chunkwise(&x.to_kind(Kind::Float), chunk, None);
+            let relative =
+                |a: &Tensor, r: &Tensor| max_diff(&a.to_kind(Kind::Double), r) / r.abs().max().double_value(&[]);
+            assert!(relative(&o, &o_ref) < 1e-5, "chunk {chunk}: o off by {:e} (relative)", relative(&o, &o_ref));
+            assert!(relative(&s, &s_ref) < 1e-5, "chunk {chunk}: state");
         }
     }
 

@@ -40,7 +40,7 @@ pub struct Rwkv6Config {
     pub proj_low_rank_dim: i64,
     /// Rank of the decay's LoRA (fla: 64).
     pub gate_low_rank_dim: i64,
-    /// Positions per chunk of the chunkwise form, or `auto`: 4 on the CPU, 64 on CUDA (see
+    /// Positions per chunk of the chunkwise form, or `auto`: 16 on the CPU, 64 on CUDA (see
     /// [`ChunkSize`]).
     pub chunk: ChunkSize,
     /// ε of the output GroupNorm and of the backbone's LayerNorms (fla: 1e-5).

@@ -23,13 +23,13 @@
 //! e^{b_last} ⊙ S_0 + (β ⊙ e^{b_last − b})ᵀ X + (k ⊙ e^{b_last − b})ᵀ V.
 //!
 //! The pair products (A_αβ, A_αk, Q_β, Q_k) are Σ_d r_id c_jd e^{b_id − b_jd}. When no chunk
-//! decays by more than [`factor_limit`] (RWKV-7's decay is at most e^{−0.61} per step, so
+//! decays by more than [`super::factor_limit`] (RWKV-7's decay is at most e^{−0.61} per step, so
 //! chunks of up to 64 always qualify) they are matmuls of r ⊙ e^{b} and c ⊙ e^{−b}, as fla's
 //! kernels form them: each factor is finite and normal, and each term is the same product to
 //! rounding. Otherwise they are formed pair by pair as (c, c, d_k) weights whose exponents are
 //! decays between two positions (masked before the exponential), so ≤ 0 — exact for any decay,
 //! but c times the memory traffic.
-use super::{chunk_rows, log_decay, zero_state, Inputs};
+use super::{chunk_rows, factorable, log_decay, zero_state, Inputs};
 use tch::{Kind, Tensor};
 
 /// The low-rank part of each step's transition: α (read) and β (write back), each
@@ -103,23 +103,6 @@ fn pair_decays(b_rows: &Tensor, b_cols: &Tensor, strict: bool) -> Tensor {
 fn decayed_pairs<const N: usize>(rows: &Tensor, decays: &Tensor, cols: [&Tensor; N]) -> [Tensor; N] {
     let weighted_rows = rows.unsqueeze(-2) * decays;
     cols.map(|c| (&weighted_rows * c.unsqueeze(-3)).sum_dim_intlist([-1i64].as_slice(), false, None))
-}
-
-/// The largest decay within a chunk (−b_last, in log space) at which the pair products are
-/// factored: e^{±limit} stays far inside the dtype's normal range (float32's ends at e^{±87}),
-/// so neither factor overflows or turns denormal.
-fn factor_limit(kind: Kind) -> f64 {
-    if kind == Kind::Double {
-        300.0
-    } else {
-        40.0
-    }
-}
-
-/// Whether every chunk's cumulative log decays `b` (from its start, ≤ 0) stay within
-/// [`factor_limit`]. One reduction and one read of its value per call.
-fn factorable(b: &Tensor) -> bool {
-    -b.min().double_value(&[]) <= factor_limit(b.kind())
 }
 
 /// The four pair products at once as one matmul per chunk: rows [α ⊙ e^{b_prev}; q ⊙ e^{b}]
