@@ -103,7 +103,8 @@ mod tests {
 
     #[test]
     fn auto_picks_by_device_and_a_number_is_kept() {
-        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu, VECTOR_DECAY_CPU), 4);
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu, VECTOR_DECAY_CPU), 16);
+        assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu, DPLR_CPU), 32);
         assert_eq!(parse("auto").unwrap().positions(tch::Device::Cpu, DELTA_RULE_CPU), 16);
         assert_eq!(parse("auto").unwrap().positions(tch::Device::Cuda(0), DELTA_RULE_CPU), 64);
         assert_eq!(parse("8").unwrap().positions(tch::Device::Cuda(0), VECTOR_DECAY_CPU), 8);

@@ -313,8 +313,10 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
         }
         (Some(_), Some(r)) => q.matmul(&k.transpose(-1, -2)) * last_of_each(r, every),
         // Factored as dplr's pair products (see there): (q ⊙ e^{b}) (k ⊙ e^{−b})ᵀ, one matmul.
+        // Back in b's dtype, as the pairwise form's scores are, whatever autocast made the matmul.
         (Some(b), None) if factorable(b) => q_start
             .matmul(&(&k * (-b).exp()).transpose(-1, -2))
+            .to_kind(b.kind())
             .masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0),
         (Some(b), None) => vector_decayed_scores(&q, &k, b, every),
     };

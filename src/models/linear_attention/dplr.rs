@@ -119,7 +119,9 @@ fn factored_pairs(rows: [&Tensor; 2], b: &Tensor, cols: [&Tensor; 2]) -> [Tensor
     let reads_state = Tensor::cat(&[&from_diagonal, &from_diagonal], 1);
     let outputs = Tensor::cat(&[&above_diagonal, &above_diagonal], 1);
     let left_out = Tensor::cat(&[reads_state, outputs], 0);
-    let all = rows.matmul(&cols.transpose(-1, -2)).masked_fill(&left_out, 0.0);
+    // Back in b's dtype: under autocast the matmul runs in bfloat16, and the triangular solve
+    // that A_αβ feeds has no bfloat16 kernel on the CPU (the pairwise form stayed float32).
+    let all = rows.matmul(&cols.transpose(-1, -2)).to_kind(b.kind()).masked_fill(&left_out, 0.0);
     let block = |r: i64, col: i64| all.narrow(-2, r * c, c).narrow(-1, col * c, c);
     [block(0, 0), block(0, 1), block(1, 0), block(1, 1)]
 }
