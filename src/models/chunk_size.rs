@@ -1,12 +1,14 @@
 //! The chunk of the chunkwise form: a number of positions, or `auto`, which picks by device and
 //! by the mixer's kind, since the best chunk differs by an order of magnitude between them.
 //! - A per-dimension decay (GLA, RWKV-6, HGRN2) forms its scores as one matmul of q ⊙ e^{b} and
-//!   k ⊙ e^{−b} while no chunk decays by more than e^{−40} (`linear_attention::factorable`), and
-//!   as exact (c, c, d_k) weights otherwise. On one CPU thread at L = 4,096 chunks of 16 trained
+//!   k ⊙ e^{−b} while no chunk decays by more than e^{−40} (`linear_attention::factorable`);
+//!   otherwise the call halves its chunk until they do, and below 8 forms exact (c, c, d_k)
+//!   weights (`linear_attention::halved`). On one CPU thread at L = 4,096 chunks of 16 trained
 //!   fastest (tokens/s with chunks of 4, 16, 32, 64: GLA 14.2k, 18.7k, 18.0k, 18.3k; RWKV-6
 //!   11.6k, 12.4k, 12.2k, 2.2k; HGRN2 10.8k, 17.2k, 15.4k, 2.2k; the transformer 5.9k). At 64
-//!   RWKV-6's and HGRN2's first layers decay by more than the limit and take the (c, c, d_k)
-//!   form; before the factored scores, chunks of 4 were fastest (GLA 1.91× the transformer,
+//!   RWKV-6's and HGRN2's first layers decay by more than the limit: that run took the
+//!   (c, c, d_k) form at 64, which is why a call now halves its chunk instead; before the
+//!   factored scores, chunks of 4 were fastest (GLA 1.91× the transformer,
 //!   1.15× with 16, 0.77× with 32).
 //! - The delta rule (DeltaNet, Gated DeltaNet, DeltaProduct): on one CPU thread chunks of 16
 //!   trained about as fast as 32 and faster than 64 (DeltaNet 13.2k tokens/s with 16, 11.2k

@@ -26,10 +26,11 @@
 //! decays by more than [`super::factor_limit`] (RWKV-7's decay is at most e^{−0.61} per step, so
 //! chunks of up to 64 always qualify) they are matmuls of r ⊙ e^{b} and c ⊙ e^{−b}, as fla's
 //! kernels form them: each factor is finite and normal, and each term is the same product to
-//! rounding. Otherwise they are formed pair by pair as (c, c, d_k) weights whose exponents are
-//! decays between two positions (masked before the exponential), so ≤ 0 — exact for any decay,
-//! but c times the memory traffic.
-use super::{chunk_rows, factorable, log_decay, zero_state, Inputs};
+//! rounding. Otherwise the call runs again with half the chunk ([`super::halved`]), and below
+//! chunks of 8 the pairs are formed one by one as (c, c, d_k) weights whose exponents are decays
+//! between two positions (masked before the exponential), so ≤ 0 — exact for any decay, but c
+//! times the memory traffic.
+use super::{chunk_rows, factorable, halved, log_decay, zero_state, Inputs};
 use tch::{Kind, Tensor};
 
 /// The low-rank part of each step's transition: α (read) and β (write back), each
@@ -146,6 +147,11 @@ pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Optio
     let (alpha, beta) = (chunks(&low_rank.alpha), chunks(&low_rank.beta));
     let g = chunks(&vector_log_decay(inputs));
     let b = g.cumsum(3, kind); // log decay from the chunk's start through each step
+    if !factorable(&b) {
+        if let Some(shorter) = halved(c, 1) {
+            return chunkwise(inputs, low_rank, shorter, initial);
+        }
+    }
     let b_prev = &b - &g; // … through the step before
     let last = b.narrow(3, c - 1, 1);
     let to_end = (&last - &b).exp();
