@@ -157,7 +157,7 @@ impl Gla {
 
 impl Mixer for Gla {
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("gla: {}", engine::describe(self.chunk))
+        format!("gla: {}", engine::describe_factored(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

@@ -160,7 +160,7 @@ impl Hgrn2 {
 
 impl Mixer for Hgrn2 {
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("hgrn2: {}", engine::describe(self.chunk))
+        format!("hgrn2: {}", engine::describe_factored(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

@@ -12,7 +12,10 @@
 //! (matmuls inside chunks, the state carried across them; the delta rule through the UT/WY
 //! representation, one triangular solve per chunk) and [`step`] (one token, for generation).
 //! Every exponent the chunkwise form takes is a decay between two positions, so ≤ 0: nothing
-//! overflows however strong the decay. q is used as given (callers scale it).
+//! overflows however strong the decay. The one exception is deliberate: a per-dimension decay's
+//! scores are factored into q ⊙ e^{b} and k ⊙ e^{−b} (b from the chunk's start), checked first
+//! to stay within [`factor_limit`], the chunk halved until they do ([`halved`]). q is used as
+//! given (callers scale it).
 use tch::{Kind, Tensor};
 
 pub mod dplr;
@@ -21,6 +24,16 @@ pub mod dplr;
 /// libtorch ops, without a fused Triton/CUDA kernel as fla's.
 pub fn describe(chunk: i64) -> String {
     format!("chunkwise in libtorch ops (chunks of {chunk}), no fused kernel")
+}
+
+/// [`describe`] for the mixers with a per-dimension decay, whose scores are factored and whose
+/// chunk a call may halve: a run before the factored form differs from one after it, and
+/// `compare` warns when two runs' implementations differ.
+pub fn describe_factored(chunk: i64) -> String {
+    format!(
+        "chunkwise in libtorch ops (chunks of {chunk}, decayed scores factored, a chunk halved while it decays past \
+         e^-40), no fused kernel"
+    )
 }
 
 /// The decay α_t, as log α (≤ 0).

@@ -236,7 +236,7 @@ impl Rwkv6 {
 
 impl Mixer for Rwkv6 {
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("rwkv6: {}", engine::describe(self.chunk))
+        format!("rwkv6: {}", engine::describe_factored(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {

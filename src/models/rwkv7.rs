@@ -275,7 +275,7 @@ impl Rwkv7 {
 
 impl Mixer for Rwkv7 {
     fn implementation(&self, _device: tch::Device, _kind: tch::Kind) -> String {
-        format!("rwkv7 (generalised delta rule): {}", engine::describe(self.chunk))
+        format!("rwkv7 (generalised delta rule): {}", engine::describe_factored(self.chunk))
     }
 
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
