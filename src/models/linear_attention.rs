@@ -258,7 +258,10 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
     // b_i: log of the decay from the chunk's start through position i, (…, c, 1 or d_k).
     let b = log_decay(inputs).map(|g| chunks(&g, c).cumsum(3, kind));
     let scalar_decay = b.as_ref().is_some_and(|b| b.size()[4] == 1);
-    if b.as_ref().is_some_and(|b| !scalar_decay && !factorable(b)) {
+    // Decided once: the check reduces b and reads the result back.
+    let vector_decay = b.is_some() && !scalar_decay;
+    let factored = vector_decay && b.as_ref().is_some_and(factorable);
+    if vector_decay && !factored {
         if let Some(shorter) = halved(c, every) {
             return chunkwise_every(inputs, every, shorter, initial);
         }
@@ -346,7 +349,7 @@ pub fn chunkwise_every(inputs: &Inputs, every: i64, chunk: i64, initial: Option<
         (Some(_), Some(r)) => q.matmul(&k.transpose(-1, -2)) * last_of_each(r, every),
         // Factored as dplr's pair products (see there): (q ⊙ e^{b}) (k ⊙ e^{−b})ᵀ, one matmul.
         // Back in b's dtype, as the pairwise form's scores are, whatever autocast made the matmul.
-        (Some(b), None) if factorable(b) => q_start
+        (Some(b), None) if factored => q_start
             .matmul(&(&k * (-b).exp()).transpose(-1, -2))
             .to_kind(b.kind())
             .masked_fill(&last_of_each(&above_diagonal(c, q.device()), every), 0.0),
@@ -386,8 +389,14 @@ mod tests {
         }
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    pub(super) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b).abs().max().double_value(&[])
+    }
+
+    /// The largest difference of `a` (any float dtype) from the float64 `reference`, relative
+    /// to the reference's largest magnitude.
+    pub(super) fn relative_diff(a: &Tensor, reference: &Tensor) -> f64 {
+        max_diff(&a.to_kind(Kind::Double), reference) / reference.abs().max().double_value(&[])
     }
 
     #[test]
@@ -456,10 +465,9 @@ mod tests {
         let (o_ref, s_ref) = naive(&x, None);
         for chunk in [16, 64] {
             let (o, s) = chunkwise(&x.to_kind(Kind::Float), chunk, None);
-            let relative =
-                |a: &Tensor, r: &Tensor| max_diff(&a.to_kind(Kind::Double), r) / r.abs().max().double_value(&[]);
-            assert!(relative(&o, &o_ref) < 1e-5, "chunk {chunk}: o off by {:e} (relative)", relative(&o, &o_ref));
-            assert!(relative(&s, &s_ref) < 1e-5, "chunk {chunk}: state");
+            let off = relative_diff(&o, &o_ref);
+            assert!(off < 1e-5, "chunk {chunk}: o off by {off:e} (relative)");
+            assert!(relative_diff(&s, &s_ref) < 1e-5, "chunk {chunk}: state");
         }
     }
 

@@ -320,9 +320,10 @@ impl Mixer for Rwkv7 {
     /// Projections r, k, v, o 8C²; the LoRAs 4C·(r_w + r_a + r_g) (+ 4C·r_v after the first
     /// layer); per token in a chunk of c the four decayed pair weights (α·β, α·k, q·β, q·k:
     /// about (c + 1)/2 pairs each, counted at the pairwise form's 3·head_dim per pair; the
-    /// factored form, RWKV-7's, spends 2·head_dim per pair on all c of them), the solve c·head_dim/2 and the products
-    /// with T, V and X (about 6c·head_dim), across chunks the state's read and update
-    /// (8 head_dim² per head: 8C·head_dim); the bonus and norm about 10C.
+    /// factored form, RWKV-7's, spends 2·head_dim per pair on all c of them), the solve
+    /// c·head_dim/2 and the products with T, V and X (about 6c·head_dim), across chunks the
+    /// state's read and update (8 head_dim² per head: 8C·head_dim); the bonus and norm about
+    /// 10C.
     fn flops_per_token(&self, seq_len: i64) -> f64 {
         let cfg = &self.cfg;
         let (c_model, head) = (cfg.d_model as f64, cfg.head_dim as f64);

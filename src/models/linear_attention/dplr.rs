@@ -147,7 +147,8 @@ pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Optio
     let (alpha, beta) = (chunks(&low_rank.alpha), chunks(&low_rank.beta));
     let g = chunks(&vector_log_decay(inputs));
     let b = g.cumsum(3, kind); // log decay from the chunk's start through each step
-    if !factorable(&b) {
+    let factored = factorable(&b); // once: it reduces b and reads the result back
+    if !factored {
         if let Some(shorter) = halved(c, 1) {
             return chunkwise(inputs, low_rank, shorter, initial);
         }
@@ -157,7 +158,7 @@ pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Optio
     let to_end = (&last - &b).exp();
 
     let (alpha_start, q_start) = (&alpha * b_prev.exp(), &q * b.exp());
-    let [alpha_beta, alpha_k, q_beta, q_k] = if factorable(&b) {
+    let [alpha_beta, alpha_k, q_beta, q_k] = if factored {
         factored_pairs([&alpha_start, &q_start], &b, [&beta, &k])
     } else {
         let [alpha_beta, alpha_k] = decayed_pairs(&alpha, &pair_decays(&b_prev, &b, true), [&beta, &k]);
@@ -193,6 +194,7 @@ pub fn chunkwise(inputs: &Inputs, low_rank: &LowRank, chunk: i64, initial: Optio
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{max_diff, relative_diff};
     use super::super::Decay;
     use super::*;
     use tch::Device;
@@ -214,10 +216,6 @@ mod tests {
             beta: None,
         };
         (inputs, LowRank { alpha: -&kappa, beta: &kappa * a })
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).abs().max().double_value(&[])
     }
 
     #[test]
@@ -256,10 +254,9 @@ mod tests {
         let low_rank32 = LowRank { alpha: float(&low_rank.alpha), beta: float(&low_rank.beta) };
         for chunk in [16, 64] {
             let (o, s) = chunkwise(&x.to_kind(Kind::Float), &low_rank32, chunk, None);
-            let relative =
-                |a: &Tensor, r: &Tensor| max_diff(&a.to_kind(Kind::Double), r) / r.abs().max().double_value(&[]);
-            assert!(relative(&o, &o_ref) < 1e-5, "chunk {chunk}: o off by {:e} (relative)", relative(&o, &o_ref));
-            assert!(relative(&s, &s_ref) < 1e-5, "chunk {chunk}: state");
+            let off = relative_diff(&o, &o_ref);
+            assert!(off < 1e-5, "chunk {chunk}: o off by {off:e} (relative)");
+            assert!(relative_diff(&s, &s_ref) < 1e-5, "chunk {chunk}: state");
         }
     }
 
